@@ -1,0 +1,91 @@
+//! `cutover check PLAN`: verify a plan and report every problem.
+
+use std::io::Write;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::render::{self, JsonDiagnostic};
+use crate::{exit_codes, CliError, PlanArgs};
+
+/// Arguments of `cutover check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Output format: diagnostics for people, or one JSON object
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    format: CheckFormat,
+}
+
+/// How `check` reports.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CheckFormat {
+    /// Labelled diagnostics on stderr, a summary on stdout
+    Text,
+    /// One JSON object on stdout
+    Json,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    plan: String,
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+    steps: Option<usize>,
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+}
+
+/// Verifies the plan: exit 0 when valid (warnings allowed), 2 when invalid.
+pub fn cmd_check(
+    args: &CheckArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, CliError> {
+    let loaded = args.plan.load()?;
+    let diagnostics = &loaded.diagnostics;
+    let name = args.plan.plan.display().to_string();
+    let code = if diagnostics.has_errors() {
+        exit_codes::INVALID_PLAN
+    } else {
+        exit_codes::OK
+    };
+    match args.format {
+        CheckFormat::Json => {
+            let report = JsonReport {
+                plan: name,
+                valid: !diagnostics.has_errors(),
+                errors: diagnostics.error_count(),
+                warnings: diagnostics.warning_count(),
+                steps: loaded.plan.as_ref().map(|p| p.steps().count()),
+                diagnostics: diagnostics.iter().map(JsonDiagnostic::from).collect(),
+            };
+            serde_json::to_writer_pretty(&mut *stdout, &report)?;
+            writeln!(stdout)?;
+        }
+        CheckFormat::Text => {
+            render::diagnostics_text(diagnostics, stderr)?;
+            let warnings = render::count(diagnostics.warning_count(), "warning");
+            match &loaded.plan {
+                Some(plan) => {
+                    let pending = plan.steps().filter(|s| s.pending()).count();
+                    writeln!(
+                        stdout,
+                        "{name}: valid: {} steps in {} phases ({pending} to run), {warnings}",
+                        plan.steps().count(),
+                        plan.phases.len(),
+                    )?;
+                }
+                None => {
+                    writeln!(
+                        stderr,
+                        "{name}: invalid: {}, {warnings}",
+                        render::count(diagnostics.error_count(), "error")
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,60 @@
+//! The one error type of the CLI. Every `From` lives here, and every error
+//! knows its exit code.
+
+use crate::exit_codes;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The plan file could not be read.
+    #[error(transparent)]
+    Read(#[from] plan_core::ReadError),
+    /// The plan has errors; they were already printed.
+    #[error("{path}: {errors} error{s}, the plan is invalid", s = if *.errors == 1 { "" } else { "s" })]
+    InvalidPlan {
+        /// The plan as named on the command line.
+        path: String,
+        /// How many errors.
+        errors: usize,
+    },
+    /// A command-line value is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing output failed (e.g. a closed pipe).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// JSON output could not be produced.
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl CliError {
+    /// The documented exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::InvalidPlan { .. } => exit_codes::INVALID_PLAN,
+            CliError::Read(_) | CliError::Usage(_) | CliError::Output(_) | CliError::Json(_) => {
+                exit_codes::ERROR
+            }
+        }
+    }
+
+    /// A hint printed under the error, if there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Read(e) => match e.kind {
+                plan_core::ReadErrorKind::NotFound => {
+                    Some("check the path; examples live under examples/".into())
+                }
+                plan_core::ReadErrorKind::IsDirectory => {
+                    Some("name the plan file itself, e.g. examples/mailman.ron".into())
+                }
+                _ => None,
+            },
+            CliError::InvalidPlan { path, .. } => Some(format!(
+                "fix the errors above, then run `cutover check {path}` again"
+            )),
+            _ => None,
+        }
+    }
+}

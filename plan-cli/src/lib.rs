@@ -1,0 +1,118 @@
+//! The `cutover` command line: parses arguments, calls the libraries, renders
+//! what they return. This crate is the only one that prints.
+//!
+//! Each verb lives in `commands/<verb>.rs` as a `<Verb>Args` struct and a
+//! `cmd_<verb>` function; [`main`] maps the outcome to a documented exit code
+//! (see [`exit_codes`]).
+#![warn(missing_docs)]
+
+pub mod commands;
+pub mod error;
+pub mod exit_codes;
+mod render;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use plan_core::{Loaded, Plan, Settings};
+
+pub use error::CliError;
+
+/// Plan-as-code for service migrations: verify, rehearse, announce and run.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a plan and report every problem with its place in the file
+    Check(commands::check::CheckArgs),
+    /// Show the plan as the seed-style table: #, step, ticket, done?
+    Status(commands::status::StatusArgs),
+    /// Draw the plan's steps, rollback points and revert edges (Mermaid or Graphviz)
+    Graph(commands::graph::GraphArgs),
+}
+
+/// Which plan, and variable overrides for it.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan file (RON)
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Override a plan variable; HOST.NAME=VALUE sets a host variable (repeatable)
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = Settings::parse_set)]
+    pub set: Vec<(String, String)>,
+}
+
+impl PlanArgs {
+    /// Loads and verifies the plan; `CUTOVER_VAR_*` and `--set` override variables.
+    pub fn load(&self) -> Result<Loaded, CliError> {
+        let mut settings = Settings::from_env();
+        settings.set = self.set.clone();
+        Ok(plan_core::load_path(&self.plan, &settings)?)
+    }
+
+    /// Loads a plan that must be valid; prints its errors otherwise.
+    pub fn load_valid(&self, stderr: &mut dyn Write) -> Result<Plan, CliError> {
+        let loaded = self.load()?;
+        match loaded.plan {
+            Some(plan) => Ok(plan),
+            None => {
+                let errors = loaded.diagnostics.error_count();
+                let mut only_errors = loaded.diagnostics.clone();
+                only_errors.retain_errors();
+                render::diagnostics_text(&only_errors, stderr)?;
+                Err(CliError::InvalidPlan {
+                    path: self.plan.display().to_string(),
+                    errors,
+                })
+            }
+        }
+    }
+}
+
+/// Runs `cutover` with these arguments, writing to these streams.
+pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Check(args) => commands::check::cmd_check(&args, stdout, stderr),
+        Command::Status(args) => commands::status::cmd_status(&args, stdout, stderr),
+        Command::Graph(args) => commands::graph::cmd_graph(&args, stdout, stderr),
+    }
+}
+
+/// The whole program: parse arguments, run, map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit_codes::ERROR
+            } else {
+                exit_codes::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    match run(cli, &mut out, &mut err) {
+        Ok(code) => ExitCode::from(code),
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(exit_codes::OK)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            if let Some(hint) = e.hint() {
+                let _ = writeln!(err, "  hint: {hint}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

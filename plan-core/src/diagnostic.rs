@@ -1,0 +1,371 @@
+//! Problems found in a plan, as miette diagnostics that point into the file.
+//!
+//! Every problem has a stable [`Rule`] code (`cutover::unknown-host`, ...),
+//! a severity, labelled spans and a hint on how to fix it. The loader and the
+//! verifier collect all of them in one pass; the CLI renders them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{LabeledSpan, SourceCode};
+
+use crate::span::Span;
+
+/// The text of a plan file and the name it is shown under.
+#[derive(Clone, Debug)]
+pub struct Source {
+    name: String,
+    text: Arc<str>,
+}
+
+impl Source {
+    /// A source named `name` (usually the path as the user typed it).
+    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    /// The name shown in diagnostics.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The whole text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The text behind `span`, or "" when the span is out of range.
+    pub fn slice(&self, span: Span) -> &str {
+        self.text.get(span.offset..span.end()).unwrap_or("")
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = self.text.get(..offset).unwrap_or(&self.text);
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+}
+
+/// How bad a problem is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a look; the plan is still valid.
+    Warning,
+    /// The plan is invalid and will not run.
+    Error,
+}
+
+macro_rules! rules {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $severity:ident; )*) => {
+        /// Every rule the loader and the verifier check, with its stable code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Rule {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Rule {
+            /// All rules, in documentation order.
+            pub const ALL: &'static [Rule] = &[$(Rule::$variant),*];
+
+            /// The stable code, e.g. `cutover::unknown-host`.
+            pub fn code(self) -> &'static str {
+                match self { $(Rule::$variant => concat!("cutover::", $code),)* }
+            }
+
+            /// How bad a breach of this rule is.
+            pub fn severity(self) -> Severity {
+                match self { $(Rule::$variant => Severity::$severity,)* }
+            }
+        }
+    };
+}
+
+rules! {
+    /// The file cannot be read as a plan at all (I/O, size, encoding).
+    Unreadable = "unreadable", Error;
+    /// The RON text is malformed, or a value has the wrong type or an unknown field.
+    Syntax = "syntax", Error;
+    /// A value is malformed: a duration, address, time, name or number.
+    InvalidValue = "invalid-value", Error;
+    /// A step, phase, host or rollback point name is used twice.
+    DuplicateId = "duplicate-id", Error;
+    /// A step names a host the plan does not declare.
+    UnknownHost = "unknown-host", Error;
+    /// A step names a DNS record the plan does not declare.
+    UnknownRecord = "unknown-record", Error;
+    /// `after` names a step that does not exist.
+    UnknownStep = "unknown-step", Error;
+    /// A command uses `{{name}}` but no such variable is defined.
+    UnknownVariable = "unknown-variable", Error;
+    /// `--set` or `CUTOVER_VAR_*` names a variable the plan does not define.
+    UnknownSetting = "unknown-setting", Error;
+    /// A DNS step is used but the plan has no `dns` section.
+    NoDns = "no-dns", Error;
+    /// `after` names a step in a later phase.
+    AfterLaterPhase = "after-later-phase", Error;
+    /// The `after` relation has a cycle.
+    AfterCycle = "after-cycle", Error;
+    /// A step that can change something has no revert.
+    MissingRevert = "missing-revert", Error;
+    /// A revert or check kind that cannot be used with this action.
+    IncompatibleRevert = "incompatible", Error;
+    /// An irreversible step comes before the point of no return.
+    IrreversibleBeforePointOfNoReturn = "irreversible-before-point-of-no-return", Error;
+    /// A rollback point after the point of no return can never be rolled back to.
+    RollbackPointAfterPointOfNoReturn = "rollback-point-after-point-of-no-return", Error;
+    /// More than one point of no return.
+    SecondPointOfNoReturn = "second-point-of-no-return", Error;
+    /// Downtime begins and never ends.
+    DowntimeNeverEnds = "downtime-never-ends", Error;
+    /// Downtime ends before it begins, or begins twice.
+    DowntimeOrder = "downtime-order", Error;
+    /// A record is switched sooner after a TTL change than the old TTL allows.
+    TtlNotExpired = "ttl-not-expired", Error;
+    /// A deadline is below the step's minimum duration.
+    DeadlineBelowMinimum = "deadline-below-minimum", Error;
+    /// Phases are not in the order of their anchors.
+    PhaseOrder = "phase-order", Error;
+    /// A `Verify` step has no check.
+    VerifyWithoutCheck = "verify-without-check", Error;
+    /// A step inside the downtime window has no check.
+    MissingCheck = "missing-check", Warning;
+    /// A record with a long TTL is switched: users may see the old address for that long.
+    LongTtlSwitch = "long-ttl-switch", Warning;
+    /// The plan has no step to run.
+    NothingToRun = "nothing-to-run", Warning;
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One labelled place in the file.
+#[derive(Clone, Debug)]
+pub struct Label {
+    /// Where.
+    pub span: Span,
+    /// What about it (may be empty).
+    pub text: String,
+}
+
+/// One problem in a plan.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    rule: Rule,
+    message: String,
+    labels: Vec<Label>,
+    help: Option<String>,
+    source: Option<Source>,
+}
+
+impl Diagnostic {
+    /// A problem breaking `rule`.
+    pub fn new(rule: Rule, message: impl Into<String>) -> Self {
+        Diagnostic {
+            rule,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            source: None,
+        }
+    }
+
+    /// Points at `span` with `text`.
+    pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
+    }
+
+    /// Says how to fix it.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The rule broken.
+    pub fn rule(&self) -> Rule {
+        self.rule
+    }
+
+    /// Error or warning.
+    pub fn severity(&self) -> Severity {
+        self.rule.severity()
+    }
+
+    /// The one-line message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The labelled places.
+    pub fn labels(&self) -> &[Label] {
+        &self.labels
+    }
+
+    /// The hint, if any.
+    pub fn help_text(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    /// `file:line:col` of the first label, for one-line and JSON output.
+    pub fn location(&self) -> Option<(String, usize, usize)> {
+        let source = self.source.as_ref()?;
+        let label = self.labels.first()?;
+        let (line, col) = source.line_col(label.span.offset);
+        Some((source.name().to_owned(), line, col))
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+impl miette::Diagnostic for Diagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.rule.code()))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.rule.severity() {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source
+            .as_ref()
+            .filter(|_| !self.labels.is_empty())
+            .map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.labels.iter().enumerate().map(|(i, l)| {
+            let text = (!l.text.is_empty()).then(|| l.text.clone());
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(text, l.span)
+            } else {
+                LabeledSpan::new_with_span(text, l.span)
+            }
+        })))
+    }
+}
+
+impl SourceCode for Source {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let contents = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(
+            miette::MietteSpanContents::new_named(
+                self.name.clone(),
+                contents.data(),
+                *contents.span(),
+                contents.line(),
+                contents.column(),
+                contents.line_count(),
+            )
+            .with_language("ron"),
+        ))
+    }
+}
+
+/// All problems found in one plan, errors and warnings.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub(crate) fn push(&mut self, diagnostic: Diagnostic) {
+        self.0.push(diagnostic);
+    }
+
+    pub(crate) fn attach(&mut self, source: &Source) {
+        for d in &mut self.0 {
+            if d.source.is_none() {
+                d.source = Some(source.clone());
+            }
+        }
+        // Stable order: by position in the file, errors and warnings interleaved.
+        self.0
+            .sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.offset));
+    }
+
+    /// Keeps only the errors.
+    pub fn retain_errors(&mut self) {
+        self.0.retain(|d| d.severity() == Severity::Error);
+    }
+
+    /// Whether any problem is an error.
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| d.severity() == Severity::Error)
+    }
+
+    /// How many errors.
+    pub fn error_count(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|d| d.severity() == Severity::Error)
+            .count()
+    }
+
+    /// How many warnings.
+    pub fn warning_count(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|d| d.severity() == Severity::Warning)
+            .count()
+    }
+
+    /// Iterates over the problems, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many problems.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}

@@ -1,0 +1,112 @@
+//! Human durations (`"10s"`, `"5m"`, `"1h30m"`, `"1d"`) and phase anchors
+//! (`"-1d"`, `"0"`, `"+1h"`).
+
+use std::time::Duration;
+
+/// Parses a duration such as `10s`, `5m`, `1h30m`, `2h 15m` or `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("a duration cannot be empty; write e.g. \"5m\", \"1h30m\" or \"10s\"".into());
+    }
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. \"5m\", \"1h30m\" or \"10s\"")
+    })
+}
+
+/// A signed offset from the window start, in seconds.
+pub fn parse_anchor(text: &str) -> Result<i64, String> {
+    let trimmed = text.trim();
+    let (sign, rest) = match trimmed.as_bytes().first() {
+        Some(b'-') => (-1, &trimmed[1..]),
+        Some(b'+') => (1, &trimmed[1..]),
+        _ => (1, trimmed),
+    };
+    let duration = parse_duration(rest).map_err(|_| {
+        format!("`{trimmed}` is not an offset from the window start; write e.g. \"-1d\", \"0\" or \"+2h\"")
+    })?;
+    let secs =
+        i64::try_from(duration.as_secs()).map_err(|_| format!("`{trimmed}` is too far away"))?;
+    Ok(sign * secs)
+}
+
+/// Formats a duration compactly: `45s`, `5m`, `1h30m`, `1d2h`, `1.5s`.
+pub fn format_duration(d: Duration) -> String {
+    let total = d.as_secs();
+    if total == 0 {
+        let ms = d.as_millis();
+        return if ms == 0 {
+            "0s".into()
+        } else {
+            format!("{ms}ms")
+        };
+    }
+    let (days, hours, minutes, seconds) = (
+        total / 86_400,
+        total / 3_600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    let mut out = String::new();
+    for (value, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            out.push_str(&format!("{value}{unit}"));
+        }
+    }
+    out
+}
+
+/// Formats a signed anchor: `-1d`, `0`, `+2h`.
+pub fn format_anchor(secs: i64) -> String {
+    match secs {
+        0 => "0".into(),
+        s if s < 0 => format!(
+            "-{}",
+            format_duration(Duration::from_secs(s.unsigned_abs()))
+        ),
+        s => format!(
+            "+{}",
+            format_duration(Duration::from_secs(s.unsigned_abs()))
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_plans_use() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2h 15m"), Ok(Duration::from_secs(8100)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5m").is_err());
+    }
+
+    #[test]
+    fn parses_anchors() {
+        assert_eq!(parse_anchor("-1d"), Ok(-86_400));
+        assert_eq!(parse_anchor("0"), Ok(0));
+        assert_eq!(parse_anchor("+1h"), Ok(3_600));
+        assert!(parse_anchor("yesterday").is_err());
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        for secs in [0, 1, 59, 60, 300, 3_600, 5_400, 86_400, 90_061] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{secs}");
+        }
+        assert_eq!(format_anchor(-86_400), "-1d");
+        assert_eq!(format_anchor(0), "0");
+        assert_eq!(format_anchor(5_400), "+1h30m");
+    }
+}

@@ -1,0 +1,547 @@
+//! The validated plan: every reference resolved, every value parsed.
+//!
+//! A [`Plan`] only comes out of [`crate::load`]; holding one means the file
+//! was well-formed, its names resolve and its values parse. Whether it is
+//! *safe* (the verifier's rules) is reported next to it as diagnostics.
+//! Spans are kept so later stages can still point into the file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::diagnostic::Source;
+use crate::span::Span;
+
+/// A whole migration plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What the plan is called (`"lists.wikimedia.org: sodium -> fermium"`).
+    pub name: String,
+    /// The service that moves, as users know it.
+    pub service: String,
+    /// Why it moves, in a few sentences (used in announcements).
+    pub description: Option<String>,
+    /// The maintenance window.
+    pub window: Window,
+    /// Plan-level variables after `--set` and environment overrides.
+    pub vars: Vec<Variable>,
+    /// Hosts, in file order.
+    pub hosts: Vec<Host>,
+    /// How DNS records are changed, if the plan changes any.
+    pub dns: Option<Dns>,
+    /// Phases in time order.
+    pub phases: Vec<Phase>,
+    /// The text it was loaded from.
+    pub source: Source,
+    /// FNV-1a hash of the text and the settings, to tie journals to this plan.
+    pub hash: u64,
+}
+
+/// The announced maintenance window.
+#[derive(Clone, Debug)]
+pub struct Window {
+    /// When it starts, if fixed in the plan.
+    pub start: Option<jiff::Timestamp>,
+    /// How long it was announced to last.
+    pub announced: Duration,
+    /// Past this, the run is aborted and rolled back.
+    pub deadline: Option<Duration>,
+    /// Where `announced` was written.
+    pub announced_span: Span,
+}
+
+/// A named value usable as `{{name}}` in commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variable {
+    /// The name.
+    pub name: String,
+    /// The value in force.
+    pub value: String,
+    /// Where the value came from.
+    pub origin: VarOrigin,
+}
+
+/// Where a variable's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VarOrigin {
+    /// Written in the plan.
+    Plan,
+    /// `CUTOVER_VAR_<name>` in the environment.
+    Environment,
+    /// `--set` on the command line.
+    CommandLine,
+}
+
+/// Where commands run: `local` (built in) or a host reached over SSH.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The name steps use.
+    pub name: String,
+    /// DNS name, address or `~/.ssh/config` alias.
+    pub address: String,
+    /// Login user; `~/.ssh/config` or the current user when absent.
+    pub user: Option<String>,
+    /// SSH port; `~/.ssh/config` or 22 when absent.
+    pub port: Option<u16>,
+    /// Private key file; the agent and `~/.ssh/config` when absent.
+    pub identity: Option<PathBuf>,
+    /// Host variables after overrides; they shadow plan variables.
+    pub vars: Vec<Variable>,
+    /// Where the name was written (or the empty span for `local`).
+    pub span: Span,
+}
+
+impl Host {
+    /// The name of the built-in host that runs commands on this machine.
+    pub const LOCAL: &'static str = "local";
+
+    /// Whether this is the built-in local host.
+    pub fn is_local(&self) -> bool {
+        self.name == Self::LOCAL
+    }
+}
+
+/// RFC 2136 dynamic DNS settings.
+#[derive(Clone, Debug)]
+pub struct Dns {
+    /// `host:port` of the authoritative server.
+    pub server: String,
+    /// The zone, fully qualified (`wikimedia.org.`).
+    pub zone: String,
+    /// Where the TSIG key comes from; never the plan text.
+    pub key: TsigKeySource,
+    /// The records the plan changes.
+    pub records: Vec<Record>,
+}
+
+/// Where the TSIG secret is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TsigKeySource {
+    /// A BIND key file as written by `tsig-keygen`.
+    File(PathBuf),
+    /// An environment variable holding `algorithm:name:base64secret`.
+    Env(String),
+}
+
+/// A DNS record the plan manages.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// Fully qualified name (`lists.wikimedia.org.`).
+    pub name: String,
+    /// Its TTL before the plan starts.
+    pub ttl: Duration,
+    /// Its addresses before the plan starts, if given.
+    pub addresses: Vec<IpAddr>,
+    /// Where the name was written.
+    pub span: Span,
+}
+
+/// A group of steps anchored to the window start.
+#[derive(Clone, Debug)]
+pub struct Phase {
+    /// The name, for `--phase`.
+    pub name: String,
+    /// Seconds from the window start, or `None` for unscheduled preparation.
+    pub at: Option<i64>,
+    /// Steps and markers in file order.
+    pub entries: Vec<Entry>,
+    /// Where the name was written.
+    pub span: Span,
+}
+
+/// One item of a phase.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    /// A step.
+    Step(Step),
+    /// On failure, revert back to here.
+    RollbackPoint(Marker),
+    /// Past here, failures halt instead of reverting.
+    PointOfNoReturn(Marker),
+}
+
+/// A rollback point or the point of no return.
+#[derive(Clone, Debug)]
+pub struct Marker {
+    /// The rollback point's name, or the reason there is no way back.
+    pub text: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// One step of the plan.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Unique id.
+    pub id: String,
+    /// The row text shown by `status` (defaults to the id).
+    pub title: String,
+    /// The row number shown by `status`.
+    pub number: u32,
+    /// Tickets that track it.
+    pub tickets: Vec<String>,
+    /// Whether it was already performed before this plan runs.
+    pub done: Done,
+    /// What it does.
+    pub action: Action,
+    /// How to tell that the action took effect.
+    pub check: Option<Check>,
+    /// How long it takes.
+    pub duration: DurationModel,
+    /// Cancel and fail it past this.
+    pub deadline: Option<Duration>,
+    /// Extra attempts after a failure.
+    pub retries: u32,
+    /// Steps that must finish first.
+    pub after: Vec<String>,
+    /// Whether `after` was written (or is the previous step).
+    pub after_explicit: bool,
+    /// The user-visible outage begins or ends with this step.
+    pub downtime: Option<Downtime>,
+    /// Wait this long after the action succeeds (e.g. to let queues drain).
+    pub settle: Option<Duration>,
+    /// What users notice while this step runs.
+    pub notice: Option<String>,
+    /// Where its parts were written.
+    pub spans: StepSpans,
+}
+
+/// Places of a step's parts in the file.
+#[derive(Clone, Debug, Default)]
+pub struct StepSpans {
+    /// The id.
+    pub id: Span,
+    /// The whole action.
+    pub action: Span,
+    /// The revert, when written.
+    pub revert: Option<Span>,
+    /// The check, when written.
+    pub check: Option<Span>,
+    /// The duration model, when written.
+    pub duration: Option<Span>,
+    /// The deadline, when written.
+    pub deadline: Option<Span>,
+    /// The downtime marker, when written.
+    pub downtime: Option<Span>,
+    /// Each `after` entry.
+    pub after: Vec<Span>,
+}
+
+impl Step {
+    /// Whether the step still has to run.
+    pub fn pending(&self) -> bool {
+        self.done != Done::Yes
+    }
+
+    /// How the step is undone.
+    pub fn revert(&self) -> RevertPlan<'_> {
+        match &self.action {
+            Action::Shell { revert, .. } | Action::Manual { revert, .. } => {
+                RevertPlan::Stated(revert)
+            }
+            Action::Service { state, .. } => RevertPlan::RestoreService(*state),
+            Action::DnsTtl { .. } | Action::DnsRecord { .. } => RevertPlan::RestoreRecord,
+            Action::Rsync { .. } | Action::WaitTtl { .. } | Action::Wait(_) | Action::Verify => {
+                RevertPlan::NothingToUndo
+            }
+        }
+    }
+
+    /// The host commands of this step run on, if it has one.
+    pub fn host(&self) -> Option<&str> {
+        match &self.action {
+            Action::Shell { host, .. } | Action::Service { host, .. } => Some(host),
+            Action::Rsync { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+}
+
+/// How a step is undone.
+#[derive(Clone, Copy, Debug)]
+pub enum RevertPlan<'a> {
+    /// As written in the plan.
+    Stated(&'a Revert),
+    /// Put the unit back in its captured state (the opposite of this one).
+    RestoreService(ServiceState),
+    /// Put the captured RRset (addresses and TTL) back.
+    RestoreRecord,
+    /// The action changes nothing that a rollback must undo.
+    NothingToUndo,
+}
+
+/// Performed already?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// Yes: skipped, shown as done.
+    Yes,
+    /// No: runs.
+    No,
+    /// Started by hand, not finished: runs.
+    InProgress,
+}
+
+impl Done {
+    /// As the seed tables say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Done::Yes => "yes",
+            Done::No => "no",
+            Done::InProgress => "in progress",
+        }
+    }
+}
+
+/// Which end of the outage a step marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Downtime {
+    /// Users lose the service when this step starts.
+    Begins,
+    /// Users have the service back when this step (and DNS propagation) ends.
+    Ends,
+}
+
+/// Desired state of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceState {
+    /// Started.
+    Running,
+    /// Stopped.
+    Stopped,
+}
+
+/// What a step does.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// A shell command on a host, with its stated revert.
+    Shell {
+        /// Host name.
+        host: String,
+        /// The command, variables expanded and quoted.
+        run: String,
+        /// How to undo it.
+        revert: Revert,
+    },
+    /// Start or stop a systemd unit; the previous state is captured.
+    Service {
+        /// Host name.
+        host: String,
+        /// Unit name.
+        unit: String,
+        /// Wanted state.
+        state: ServiceState,
+    },
+    /// Copy a directory tree from one host to another.
+    Rsync {
+        /// Source host.
+        from: String,
+        /// Destination host.
+        to: String,
+        /// Source path.
+        path: String,
+        /// Destination path (defaults to `path`).
+        dest: String,
+        /// Delete files at the destination that the source lacks.
+        delete: bool,
+        /// Extra rsync arguments.
+        args: Vec<String>,
+    },
+    /// Change a record's TTL; the previous TTL is captured.
+    DnsTtl {
+        /// Record name.
+        record: String,
+        /// New TTL.
+        ttl: Duration,
+    },
+    /// Point a record at new addresses; the previous RRset is captured.
+    DnsRecord {
+        /// Record name.
+        record: String,
+        /// New addresses (A and AAAA by family).
+        addresses: Vec<IpAddr>,
+    },
+    /// Wait until caches can no longer hold the record's previous TTL.
+    WaitTtl {
+        /// Record name.
+        record: String,
+    },
+    /// Wait a fixed time.
+    Wait(Duration),
+    /// An operator does something and confirms.
+    Manual {
+        /// What to do, variables expanded.
+        prompt: String,
+        /// How to undo it.
+        revert: Revert,
+    },
+    /// Only run the step's check.
+    Verify,
+}
+
+impl Action {
+    /// The kind's name as written in plans.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Shell { .. } => "Shell",
+            Action::Service { .. } => "Service",
+            Action::Rsync { .. } => "Rsync",
+            Action::DnsTtl { .. } => "DnsTtl",
+            Action::DnsRecord { .. } => "DnsRecord",
+            Action::WaitTtl { .. } => "WaitTtl",
+            Action::Wait(_) => "Wait",
+            Action::Manual { .. } => "Manual",
+            Action::Verify => "Verify",
+        }
+    }
+
+    /// Whether the kind knows how to check itself, so no `check` is needed.
+    pub fn checks_itself(&self) -> bool {
+        matches!(
+            self,
+            Action::Service { .. }
+                | Action::DnsTtl { .. }
+                | Action::DnsRecord { .. }
+                | Action::Rsync { .. }
+                | Action::Wait(_)
+                | Action::WaitTtl { .. }
+        )
+    }
+}
+
+/// A stated revert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revert {
+    /// Run this command on the step's host.
+    Run(String),
+    /// Ask the operator to do this.
+    Manual(String),
+    /// It cannot be undone, for this reason; only allowed past the point of no return.
+    Irreversible(String),
+    /// There is nothing to undo, for this reason.
+    Nothing(String),
+}
+
+/// How to tell that a step's action took effect.
+#[derive(Clone, Debug)]
+pub enum Check {
+    /// A command exits 0 on a host.
+    Run {
+        /// Host name.
+        host: String,
+        /// The command, variables expanded and quoted.
+        command: String,
+    },
+    /// A TCP port accepts connections.
+    Tcp {
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// An HTTP(S) URL answers with this status.
+    Http {
+        /// URL.
+        url: String,
+        /// Expected status (200 when not written).
+        status: u16,
+    },
+    /// A record resolves to this address at the plan's DNS server.
+    Resolves {
+        /// Record name.
+        record: String,
+        /// Expected address.
+        to: IpAddr,
+    },
+}
+
+/// How long a step takes, for estimates and the verifier.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DurationModel {
+    /// Always this long.
+    Fixed(Duration),
+    /// Anywhere between, evenly.
+    Uniform {
+        /// Shortest.
+        min: Duration,
+        /// Longest.
+        max: Duration,
+    },
+    /// Three-point estimate.
+    Pert {
+        /// Shortest.
+        min: Duration,
+        /// Most likely.
+        likely: Duration,
+        /// Longest.
+        max: Duration,
+    },
+    /// Log-normal through a median and a 95th percentile.
+    LogNormal {
+        /// Median.
+        p50: Duration,
+        /// 95th percentile.
+        p95: Duration,
+    },
+}
+
+impl DurationModel {
+    /// The shortest the step can take.
+    pub fn min(&self) -> Duration {
+        match *self {
+            DurationModel::Fixed(d) => d,
+            DurationModel::Uniform { min, .. } | DurationModel::Pert { min, .. } => min,
+            DurationModel::LogNormal { .. } => Duration::ZERO,
+        }
+    }
+
+    /// The most likely length (the median for log-normal, the middle for uniform).
+    pub fn likely(&self) -> Duration {
+        match *self {
+            DurationModel::Fixed(d) => d,
+            DurationModel::Uniform { min, max } => (min + max) / 2,
+            DurationModel::Pert { likely, .. } => likely,
+            DurationModel::LogNormal { p50, .. } => p50,
+        }
+    }
+
+    /// The longest it can take, or the 95th percentile where unbounded.
+    pub fn high(&self) -> Duration {
+        match *self {
+            DurationModel::Fixed(d) => d,
+            DurationModel::Uniform { max, .. } | DurationModel::Pert { max, .. } => max,
+            DurationModel::LogNormal { p95, .. } => p95,
+        }
+    }
+}
+
+impl Plan {
+    /// Every step of every phase, in plan order.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.phases.iter().flat_map(|p| {
+            p.entries.iter().filter_map(|e| match e {
+                Entry::Step(s) => Some(s),
+                _ => None,
+            })
+        })
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps().find(|s| s.id == id)
+    }
+
+    /// The host with this name (`local` included).
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The managed record with this name.
+    pub fn record(&self, name: &str) -> Option<&Record> {
+        self.dns.as_ref()?.records.iter().find(|r| r.name == name)
+    }
+
+    /// The phase with this name.
+    pub fn phase(&self, name: &str) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+}
