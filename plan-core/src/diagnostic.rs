@@ -219,6 +219,56 @@ impl Diagnostic {
         self.help.as_deref()
     }
 
+    /// A copy fit for a terminal: when a labelled line is very long or holds
+    /// control characters (minified or binary input), the source is cropped
+    /// to a window around the first label so the report stays one screen.
+    pub fn for_display(&self) -> Diagnostic {
+        const MAX_LINE: usize = 160;
+        const CONTEXT: usize = 60;
+        let (Some(source), Some(first)) = (&self.source, self.labels.first()) else {
+            return self.clone();
+        };
+        let text = source.text();
+        let line_of = |offset: usize| {
+            let offset = offset.min(text.len());
+            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+            (start, end)
+        };
+        let unfit = |(start, end): (usize, usize)| {
+            end - start > MAX_LINE || text[start..end].chars().any(|c| c.is_control() && c != '\t')
+        };
+        if !self.labels.iter().any(|l| unfit(line_of(l.span.offset))) {
+            return self.clone();
+        }
+        let (line_start, line_end) = line_of(first.span.offset);
+        let floor = |mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let start = floor(first.span.offset.saturating_sub(CONTEXT).max(line_start));
+        let end = floor((first.span.offset + first.span.len.min(CONTEXT) + CONTEXT).min(line_end));
+        let window: String = text[start..end]
+            .chars()
+            .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+            .collect();
+        let (line, col) = source.line_col(start);
+        let name = format!("{} (excerpt of line {line} from column {col})", source.name());
+        let labels = self
+            .labels
+            .iter()
+            .filter(|l| l.span.offset >= start && l.span.offset <= end)
+            .map(|l| {
+                let offset = l.span.offset - start;
+                let len = l.span.len.min(end.saturating_sub(l.span.offset));
+                Label { span: Span::new(offset, len), text: l.text.clone() }
+            })
+            .collect();
+        Diagnostic { labels, source: Some(Source::new(name, window)), ..self.clone() }
+    }
+
     /// `file:line:col` of the first label, for one-line and JSON output.
     pub fn location(&self) -> Option<(String, usize, usize)> {
         let source = self.source.as_ref()?;

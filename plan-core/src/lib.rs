@@ -29,8 +29,11 @@
 
 mod diagnostic;
 pub mod duration;
+pub mod journal;
 mod load;
+pub mod machine;
 mod plan;
+mod print;
 mod raw;
 mod span;
 pub mod template;
@@ -42,4 +45,5 @@ pub use load::{
     MAX_PLAN_BYTES,
 };
 pub use plan::*;
+pub use print::to_ron;
 pub use span::Span;

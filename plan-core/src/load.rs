@@ -217,6 +217,12 @@ fn parse_raw(source: &Source) -> Result<RawPlan, Diagnostic> {
     };
     let span = widen_to_char(text, span);
     let help = syntax_help(&message);
+    // ron's own wording here speaks to ron's API, not to the plan's author.
+    let message = if message.contains("recursion limit") {
+        "values are nested more than 64 levels deep".to_owned()
+    } else {
+        message
+    };
     Err(Diagnostic::new(
         Rule::Syntax,
         format!("the plan is not valid RON for a plan: {message}"),

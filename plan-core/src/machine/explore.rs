@@ -1,0 +1,365 @@
+//! Verification by exploration: drive the run machine with a simulated
+//! executor and inject a failure at every step's forward and every revert,
+//! single faults and all pairs, checking that every run ends safely.
+//!
+//! A run branches at each point where a fault can be injected; branches
+//! share the run up to that point by cloning the machine, so a pair of
+//! faults costs one clone and the rest of the run, not a replay from the
+//! start.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use statig::prelude::*;
+
+use super::run::{Effect, Event, Outbox, RunEnd, RunMachine, State, StepStatus};
+use super::schedule::{Schedule, StepIx};
+
+/// Where a fault is injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The step's forward action fails (every attempt).
+    Forward(StepIx),
+    /// The step's revert fails.
+    Revert(StepIx),
+}
+
+/// What exploration covered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exploration {
+    /// Runs driven to their end.
+    pub runs: usize,
+    /// Runs with exactly one fault.
+    pub single_faults: usize,
+    /// Runs with two faults.
+    pub double_faults: usize,
+    /// Runs that completed.
+    pub completed: usize,
+    /// Runs that rolled back.
+    pub rolled_back: usize,
+    /// Runs that halted.
+    pub halted: usize,
+}
+
+/// A run that did not end safely, with the exact events that led there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counterexample {
+    /// The faults injected.
+    pub faults: Vec<String>,
+    /// The events fed to the machine, in order.
+    pub events: Vec<Event>,
+    /// What went wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for Counterexample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} (faults: {})", self.problem, if self.faults.is_empty() { "none".into() } else { self.faults.join(", ") })?;
+        for (i, event) in self.events.iter().enumerate() {
+            writeln!(f, "  {:>3}. {}", i + 1, serde_json_like(event))?;
+        }
+        Ok(())
+    }
+}
+
+fn serde_json_like(event: &Event) -> String {
+    format!("{event:?}")
+}
+
+/// One simulated run, cloned at every branch.
+#[derive(Clone)]
+struct Sim {
+    machine: StateMachine<RunMachine>,
+    queue: VecDeque<Effect>,
+    faults: Vec<FaultPoint>,
+    budget: usize,
+    completed: Vec<bool>,
+    starts: Vec<u32>,
+    failures: Vec<u32>,
+    /// Completion position of each step, for the reverse-order check.
+    position: Vec<usize>,
+    last_revert: Option<usize>,
+    ends: Vec<RunEnd>,
+    events: usize,
+    trace: Option<Vec<Event>>,
+}
+
+impl Sim {
+    fn new(schedule: &Arc<Schedule>, budget: usize, faults: Vec<FaultPoint>, trace: bool) -> Sim {
+        let n = schedule.steps.len();
+        Sim {
+            machine: RunMachine::new(Arc::clone(schedule)).state_machine(),
+            queue: VecDeque::new(),
+            faults,
+            budget,
+            completed: vec![false; n],
+            starts: vec![0; n],
+            failures: vec![0; n],
+            position: vec![usize::MAX; n],
+            last_revert: None,
+            ends: Vec::new(),
+            events: 0,
+            trace: trace.then(Vec::new),
+        }
+    }
+
+    fn feed(&mut self, event: Event) {
+        self.events += 1;
+        if let Some(trace) = &mut self.trace {
+            trace.push(event.clone());
+        }
+        let mut outbox = Outbox::default();
+        self.machine.handle_with_context(&event, &mut outbox);
+        self.queue.extend(outbox.effects);
+    }
+}
+
+/// Explores every run of `schedule` with up to `max_faults` injected faults.
+pub fn explore(schedule: Arc<Schedule>, max_faults: usize) -> Result<Exploration, Counterexample> {
+    let mut report = Exploration::default();
+    let mut stack = vec![Sim::new(&schedule, max_faults, Vec::new(), false)];
+    stack[0].feed(Event::Start);
+    let limit = event_limit(&schedule);
+    while let Some(mut sim) = stack.pop() {
+        match drive(&mut sim, &mut stack, limit) {
+            Ok(end) => {
+                report.runs += 1;
+                match sim.faults.len() {
+                    0 => {}
+                    1 => report.single_faults += 1,
+                    _ => report.double_faults += 1,
+                }
+                match end {
+                    RunEnd::Completed => report.completed += 1,
+                    RunEnd::RolledBack { .. } => report.rolled_back += 1,
+                    RunEnd::Halted { .. } => report.halted += 1,
+                }
+            }
+            Err(problem) => return Err(counterexample(&schedule, sim.faults, problem, limit)),
+        }
+    }
+    Ok(report)
+}
+
+fn event_limit(schedule: &Schedule) -> usize {
+    let retries: usize = schedule.steps.iter().map(|s| s.retries as usize + 2).sum();
+    4 * (retries + schedule.steps.len()) + 16
+}
+
+fn counterexample(schedule: &Arc<Schedule>, faults: Vec<FaultPoint>, problem: String, limit: usize) -> Counterexample {
+    let mut sim = Sim::new(schedule, 0, faults.clone(), true);
+    sim.feed(Event::Start);
+    let mut no_branches = Vec::new();
+    let _ = drive(&mut sim, &mut no_branches, limit);
+    let names = faults
+        .iter()
+        .map(|f| match *f {
+            FaultPoint::Forward(ix) => format!("forward of `{}` fails", schedule.steps[ix].id),
+            FaultPoint::Revert(ix) => format!("revert of `{}` fails", schedule.steps[ix].id),
+        })
+        .collect();
+    Counterexample { faults: names, events: sim.trace.unwrap_or_default(), problem }
+}
+
+/// Runs `sim` to its end, pushing a faulted branch at every fault point
+/// while the fault budget lasts.
+fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd, String> {
+    let schedule = Arc::new(sim.machine.schedule().clone());
+    let id = |ix: StepIx| schedule.steps[ix].id.clone();
+    loop {
+        if sim.events > limit {
+            return Err(format!("the run does not end: more than {limit} events in state {:?}", sim.machine.state()));
+        }
+        let Some(effect) = sim.queue.pop_front() else {
+            return finish(sim, &schedule);
+        };
+        match effect {
+            Effect::Preflight { .. } => sim.feed(Event::PreflightPassed),
+            Effect::Forward { step, .. } | Effect::Confirm { step } => {
+                let ix = index(&schedule, &step)?;
+                if sim.completed[ix] {
+                    return Err(format!("step `{step}` is started again after it completed"));
+                }
+                if sim.starts[ix] != sim.failures[ix] {
+                    return Err(format!("step `{step}` is started again while its previous start has no outcome"));
+                }
+                sim.starts[ix] += 1;
+                let manual = schedule.steps[ix].manual;
+                let fault = FaultPoint::Forward(ix);
+                let fails = sim.faults.contains(&fault);
+                if !fails && sim.budget > 0 && sim.starts[ix] == 1 {
+                    let mut branch = sim.clone();
+                    branch.budget -= 1;
+                    branch.faults.push(fault);
+                    branch.failures[ix] += 1;
+                    branch.feed(if manual {
+                        Event::OperatorDeclined { step: step.clone() }
+                    } else {
+                        Event::StepFailed { step: step.clone(), reason: "injected fault".into() }
+                    });
+                    branches.push(branch);
+                }
+                if fails {
+                    sim.failures[ix] += 1;
+                    sim.feed(if manual {
+                        Event::OperatorDeclined { step }
+                    } else {
+                        Event::StepFailed { step, reason: "injected fault".into() }
+                    });
+                } else {
+                    sim.completed[ix] = true;
+                    sim.position[ix] = sim.completed.iter().filter(|c| **c).count();
+                    sim.feed(if manual { Event::OperatorConfirmed { step } } else { Event::StepSucceeded { step } });
+                }
+            }
+            Effect::Check { step } => sim.feed(Event::Checked { step, done: true }),
+            Effect::AskOperator { step } => sim.feed(Event::OperatorAnswered { step, done: true }),
+            Effect::Revert { step } => {
+                let ix = index(&schedule, &step)?;
+                if !sim.completed[ix] {
+                    return Err(format!("step `{step}` is reverted but never completed"));
+                }
+                if let Some(previous) = sim.last_revert {
+                    if sim.position[ix] > previous {
+                        return Err(format!("step `{step}` is reverted out of reverse completion order"));
+                    }
+                }
+                sim.last_revert = Some(sim.position[ix]);
+                let fault = FaultPoint::Revert(ix);
+                let fails = sim.faults.contains(&fault);
+                if !fails && sim.budget > 0 {
+                    let mut branch = sim.clone();
+                    branch.budget -= 1;
+                    branch.faults.push(fault);
+                    branch.feed(Event::RevertFailed { step: step.clone(), reason: "injected fault".into() });
+                    branches.push(branch);
+                }
+                if fails {
+                    sim.feed(Event::RevertFailed { step, reason: "injected fault".into() });
+                } else {
+                    sim.completed[ix] = false;
+                    sim.feed(Event::RevertSucceeded { step });
+                }
+            }
+            Effect::Finished { end } => sim.ends.push(end),
+        }
+        let _ = id;
+    }
+}
+
+fn index(schedule: &Schedule, step: &str) -> Result<StepIx, String> {
+    schedule.index_of(step).ok_or_else(|| format!("the machine named an unknown step `{step}`"))
+}
+
+/// Checks how a run ended.
+fn finish(sim: &Sim, schedule: &Schedule) -> Result<RunEnd, String> {
+    let state = sim.machine.state();
+    if !state.is_terminal() {
+        return Err(format!("the run is stuck in {state:?} with nothing to do"));
+    }
+    let [end] = sim.ends.as_slice() else {
+        return Err(format!("the run ended with {} `Finished` effects instead of one", sim.ends.len()));
+    };
+    let statuses = sim.machine.statuses();
+    let unsettled = statuses
+        .iter()
+        .position(|s| matches!(s, StepStatus::Running | StepStatus::InDoubt | StepStatus::Reverting | StepStatus::RevertInDoubt));
+    match (state, end) {
+        (State::Completed {}, RunEnd::Completed) => {
+            if let Some(ix) = statuses.iter().position(|s| *s != StepStatus::Done) {
+                return Err(format!("completed, but step `{}` is {:?}", schedule.steps[ix].id, statuses[ix]));
+            }
+        }
+        (State::RolledBack { point }, RunEnd::RolledBack { point: announced, .. }) => {
+            if point != announced || !schedule.points.contains(point) {
+                return Err(format!("rolled back to `{point}`, which is not a declared rollback point"));
+            }
+            if let Some(ix) = unsettled {
+                return Err(format!("rolled back while step `{}` is {:?}", schedule.steps[ix].id, statuses[ix]));
+            }
+            // Everything done at or after the point must be undone.
+            let segment = schedule.steps.iter().find(|s| s.rollback_point == *point).map(|s| s.rollback_segment);
+            if let Some(segment) = segment {
+                if let Some(ix) = (0..statuses.len())
+                    .find(|&ix| schedule.steps[ix].segment >= segment && statuses[ix] == StepStatus::Done && sim.completed[ix])
+                {
+                    return Err(format!("rolled back to `{point}` but step `{}` is still done", schedule.steps[ix].id));
+                }
+            }
+        }
+        (State::Halted { reason, .. }, RunEnd::Halted { .. }) => {
+            if reason.trim().is_empty() {
+                return Err("halted without a reason".into());
+            }
+        }
+        (state, end) => return Err(format!("the machine is in {state:?} but announced {end:?}")),
+    }
+    Ok(end.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::ScheduledStep;
+
+    fn step(id: &str, deps: Vec<StepIx>, segment: usize, point: (&str, usize), past_no_return: bool) -> ScheduledStep {
+        ScheduledStep {
+            id: id.into(),
+            deps,
+            segment,
+            rollback_point: point.0.into(),
+            rollback_segment: point.1,
+            past_no_return,
+            retries: 0,
+            manual: false,
+            checkable: true,
+            undoable: true,
+            hosts: vec!["local".into()],
+        }
+    }
+
+    fn linear(n: usize, point_every: usize) -> Schedule {
+        let mut steps = Vec::new();
+        let mut points = vec!["start".to_owned()];
+        let mut point = ("start".to_owned(), 0);
+        for i in 0..n {
+            let segment = if point_every == 0 { 0 } else { i / point_every };
+            if point_every > 0 && i > 0 && i % point_every == 0 {
+                point = (format!("p{segment}"), segment);
+                points.push(point.0.clone());
+            }
+            let deps = if i == 0 || (point_every > 0 && i % point_every == 0) { vec![] } else { vec![i - 1] };
+            steps.push(step(&format!("s{i}"), deps, segment, (&point.0, point.1), false));
+        }
+        Schedule::from_steps(steps, points)
+    }
+
+    #[test]
+    fn a_linear_plan_is_safe_under_every_single_and_double_fault() {
+        let report = explore(Arc::new(linear(8, 3)), 2).expect("safe");
+        // Segments [s0 s1 s2] [s3 s4 s5] [s6 s7]: 8 forward faults; a revert
+        // fails only after a forward fault: 1+2 + 1+2 + 1 pairs.
+        assert_eq!((report.single_faults, report.double_faults), (8, 7), "{report:?}");
+        assert_eq!((report.completed, report.rolled_back, report.halted), (1, 8, 7));
+    }
+
+    #[test]
+    fn parallel_branches_are_explored() {
+        let steps = vec![
+            step("a", vec![], 0, ("start", 0), false),
+            step("b", vec![0], 0, ("start", 0), false),
+            step("c", vec![0], 0, ("start", 0), false),
+            step("d", vec![1, 2], 0, ("start", 0), false),
+        ];
+        let report = explore(Arc::new(Schedule::from_steps(steps, vec!["start".into()])), 2).expect("safe");
+        assert!(report.rolled_back > 0 && report.halted > 0, "{report:?}");
+    }
+
+    #[test]
+    fn past_the_point_of_no_return_a_failure_halts() {
+        let steps = vec![step("a", vec![], 0, ("start", 0), false), step("b", vec![0], 1, ("start", 0), true)];
+        let report = explore(Arc::new(Schedule::from_steps(steps, vec!["start".into()])), 1).expect("safe");
+        assert_eq!((report.rolled_back, report.halted), (1, 1), "a fails: nothing to undo; b fails: halt: {report:?}");
+    }
+}

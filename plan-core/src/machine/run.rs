@@ -1,0 +1,782 @@
+//! The run machine: one statig state machine that both a real run and the
+//! simulator drive, so what is rehearsed is what runs.
+//!
+//! Handlers are synchronous and pure. They never touch a host: they update
+//! the step table and push [`Effect`]s, which a driver performs and answers
+//! with [`Event`]s. Feeding the same events to a fresh machine rebuilds the
+//! same state, which is how `resume` replays a journal.
+
+#![expect(missing_docs, reason = "statig generates the State enum and its fields from the handlers, which are documented")]
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use statig::prelude::*;
+
+use super::schedule::{Schedule, StepIx};
+
+/// What happened, as fed to the machine (and recorded in the journal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Begin the run.
+    Start,
+    /// Continue after a crash; `started` lists the steps whose forward (or
+    /// revert) the journal shows as begun, so they are in doubt.
+    Resume {
+        /// Steps whose forward or revert effect was journaled as started.
+        started: Vec<String>,
+    },
+    /// Every host answered.
+    PreflightPassed,
+    /// A host could not be reached or a precondition failed.
+    PreflightFailed {
+        /// Why.
+        reason: String,
+    },
+    /// A step's action and check succeeded.
+    StepSucceeded {
+        /// Step id.
+        step: String,
+    },
+    /// A step's action or check failed.
+    StepFailed {
+        /// Step id.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// It is unknown whether a step took effect (e.g. the connection dropped).
+    StepInDoubt {
+        /// Step id.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// A step ran past its deadline and was killed.
+    DeadlineExceeded {
+        /// Step id.
+        step: String,
+    },
+    /// The check of an in-doubt step ran: has the forward action taken effect?
+    Checked {
+        /// Step id.
+        step: String,
+        /// Whether the forward action's effect is in place.
+        done: bool,
+    },
+    /// The operator confirmed a manual step as done.
+    OperatorConfirmed {
+        /// Step id.
+        step: String,
+    },
+    /// The operator declined a manual step (or the change as a whole).
+    OperatorDeclined {
+        /// Step id.
+        step: String,
+    },
+    /// The operator answered whether an in-doubt step took effect.
+    OperatorAnswered {
+        /// Step id.
+        step: String,
+        /// Whether the forward action's effect is in place.
+        done: bool,
+    },
+    /// A step's revert succeeded.
+    RevertSucceeded {
+        /// Step id.
+        step: String,
+    },
+    /// A step's revert failed.
+    RevertFailed {
+        /// Step id.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// Stop going forward and roll back (Ctrl-C, window deadline).
+    Abort {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Reach every host before changing anything.
+    Preflight {
+        /// Hosts the run touches.
+        hosts: Vec<String>,
+    },
+    /// Capture prior state, perform the step's action, then its check.
+    Forward {
+        /// Step id.
+        step: String,
+        /// 1 for the first try.
+        attempt: u32,
+    },
+    /// Run the step's check to settle whether it took effect.
+    Check {
+        /// Step id.
+        step: String,
+    },
+    /// Ask the operator to perform a manual step and confirm.
+    Confirm {
+        /// Step id.
+        step: String,
+    },
+    /// Ask the operator whether an uncheckable in-doubt step took effect.
+    AskOperator {
+        /// Step id.
+        step: String,
+    },
+    /// Undo a completed step.
+    Revert {
+        /// Step id.
+        step: String,
+    },
+    /// The run is over.
+    Finished {
+        /// How it ended.
+        end: RunEnd,
+    },
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "end", rename_all = "snake_case")]
+pub enum RunEnd {
+    /// Every step succeeded.
+    Completed,
+    /// A failure was rolled back to this rollback point.
+    RolledBack {
+        /// The rollback point (`start` when none came before the failure).
+        point: String,
+        /// What failed.
+        cause: String,
+    },
+    /// The run stopped and needs an operator.
+    Halted {
+        /// The step it stopped at, if any.
+        step: Option<String>,
+        /// Why.
+        reason: String,
+        /// Steps done in this run and not reverted.
+        done: Vec<String>,
+        /// Steps not done.
+        left: Vec<String>,
+    },
+}
+
+/// Where a step stands in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// Its forward effect is under way.
+    Running,
+    /// Started, outcome unknown: its check or the operator decides.
+    InDoubt,
+    /// Done.
+    Done,
+    /// Failed (after its retries).
+    Failed,
+    /// Its revert is under way.
+    Reverting,
+    /// Its revert was under way at a crash: its check decides.
+    RevertInDoubt,
+    /// Undone by a rollback.
+    Reverted,
+    /// Its revert failed.
+    RevertFailed,
+}
+
+/// The machine's shared storage: the step table and the effects to perform.
+#[derive(Clone, Debug)]
+pub struct RunMachine {
+    schedule: Arc<Schedule>,
+    /// Steps that depend on each step (from `deps`), shared by clones.
+    dependents: Arc<Vec<Vec<StepIx>>>,
+    status: Vec<StepStatus>,
+    attempts: Vec<u32>,
+    /// Unfinished dependencies of each step.
+    waiting: Vec<u32>,
+    /// Steps not yet done in each segment.
+    open_in_segment: Vec<u32>,
+    /// The lowest segment with steps not done.
+    segment: usize,
+    /// Steps whose dependencies are done, not yet started, in order.
+    ready: Vec<StepIx>,
+    /// Completion order.
+    completed: Vec<StepIx>,
+    /// Reverts still to do, next last.
+    reverts: Vec<StepIx>,
+    /// What set off the rollback, and where it rolls back to.
+    rollback: Option<Rollback>,
+}
+
+/// What one event made the machine do: statig's external context.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Effects for the driver to perform, in order.
+    pub effects: Vec<Effect>,
+    /// State transitions as `(from, to)`, for the journal and tracing.
+    pub transitions: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+struct Rollback {
+    cause: String,
+    point: String,
+    segment: usize,
+    /// Whether the revert queue was built (it is, once nothing is in flight).
+    planned: bool,
+}
+
+/// Where a rollback stands after a step of it.
+enum RevertNext {
+    /// A revert (or a running step) is under way.
+    Waiting,
+    /// Everything back to the point is undone.
+    Finished,
+}
+
+impl RunMachine {
+    /// A machine for `schedule`, in `Idle`.
+    pub fn new(schedule: Arc<Schedule>) -> RunMachine {
+        let n = schedule.steps.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut waiting = vec![0u32; n];
+        let segments = schedule.steps.iter().map(|s| s.segment + 1).max().unwrap_or(0);
+        let mut open_in_segment = vec![0u32; segments];
+        for (ix, step) in schedule.steps.iter().enumerate() {
+            open_in_segment[step.segment] += 1;
+            for &dep in &step.deps {
+                dependents[dep].push(ix);
+                waiting[ix] += 1;
+            }
+        }
+        let ready = (0..n).filter(|&ix| waiting[ix] == 0).collect();
+        RunMachine {
+            schedule,
+            dependents: Arc::new(dependents),
+            status: vec![StepStatus::Pending; n],
+            attempts: vec![0; n],
+            waiting,
+            open_in_segment,
+            segment: 0,
+            ready,
+            completed: Vec::new(),
+            reverts: Vec::new(),
+            rollback: None,
+        }
+    }
+
+    /// The schedule this machine runs.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Each step's status, by schedule index.
+    pub fn statuses(&self) -> &[StepStatus] {
+        &self.status
+    }
+
+    /// The status of the step with this id.
+    pub fn status_of(&self, id: &str) -> Option<StepStatus> {
+        self.schedule.index_of(id).map(|ix| self.status[ix])
+    }
+
+    /// Steps in the order they completed.
+    pub fn completion_order(&self) -> impl Iterator<Item = &str> {
+        self.completed.iter().map(|&ix| self.schedule.steps[ix].id.as_str())
+    }
+
+    /// How many times each step's forward was started.
+    pub fn attempts(&self) -> &[u32] {
+        &self.attempts
+    }
+
+    /// The rollback point a rollback under way goes back to.
+    pub fn rollback_point(&self) -> Option<&str> {
+        self.rollback.as_ref().map(|r| r.point.as_str())
+    }
+
+    fn ix(&self, id: &str) -> Option<StepIx> {
+        self.schedule.index_of(id)
+    }
+
+    fn id(&self, ix: StepIx) -> String {
+        self.schedule.steps[ix].id.clone()
+    }
+
+    fn in_flight(&self) -> bool {
+        self.status.iter().any(|s| matches!(s, StepStatus::Running | StepStatus::InDoubt))
+    }
+
+    fn start(&mut self, ix: StepIx, context: &mut Outbox) {
+        self.status[ix] = StepStatus::Running;
+        self.attempts[ix] += 1;
+        context.effects.push(Effect::Forward { step: self.id(ix), attempt: self.attempts[ix] });
+    }
+
+    fn mark_done(&mut self, ix: StepIx) {
+        self.status[ix] = StepStatus::Done;
+        self.completed.push(ix);
+        let segment = self.schedule.steps[ix].segment;
+        self.open_in_segment[segment] -= 1;
+        for &dependent in self.dependents.iter().nth(ix).into_iter().flatten() {
+            self.waiting[dependent] -= 1;
+            if self.waiting[dependent] == 0 {
+                self.ready.push(dependent);
+            }
+        }
+    }
+
+    fn in_doubt(&mut self, ix: StepIx, context: &mut Outbox) {
+        self.status[ix] = StepStatus::InDoubt;
+        let step = self.id(ix);
+        if self.schedule.steps[ix].checkable {
+            context.effects.push(Effect::Check { step });
+        } else {
+            context.effects.push(Effect::AskOperator { step });
+        }
+    }
+
+    /// Starts what can start; says where the run goes next.
+    fn advance(&mut self, context: &mut Outbox) -> Next {
+        while self.segment < self.open_in_segment.len() && self.open_in_segment[self.segment] == 0 {
+            self.segment += 1;
+        }
+        if self.segment == self.open_in_segment.len() {
+            return Next::Completed;
+        }
+        let segment = self.segment;
+        let steps = &self.schedule.steps;
+        let (startable, later): (Vec<StepIx>, Vec<StepIx>) =
+            self.ready.iter().partition(|&&ix| steps[ix].segment == segment && self.status[ix] == StepStatus::Pending);
+        let (manual, automatic): (Vec<StepIx>, Vec<StepIx>) = startable.into_iter().partition(|&ix| steps[ix].manual);
+        self.ready = later;
+        for ix in automatic {
+            self.start(ix, context);
+        }
+        // A manual step has the operator's full attention: it starts alone.
+        let mut manual = manual.into_iter();
+        if let Some(ix) = manual.next() {
+            self.ready.extend(manual);
+            if !self.in_flight() {
+                self.status[ix] = StepStatus::Running;
+                self.attempts[ix] += 1;
+                context.effects.push(Effect::Confirm { step: self.id(ix) });
+                return Next::Operator(ix);
+            }
+            self.ready.push(ix);
+        }
+        Next::Forward
+    }
+
+    fn next_response(&mut self, next: Next, stay: bool, context: &mut Outbox) -> Outcome<State> {
+        match next {
+            Next::Completed => {
+                context.effects.push(Effect::Finished { end: RunEnd::Completed });
+                Transition(State::completed())
+            }
+            Next::Operator(ix) => Transition(State::awaiting_operator(ix)),
+            Next::Forward if stay => Handled,
+            Next::Forward => Transition(State::forward()),
+        }
+    }
+
+    /// Something failed or the run was aborted: roll back, or halt past the
+    /// point of no return.
+    fn fail(&mut self, failed: Option<StepIx>, cause: String, context: &mut Outbox) -> Outcome<State> {
+        // The furthest the run got decides where it rolls back to.
+        let reached = failed.or_else(|| {
+            (0..self.status.len()).rev().find(|&ix| self.status[ix] != StepStatus::Pending)
+        });
+        let past_no_return = match failed {
+            Some(ix) => self.schedule.steps[ix].past_no_return,
+            None => reached.is_some_and(|ix| self.schedule.steps[ix].past_no_return),
+        };
+        if past_no_return {
+            return self.halt(failed, format!("{cause}; past the point of no return, nothing is reverted"), context);
+        }
+        let (point, segment) = match reached {
+            Some(ix) => {
+                let s = &self.schedule.steps[ix];
+                (s.rollback_point.clone(), s.rollback_segment)
+            }
+            None => (super::schedule::START_POINT.to_owned(), 0),
+        };
+        self.rollback = Some(Rollback { cause, point, segment, planned: false });
+        match self.continue_rollback(context) {
+            RevertNext::Waiting => Transition(State::reverting()),
+            RevertNext::Finished => self.finish_rollback(context),
+        }
+    }
+
+    fn halt(&mut self, step: Option<StepIx>, reason: String, context: &mut Outbox) -> Outcome<State> {
+        let done = self
+            .completed
+            .iter()
+            .filter(|&&ix| self.status[ix] == StepStatus::Done)
+            .map(|&ix| self.id(ix))
+            .collect();
+        let left = (0..self.status.len())
+            .filter(|&ix| !matches!(self.status[ix], StepStatus::Done | StepStatus::Reverted))
+            .map(|ix| self.id(ix))
+            .collect();
+        let step = step.map(|ix| self.id(ix));
+        context.effects.push(Effect::Finished {
+            end: RunEnd::Halted { step: step.clone(), reason: reason.clone(), done, left },
+        });
+        Transition(State::halted(step, reason))
+    }
+
+    /// Starts the next revert, or ends the rollback.
+    fn next_revert(&mut self, context: &mut Outbox) -> Outcome<State> {
+        match self.continue_rollback(context) {
+            RevertNext::Waiting => Handled,
+            RevertNext::Finished => self.finish_rollback(context),
+        }
+    }
+
+    /// Once nothing runs forward any more, undoes completed steps one at a
+    /// time in reverse completion order, back to the rollback point.
+    fn continue_rollback(&mut self, context: &mut Outbox) -> RevertNext {
+        if self.in_flight() {
+            return RevertNext::Waiting;
+        }
+        if let Some(rollback) = self.rollback.as_mut().filter(|r| !r.planned) {
+            rollback.planned = true;
+            let segment = rollback.segment;
+            self.reverts = self
+                .completed
+                .iter()
+                .copied()
+                .filter(|&ix| self.schedule.steps[ix].segment >= segment && self.status[ix] == StepStatus::Done)
+                .collect();
+        }
+        while let Some(&ix) = self.reverts.last() {
+            match self.status[ix] {
+                StepStatus::Reverting | StepStatus::RevertInDoubt => return RevertNext::Waiting,
+                _ if self.schedule.steps[ix].undoable => {
+                    self.status[ix] = StepStatus::Reverting;
+                    context.effects.push(Effect::Revert { step: self.id(ix) });
+                    return RevertNext::Waiting;
+                }
+                // Nothing to undo (e.g. a copy to the new host): counts as reverted.
+                _ => {
+                    self.status[ix] = StepStatus::Reverted;
+                    self.reverts.pop();
+                }
+            }
+        }
+        RevertNext::Finished
+    }
+
+    fn finish_rollback(&mut self, context: &mut Outbox) -> Outcome<State> {
+        let (point, cause) =
+            self.rollback.as_ref().map_or_else(|| ("start".to_owned(), String::new()), |r| (r.point.clone(), r.cause.clone()));
+        context.effects.push(Effect::Finished { end: RunEnd::RolledBack { point: point.clone(), cause } });
+        Transition(State::rolled_back(point))
+    }
+
+    /// Re-issues what was in flight when the run stopped.
+    fn resume_in_flight(&mut self, started: &[String], context: &mut Outbox) {
+        for ix in 0..self.status.len() {
+            let was_started = started.iter().any(|s| *s == self.schedule.steps[ix].id);
+            match self.status[ix] {
+                StepStatus::Running if self.schedule.steps[ix].manual && !was_started => {
+                    context.effects.push(Effect::Confirm { step: self.id(ix) });
+                }
+                StepStatus::Running if was_started => self.in_doubt(ix, context),
+                StepStatus::Running => {
+                    context.effects.push(Effect::Forward { step: self.id(ix), attempt: self.attempts[ix] });
+                }
+                StepStatus::InDoubt => self.in_doubt(ix, context),
+                StepStatus::Reverting if was_started => {
+                    self.status[ix] = StepStatus::RevertInDoubt;
+                    let step = self.id(ix);
+                    context.effects.push(if self.schedule.steps[ix].checkable {
+                        Effect::Check { step }
+                    } else {
+                        Effect::AskOperator { step }
+                    });
+                }
+                StepStatus::Reverting => context.effects.push(Effect::Revert { step: self.id(ix) }),
+                StepStatus::RevertInDoubt => {
+                    let step = self.id(ix);
+                    context.effects.push(if self.schedule.steps[ix].checkable {
+                        Effect::Check { step }
+                    } else {
+                        Effect::AskOperator { step }
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A forward outcome arrived while draining before a rollback.
+    fn drained(&mut self, ix: StepIx, done: bool, context: &mut Outbox) -> Outcome<State> {
+        if done {
+            self.mark_done(ix);
+        } else {
+            self.status[ix] = StepStatus::Failed;
+        }
+        self.next_revert(context)
+    }
+
+    fn after_transition(&mut self, source: &State, target: &State, context: &mut Outbox) {
+        let (from, to) = (format!("{source:?}"), format!("{target:?}"));
+        tracing::debug!(target: "cutover::machine", %from, %to, "transition");
+        context.transitions.push((from, to));
+    }
+}
+
+enum Next {
+    Completed,
+    Operator(StepIx),
+    Forward,
+}
+
+#[state_machine(
+    initial = "State::idle()",
+    state(derive(Debug, Clone, PartialEq, Eq)),
+    superstate(derive(Debug)),
+    after_transition = "Self::after_transition"
+)]
+impl RunMachine {
+    /// Nothing has happened yet.
+    /// - `Start`, `Resume` -> `Preflight`
+    #[state]
+    fn idle(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+        match event {
+            Event::Start | Event::Resume { .. } => {
+                context.effects.push(Effect::Preflight { hosts: self.schedule.hosts() });
+                Transition(State::preflight())
+            }
+            _ => Handled,
+        }
+    }
+
+    /// Every host is being reached; nothing has changed yet.
+    /// - `PreflightPassed` -> `Forward` (or `Completed` when nothing is left)
+    /// - `PreflightFailed` -> `Halted`
+    /// - `Abort` -> `RolledBack(start)` via `Active`
+    #[state(superstate = "active")]
+    fn preflight(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+        match event {
+            Event::PreflightPassed => {
+                let next = self.advance(context);
+                self.next_response(next, false, context)
+            }
+            Event::PreflightFailed { reason } => self.halt(None, format!("preflight failed: {reason}"), context),
+            Event::Resume { .. } => {
+                context.effects.push(Effect::Preflight { hosts: self.schedule.hosts() });
+                Handled
+            }
+            _ => Super,
+        }
+    }
+
+    /// Steps run forward; independent ones concurrently.
+    /// - `StepSucceeded`, `Checked{done}`, `OperatorAnswered{done}` -> stays, or
+    ///   `Completed`, or `AwaitingOperator` for a manual step
+    /// - `StepFailed`, `DeadlineExceeded` -> retry, or `Reverting`, or `Halted`
+    ///   past the point of no return
+    /// - `StepInDoubt` -> stays; its check (or the operator) decides
+    /// - `Abort` -> `Reverting` via `Active`
+    #[state(superstate = "active")]
+    fn forward(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+        match event {
+            Event::StepSucceeded { step } => match self.ix(step) {
+                Some(ix) if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) => {
+                    self.mark_done(ix);
+                    let next = self.advance(context);
+                    self.next_response(next, true, context)
+                }
+                _ => Handled,
+            },
+            Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => match self.ix(step) {
+                Some(ix) if self.status[ix] == StepStatus::Running => {
+                    if self.attempts[ix] <= self.schedule.steps[ix].retries {
+                        self.start(ix, context);
+                        return Handled;
+                    }
+                    self.status[ix] = StepStatus::Failed;
+                    let reason = match event {
+                        Event::StepFailed { reason, .. } => format!("step `{step}` failed: {reason}"),
+                        _ => format!("step `{step}` ran past its deadline"),
+                    };
+                    self.fail(Some(ix), reason, context)
+                }
+                _ => Handled,
+            },
+            Event::StepInDoubt { step, .. } => {
+                if let Some(ix) = self.ix(step).filter(|&ix| self.status[ix] == StepStatus::Running) {
+                    self.in_doubt(ix, context);
+                }
+                Handled
+            }
+            Event::Checked { step, done } | Event::OperatorAnswered { step, done } => {
+                match self.ix(step).filter(|&ix| self.status[ix] == StepStatus::InDoubt) {
+                    Some(ix) if *done => {
+                        self.mark_done(ix);
+                        let next = self.advance(context);
+                        self.next_response(next, true, context)
+                    }
+                    // Not in effect: the check says running it is needed.
+                    Some(ix) => {
+                        self.start(ix, context);
+                        Handled
+                    }
+                    None => Handled,
+                }
+            }
+            Event::Resume { started } => {
+                self.resume_in_flight(started, context);
+                if self.in_flight() {
+                    Handled
+                } else {
+                    let next = self.advance(context);
+                    self.next_response(next, true, context)
+                }
+            }
+            _ => Super,
+        }
+    }
+
+    /// A manual step waits for the operator; nothing else starts meanwhile.
+    /// - `OperatorConfirmed` -> `Forward`, `Completed` or the next manual step
+    /// - `OperatorDeclined` -> `Reverting` or `Halted`
+    /// - `Abort` -> `Reverting` via `Active`
+    #[state(superstate = "active")]
+    fn awaiting_operator(&mut self, context: &mut Outbox, step: &mut StepIx, event: &Event) -> Outcome<State> {
+        let current = *step;
+        match event {
+            Event::OperatorConfirmed { step } if self.ix(step) == Some(current) => {
+                self.mark_done(current);
+                let next = self.advance(context);
+                self.next_response(next, false, context)
+            }
+            Event::OperatorDeclined { step } if self.ix(step) == Some(current) => {
+                self.status[current] = StepStatus::Failed;
+                self.fail(Some(current), format!("the operator declined step `{step}`"), context)
+            }
+            Event::Resume { .. } => {
+                context.effects.push(Effect::Confirm { step: self.id(current) });
+                Handled
+            }
+            _ => Super,
+        }
+    }
+
+    /// Completed steps are undone in reverse completion order back to the
+    /// rollback point, one at a time, after running steps have finished.
+    /// - `RevertSucceeded` -> next revert, or `RolledBack`
+    /// - `RevertFailed` -> `Halted`
+    /// - `Abort` -> ignored: already rolling back
+    #[state(superstate = "active")]
+    fn reverting(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+        match event {
+            Event::StepSucceeded { step } => match self.ix(step) {
+                Some(ix) if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) => self.drained(ix, true, context),
+                _ => Handled,
+            },
+            Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => match self.ix(step) {
+                Some(ix) if self.status[ix] == StepStatus::Running => self.drained(ix, false, context),
+                _ => Handled,
+            },
+            Event::StepInDoubt { step, .. } => {
+                if let Some(ix) = self.ix(step).filter(|&ix| self.status[ix] == StepStatus::Running) {
+                    self.in_doubt(ix, context);
+                }
+                Handled
+            }
+            Event::Checked { step, done } | Event::OperatorAnswered { step, done } => match self.ix(step) {
+                Some(ix) if self.status[ix] == StepStatus::InDoubt => self.drained(ix, *done, context),
+                // The forward effect is still there: the revert is needed.
+                Some(ix) if self.status[ix] == StepStatus::RevertInDoubt && *done => {
+                    self.status[ix] = StepStatus::Reverting;
+                    context.effects.push(Effect::Revert { step: step.clone() });
+                    Handled
+                }
+                Some(ix) if self.status[ix] == StepStatus::RevertInDoubt => {
+                    self.status[ix] = StepStatus::Reverted;
+                    self.reverts.retain(|&r| r != ix);
+                    self.next_revert(context)
+                }
+                _ => Handled,
+            },
+            Event::RevertSucceeded { step } => match self.ix(step) {
+                Some(ix) if self.status[ix] == StepStatus::Reverting => {
+                    self.status[ix] = StepStatus::Reverted;
+                    self.reverts.retain(|&r| r != ix);
+                    self.next_revert(context)
+                }
+                _ => Handled,
+            },
+            Event::RevertFailed { step, reason } => match self.ix(step) {
+                Some(ix) if self.status[ix] == StepStatus::Reverting => {
+                    self.status[ix] = StepStatus::RevertFailed;
+                    let cause = self.rollback.as_ref().map(|r| r.cause.clone()).unwrap_or_default();
+                    self.halt(Some(ix), format!("{cause}; then the revert of `{step}` failed: {reason}"), context)
+                }
+                _ => Handled,
+            },
+            Event::Resume { started } => {
+                self.resume_in_flight(started, context);
+                if context.effects.is_empty() {
+                    self.next_revert(context)
+                } else {
+                    Handled
+                }
+            }
+            Event::Abort { .. } => Handled,
+            _ => Super,
+        }
+    }
+
+    /// Superstate of every state in which the run is under way.
+    /// - `Abort` -> `Reverting` (or `Halted` past the point of no return)
+    #[superstate]
+    fn active(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+        match event {
+            Event::Abort { reason } => self.fail(None, format!("aborted: {reason}"), context),
+            _ => Handled,
+        }
+    }
+
+    /// Every step succeeded. Terminal.
+    #[state]
+    fn completed(&mut self, event: &Event) -> Outcome<State> {
+        let _ = event;
+        Handled
+    }
+
+    /// A failure was rolled back to `point`. Terminal.
+    #[state]
+    fn rolled_back(&mut self, point: &mut String, event: &Event) -> Outcome<State> {
+        let _ = (point, event);
+        Handled
+    }
+
+    /// Stopped; an operator must look. Terminal.
+    #[state]
+    fn halted(&mut self, step: &mut Option<String>, reason: &mut String, event: &Event) -> Outcome<State> {
+        let _ = (step, reason, event);
+        Handled
+    }
+}
+
+impl State {
+    /// Whether the run is over.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, State::Completed {} | State::RolledBack { .. } | State::Halted { .. })
+    }
+}

@@ -1,0 +1,144 @@
+//! What one run executes: the pending steps of the selected phases, with
+//! their dependencies, barriers and rollback points resolved to indices.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::plan::{Action, Entry, Plan, RevertPlan};
+
+/// Index of a step in a [`Schedule`].
+pub type StepIx = usize;
+
+/// The name used for the implicit rollback point at the start of a run,
+/// when no `RollbackPoint` comes before the failed step.
+pub const START_POINT: &str = "start";
+
+/// One step as the run machine sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledStep {
+    /// The step id.
+    pub id: String,
+    /// Steps of this run that must finish first.
+    pub deps: Vec<StepIx>,
+    /// Barrier segment: rollback points, the point of no return and phase
+    /// boundaries start a new one; a step waits for every earlier segment.
+    pub segment: usize,
+    /// The rollback point a failure of this step rolls back to.
+    pub rollback_point: String,
+    /// The first segment rolled back on a failure of this step.
+    pub rollback_segment: usize,
+    /// Past the point of no return: a failure halts.
+    pub past_no_return: bool,
+    /// Extra attempts after a failure.
+    pub retries: u32,
+    /// An operator performs it and confirms.
+    pub manual: bool,
+    /// Whether anything can tell if it took effect (for in-doubt steps).
+    pub checkable: bool,
+    /// Whether a rollback has something to undo.
+    pub undoable: bool,
+    /// Hosts it touches.
+    pub hosts: Vec<String>,
+}
+
+/// The steps of one run, in plan order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// The steps.
+    pub steps: Vec<ScheduledStep>,
+    /// Rollback points of this run, by name (and `start`).
+    pub points: Vec<String>,
+    index: HashMap<String, StepIx>,
+}
+
+/// Which part of a plan a run executes.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Only this phase (`--phase`); all phases when `None`.
+    pub phase: Option<String>,
+    /// Steps already completed by earlier runs (from the journal).
+    pub already_done: HashSet<String>,
+}
+
+impl Schedule {
+    /// The pending steps of the selected phases of `plan`.
+    pub fn new(plan: &Plan, selection: &Selection) -> Schedule {
+        let mut steps: Vec<ScheduledStep> = Vec::new();
+        let mut index: HashMap<String, StepIx> = HashMap::new();
+        let mut points = vec![START_POINT.to_owned()];
+        let mut segment = 0usize;
+        let mut point = (START_POINT.to_owned(), 0usize);
+        let mut past_no_return = false;
+        let mut first_phase = true;
+        let mut reached_selection = false;
+        for phase in &plan.phases {
+            if selection.phase.as_ref().is_some_and(|p| *p != phase.name) {
+                // A point of no return passed in an earlier phase stays passed.
+                if !reached_selection {
+                    past_no_return |= phase.entries.iter().any(|e| matches!(e, Entry::PointOfNoReturn(_)));
+                }
+                continue;
+            }
+            reached_selection = true;
+            if !first_phase {
+                segment += 1;
+            }
+            first_phase = false;
+            for entry in &phase.entries {
+                match entry {
+                    Entry::RollbackPoint(marker) => {
+                        segment += 1;
+                        point = (marker.text.clone(), segment);
+                        points.push(marker.text.clone());
+                    }
+                    Entry::PointOfNoReturn(_) => {
+                        segment += 1;
+                        past_no_return = true;
+                    }
+                    Entry::Step(step) => {
+                        if !step.pending() || selection.already_done.contains(&step.id) {
+                            continue;
+                        }
+                        let deps = step.after.iter().filter_map(|d| index.get(d).copied()).collect();
+                        let hosts = match &step.action {
+                            Action::Rsync { from, to, .. } => vec![from.clone(), to.clone()],
+                            _ => step.host().map(|h| vec![h.to_owned()]).unwrap_or_default(),
+                        };
+                        index.insert(step.id.clone(), steps.len());
+                        steps.push(ScheduledStep {
+                            id: step.id.clone(),
+                            deps,
+                            segment,
+                            rollback_point: point.0.clone(),
+                            rollback_segment: point.1,
+                            past_no_return,
+                            retries: step.retries,
+                            manual: matches!(step.action, Action::Manual { .. }),
+                            checkable: step.check.is_some() || step.action.checks_itself(),
+                            undoable: !matches!(step.revert(), RevertPlan::NothingToUndo)
+                                && !matches!(step.revert(), RevertPlan::Stated(crate::plan::Revert::Nothing(_))),
+                            hosts,
+                        });
+                    }
+                }
+            }
+        }
+        Schedule { steps, points, index }
+    }
+
+    /// Builds a schedule from steps directly (for tests and generators).
+    pub fn from_steps(steps: Vec<ScheduledStep>, points: Vec<String>) -> Schedule {
+        let index = steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+        Schedule { steps, points, index }
+    }
+
+    /// The index of the step with this id.
+    pub fn index_of(&self, id: &str) -> Option<StepIx> {
+        self.index.get(id).copied()
+    }
+
+    /// Every host the run touches, in first-use order.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.steps.iter().flat_map(|s| s.hosts.iter()).filter(|h| seen.insert(h.as_str())).cloned().collect()
+    }
+}

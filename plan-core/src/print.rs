@@ -1,0 +1,987 @@
+//! Printing a validated [`Plan`] back as plan-format RON.
+//!
+//! The output is what a careful person would write: fields in the order of
+//! `docs/plan-format.md`, only those that differ from their defaults, short
+//! parts on one line and long ones broken over several, 4-space indents.
+//!
+//! A [`Plan`] holds commands with their `{{variables}}` already expanded (and
+//! shell-quoted), so that is what is printed, together with the variables in
+//! force. Loading the output gives the same plan, and printing that plan
+//! again gives the same text: [`to_ron`] is a fixpoint after one round.
+//!
+//! ```
+//! use plan_core::{load_str, to_ron, Settings, Source};
+//!
+//! let text = r#"Plan(name: "demo", service: "demo", window: Window(announced: "10m"),
+//!     phases: [Phase(name: "window", at: "0", steps: [
+//!         Step(id: "hello", action: Shell(on: "local", run: "echo hi",
+//!              revert: Nothing("prints only")), check: Run("true")),
+//!     ])])"#;
+//! let plan = load_str(Source::new("demo.ron", text), &Settings::default()).plan.expect("valid");
+//! let printed = to_ron(&plan);
+//! assert!(printed.starts_with("Plan(\n    name: \"demo\",\n"));
+//! let again = load_str(Source::new("again.ron", printed.as_str()), &Settings::default());
+//! assert_eq!(to_ron(&again.plan.expect("still valid")), printed);
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::duration::{format_anchor, format_duration};
+use crate::plan::{
+    Action, Check, Dns, Done, Downtime, DurationModel, Entry, Host, Phase, Plan, Revert,
+    ServiceState, Step, TsigKeySource, Variable, Window,
+};
+
+/// Lines longer than this are broken over several lines.
+const WIDTH: usize = 100;
+const INDENT: &str = "    ";
+
+/// Prints `plan` as plan-format RON, ending with a newline.
+///
+/// Commands, paths and prompts are printed as the plan holds them, with
+/// variables expanded; the variables themselves are printed too, with the
+/// values in force (after `--set` and environment overrides).
+pub fn to_ron(plan: &Plan) -> String {
+    let mut out = String::new();
+    plan_node(plan).render(0, &mut out);
+    out.push('\n');
+    out
+}
+
+/// A RON value laid out on one line when it fits, else over several.
+enum Node {
+    /// A scalar, already written as RON.
+    Atom(String),
+    /// `Name(field: value, ...)` or `Name(value)` (fields without names).
+    Call {
+        name: &'static str,
+        fields: Vec<(Option<&'static str>, Node)>,
+        broken: bool,
+    },
+    /// `[a, b]`.
+    List { items: Vec<Node>, broken: bool },
+    /// `{"key": value}`.
+    Map {
+        entries: Vec<(String, Node)>,
+        broken: bool,
+    },
+}
+
+impl Node {
+    fn call(name: &'static str, fields: Vec<(Option<&'static str>, Node)>) -> Node {
+        Node::Call {
+            name,
+            fields,
+            broken: false,
+        }
+    }
+
+    /// `Name(value)`.
+    fn wrap(name: &'static str, value: Node) -> Node {
+        Node::call(name, vec![(None, value)])
+    }
+
+    fn str(text: &str) -> Node {
+        Node::Atom(string(text))
+    }
+
+    fn duration(d: Duration) -> Node {
+        Node::str(&duration_text(d))
+    }
+
+    fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Node {
+        Node::List {
+            items: items.into_iter().map(|s| Node::str(s)).collect(),
+            broken: false,
+        }
+    }
+
+    /// Always laid out over several lines (the plan's skeleton reads better so).
+    fn broken(mut self) -> Node {
+        match &mut self {
+            Node::Call { broken, .. } | Node::List { broken, .. } | Node::Map { broken, .. } => {
+                *broken = true;
+            }
+            Node::Atom(_) => {}
+        }
+        self
+    }
+
+    /// The one-line form.
+    fn inline(&self, out: &mut String) {
+        match self {
+            Node::Atom(text) => out.push_str(text),
+            Node::Call { name, fields, .. } => {
+                out.push_str(name);
+                out.push('(');
+                for (i, (field, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    if let Some(field) = field {
+                        out.push_str(field);
+                        out.push_str(": ");
+                    }
+                    value.inline(out);
+                }
+                out.push(')');
+            }
+            Node::List { items, .. } => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.inline(out);
+                }
+                out.push(']');
+            }
+            Node::Map { entries, .. } => {
+                out.push('{');
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(key);
+                    out.push_str(": ");
+                    value.inline(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    fn is_empty_container(&self) -> bool {
+        match self {
+            Node::List { items, .. } => items.is_empty(),
+            Node::Map { entries, .. } => entries.is_empty(),
+            Node::Atom(_) | Node::Call { .. } => false,
+        }
+    }
+
+    /// Appends the node to `out`, whose last line is at `depth` indents.
+    fn render(&self, depth: usize, out: &mut String) {
+        let forced = match self {
+            Node::Atom(_) => false,
+            Node::Call { broken, .. } | Node::List { broken, .. } | Node::Map { broken, .. } => {
+                *broken && !self.is_empty_container()
+            }
+        };
+        if !forced {
+            let mut line = String::new();
+            self.inline(&mut line);
+            let column = out.len() - out.rfind('\n').map_or(0, |i| i + 1);
+            // Character count, not bytes: a title in Cyrillic is not longer.
+            let column = out[out.len() - column..].chars().count();
+            if matches!(self, Node::Atom(_))
+                || (column + line.chars().count() <= WIDTH && !line.contains('\n'))
+            {
+                out.push_str(&line);
+                return;
+            }
+        }
+        let inner = INDENT.repeat(depth + 1);
+        let close = |out: &mut String, bracket: char| {
+            out.push_str(&INDENT.repeat(depth));
+            out.push(bracket);
+        };
+        match self {
+            Node::Atom(text) => out.push_str(text),
+            Node::Call { name, fields, .. } => {
+                out.push_str(name);
+                out.push_str("(\n");
+                for (field, value) in fields {
+                    out.push_str(&inner);
+                    if let Some(field) = field {
+                        out.push_str(field);
+                        out.push_str(": ");
+                    }
+                    value.render(depth + 1, out);
+                    out.push_str(",\n");
+                }
+                close(out, ')');
+            }
+            Node::List { items, .. } => {
+                out.push_str("[\n");
+                for item in items {
+                    out.push_str(&inner);
+                    item.render(depth + 1, out);
+                    out.push_str(",\n");
+                }
+                close(out, ']');
+            }
+            Node::Map { entries, .. } => {
+                out.push_str("{\n");
+                for (key, value) in entries {
+                    out.push_str(&inner);
+                    out.push_str(key);
+                    out.push_str(": ");
+                    value.render(depth + 1, out);
+                    out.push_str(",\n");
+                }
+                close(out, '}');
+            }
+        }
+    }
+}
+
+/// A RON string literal for `text`.
+///
+/// Text with quotes or backslashes (shell commands, mostly) becomes a raw
+/// string, `r#"grep -q "x" f"#`, which reads as it runs; text with control
+/// characters becomes an ordinary string with escapes, so that it stays on
+/// one line.
+fn string(text: &str) -> String {
+    let has_control = text.chars().any(char::is_control);
+    if !has_control && (text.contains('"') || text.contains('\\')) {
+        // Enough hashes that no `"###` inside can end the string early.
+        let mut longest = 0;
+        for (i, _) in text.match_indices('"') {
+            let run = text[i + 1..].bytes().take_while(|b| *b == b'#').count();
+            longest = longest.max(run);
+        }
+        let hashes = "#".repeat(longest + 1);
+        return format!("r{hashes}\"{text}\"{hashes}");
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A duration as the plan format writes it.
+///
+/// Whole seconds use [`format_duration`]; a fraction of a second is appended
+/// in `ms`, `us` and `ns` (which `format_duration` does not print), so that
+/// the value reads back exactly.
+fn duration_text(d: Duration) -> String {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
+        return format_duration(d);
+    }
+    let mut out = if d.as_secs() > 0 {
+        format_duration(Duration::from_secs(d.as_secs()))
+    } else {
+        String::new()
+    };
+    for (value, unit) in [
+        (nanos / 1_000_000, "ms"),
+        (nanos / 1_000 % 1_000, "us"),
+        (nanos % 1_000, "ns"),
+    ] {
+        if value > 0 {
+            let _ = write!(out, "{value}{unit}");
+        }
+    }
+    out
+}
+
+fn plan_node(plan: &Plan) -> Node {
+    let mut fields = vec![
+        (Some("name"), Node::str(&plan.name)),
+        (Some("service"), Node::str(&plan.service)),
+    ];
+    if let Some(description) = &plan.description {
+        fields.push((Some("description"), Node::str(description)));
+    }
+    fields.push((Some("window"), window_node(&plan.window)));
+    if !plan.vars.is_empty() {
+        fields.push((Some("vars"), vars_node(&plan.vars).broken()));
+    }
+    let hosts: Vec<(String, Node)> = plan
+        .hosts
+        .iter()
+        .filter(|h| !h.is_local())
+        .map(|h| (string(&h.name), host_node(h)))
+        .collect();
+    if !hosts.is_empty() {
+        fields.push((
+            Some("hosts"),
+            Node::Map {
+                entries: hosts,
+                broken: true,
+            },
+        ));
+    }
+    if let Some(dns) = &plan.dns {
+        fields.push((Some("dns"), dns_node(dns)));
+    }
+    let mut number = 0;
+    let phases = plan
+        .phases
+        .iter()
+        .map(|p| phase_node(p, &mut number))
+        .collect();
+    fields.push((
+        Some("phases"),
+        Node::List {
+            items: phases,
+            broken: true,
+        },
+    ));
+    Node::call("Plan", fields).broken()
+}
+
+fn window_node(window: &Window) -> Node {
+    let mut fields = Vec::new();
+    if let Some(start) = &window.start {
+        fields.push((Some("start"), Node::str(&start.to_string())));
+    }
+    fields.push((Some("announced"), Node::duration(window.announced)));
+    if let Some(deadline) = window.deadline {
+        fields.push((Some("deadline"), Node::duration(deadline)));
+    }
+    Node::call("Window", fields)
+}
+
+fn vars_node(vars: &[Variable]) -> Node {
+    Node::Map {
+        entries: vars
+            .iter()
+            .map(|v| (string(&v.name), Node::str(&v.value)))
+            .collect(),
+        broken: false,
+    }
+}
+
+fn host_node(host: &Host) -> Node {
+    let mut fields = vec![(Some("address"), Node::str(&host.address))];
+    if let Some(user) = &host.user {
+        fields.push((Some("user"), Node::str(user)));
+    }
+    if let Some(port) = host.port {
+        fields.push((Some("port"), Node::Atom(port.to_string())));
+    }
+    if let Some(identity) = &host.identity {
+        fields.push((Some("identity"), Node::str(&identity.to_string_lossy())));
+    }
+    if !host.vars.is_empty() {
+        fields.push((Some("vars"), vars_node(&host.vars)));
+    }
+    Node::call("Host", fields)
+}
+
+fn dns_node(dns: &Dns) -> Node {
+    let key = match &dns.key {
+        TsigKeySource::File(path) => Node::wrap("TsigFile", Node::str(&path.to_string_lossy())),
+        TsigKeySource::Env(var) => Node::wrap("TsigEnv", Node::str(var)),
+    };
+    let mut fields = vec![
+        (Some("server"), Node::str(&dns.server)),
+        (Some("zone"), Node::str(&dns.zone)),
+        (Some("key"), key),
+    ];
+    if !dns.records.is_empty() {
+        let entries = dns
+            .records
+            .iter()
+            .map(|record| {
+                let mut fields = vec![(Some("ttl"), Node::duration(record.ttl))];
+                if !record.addresses.is_empty() {
+                    let addresses: Vec<String> =
+                        record.addresses.iter().map(ToString::to_string).collect();
+                    fields.push((Some("addresses"), Node::strings(&addresses)));
+                }
+                (string(&record.name), Node::call("Record", fields))
+            })
+            .collect();
+        fields.push((
+            Some("records"),
+            Node::Map {
+                entries,
+                broken: true,
+            },
+        ));
+    }
+    Node::call("Rfc2136", fields).broken()
+}
+
+/// `number` is the last step number so far: numbers run on across phases.
+fn phase_node(phase: &Phase, number: &mut u32) -> Node {
+    let mut fields = vec![(Some("name"), Node::str(&phase.name))];
+    if let Some(at) = phase.at {
+        fields.push((Some("at"), Node::str(&format_anchor(at))));
+    }
+    let items = phase
+        .entries
+        .iter()
+        .map(|entry| entry_node(entry, number))
+        .collect();
+    fields.push((
+        Some("steps"),
+        Node::List {
+            items,
+            broken: true,
+        },
+    ));
+    Node::call("Phase", fields).broken()
+}
+
+fn entry_node(entry: &Entry, number: &mut u32) -> Node {
+    match entry {
+        Entry::Step(step) => {
+            // The loader counts on from the previous step unless told.
+            let counted = number.checked_add(1);
+            *number = step.number;
+            step_node(step, counted != Some(step.number))
+        }
+        Entry::RollbackPoint(marker) => Node::wrap("RollbackPoint", Node::str(&marker.text)),
+        Entry::PointOfNoReturn(marker) => Node::call(
+            "PointOfNoReturn",
+            vec![(Some("reason"), Node::str(&marker.text))],
+        ),
+    }
+}
+
+fn step_node(step: &Step, write_number: bool) -> Node {
+    let mut fields = vec![(Some("id"), Node::str(&step.id))];
+    if step.title != step.id {
+        fields.push((Some("title"), Node::str(&step.title)));
+    }
+    if write_number {
+        fields.push((Some("number"), Node::Atom(step.number.to_string())));
+    }
+    match step.tickets.as_slice() {
+        [] => {}
+        [one] => fields.push((Some("ticket"), Node::str(one))),
+        many => fields.push((Some("ticket"), Node::strings(many))),
+    }
+    match step.done {
+        Done::Yes => fields.push((Some("done"), Node::Atom("true".into()))),
+        Done::InProgress => fields.push((Some("done"), Node::str(Done::InProgress.as_str()))),
+        Done::No => {}
+    }
+    fields.push((Some("action"), action_node(&step.action)));
+    if let Some(check) = &step.check {
+        fields.push((Some("check"), check_node(check, step.host())));
+    }
+    if step.duration != default_duration(&step.action) {
+        fields.push((Some("duration"), duration_model_node(&step.duration)));
+    }
+    if let Some(deadline) = step.deadline {
+        fields.push((Some("deadline"), Node::duration(deadline)));
+    }
+    if step.retries != 0 {
+        fields.push((Some("retries"), Node::Atom(step.retries.to_string())));
+    }
+    if step.after_explicit {
+        fields.push((Some("after"), Node::strings(&step.after)));
+    }
+    if let Some(downtime) = step.downtime {
+        let marker = match downtime {
+            Downtime::Begins => "Begins",
+            Downtime::Ends => "Ends",
+        };
+        fields.push((Some("downtime"), Node::Atom(marker.into())));
+    }
+    if let Some(settle) = step.settle {
+        fields.push((Some("settle"), Node::duration(settle)));
+    }
+    if let Some(notice) = &step.notice {
+        fields.push((Some("notice"), Node::str(notice)));
+    }
+    Node::call("Step", fields).broken()
+}
+
+/// The duration a step has when it does not say; mirrors the loader's
+/// `default_duration` in `load.rs` (a unit test below holds them together).
+fn default_duration(action: &Action) -> DurationModel {
+    match action {
+        Action::Wait(d) => DurationModel::Fixed(*d),
+        Action::Manual { .. } => DurationModel::Fixed(Duration::from_secs(300)),
+        Action::WaitTtl { .. } => DurationModel::Fixed(Duration::ZERO),
+        _ => DurationModel::Fixed(Duration::from_secs(30)),
+    }
+}
+
+/// `revert: ...`, unless the loader's stand-in for an unwritten revert (only
+/// allowed on steps that are done).
+fn revert_field(revert: &Revert) -> Option<(Option<&'static str>, Node)> {
+    let (kind, text) = match revert {
+        Revert::Run(t) => ("Run", t),
+        Revert::Manual(t) => ("Manual", t),
+        Revert::Irreversible(t) => ("Irreversible", t),
+        Revert::Nothing(t) if t.is_empty() => return None,
+        Revert::Nothing(t) => ("Nothing", t),
+    };
+    Some((Some("revert"), Node::wrap(kind, Node::str(text))))
+}
+
+fn action_node(action: &Action) -> Node {
+    match action {
+        Action::Shell { host, run, revert } => {
+            let mut fields = vec![(Some("on"), Node::str(host)), (Some("run"), Node::str(run))];
+            fields.extend(revert_field(revert));
+            Node::call("Shell", fields)
+        }
+        Action::Service { host, unit, state } => {
+            let state = match state {
+                ServiceState::Running => "Running",
+                ServiceState::Stopped => "Stopped",
+            };
+            Node::call(
+                "Service",
+                vec![
+                    (Some("on"), Node::str(host)),
+                    (Some("unit"), Node::str(unit)),
+                    (Some("state"), Node::Atom(state.into())),
+                ],
+            )
+        }
+        Action::Rsync {
+            from,
+            to,
+            path,
+            dest,
+            delete,
+            args,
+        } => {
+            let mut fields = vec![
+                (Some("from"), Node::str(from)),
+                (Some("to"), Node::str(to)),
+                (Some("path"), Node::str(path)),
+            ];
+            if dest != path {
+                fields.push((Some("dest"), Node::str(dest)));
+            }
+            if *delete {
+                fields.push((Some("delete"), Node::Atom("true".into())));
+            }
+            if !args.is_empty() {
+                fields.push((Some("args"), Node::strings(args)));
+            }
+            Node::call("Rsync", fields)
+        }
+        Action::DnsTtl { record, ttl } => Node::call(
+            "DnsTtl",
+            vec![
+                (Some("record"), Node::str(record)),
+                (Some("ttl"), Node::duration(*ttl)),
+            ],
+        ),
+        Action::DnsRecord { record, addresses } => {
+            let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+            Node::call(
+                "DnsRecord",
+                vec![
+                    (Some("record"), Node::str(record)),
+                    (Some("addresses"), Node::strings(&addresses)),
+                ],
+            )
+        }
+        Action::WaitTtl { record } => {
+            Node::call("WaitTtl", vec![(Some("record"), Node::str(record))])
+        }
+        Action::Wait(d) => Node::wrap("Wait", Node::duration(*d)),
+        Action::Manual { prompt, revert } => {
+            let mut fields = vec![(Some("prompt"), Node::str(prompt))];
+            fields.extend(revert_field(revert));
+            Node::call("Manual", fields)
+        }
+        Action::Verify => Node::Atom("Verify".into()),
+    }
+}
+
+/// A check; `Run` when it runs on the step's own host, `RunOn` otherwise.
+fn check_node(check: &Check, step_host: Option<&str>) -> Node {
+    match check {
+        Check::Run { host, command } if step_host == Some(host.as_str()) => {
+            Node::wrap("Run", Node::str(command))
+        }
+        Check::Run { host, command } => Node::call(
+            "RunOn",
+            vec![
+                (Some("host"), Node::str(host)),
+                (Some("run"), Node::str(command)),
+            ],
+        ),
+        Check::Tcp { host, port } => Node::call(
+            "Tcp",
+            vec![
+                (Some("host"), Node::str(host)),
+                (Some("port"), Node::Atom(port.to_string())),
+            ],
+        ),
+        Check::Http { url, status } => {
+            let mut fields = vec![(Some("url"), Node::str(url))];
+            if *status != 200 {
+                fields.push((Some("status"), Node::Atom(status.to_string())));
+            }
+            Node::call("Http", fields)
+        }
+        Check::Resolves { record, to } => Node::call(
+            "Resolves",
+            vec![
+                (Some("record"), Node::str(record)),
+                (Some("to"), Node::str(&to.to_string())),
+            ],
+        ),
+    }
+}
+
+fn duration_model_node(model: &DurationModel) -> Node {
+    let d = |value: Duration| Node::duration(value);
+    match *model {
+        DurationModel::Fixed(value) => Node::wrap("Fixed", d(value)),
+        DurationModel::Uniform { min, max } => Node::call(
+            "Uniform",
+            vec![(Some("min"), d(min)), (Some("max"), d(max))],
+        ),
+        DurationModel::Pert { min, likely, max } => Node::call(
+            "Pert",
+            vec![
+                (Some("min"), d(min)),
+                (Some("likely"), d(likely)),
+                (Some("max"), d(max)),
+            ],
+        ),
+        DurationModel::LogNormal { p50, p95 } => Node::call(
+            "LogNormal",
+            vec![(Some("p50"), d(p50)), (Some("p95"), d(p95))],
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Source;
+    use crate::load::{load_str, Settings};
+    use crate::span::ron_options;
+
+    fn load(text: &str) -> Plan {
+        let loaded = load_str(Source::new("test.ron", text), &Settings::default());
+        match loaded.plan {
+            Some(plan) => plan,
+            None => panic!(
+                "plan does not load: {:#?}\n--- text ---\n{text}",
+                loaded
+                    .diagnostics
+                    .iter()
+                    .map(|d| (d.rule(), d.message()))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Prints, loads the print, prints again: the two prints must agree.
+    fn round_trip(text: &str) -> String {
+        let printed = to_ron(&load(text));
+        let again = to_ron(&load(&printed));
+        assert_eq!(again, printed, "printing is not a fixpoint");
+        printed
+    }
+
+    const MINIMAL: &str = r#"Plan(name: "m", service: "m", window: Window(announced: "10m"),
+        phases: [Phase(name: "window", at: "0", steps: [
+            Step(id: "hello", action: Shell(on: "local", run: "echo hi", revert: Nothing("prints only")),
+                 check: Run("true")),
+        ])])"#;
+
+    #[test]
+    fn prints_only_what_differs_from_the_defaults() {
+        assert_eq!(
+            round_trip(MINIMAL),
+            r#"Plan(
+    name: "m",
+    service: "m",
+    window: Window(announced: "10m"),
+    phases: [
+        Phase(
+            name: "window",
+            at: "0",
+            steps: [
+                Step(
+                    id: "hello",
+                    action: Shell(on: "local", run: "echo hi", revert: Nothing("prints only")),
+                    check: Run("true"),
+                ),
+            ],
+        ),
+    ],
+)
+"#
+        );
+    }
+
+    const FULL: &str = r#"Plan(
+        name: "lists: sodium -> fermium",
+        service: "lists.example.org",
+        description: "Move the lists.\nAll of them.",
+        window: Window(start: "2015-09-01T14:00:00Z", announced: "2h", deadline: "3h"),
+        vars: { "dir": "/var/lib/mailman", "who": "it's me" },
+        hosts: {
+            "sodium": Host(address: "sodium.example.org", user: "root", port: 2222,
+                           identity: "/root/.ssh/id", vars: { "svc": "mailman" }),
+            "fermium": Host(address: "10.0.0.2"),
+        },
+        dns: Rfc2136(server: "ns0.example.org:53", zone: "Example.org", key: TsigEnv("TSIG"),
+            records: { "lists.example.org.": Record(ttl: "1h", addresses: ["10.0.0.1"]),
+                       "www.example.org": Record(ttl: "5m") }),
+        phases: [
+            Phase(name: "prep", steps: [
+                Step(id: "vm", title: "request VM", ticket: ["T1", "T2"], done: true,
+                     action: Manual(prompt: "ask for a VM")),
+                Step(id: "plan", number: 12, ticket: "T3", done: "in progress",
+                     action: Manual(prompt: "write the plan", revert: Manual("forget it"))),
+            ]),
+            Phase(name: "day-before", at: "-1d", steps: [
+                Step(id: "ttl", action: DnsTtl(record: "lists.example.org.", ttl: "5m"),
+                     duration: Uniform(min: "1s500ms", max: "2m")),
+            ]),
+            Phase(name: "window", at: "0", steps: [
+                Step(id: "hold", action: Shell(on: "sodium", run: "hold {{svc}} {{who}}",
+                     revert: Run("release {{ svc }}")), check: Run("held {{dir}}"), downtime: Begins),
+                Step(id: "stop", action: Service(on: "sodium", unit: "{{svc}}", state: Stopped),
+                     check: RunOn(host: "fermium", run: "true"), retries: 2, settle: "10s"),
+                RollbackPoint("stopped"),
+                Step(id: "rsync", action: Rsync(from: "sodium", to: "fermium", path: "{{dir}}/",
+                     dest: "/srv/mailman/", delete: true, args: ["--numeric-ids"]),
+                     duration: Pert(min: "10m", likely: "20m", max: "70m"), deadline: "75m",
+                     after: ["hold", "stop"]),
+                Step(id: "wait", action: WaitTtl(record: "lists.example.org"), after: []),
+                Step(id: "switch", action: DnsRecord(record: "lists.example.org.", addresses: ["10.0.0.2", "2001:db8::2"]),
+                     check: Resolves(record: "lists.example.org.", to: "10.0.0.2"), downtime: Ends,
+                     notice: "mail is back"),
+                PointOfNoReturn(reason: "sodium \"is\" gone"),
+                Step(id: "web", action: Verify, check: Http(url: "https://lists.example.org/", status: 302)),
+                Step(id: "port", action: Wait("1m"), check: Tcp(host: "fermium", port: 25),
+                     duration: LogNormal(p50: "1m", p95: "5m")),
+                Step(id: "kill", action: Shell(on: "local", run: "echo \"bye\" \\ done",
+                     revert: Irreversible("gone")), check: Run("true")),
+            ]),
+        ],
+    )"#;
+
+    #[test]
+    fn every_field_round_trips() {
+        let printed = round_trip(FULL);
+        for expected in [
+            "description: \"Move the lists.\\nAll of them.\",",
+            "window: Window(start: \"2015-09-01T14:00:00Z\", announced: \"2h\", deadline: \"3h\"),",
+            "\"who\": \"it's me\"",
+            "port: 2222,",
+            "\"fermium\": Host(address: \"10.0.0.2\"),",
+            "zone: \"example.org.\",",
+            "key: TsigEnv(\"TSIG\"),",
+            "\"www.example.org.\": Record(ttl: \"5m\"),",
+            "ticket: [\"T1\", \"T2\"],",
+            "done: true,",
+            "number: 12,",
+            "done: \"in progress\",",
+            "duration: Uniform(min: \"1s500ms\", max: \"2m\"),",
+            // Variables are expanded (and shell-quoted in commands) ...
+            r##"run: r#"hold mailman 'it'\''s me'"#"##,
+            "revert: Run(\"release mailman\")",
+            "check: Run(\"held /var/lib/mailman\"),",
+            "unit: \"mailman\"",
+            "check: RunOn(host: \"fermium\", run: \"true\"),",
+            "path: \"/var/lib/mailman/\",\n",
+            "dest: \"/srv/mailman/\",\n",
+            "delete: true,\n",
+            "args: [\"--numeric-ids\"],\n",
+            "deadline: \"1h15m\",",
+            "after: [\"hold\", \"stop\"],",
+            "after: [],",
+            "record: \"lists.example.org.\"",
+            "addresses: [\"10.0.0.2\", \"2001:db8::2\"]",
+            "check: Resolves(record: \"lists.example.org.\", to: \"10.0.0.2\"),",
+            "downtime: Ends,",
+            "PointOfNoReturn(reason: r#\"sodium \"is\" gone\"#),",
+            "action: Verify,",
+            "check: Http(url: \"https://lists.example.org/\", status: 302),",
+            "action: Wait(\"1m\"),",
+            "check: Tcp(host: \"fermium\", port: 25),",
+            "duration: LogNormal(p50: \"1m\", p95: \"5m\"),",
+            "run: r#\"echo \"bye\" \\ done\"#",
+            "revert: Irreversible(\"gone\")",
+            "retries: 2,",
+            "settle: \"10s\",",
+            "notice: \"mail is back\",",
+        ] {
+            assert!(printed.contains(expected), "missing {expected:?} in\n{printed}");
+        }
+        // ... and the variables are printed with them.
+        assert!(printed.contains("vars: {\n        \"dir\": \"/var/lib/mailman\","));
+        assert!(printed.contains("vars: {\"svc\": \"mailman\"}"));
+        // Defaults and stand-ins stay out.
+        for absent in [
+            "\"local\": Host",
+            "{{",
+            "number: 1,",
+            "number: 13,",
+            "status: 200",
+        ] {
+            assert!(
+                !printed.contains(absent),
+                "unexpected {absent:?} in\n{printed}"
+            );
+        }
+        // A done step without a revert gets none (the loader's stand-in is not a revert).
+        assert!(printed.contains("action: Manual(prompt: \"ask for a VM\"),"));
+        for line in printed.lines() {
+            assert!(
+                line.chars().count() <= WIDTH || !line.contains(", "),
+                "too long: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_plan_comes_back() {
+        let first = load(FULL);
+        let second = load(&to_ron(&first));
+        let view = |plan: &Plan| {
+            plan.steps()
+                .map(|s| {
+                    format!(
+                        "{} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?}",
+                        s.id,
+                        s.title,
+                        s.number,
+                        s.tickets,
+                        s.done,
+                        s.action,
+                        s.check,
+                        s.duration,
+                        s.deadline,
+                        s.retries,
+                        s.after,
+                        s.after_explicit,
+                        s.downtime,
+                        s.settle,
+                        s.notice
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(view(&first), view(&second));
+        assert_eq!(first.vars, second.vars);
+        assert_eq!(first.window.start, second.window.start);
+        let hosts = |plan: &Plan| {
+            format!(
+                "{:?}",
+                plan.hosts
+                    .iter()
+                    .map(|h| (&h.name, &h.address, &h.user, h.port, &h.identity, &h.vars))
+                    .collect::<Vec<_>>()
+            )
+        };
+        assert_eq!(hosts(&first), hosts(&second));
+        let dns = |plan: &Plan| {
+            let d = plan.dns.as_ref().expect("dns");
+            format!(
+                "{} {} {:?} {:?}",
+                d.server,
+                d.zone,
+                d.key,
+                d.records
+                    .iter()
+                    .map(|r| (&r.name, r.ttl, &r.addresses))
+                    .collect::<Vec<_>>()
+            )
+        };
+        assert_eq!(dns(&first), dns(&second));
+    }
+
+    #[test]
+    fn long_parts_are_broken_over_lines() {
+        let long = "x".repeat(90);
+        let text = MINIMAL.replace("echo hi", &format!("echo {long}"));
+        let printed = round_trip(&text);
+        assert!(
+            printed.contains(&format!(
+                "action: Shell(\n                        on: \"local\",\n                        run: \"echo {long}\",\n                        revert: Nothing(\"prints only\"),\n                    ),"
+            )),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn strings_read_back_as_written() {
+        for text in [
+            "",
+            "plain",
+            "say \"hi\"",
+            r"back\slash",
+            "\"#",
+            "\"## and \"#",
+            "line\nbreak",
+            "tab\tand \"quote\" and \\",
+            "nul\0 bell\u{7} del\u{7f} c1\u{85}",
+            "crlf\r\n",
+            "unicode: é ∑ 🙂 \u{2028}",
+            "r#\"already raw\"#",
+            "}} {{",
+        ] {
+            let literal = string(text);
+            let back: String = ron_options()
+                .from_str(&literal)
+                .unwrap_or_else(|e| panic!("{literal} does not parse: {e}"));
+            assert_eq!(back, text, "{literal}");
+            assert!(!literal.contains('\n'), "{literal}");
+        }
+    }
+
+    #[test]
+    fn durations_read_back_exactly() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_millis(1500),
+            Duration::from_nanos(1_000_001),
+            Duration::from_micros(3),
+            Duration::from_secs(59),
+            Duration::from_secs(5_400),
+            Duration::from_secs(90_061) + Duration::from_millis(250),
+        ] {
+            let text = duration_text(d);
+            assert_eq!(crate::duration::parse_duration(&text), Ok(d), "{text}");
+        }
+        assert_eq!(duration_text(Duration::from_secs(5_400)), "1h30m");
+    }
+
+    #[test]
+    fn unwritten_durations_are_the_loaders_defaults() {
+        let text = r#"Plan(name: "d", service: "d", window: Window(announced: "1h"),
+            vars: { "v": "{{x}}" },
+            hosts: { "a": Host(address: "a"), "b": Host(address: "b") },
+            dns: Rfc2136(server: "ns:53", zone: "example.org.", key: TsigFile("/k"),
+                         records: { "www.example.org.": Record(ttl: "1m") }),
+            phases: [Phase(name: "w", at: "0", steps: [
+                Step(id: "shell", action: Shell(on: "a", run: "true", revert: Nothing("no"))),
+                Step(id: "service", action: Service(on: "a", unit: "u", state: Running)),
+                Step(id: "rsync", action: Rsync(from: "a", to: "b", path: "/p/")),
+                Step(id: "ttl", action: DnsTtl(record: "www.example.org.", ttl: "10s")),
+                Step(id: "waitttl", action: WaitTtl(record: "www.example.org.")),
+                Step(id: "switch", action: DnsRecord(record: "www.example.org.", addresses: ["10.0.0.1"])),
+                Step(id: "wait", action: Wait("2m")),
+                Step(id: "manual", action: Manual(prompt: "p", revert: Nothing("no"))),
+                Step(id: "verify", action: Verify, check: Run("true") , after: ["shell"]),
+            ])])"#;
+        // `verify` has no host for `Run`: swap in a check that has one.
+        let text = text.replace(
+            "check: Run(\"true\") ,",
+            "check: RunOn(host: \"a\", run: \"true\"),",
+        );
+        let printed = round_trip(&text);
+        assert!(!printed.contains("duration:"), "{printed}");
+        // A variable whose value looks like a placeholder is printed as it is.
+        assert!(printed.contains("\"v\": \"{{x}}\""), "{printed}");
+    }
+}

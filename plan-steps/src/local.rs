@@ -1,0 +1,910 @@
+//! Running one shell command on this machine, for the built-in host `local`.
+//!
+//! [`run`] starts `/bin/sh -c COMMAND` with stdin closed and this process's
+//! environment and working directory, reads stdout and stderr together (kept
+//! bounded: the head and the tail), logs every line at debug level under the
+//! target `cutover::output`, and stops the command when its deadline passes
+//! or the caller cancels.
+//!
+//! It is for the executor's `local` host: plan commands, checks and reverts
+//! that act on the machine running `cutover`, and the example plans, which
+//! need nothing else. It is not for remote hosts (those go over SSH), not a
+//! sandbox (the command runs as this user, with this environment), and not
+//! a way to leave daemons behind: on deadline or cancellation everything the
+//! command started is killed.
+//!
+//! # Why a process group
+//!
+//! A shell command is rarely one process: `a | b`, `a & b & wait`, a script
+//! that starts helpers. Killing the shell alone would leave its children
+//! running, re-parented to init, still holding files, ports and locks, and
+//! still holding the output pipe open, so that reading it never ends. So the
+//! shell starts as the leader of a new process group, and stopping it signals
+//! the whole group: SIGTERM, up to [`KILL_GRACE`] for it to go, then SIGKILL.
+//!
+//! The group id is the shell's pid, and the shell is not reaped until the
+//! signalling is over, so the id cannot be reused meanwhile: a signal can
+//! only reach processes the command started. A process that leaves the group
+//! on purpose (`setsid`, `setpgid`) escapes, as it would from a terminal.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), plan_steps::local::LocalError> {
+//! use std::time::Duration;
+//! use plan_steps::local::{run, ShellCommand};
+//!
+//! let cmd = ShellCommand::new("test -d /var/lib/mailman").with_deadline(Duration::from_secs(10));
+//! let outcome = run(&cmd, std::future::pending()).await?;
+//! if !outcome.success() {
+//!     eprintln!("{}: {}", outcome.status, outcome.output);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+/// The shell that runs commands.
+pub const SHELL: &str = "/bin/sh";
+
+/// How long a stopped command has between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How many bytes of output [`ShellCommand::new`] keeps.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// The `tracing` target of the command output lines.
+pub const OUTPUT_TARGET: &str = "cutover::output";
+
+/// After the shell exits, how long to keep reading output that a background
+/// process it left behind still holds open (like Go's `Cmd.WaitDelay`).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+
+/// How long to wait for the group to vanish after SIGKILL, and for the shell
+/// to be reaped. Only a process stuck in the kernel takes longer.
+const KILL_SETTLE: Duration = Duration::from_secs(5);
+
+/// How often to look whether the group is gone.
+const POLL: Duration = Duration::from_millis(25);
+
+/// Bytes read from a pipe at once.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A line longer than this is logged in pieces.
+const LINE_LIMIT: usize = 8 * 1024;
+
+/// One command to run on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellCommand {
+    /// The text given to `/bin/sh -c`, already expanded and quoted.
+    pub command: String,
+    /// Stop the command this long after it started; `None` waits for ever.
+    pub deadline: Option<Duration>,
+    /// How many bytes of output to keep: the first half and the last half.
+    pub output_limit: usize,
+}
+
+impl ShellCommand {
+    /// A command with no deadline and [`DEFAULT_OUTPUT_LIMIT`].
+    pub fn new(command: impl Into<String>) -> Self {
+        ShellCommand {
+            command: command.into(),
+            deadline: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+        }
+    }
+
+    /// Stops the command this long after it started.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Keeps this many bytes of output.
+    pub fn with_output_limit(mut self, bytes: usize) -> Self {
+        self.output_limit = bytes;
+        self
+    }
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal it did not handle killed it (not one sent by [`run`]).
+    Signalled(i32),
+    /// Its deadline passed; [`run`] killed it.
+    TimedOut,
+    /// The caller cancelled it; [`run`] killed it.
+    Cancelled,
+}
+
+impl fmt::Display for ExitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ExitKind::Exited(code) => write!(f, "exited with status {code}"),
+            ExitKind::Signalled(signal) => match Signal::try_from(signal) {
+                Ok(name) => write!(f, "killed by signal {signal} ({name})"),
+                Err(_) => write!(f, "killed by signal {signal}"),
+            },
+            ExitKind::TimedOut => f.write_str("timed out"),
+            ExitKind::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// What a finished command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellOutcome {
+    /// How it ended.
+    pub status: ExitKind,
+    /// stdout and stderr interleaved as they arrived, decoded as lossy UTF-8.
+    /// When over the limit, the head and the tail with a note of the gap.
+    pub output: String,
+    /// How many bytes of output were left out between the head and the tail.
+    pub dropped_bytes: u64,
+    /// From the start of the shell until it was reaped.
+    pub elapsed: Duration,
+}
+
+impl ShellOutcome {
+    /// Whether the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == ExitKind::Exited(0)
+    }
+}
+
+/// A command that could not be run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// `/bin/sh` could not be started (missing, not executable, out of
+    /// processes, or a NUL byte in the command).
+    #[error("cannot start {SHELL}: {source}")]
+    Spawn {
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// Waiting for the shell failed: something else in this process reaped it.
+    #[error("lost track of the {SHELL} process: {source}")]
+    Wait {
+        /// The operating system's reason.
+        source: io::Error,
+    },
+}
+
+/// Runs `cmd` with `/bin/sh -c` in its own process group.
+///
+/// Returns when the shell exits, or, after its deadline or once `cancel`
+/// completes, when its whole process group has been killed (SIGTERM, up to
+/// [`KILL_GRACE`], SIGKILL) and the shell reaped. A command that exits leaves
+/// its background processes alone; their output is read for at most one more
+/// second.
+///
+/// Dropping the returned future before it completes kills the process group
+/// at once with SIGKILL.
+pub async fn run(
+    cmd: &ShellCommand,
+    cancel: impl Future<Output = ()>,
+) -> Result<ShellOutcome, LocalError> {
+    let started = Instant::now();
+    let mut child = Command::new(SHELL)
+        .arg("-c")
+        .arg(&cmd.command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| LocalError::Spawn { source })?;
+    // invariant: tokio knows the pid of a child it has not yet reaped.
+    let pid = child.id().expect("a freshly spawned child has a pid");
+    // invariant: Linux and the BSDs keep pids far below i32::MAX.
+    let pid = i32::try_from(pid).expect("pids fit in pid_t");
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let mut group = Group {
+        child,
+        pgid: Pid::from_raw(pid),
+        reaped: false,
+    };
+    tracing::debug!(pid, "started {SHELL} -c");
+    let mut pump = Pump::new(pid, stdout, stderr, cmd.output_limit);
+
+    let deadline = async {
+        match cmd.deadline {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ending = pump
+        .run_while(async {
+            tokio::select! {
+                // An exit that coincides with the deadline counts as the exit.
+                biased;
+                status = group.wait() => Ending::Exited(status),
+                () = deadline => Ending::Stopped(ExitKind::TimedOut),
+                () = cancel => Ending::Stopped(ExitKind::Cancelled),
+            }
+        })
+        .await;
+
+    let status = match ending {
+        Ending::Exited(status) => {
+            let status = status.map_err(|source| LocalError::Wait { source })?;
+            if tokio::time::timeout(DRAIN_AFTER_EXIT, pump.finish())
+                .await
+                .is_err()
+            {
+                tracing::debug!(
+                    pid,
+                    "a background process still holds the output open; no longer reading it"
+                );
+            }
+            exit_kind(status)
+        }
+        Ending::Stopped(kind) => {
+            tracing::info!(pid, "{kind}: stopping the command's process group");
+            stop(&mut group, &mut pump).await?;
+            kind
+        }
+    };
+    let (output, dropped_bytes) = pump.capture.into_output();
+    Ok(ShellOutcome {
+        status,
+        output,
+        dropped_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Why the first wait ended.
+enum Ending {
+    Exited(io::Result<ExitStatus>),
+    Stopped(ExitKind),
+}
+
+fn exit_kind(status: ExitStatus) -> ExitKind {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitKind::Exited(code),
+        (None, Some(signal)) => ExitKind::Signalled(signal),
+        // Cannot happen: `wait` reports only exits and deaths by signal, never
+        // a stop. Reported as a failure, never as a success.
+        (None, None) => ExitKind::Signalled(0),
+    }
+}
+
+/// SIGTERM to the group, a grace period, SIGKILL, then reaps the shell.
+async fn stop(group: &mut Group, pump: &mut Pump) -> Result<(), LocalError> {
+    let pgid = group.pgid;
+    group.signal(Signal::SIGTERM);
+    match pump.run_while(wait_group_gone(pgid, KILL_GRACE)).await {
+        Members::Gone => {}
+        Members::Alive => {
+            tracing::info!(pgid = pgid.as_raw(), "still running after SIGTERM; sending SIGKILL");
+        }
+        // Without /proc the group cannot be watched: give it the whole grace.
+        Members::Unknown => pump.run_while(tokio::time::sleep(KILL_GRACE)).await,
+    }
+    // Always, even when the group looks gone: it costs nothing, and catches a
+    // process forked between the last look and now.
+    group.signal(Signal::SIGKILL);
+    if let Members::Alive = pump.run_while(wait_group_gone(pgid, KILL_SETTLE)).await {
+        tracing::warn!(
+            pgid = pgid.as_raw(),
+            "processes of the group survive SIGKILL (stuck in the kernel?)"
+        );
+    }
+    match pump
+        .run_while(tokio::time::timeout(KILL_SETTLE, group.wait()))
+        .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(source)) => return Err(LocalError::Wait { source }),
+        // The shell is left to tokio, which reaps it whenever it dies.
+        Err(_) => tracing::warn!(pgid = pgid.as_raw(), "the shell survives SIGKILL"),
+    }
+    // Every writer is dead now, or escaped the group; take what is left.
+    let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, pump.finish()).await;
+    Ok(())
+}
+
+/// The shell and its process group, killed with SIGKILL if dropped unreaped.
+struct Group {
+    child: Child,
+    pgid: Pid,
+    /// Once the shell is reaped its pid (the group id) may be reused: from
+    /// then on the group must never be signalled.
+    reaped: bool,
+}
+
+impl Group {
+    /// Signals every process of the group, unless the shell was reaped.
+    fn signal(&self, signal: Signal) {
+        if self.reaped {
+            return;
+        }
+        match killpg(self.pgid, signal) {
+            // No member is left.
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => tracing::warn!(pgid = self.pgid.as_raw(), "cannot send {signal}: {e}"),
+        }
+    }
+
+    /// Waits for the shell to exit and reaps it. Cancel-safe.
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child.wait().await;
+        // Also on an error: the shell may have been reaped by someone else,
+        // and its pid is no longer ours to signal.
+        self.reaped = true;
+        status
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// Whether a process group still has live (non-zombie) members.
+enum Members {
+    Alive,
+    Gone,
+    /// This system has no readable `/proc`.
+    Unknown,
+}
+
+/// Polls until the group has no live member, or `limit` passes.
+async fn wait_group_gone(pgid: Pid, limit: Duration) -> Members {
+    let until = Instant::now() + limit;
+    loop {
+        let pgid = pgid.as_raw();
+        let members = tokio::task::spawn_blocking(move || group_members(pgid))
+            .await
+            .unwrap_or(Members::Unknown);
+        match members {
+            Members::Alive if Instant::now() < until => tokio::time::sleep(POLL).await,
+            other => return other,
+        }
+    }
+}
+
+/// Looks through `/proc` for a live process in group `pgid`.
+fn group_members(pgid: i32) -> Members {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Members::Unknown;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A process that exits meanwhile has no stat any more: not a member.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((state, group)) = parse_stat(&stat) {
+            if group == pgid && !matches!(state, 'Z' | 'X' | 'x') {
+                return Members::Alive;
+            }
+        }
+    }
+    Members::Gone
+}
+
+/// State and process group from a `/proc/<pid>/stat` line:
+/// `pid (comm) state ppid pgrp ...`, where `comm` may hold spaces and `)`.
+fn parse_stat(stat: &str) -> Option<(char, i32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Which pipe bytes came from.
+#[derive(Clone, Copy, Debug)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Reads stdout and stderr as bytes arrive, into one capture and the log.
+struct Pump {
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    stdout_buf: Vec<u8>,
+    stderr_buf: Vec<u8>,
+    stdout_lines: Lines,
+    stderr_lines: Lines,
+    capture: Capture,
+}
+
+impl Pump {
+    fn new(
+        pid: i32,
+        stdout: Option<ChildStdout>,
+        stderr: Option<ChildStderr>,
+        limit: usize,
+    ) -> Self {
+        Pump {
+            stdout,
+            stderr,
+            stdout_buf: vec![0; READ_CHUNK],
+            stderr_buf: vec![0; READ_CHUNK],
+            stdout_lines: Lines::new(pid, Stream::Stdout),
+            stderr_lines: Lines::new(pid, Stream::Stderr),
+            capture: Capture::new(limit),
+        }
+    }
+
+    /// Whether both pipes are at their end.
+    fn finished(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    /// Reads until both pipes end. Cancel-safe.
+    async fn finish(&mut self) {
+        while !self.finished() {
+            self.step().await;
+        }
+    }
+
+    /// Runs `fut` to completion, reading output meanwhile so that the
+    /// command never blocks on a full pipe.
+    async fn run_while<F: Future>(&mut self, fut: F) -> F::Output {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                () = self.step(), if !self.finished() => {}
+            }
+        }
+    }
+
+    /// Takes one chunk from whichever pipe has one. Cancel-safe: a read that
+    /// has not completed has consumed nothing.
+    async fn step(&mut self) {
+        let (stream, result) = tokio::select! {
+            r = read_some(self.stdout.as_mut(), &mut self.stdout_buf) => (Stream::Stdout, r),
+            r = read_some(self.stderr.as_mut(), &mut self.stderr_buf) => (Stream::Stderr, r),
+        };
+        let (buf, lines) = match stream {
+            Stream::Stdout => (&self.stdout_buf, &mut self.stdout_lines),
+            Stream::Stderr => (&self.stderr_buf, &mut self.stderr_lines),
+        };
+        match result {
+            Ok(0) => {
+                lines.flush();
+                self.close(stream);
+            }
+            Ok(n) => {
+                self.capture.push(&buf[..n]);
+                lines.push(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(pid = lines.pid, "cannot read {}: {e}", stream.name());
+                lines.flush();
+                self.close(stream);
+            }
+        }
+    }
+
+    fn close(&mut self, stream: Stream) {
+        match stream {
+            Stream::Stdout => self.stdout = None,
+            Stream::Stderr => self.stderr = None,
+        }
+    }
+}
+
+/// Reads from `pipe`, or waits for ever when it is closed.
+async fn read_some<R: AsyncRead + Unpin>(pipe: Option<&mut R>, buf: &mut [u8]) -> io::Result<usize> {
+    match pipe {
+        Some(pipe) => pipe.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Splits one stream into lines for the log.
+struct Lines {
+    pid: i32,
+    stream: Stream,
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    fn new(pid: i32, stream: Stream) -> Self {
+        Lines {
+            pid,
+            stream,
+            partial: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
+            if self.partial.is_empty() {
+                self.emit(&bytes[..newline]);
+            } else {
+                self.partial.extend_from_slice(&bytes[..newline]);
+                let line = std::mem::take(&mut self.partial);
+                self.emit(&line);
+            }
+            bytes = &bytes[newline + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+        while self.partial.len() >= LINE_LIMIT {
+            let piece: Vec<u8> = self.partial.drain(..LINE_LIMIT).collect();
+            self.emit(&piece);
+        }
+    }
+
+    /// Logs an unterminated last line.
+    fn flush(&mut self) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.emit(&line);
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        tracing::debug!(
+            target: OUTPUT_TARGET,
+            pid = self.pid,
+            stream = self.stream.name(),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+/// The first and last bytes of the output, and how many fell in between.
+struct Capture {
+    head: Vec<u8>,
+    head_limit: usize,
+    tail: VecDeque<u8>,
+    tail_limit: usize,
+    total: u64,
+}
+
+impl Capture {
+    fn new(limit: usize) -> Self {
+        let head_limit = limit / 2;
+        Capture {
+            head: Vec::new(),
+            head_limit,
+            tail: VecDeque::new(),
+            tail_limit: limit - head_limit,
+            total: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        let room = self.head_limit - self.head.len();
+        let (head, rest) = bytes.split_at(room.min(bytes.len()));
+        self.head.extend_from_slice(head);
+        let rest = &rest[rest.len().saturating_sub(self.tail_limit)..];
+        let overflow = (self.tail.len() + rest.len()).saturating_sub(self.tail_limit);
+        self.tail.drain(..overflow);
+        self.tail.extend(rest);
+    }
+
+    fn dropped(&self) -> u64 {
+        self.total - (self.head.len() + self.tail.len()) as u64
+    }
+
+    /// The text, with a note where bytes were left out, and their number.
+    fn into_output(self) -> (String, u64) {
+        let dropped = self.dropped();
+        let Capture { head, tail, .. } = self;
+        let tail = Vec::from(tail);
+        if dropped == 0 {
+            let mut all = head;
+            all.extend_from_slice(&tail);
+            return (String::from_utf8_lossy(&all).into_owned(), 0);
+        }
+        let mut text = String::from_utf8_lossy(&head).into_owned();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("[... {dropped} bytes of output left out ...]\n"));
+        text.push_str(&String::from_utf8_lossy(&tail));
+        (text, dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::path::Path;
+
+    /// A test's scratch directory; a file in it records pids.
+    fn scratch() -> tempfile::TempDir {
+        // invariant: tests run where a temporary directory can be made.
+        tempfile::tempdir().expect("a temporary directory")
+    }
+
+    fn shell(command: &str) -> ShellCommand {
+        ShellCommand::new(command)
+    }
+
+    async fn run_ok(cmd: &ShellCommand) -> ShellOutcome {
+        match run(cmd, std::future::pending()).await {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("`{}` did not run: {e}", cmd.command),
+        }
+    }
+
+    /// The pids written one per line to `file`.
+    fn pids(file: &Path) -> Vec<i32> {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Whether `pid` is a live process of group `pgid` (a zombie is not live;
+    /// a pid reused by a process of another group is not ours).
+    fn alive_in_group(pid: i32, pgid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => matches!(parse_stat(&stat), Some((state, g)) if g == pgid && state != 'Z' && state != 'X'),
+            Err(_) => false,
+        }
+    }
+
+    /// Writes `$$` (the shell, leader of the group) then runs `body`; the
+    /// body appends the pids it starts to the same file.
+    fn recording(file: &Path, body: &str) -> String {
+        let file = file.display();
+        format!("echo $$ > '{file}'; {body}")
+    }
+
+    /// Asserts that the shell and every recorded process are gone.
+    fn assert_all_gone(file: &Path, expected: usize) {
+        let pids = pids(file);
+        assert_eq!(pids.len(), expected, "pids recorded: {pids:?}");
+        let pgid = pids[0];
+        for pid in &pids {
+            assert!(!alive_in_group(*pid, pgid), "process {pid} survived");
+        }
+    }
+
+    /// Kills what a test left running on purpose.
+    fn cleanup(pids: &[i32]) {
+        for pid in pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+    }
+
+    #[tokio::test]
+    async fn exit_codes_are_reported() {
+        let ok = run_ok(&shell("true")).await;
+        assert_eq!(ok.status, ExitKind::Exited(0));
+        assert!(ok.success());
+
+        let three = run_ok(&shell("exit 3")).await;
+        assert_eq!(three.status, ExitKind::Exited(3));
+        assert!(!three.success());
+
+        let killed = run_ok(&shell("kill -KILL $$")).await;
+        assert_eq!(killed.status, ExitKind::Signalled(9));
+        assert!(!killed.success());
+        assert_eq!(killed.status.to_string(), "killed by signal 9 (SIGKILL)");
+    }
+
+    #[tokio::test]
+    async fn stdout_and_stderr_are_both_captured() {
+        let outcome = run_ok(&shell("echo out-1; echo err-1 >&2; echo out-2; echo err-2 >&2")).await;
+        assert!(outcome.success());
+        let out = &outcome.output;
+        for line in ["out-1\n", "out-2\n", "err-1\n", "err-2\n"] {
+            assert!(out.contains(line), "{line:?} missing from {out:?}");
+        }
+        // Order within one stream is kept; across streams it is arrival order.
+        let at = |s: &str| out.find(s).unwrap_or(usize::MAX);
+        assert!(at("out-1") < at("out-2") && at("err-1") < at("err-2"), "{out:?}");
+        assert_eq!(outcome.dropped_bytes, 0);
+        assert_eq!(out.len(), 24);
+    }
+
+    #[tokio::test]
+    async fn stdin_is_empty() {
+        let outcome = run_ok(&shell("cat; echo done").with_deadline(Duration::from_secs(30))).await;
+        assert_eq!(outcome.status, ExitKind::Exited(0));
+        assert_eq!(outcome.output, "done\n");
+    }
+
+    #[tokio::test]
+    async fn output_keeps_head_and_tail_and_counts_the_rest() {
+        let cmd = shell("printf START; head -c 10000 /dev/zero | tr '\\0' x; printf END >&2")
+            .with_output_limit(100);
+        let outcome = run_ok(&cmd).await;
+        assert!(outcome.success());
+        assert_eq!(outcome.dropped_bytes, 5 + 10_000 + 3 - 100);
+        let (head, rest) = outcome.output.split_at(50);
+        assert_eq!(head, format!("START{}", "x".repeat(45)));
+        assert_eq!(
+            rest,
+            format!("\n[... 9908 bytes of output left out ...]\n{}END", "x".repeat(47))
+        );
+    }
+
+    #[test]
+    fn capture_bounds_any_chunking() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for limit in [0, 1, 7, 100, 999, 1000, 5000] {
+            for chunk in [1, 3, 64, 1000] {
+                let mut capture = Capture::new(limit);
+                for piece in bytes.chunks(chunk) {
+                    capture.push(piece);
+                }
+                let kept = limit.min(1000);
+                assert_eq!(capture.dropped(), (1000 - kept) as u64, "limit {limit}");
+                let head_len = capture.head.len();
+                assert_eq!(capture.head, bytes[..head_len]);
+                let tail = Vec::from(capture.tail.clone());
+                assert_eq!(tail, bytes[1000 - tail.len()..], "limit {limit} chunk {chunk}");
+                assert_eq!(head_len + tail.len(), kept);
+            }
+        }
+    }
+
+    #[test]
+    fn stat_lines_parse_with_odd_names() {
+        assert_eq!(
+            parse_stat("4242 (my (odd) name) S 1 4240 4240 0 -1"),
+            Some(('S', 4240))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn deadline_kills_the_whole_group() {
+        let dir = scratch();
+        let file = dir.path().join("pids");
+        let body = format!(
+            "sleep 300 & echo $! >> '{f}'; sleep 300 & echo $! >> '{f}'; wait",
+            f = file.display()
+        );
+        let cmd = shell(&recording(&file, &body)).with_deadline(Duration::from_millis(500));
+        let outcome = run_ok(&cmd).await;
+        assert_eq!(outcome.status, ExitKind::TimedOut);
+        assert!(!outcome.success());
+        assert_all_gone(&file, 3);
+        assert!(outcome.elapsed >= Duration::from_millis(500), "{:?}", outcome.elapsed);
+        // SIGTERM suffices here: no need to wait out the grace period.
+        assert!(outcome.elapsed < Duration::from_secs(20), "{:?}", outcome.elapsed);
+    }
+
+    #[tokio::test]
+    async fn cancelling_kills_the_whole_group() {
+        let dir = scratch();
+        let file = dir.path().join("pids");
+        let body = format!("sleep 300 & echo $! >> '{}'; wait", file.display());
+        let cmd = shell(&recording(&file, &body));
+        let outcome = match run(&cmd, tokio::time::sleep(Duration::from_millis(300))).await {
+            Ok(outcome) => outcome,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(outcome.status, ExitKind::Cancelled);
+        assert_all_gone(&file, 2);
+    }
+
+    #[tokio::test]
+    async fn a_command_ignoring_sigterm_gets_sigkill_after_the_grace() {
+        let dir = scratch();
+        let file = dir.path().join("pids");
+        let body = format!(
+            "trap '' TERM; sleep 300 & echo $! >> '{}'; echo ready; wait",
+            file.display()
+        );
+        let cmd = shell(&recording(&file, &body)).with_deadline(Duration::from_millis(300));
+        let outcome = run_ok(&cmd).await;
+        assert_eq!(outcome.status, ExitKind::TimedOut);
+        assert_all_gone(&file, 2);
+        // The grace period was waited out before SIGKILL.
+        let least = Duration::from_millis(300) + KILL_GRACE;
+        assert!(outcome.elapsed >= least, "{:?}", outcome.elapsed);
+        assert!(outcome.elapsed < Duration::from_secs(30), "{:?}", outcome.elapsed);
+        // Output written before the kill is kept.
+        assert_eq!(outcome.output, "ready\n");
+    }
+
+    #[tokio::test]
+    async fn a_grandchild_ignoring_sigterm_is_killed_too() {
+        let dir = scratch();
+        let file = dir.path().join("pids");
+        let body = format!(
+            "(trap '' TERM; exec sleep 300) & echo $! >> '{}'; wait",
+            file.display()
+        );
+        let cmd = shell(&recording(&file, &body)).with_deadline(Duration::from_millis(300));
+        let outcome = run_ok(&cmd).await;
+        assert_eq!(outcome.status, ExitKind::TimedOut);
+        assert_all_gone(&file, 2);
+    }
+
+    #[tokio::test]
+    async fn elapsed_time_is_measured() {
+        let outcome = run_ok(&shell("sleep 0.3")).await;
+        assert!(outcome.success());
+        assert!(outcome.elapsed >= Duration::from_millis(300), "{:?}", outcome.elapsed);
+        assert!(outcome.elapsed < Duration::from_secs(20), "{:?}", outcome.elapsed);
+    }
+
+    #[tokio::test]
+    async fn a_background_process_holding_the_output_does_not_hold_the_run() {
+        let dir = scratch();
+        let file = dir.path().join("pids");
+        let body = format!("sleep 300 & echo $! >> '{}'; echo hi", file.display());
+        let outcome = run_ok(&shell(&recording(&file, &body))).await;
+        let left = pids(&file);
+        cleanup(&left[1..]);
+        assert_eq!(outcome.status, ExitKind::Exited(0));
+        assert_eq!(outcome.output, "hi\n");
+        assert!(outcome.elapsed < Duration::from_secs(20), "{:?}", outcome.elapsed);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_run_kills_the_group() {
+        let dir = scratch();
+        let file = dir.path().join("pids");
+        let body = format!("sleep 300 & echo $! >> '{}'; wait", file.display());
+        let cmd = shell(&recording(&file, &body));
+        let started = tokio::time::timeout(Duration::from_millis(300), run(&cmd, std::future::pending()));
+        assert!(started.await.is_err(), "the command cannot have finished");
+        // SIGKILL was sent on drop; death follows within moments.
+        let pids = pids(&file);
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        let until = Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|p| alive_in_group(*p, pids[0])) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for pid in &pids {
+            assert!(!alive_in_group(*pid, pids[0]), "process {pid} survived");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_nul_byte_fails_to_spawn() {
+        let result = run(&shell("echo a\0b"), std::future::pending()).await;
+        assert!(matches!(result, Err(LocalError::Spawn { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn exit_kinds_read_well() {
+        assert_eq!(ExitKind::Exited(3).to_string(), "exited with status 3");
+        assert_eq!(ExitKind::TimedOut.to_string(), "timed out");
+        assert_eq!(ExitKind::Cancelled.to_string(), "cancelled");
+        assert_eq!(ExitKind::Signalled(15).to_string(), "killed by signal 15 (SIGTERM)");
+    }
+}
