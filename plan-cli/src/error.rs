@@ -20,6 +20,28 @@ pub enum CliError {
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),
+    /// The plan changed since the journal was written.
+    #[error("the plan no longer matches its journal `{journal}`: {detail}")]
+    PlanChanged {
+        /// The journal's path.
+        journal: String,
+        /// What changed.
+        detail: String,
+    },
+    /// The journal cannot be read or written.
+    #[error("journal: {0}")]
+    Journal(String),
+    /// The run stopped without an end (second Ctrl-C, no operator to ask).
+    #[error("{0}")]
+    Interrupted(String),
+    /// A run cannot start or resume in the current state.
+    #[error("{message}")]
+    Refused {
+        /// What stands in the way.
+        message: String,
+        /// What to do instead.
+        hint: String,
+    },
     /// Writing output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -32,10 +54,14 @@ impl CliError {
     /// The documented exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::InvalidPlan { .. } => exit_codes::INVALID_PLAN,
-            CliError::Read(_) | CliError::Usage(_) | CliError::Output(_) | CliError::Json(_) => {
-                exit_codes::ERROR
-            }
+            CliError::InvalidPlan { .. } | CliError::PlanChanged { .. } => exit_codes::INVALID_PLAN,
+            CliError::Read(_)
+            | CliError::Usage(_)
+            | CliError::Output(_)
+            | CliError::Json(_)
+            | CliError::Journal(_)
+            | CliError::Interrupted(_)
+            | CliError::Refused { .. } => exit_codes::ERROR,
         }
     }
 
@@ -54,6 +80,11 @@ impl CliError {
             CliError::InvalidPlan { path, .. } => Some(format!(
                 "fix the errors above, then run `cutover check {path}` again"
             )),
+            CliError::PlanChanged { .. } => Some(
+                "resume only continues the plan that was started; restore that plan, or move the journal aside to start afresh".into(),
+            ),
+            CliError::Interrupted(_) => Some("continue with `cutover resume PLAN`".into()),
+            CliError::Refused { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }

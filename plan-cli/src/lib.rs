@@ -9,7 +9,9 @@
 pub mod commands;
 pub mod error;
 pub mod exit_codes;
+mod live;
 mod render;
+mod session;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,6 +38,10 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Draw the plan's steps, rollback points and revert edges (Mermaid or Graphviz)
     Graph(commands::graph::GraphArgs),
+    /// Verify, confirm, then execute the plan with automatic rollback
+    Run(commands::run::RunArgs),
+    /// Continue the last run from its journal after a crash or a stop
+    Resume(commands::resume::ResumeArgs),
 }
 
 /// Which plan, and variable overrides for it.
@@ -82,6 +88,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u
         Command::Check(args) => commands::check::cmd_check(&args, stdout, stderr),
         Command::Status(args) => commands::status::cmd_status(&args, stdout, stderr),
         Command::Graph(args) => commands::graph::cmd_graph(&args, stdout, stderr),
+        Command::Run(args) => commands::run::cmd_run(&args, stdout, stderr),
+        Command::Resume(args) => commands::resume::cmd_resume(&args, stdout, stderr),
     }
 }
 

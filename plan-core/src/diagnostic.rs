@@ -134,6 +134,8 @@ rules! {
     PhaseOrder = "phase-order", Error;
     /// A `Verify` step has no check.
     VerifyWithoutCheck = "verify-without-check", Error;
+    /// Exploring every single and double fault found a run that does not end safely.
+    UnsafeRun = "unsafe-run", Error;
     /// A step inside the downtime window has no check.
     MissingCheck = "missing-check", Warning;
     /// A record with a long TTL is switched: users may see the old address for that long.

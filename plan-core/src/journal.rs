@@ -269,8 +269,8 @@ pub fn decode<P: DeserializeOwned>(text: &str) -> Result<Journal<P>, JournalErro
 /// Like [`decode`], for the raw bytes of a journal file.
 ///
 /// A crash can cut the last line in the middle of a multi-byte character, so
-/// the file as a whole need not be UTF-8; this checks each line instead. A
-/// line that is not UTF-8 fails like any other damaged line.
+/// the file as a whole need not be UTF-8; this checks each line instead,
+/// after its CRC.
 pub fn decode_bytes<P: DeserializeOwned>(bytes: &[u8]) -> Result<Journal<P>, JournalError> {
     let mut records: Vec<Record<P>> = Vec::new();
     let mut offset = 0;
@@ -302,7 +302,7 @@ pub fn decode_bytes<P: DeserializeOwned>(bytes: &[u8]) -> Result<Journal<P>, Jou
             }
             Err(reason) => return Err(JournalErrorKind::Corrupt { line, reason }.into()),
         };
-        let record = parse_body::<P>(&body, line)?;
+        let record = parse_body::<P>(body, line)?;
         if let Some(previous) = records.last() {
             check_follows(previous, &record, line)?;
         }
@@ -326,8 +326,8 @@ pub fn next_seq<P>(journal: &Journal<P>) -> u64 {
 }
 
 /// Checks the CRC suffix of a line (without its `\n`) and returns the body
-/// it covers, as text.
-fn check_envelope(line: &[u8]) -> Result<String, String> {
+/// it covers, without its final `}`.
+fn check_envelope(line: &[u8]) -> Result<&[u8], String> {
     let Some(split) = line.len().checked_sub(CRC_SUFFIX_LEN) else {
         return Err("the line is too short to be a record".into());
     };
@@ -349,18 +349,20 @@ fn check_envelope(line: &[u8]) -> Result<String, String> {
             "crc mismatch (the line says {expected:08x}, its content has {actual:08x})"
         ));
     }
-    let mut body = match std::str::from_utf8(open) {
-        Ok(body) => body.to_owned(),
-        // The writer computed this CRC over these bytes, so it wrote them.
-        Err(e) => return Err(format!("not UTF-8 at byte {}", e.valid_up_to() + 1)),
-    };
-    body.push('}');
-    Ok(body)
+    Ok(open)
 }
 
-/// Reads a body that passed its CRC: version first, then the record.
-fn parse_body<P: DeserializeOwned>(body: &str, line: usize) -> Result<Record<P>, JournalError> {
+/// Reads a body that passed its CRC (`open` lacks its final `}`): version
+/// first, then the record.
+fn parse_body<P: DeserializeOwned>(open: &[u8], line: usize) -> Result<Record<P>, JournalError> {
     let corrupt = |reason: String| JournalError::from(JournalErrorKind::Corrupt { line, reason });
+    // The writer computed the CRC over these bytes, so it wrote them as they
+    // are: not UTF-8 here is damage from before the CRC was taken, not a tear.
+    let mut body = std::str::from_utf8(open)
+        .map_err(|e| corrupt(format!("not UTF-8 at byte {}", e.valid_up_to() + 1)))?
+        .to_owned();
+    body.push('}');
+    let body = body.as_str();
     let probe: VersionProbe =
         serde_json::from_str(body).map_err(|e| corrupt(format!("no format version (`v`): {e}")))?;
     if probe.v > FORMAT_VERSION {
@@ -660,7 +662,7 @@ mod tests {
     #[test]
     fn the_crc_key_inside_a_payload_is_not_the_crc() {
         let tricky = json!({"s": ",\"crc\":\"00000000\"}\n"});
-        let journal = decode::<Value>(&journal_of(&[tricky.clone()])).expect("decodes");
+        let journal = decode::<Value>(&journal_of(std::slice::from_ref(&tricky))).expect("decodes");
         assert_eq!(journal.records[0].entry, tricky);
     }
 

@@ -30,7 +30,16 @@ pub struct Settings {
     pub set: Vec<(String, String)>,
     /// `CUTOVER_VAR_<NAME>` (or `CUTOVER_VAR_<HOST>__<NAME>`) from the environment.
     pub env: Vec<(String, String)>,
+    /// The run's own directory, for the built-in `{{run_dir}}`; decided when
+    /// a run starts, so [`RUN_DIR_UNSET`] stands in before that.
+    pub run_dir: Option<String>,
 }
+
+/// The name of the built-in variable holding a run's fresh directory.
+pub const RUN_DIR: &str = "run_dir";
+
+/// What `{{run_dir}}` shows before a run has created its directory.
+pub const RUN_DIR_UNSET: &str = "/tmp/cutover-run-<created when the run starts>";
 
 /// The prefix of environment variables that override plan variables.
 pub const ENV_PREFIX: &str = "CUTOVER_VAR_";
@@ -270,6 +279,7 @@ struct Validator<'a> {
     hosts: HashSet<String>,
     records: HashSet<String>,
     has_dns: bool,
+    hash: u64,
 }
 
 fn span_of<T>(s: &Spanned<T>) -> Span {
@@ -287,6 +297,7 @@ impl<'a> Validator<'a> {
             hosts: HashSet::new(),
             records: HashSet::new(),
             has_dns: false,
+            hash: 0,
         }
     }
 
@@ -321,7 +332,6 @@ impl<'a> Validator<'a> {
             vars: Vec::new(),
             span: Span::default(),
         });
-        let hash = plan_hash(self.source.text(), &self.plan_vars, &hosts);
         Plan {
             name: raw.name.value,
             service: raw.service.value,
@@ -332,7 +342,7 @@ impl<'a> Validator<'a> {
             dns,
             phases,
             source: self.source.clone(),
-            hash,
+            hash: self.hash,
         }
     }
 
@@ -444,6 +454,20 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        // The hash ties a journal to this plan and these settings, but not to
+        // the run's directory, which differs from run to run.
+        let mut host_vars: Vec<(&String, &Vec<Variable>)> = self.host_vars.iter().collect();
+        host_vars.sort_by_key(|(name, _)| name.as_str());
+        let all_vars: Vec<&Variable> = self.plan_vars.iter().chain(host_vars.into_iter().flat_map(|(_, v)| v)).collect();
+        self.hash = plan_hash(self.source.text(), &all_vars);
+        // Variable values may name the run's directory.
+        let run_dir = self.run_dir().to_owned();
+        let placeholder = format!("{{{{{RUN_DIR}}}}}");
+        for var in self.plan_vars.iter_mut().chain(self.host_vars.values_mut().flatten()) {
+            if var.value.contains(&placeholder) {
+                var.value = var.value.replace(&placeholder, &run_dir);
+            }
+        }
         for key in unknown {
             let known: Vec<String> = self
                 .plan_vars
@@ -475,6 +499,11 @@ impl<'a> Validator<'a> {
             .and_then(|vars| vars.iter().find(|v| v.name == name))
             .or_else(|| self.plan_vars.iter().find(|v| v.name == name))
             .map(|v| v.value.as_str())
+            .or_else(|| (name == RUN_DIR).then(|| self.run_dir()))
+    }
+
+    fn run_dir(&self) -> &str {
+        self.settings.run_dir.as_deref().unwrap_or(RUN_DIR_UNSET)
     }
 
     /// Expands `{{name}}` in a spanned text; reports unknown variables at their place.
@@ -1332,7 +1361,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 }
 
 /// FNV-1a over the text and the variable values in force.
-fn plan_hash(text: &str, vars: &[Variable], hosts: &[Host]) -> u64 {
+fn plan_hash(text: &str, vars: &[&Variable]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for b in bytes {
@@ -1342,7 +1371,7 @@ fn plan_hash(text: &str, vars: &[Variable], hosts: &[Host]) -> u64 {
         hash ^= 0xff;
     };
     feed(text.as_bytes());
-    for v in vars.iter().chain(hosts.iter().flat_map(|h| h.vars.iter())) {
+    for v in vars {
         feed(v.name.as_bytes());
         feed(v.value.as_bytes());
     }

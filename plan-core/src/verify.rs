@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::diagnostic::{Diagnostic, Diagnostics, Rule};
+use crate::machine::{explore, Schedule, Selection};
 use crate::duration::format_duration;
 use crate::plan::{Action, Done, Downtime, Entry, Phase, Plan, Revert, Step};
 use crate::span::Span;
@@ -25,6 +28,9 @@ pub fn verify(plan: &Plan, diagnostics: &mut Diagnostics) {
     if !cyclic {
         ttl_before_switch(plan, diagnostics);
     }
+    if !diagnostics.has_errors() {
+        explore_faults(plan, diagnostics);
+    }
     if plan.steps().all(|s| !s.pending()) {
         diagnostics.push(
             Diagnostic::new(
@@ -32,6 +38,28 @@ pub fn verify(plan: &Plan, diagnostics: &mut Diagnostics) {
                 "every step is already done: there is nothing to run",
             )
             .help("mark steps that still have to happen with `done: false` (the default)"),
+        );
+    }
+}
+
+/// How many faults exploration injects into one run.
+pub const EXPLORED_FAULTS: usize = 2;
+
+/// Drives the run machine through every single and double fault.
+fn explore_faults(plan: &Plan, diagnostics: &mut Diagnostics) {
+    let schedule = Schedule::new(plan, &Selection::default());
+    if let Err(counterexample) = explore(Arc::new(schedule), EXPLORED_FAULTS) {
+        let events: Vec<String> = counterexample.events.iter().map(|e| format!("{e:?}")).collect();
+        diagnostics.push(
+            Diagnostic::new(
+                Rule::UnsafeRun,
+                format!("a run of this plan does not end safely: {}", counterexample.problem),
+            )
+            .help(format!(
+                "injected: {}; events: {}",
+                if counterexample.faults.is_empty() { "no fault".to_owned() } else { counterexample.faults.join(", ") },
+                events.join(" -> ")
+            )),
         );
     }
 }

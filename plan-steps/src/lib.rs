@@ -11,3 +11,9 @@
 //! is tracked as its own issue; until it lands, `cutover` cannot run a plan
 //! and says so rather than pretending.
 #![warn(missing_docs)]
+
+pub mod local;
+
+pub mod journal_file;
+pub mod driver;
+pub mod executor;

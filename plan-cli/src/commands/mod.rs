@@ -2,4 +2,6 @@
 
 pub mod check;
 pub mod graph;
+pub mod resume;
+pub mod run;
 pub mod status;

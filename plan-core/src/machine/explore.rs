@@ -83,6 +83,7 @@ struct Sim {
     ends: Vec<RunEnd>,
     events: usize,
     trace: Option<Vec<Event>>,
+    log: Option<Vec<Effect>>,
 }
 
 impl Sim {
@@ -101,6 +102,7 @@ impl Sim {
             ends: Vec::new(),
             events: 0,
             trace: trace.then(Vec::new),
+            log: None,
         }
     }
 
@@ -142,6 +144,17 @@ pub fn explore(schedule: Arc<Schedule>, max_faults: usize) -> Result<Exploration
     Ok(report)
 }
 
+/// The effects a run performs, in order, when exactly `faults` happen, and
+/// how it ends: what `run --dry-run` shows, straight from the machine.
+pub fn simulate(schedule: Arc<Schedule>, faults: &[FaultPoint]) -> Result<(Vec<Effect>, RunEnd), String> {
+    let mut sim = Sim::new(&schedule, 0, faults.to_vec(), false);
+    sim.log = Some(Vec::new());
+    sim.feed(Event::Start);
+    let mut no_branches = Vec::new();
+    let end = drive(&mut sim, &mut no_branches, event_limit(&schedule))?;
+    Ok((sim.log.unwrap_or_default(), end))
+}
+
 fn event_limit(schedule: &Schedule) -> usize {
     let retries: usize = schedule.steps.iter().map(|s| s.retries as usize + 2).sum();
     4 * (retries + schedule.steps.len()) + 16
@@ -174,6 +187,9 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
         let Some(effect) = sim.queue.pop_front() else {
             return finish(sim, &schedule);
         };
+        if let Some(log) = &mut sim.log {
+            log.push(effect.clone());
+        }
         match effect {
             Effect::Preflight { .. } => sim.feed(Event::PreflightPassed),
             Effect::Forward { step, .. } | Effect::Confirm { step } => {

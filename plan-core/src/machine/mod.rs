@@ -1,10 +1,12 @@
 //! The run machine and what it runs.
 
 mod explore;
+mod record;
 mod run;
 mod schedule;
 
-pub use explore::{explore, Counterexample, Exploration};
+pub use explore::{explore, simulate, Counterexample, Exploration};
 pub use explore::FaultPoint;
+pub use record::{done_by_runs, event_step, replay, ReplayError, ReplayedRun, RunRecord};
 pub use run::{Effect, Event, Outbox, RunEnd, RunMachine, State, StepStatus};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

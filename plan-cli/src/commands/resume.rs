@@ -1,0 +1,105 @@
+//! `cutover resume PLAN`: continue the last run after a crash or a stop.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use plan_core::machine::Event;
+use plan_core::Settings;
+
+use crate::live::{ask_yes_no, Mode};
+use crate::session::{self, journal_path, open_journal};
+use crate::{CliError, PlanArgs};
+
+/// Arguments of `cutover resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Journal file (default: the plan's path with `.journal` appended)
+    #[arg(long, value_name = "PATH")]
+    journal: Option<PathBuf>,
+    /// For a step in doubt that has no check: take it as done or not done
+    #[arg(long, value_enum, value_name = "ANSWER")]
+    assume: Option<Assume>,
+    /// Do not ask before continuing or at manual steps
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Print one JSON object per event on stdout instead of the live view
+    #[arg(long)]
+    json: bool,
+}
+
+/// The answer for in-doubt steps without a check.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Assume {
+    /// It took effect
+    Done,
+    /// It did not take effect; run it again
+    NotDone,
+}
+
+/// Replays the journal into the machine and continues where it stopped.
+pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u8, CliError> {
+    let plan = args.plan.load_valid(stderr)?;
+    let path = journal_path(&args.plan.plan, args.journal.as_deref());
+    if !path.exists() {
+        return Err(CliError::Refused {
+            message: format!("there is no journal at {}", path.display()),
+            hint: format!("start a run with `cutover run {}`", args.plan.plan.display()),
+        });
+    }
+    let (mut journal, runs, torn) = open_journal(&path, &plan)?;
+    if let Some(warning) = torn {
+        writeln!(stderr, "warning: {warning}")?;
+    }
+    let Some(last) = runs.last() else {
+        return Err(CliError::Refused {
+            message: format!("the journal {} holds no run", path.display()),
+            hint: format!("start one with `cutover run {}`", args.plan.plan.display()),
+        });
+    };
+    if let Some(end) = &last.end {
+        writeln!(stderr, "nothing to resume: the last run already ended ({})", describe_end(end))?;
+        return Ok(session::exit_code(end));
+    }
+    // The run's own directory comes back, so `{{run_dir}}` means the same.
+    let mut settings = Settings::from_env();
+    settings.set = args.plan.set.clone();
+    settings.run_dir = Some(last.run_dir.clone());
+    let plan = plan_core::load_path(&args.plan.plan, &settings)?
+        .plan
+        .ok_or_else(|| CliError::Usage("the plan changed while resuming".into()))?;
+    let mut machine = last.machine.clone();
+    let started = last.started.clone();
+    let mode = Mode::pick(args.json);
+    if mode != Mode::Json {
+        writeln!(stderr, "resuming the run in {} from {}", last.run_dir, path.display())?;
+        if !started.is_empty() {
+            writeln!(stderr, "in doubt (under way when the run stopped): {}", started.join(", "))?;
+        }
+    }
+    if !args.yes {
+        match ask_yes_no("Continue this run?") {
+            Ok(true) => {}
+            Ok(false) => return Ok(crate::exit_codes::ERROR),
+            Err(e) => {
+                return Err(CliError::Refused {
+                    message: format!("{e}, so the run was not resumed"),
+                    hint: "pass --yes to resume without asking".into(),
+                })
+            }
+        }
+    }
+    let assume = args.assume.map(|a| matches!(a, Assume::Done));
+    session::drive(Arc::new(plan), &mut journal, &mut machine, Event::Resume { started }, None, mode, args.yes, assume)
+}
+
+fn describe_end(end: &plan_core::machine::RunEnd) -> String {
+    match end {
+        plan_core::machine::RunEnd::Completed => "completed".into(),
+        plan_core::machine::RunEnd::RolledBack { point, .. } => format!("rolled back to `{point}`"),
+        plan_core::machine::RunEnd::Halted { reason, .. } => format!("halted: {reason}"),
+    }
+}

@@ -1,0 +1,168 @@
+//! What `run` and `resume` share: the journal next to the plan, replaying
+//! it, and driving the machine with a live view and Ctrl-C handling.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use plan_core::machine::{done_by_runs, replay, Event, ReplayedRun, RunEnd, RunMachine, RunRecord};
+use plan_core::Plan;
+use plan_steps::driver::{Driver, Interrupt};
+use plan_steps::journal_file::{JournalFile, JournalFileErrorKind};
+use statig::prelude::StateMachine;
+use tokio::sync::mpsc;
+
+use crate::live::{Mode, TtyOperator, View};
+use crate::{exit_codes, CliError};
+
+/// The journal of `plan` unless `--journal` says otherwise: `<plan>.journal`.
+pub fn journal_path(plan: &Path, explicit: Option<&Path>) -> PathBuf {
+    explicit.map_or_else(
+        || {
+            let mut name = plan.as_os_str().to_owned();
+            name.push(".journal");
+            PathBuf::from(name)
+        },
+        Path::to_path_buf,
+    )
+}
+
+/// Opens (creating) the journal and replays its runs against `plan`.
+pub fn open_journal(path: &Path, plan: &Plan) -> Result<(JournalFile, Vec<ReplayedRun>, Option<String>), CliError> {
+    let (file, journal) = JournalFile::open::<RunRecord>(path, plan.hash).map_err(|e| match e.kind {
+        JournalFileErrorKind::PlanChanged { .. } => CliError::PlanChanged {
+            journal: path.display().to_string(),
+            detail: changed_steps(path, plan),
+        },
+        _ => CliError::Journal(e.to_string()),
+    })?;
+    let torn = journal.torn_tail.as_ref().map(|t| {
+        format!("the journal's last line ({}) was torn by a crash and has been dropped: {}", t.line, t.reason)
+    });
+    let records: Vec<RunRecord> = journal.records.into_iter().map(|r| r.entry).collect();
+    let runs = replay(plan, &records).map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
+    Ok((file, runs, torn))
+}
+
+/// What differs between the plan the journal was written for and this one.
+fn changed_steps(path: &Path, plan: &Plan) -> String {
+    let Ok(journal) = JournalFile::read::<RunRecord>(path) else {
+        return "the plan file or its variables changed".into();
+    };
+    let recorded: Vec<(String, u64)> = journal
+        .records
+        .iter()
+        .rev()
+        .find_map(|r| match &r.entry {
+            RunRecord::RunStarted { steps, .. } => Some(steps.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let now = fingerprints(plan);
+    let mut changes = Vec::new();
+    for (id, print) in &recorded {
+        match now.iter().find(|(i, _)| i == id) {
+            None => changes.push(format!("step `{id}` was removed")),
+            Some((_, p)) if p != print => changes.push(format!("step `{id}` changed")),
+            _ => {}
+        }
+    }
+    for (id, _) in &now {
+        if !recorded.iter().any(|(i, _)| i == id) {
+            changes.push(format!("step `{id}` was added"));
+        }
+    }
+    if changes.is_empty() {
+        "the plan text or its variables changed (no step's action changed)".into()
+    } else {
+        changes.join(", ")
+    }
+}
+
+/// A fingerprint of what each step does, to say what changed between runs.
+pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
+    plan.steps()
+        .map(|s| {
+            let text = format!("{:?}|{:?}|{:?}|{:?}|{}|{:?}", s.action, s.check, s.after, s.deadline, s.retries, s.done);
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in text.bytes() {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            (s.id.clone(), hash)
+        })
+        .collect()
+}
+
+/// The exit code of a run's end.
+pub fn exit_code(end: &RunEnd) -> u8 {
+    match end {
+        RunEnd::Completed => exit_codes::OK,
+        RunEnd::RolledBack { .. } => exit_codes::ROLLED_BACK,
+        RunEnd::Halted { .. } => exit_codes::HALTED,
+    }
+}
+
+/// Steps done by earlier runs of this journal.
+pub fn already_done(runs: &[ReplayedRun]) -> Vec<String> {
+    let mut done: Vec<String> = done_by_runs(runs).into_iter().collect();
+    done.sort();
+    done
+}
+
+/// Drives `machine` from `first` to its end, with a view and Ctrl-C.
+pub fn drive(
+    plan: Arc<Plan>,
+    journal: &mut JournalFile,
+    machine: &mut StateMachine<RunMachine>,
+    first: Event,
+    start: Option<RunRecord>,
+    mode: Mode,
+    yes: bool,
+    assume: Option<bool>,
+) -> Result<u8, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+    let view = Arc::new(Mutex::new(View::new(mode, Arc::clone(&plan), machine.schedule())));
+    let operator = TtyOperator { yes, assume, view: Arc::clone(&view) };
+    let progress_view = Arc::clone(&view);
+    let mut progress = move |p: plan_steps::driver::Progress| {
+        if let Ok(mut v) = progress_view.lock() {
+            v.show(&p);
+        }
+    };
+    runtime.block_on(async {
+        let (interrupts, receiver) = mpsc::unbounded_channel();
+        let ctrl_c_view = Arc::clone(&view);
+        tokio::spawn(async move {
+            let mut count = 0;
+            while tokio::signal::ctrl_c().await.is_ok() {
+                count += 1;
+                let interrupt = if count == 1 { Interrupt::Abort } else { Interrupt::Stop };
+                if let Ok(v) = ctrl_c_view.lock() {
+                    v.note(if count == 1 {
+                        "Ctrl-C: rolling back in order; press Ctrl-C again to stop at once (resumable)"
+                    } else {
+                        "Ctrl-C again: stopping at once"
+                    });
+                }
+                if interrupts.send(interrupt).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress);
+        if let Some(record) = start {
+            driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?;
+        }
+        match driver.drive(machine, first, receiver).await {
+            Ok(end) => {
+                if let Ok(mut v) = view.lock() {
+                    v.end(&end);
+                }
+                Ok(exit_code(&end))
+            }
+            Err(e) => Err(CliError::Interrupted(e.to_string())),
+        }
+    })
+}

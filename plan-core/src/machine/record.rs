@@ -1,0 +1,192 @@
+//! What a run writes to its journal, and rebuilding a machine from it.
+//!
+//! The journal holds every [`Event`] fed to the machine, in order, plus
+//! notes for people and for resume (effects started, transitions, output).
+//! Because the machine is a pure function of its events, replaying the
+//! events of the last run into a fresh machine gives back its exact state.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use statig::prelude::*;
+
+use super::run::{Effect, Event, Outbox, RunEnd, RunMachine, StepStatus};
+use super::schedule::{Schedule, Selection};
+use crate::plan::Plan;
+
+/// One journal entry of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunRecord {
+    /// A run begins: what it selected, so resume rebuilds the same schedule.
+    RunStarted {
+        /// The plan's name.
+        plan: String,
+        /// `--phase`, if given.
+        phase: Option<String>,
+        /// Steps completed by earlier runs, skipped by this one.
+        already_done: Vec<String>,
+        /// The run's directory (`{{run_dir}}`).
+        run_dir: String,
+        /// The cutover version that started it.
+        version: String,
+        /// A fingerprint of each step's action, to say what changed if the
+        /// plan no longer matches the journal.
+        #[serde(default)]
+        steps: Vec<(String, u64)>,
+    },
+    /// An event fed to the machine.
+    Event {
+        /// The event.
+        event: Event,
+    },
+    /// The driver is about to perform this effect (written and synced first).
+    EffectStarted {
+        /// The effect.
+        effect: Effect,
+    },
+    /// The machine changed state.
+    Transition {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// What a step printed (bounded).
+    Output {
+        /// Step id.
+        step: String,
+        /// Combined stdout and stderr, possibly shortened in the middle.
+        text: String,
+    },
+    /// Prior state captured before a change, for an exact revert.
+    Captured {
+        /// Step id.
+        step: String,
+        /// What was there, as text in a shape the step kind decides.
+        state: String,
+    },
+}
+
+/// One run found in a journal.
+#[derive(Clone)]
+pub struct ReplayedRun {
+    /// `--phase` of the run.
+    pub phase: Option<String>,
+    /// Steps skipped because earlier runs completed them.
+    pub already_done: Vec<String>,
+    /// The run's directory.
+    pub run_dir: String,
+    /// The machine as the journal leaves it.
+    pub machine: StateMachine<RunMachine>,
+    /// Steps whose forward or revert effect was started.
+    pub started: Vec<String>,
+    /// How it ended, if it did.
+    pub end: Option<RunEnd>,
+    /// Index of its `RunStarted` record.
+    pub first_record: usize,
+}
+
+/// Why a journal cannot be replayed against a plan.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// Records before the first `RunStarted`.
+    #[error("the journal does not begin with a run_started record")]
+    NoRunStarted,
+    /// The journal names steps the plan does not have.
+    #[error("the journal mentions step `{0}`, which this plan does not have in that run")]
+    UnknownStep(String),
+}
+
+/// Rebuilds every run of a journal against `plan`.
+pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, ReplayError> {
+    let mut runs: Vec<ReplayedRun> = Vec::new();
+    let mut started: HashSet<String> = HashSet::new();
+    for (index, record) in records.iter().enumerate() {
+        match record {
+            RunRecord::RunStarted { phase, already_done, run_dir, .. } => {
+                if let Some(run) = runs.last_mut() {
+                    run.started = started.drain().collect();
+                }
+                let selection = Selection { phase: phase.clone(), already_done: already_done.iter().cloned().collect() };
+                let schedule = Arc::new(Schedule::new(plan, &selection));
+                runs.push(ReplayedRun {
+                    phase: phase.clone(),
+                    already_done: already_done.clone(),
+                    run_dir: run_dir.clone(),
+                    machine: RunMachine::new(schedule).state_machine(),
+                    started: Vec::new(),
+                    end: None,
+                    first_record: index,
+                });
+            }
+            RunRecord::Event { event } => {
+                let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
+                if let Some(step) = event_step(event) {
+                    if run.machine.schedule().index_of(step).is_none() {
+                        return Err(ReplayError::UnknownStep(step.to_owned()));
+                    }
+                    started.remove(step);
+                }
+                let mut outbox = Outbox::default();
+                run.machine.handle_with_context(event, &mut outbox);
+                for effect in outbox.effects {
+                    if let Effect::Finished { end } = effect {
+                        run.end = Some(end);
+                    }
+                }
+            }
+            RunRecord::EffectStarted { effect: Effect::Forward { step, .. } | Effect::Revert { step } } => {
+                started.insert(step.clone());
+            }
+            _ if runs.is_empty() => return Err(ReplayError::NoRunStarted),
+            _ => {}
+        }
+    }
+    if let Some(run) = runs.last_mut() {
+        let mut list: Vec<String> = started.into_iter().collect();
+        list.sort();
+        run.started = list;
+    }
+    Ok(runs)
+}
+
+/// The step an event is about, if any.
+pub fn event_step(event: &Event) -> Option<&str> {
+    match event {
+        Event::StepSucceeded { step }
+        | Event::StepFailed { step, .. }
+        | Event::StepInDoubt { step, .. }
+        | Event::DeadlineExceeded { step }
+        | Event::Checked { step, .. }
+        | Event::OperatorConfirmed { step }
+        | Event::OperatorDeclined { step }
+        | Event::OperatorAnswered { step, .. }
+        | Event::RevertSucceeded { step }
+        | Event::RevertFailed { step, .. } => Some(step),
+        _ => None,
+    }
+}
+
+/// Steps that finished runs left done (completed and not reverted).
+pub fn done_by_runs(runs: &[ReplayedRun]) -> HashSet<String> {
+    let mut done: HashSet<String> = HashSet::new();
+    for run in runs {
+        let schedule = run.machine.schedule();
+        for (ix, status) in run.machine.statuses().iter().enumerate() {
+            let id = &schedule.steps[ix].id;
+            match status {
+                StepStatus::Done => {
+                    done.insert(id.clone());
+                }
+                StepStatus::Reverted => {
+                    done.remove(id);
+                }
+                _ => {}
+            }
+        }
+    }
+    done
+}

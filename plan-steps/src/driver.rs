@@ -1,0 +1,306 @@
+//! The async driver: feeds events to the run machine, journals them, and
+//! performs the effects it asks for, steps in parallel where it allows.
+//!
+//! The order of writes is what makes a crash safe: an event is journaled
+//! (and synced) before the machine sees it, and an effect is journaled as
+//! started before it begins. A crash therefore leaves either a step that
+//! never started, or one journaled as started whose outcome is unknown; on
+//! resume the machine treats the latter as in doubt and its check decides.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+
+use plan_core::machine::{Effect, Event, Outbox, RunEnd, RunMachine, RunRecord};
+use plan_core::{Plan, Step};
+use statig::prelude::*;
+use tokio::sync::{mpsc, watch};
+
+use crate::executor::{Executor, Transcript};
+use crate::journal_file::{JournalFile, JournalFileError};
+
+/// How much of a step's output goes into the journal.
+pub const JOURNAL_OUTPUT_LIMIT: usize = 16 * 1024;
+
+/// What the driver reports as it goes, for a live view or JSON lines.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// An effect is about to be performed.
+    Effect(Effect),
+    /// An event was fed to the machine.
+    Event(Event),
+    /// The machine changed state.
+    Transition {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// What a step printed.
+    Output {
+        /// Step id.
+        step: String,
+        /// The output.
+        text: String,
+    },
+}
+
+/// Someone who answers what the machine cannot decide alone.
+pub trait Operator {
+    /// Asks the operator to perform a manual step; `true` once done.
+    fn confirm(&mut self, step: &Step) -> impl Future<Output = Result<bool, String>>;
+    /// Asks whether an in-doubt step took effect.
+    fn ask_done(&mut self, step: &Step) -> impl Future<Output = Result<bool, String>>;
+    /// Asks the operator to undo a step by hand; `true` once done.
+    fn revert_by_hand(&mut self, step: &Step, instructions: &str) -> impl Future<Output = Result<bool, String>>;
+}
+
+/// A request from outside to stop going forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// Roll back in order (first Ctrl-C, window deadline).
+    Abort,
+    /// Stop at once; running commands are killed and the journal is left
+    /// for `resume` (second Ctrl-C).
+    Stop,
+}
+
+/// Why a run stopped without an end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriveError {
+    /// The journal could not be written: nothing more is done.
+    #[error(transparent)]
+    Journal(#[from] JournalFileError),
+    /// Stopped at once by the operator; `resume` continues.
+    #[error("stopped at once; the journal is left for `cutover resume`")]
+    Stopped,
+    /// The operator could not be asked; `resume` continues.
+    #[error("{0}; the journal is left for `cutover resume`")]
+    NoOperator(String),
+}
+
+/// Drives one run to its end.
+pub struct Driver<'a, O: Operator> {
+    plan: Arc<Plan>,
+    executor: Executor,
+    journal: &'a mut JournalFile,
+    operator: O,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl<'a, O: Operator> Driver<'a, O> {
+    /// A driver for `plan` writing to `journal`.
+    pub fn new(plan: Arc<Plan>, journal: &'a mut JournalFile, operator: O, progress: &'a mut dyn FnMut(Progress)) -> Self {
+        let executor = Executor::new(Arc::clone(&plan));
+        Driver { plan, executor, journal, operator, progress }
+    }
+
+    fn record(&mut self, record: &RunRecord) -> Result<(), DriveError> {
+        let time = jiff::Timestamp::now().to_string();
+        self.journal.append(&time, record)?;
+        Ok(())
+    }
+
+    fn transcript(&mut self, step: &str, transcript: Transcript) -> Result<(), DriveError> {
+        if transcript.text.is_empty() {
+            return Ok(());
+        }
+        let text = bounded(&transcript.text, JOURNAL_OUTPUT_LIMIT);
+        (self.progress)(Progress::Output { step: step.to_owned(), text: text.clone() });
+        self.record(&RunRecord::Output { step: step.to_owned(), text })
+    }
+
+    /// Records the start of a run (a new one, not a resume).
+    pub fn start_run(&mut self, record: RunRecord) -> Result<(), DriveError> {
+        self.record(&record)
+    }
+
+    /// Feeds `first` to `machine` and performs effects until the run ends.
+    pub async fn drive(
+        &mut self,
+        machine: &mut StateMachine<RunMachine>,
+        first: Event,
+        mut interrupts: mpsc::UnboundedReceiver<Interrupt>,
+    ) -> Result<RunEnd, DriveError> {
+        let (results, mut incoming) = mpsc::unbounded_channel::<(Event, String, Transcript)>();
+        let (stop, stopped) = watch::channel(false);
+        let mut pending: VecDeque<Event> = VecDeque::from([first]);
+        let mut in_flight = 0usize;
+        let mut end: Option<RunEnd> = None;
+        let mut aborted = false;
+        let deadline = self.plan.window.deadline.map(|d| tokio::time::Instant::now() + d);
+        loop {
+            while let Some(event) = pending.pop_front() {
+                self.record(&RunRecord::Event { event: event.clone() })?;
+                (self.progress)(Progress::Event(event.clone()));
+                let mut outbox = Outbox::default();
+                machine.handle_with_context(&event, &mut outbox);
+                for (from, to) in outbox.transitions {
+                    (self.progress)(Progress::Transition { from: from.clone(), to: to.clone() });
+                    self.record(&RunRecord::Transition { from, to })?;
+                }
+                for effect in outbox.effects {
+                    if let Some(event) = self.perform(machine, effect, &results, &stopped, &mut in_flight, &mut end).await? {
+                        pending.push_back(event);
+                    }
+                }
+            }
+            if let Some(end) = &end {
+                if in_flight == 0 {
+                    return Ok(end.clone());
+                }
+            }
+            let window_over = async {
+                match deadline {
+                    Some(at) if !aborted => tokio::time::sleep_until(at).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some((event, step, transcript)) = incoming.recv() => {
+                    in_flight -= 1;
+                    self.transcript(&step, transcript)?;
+                    pending.push_back(event);
+                }
+                Some(interrupt) = interrupts.recv() => match interrupt {
+                    Interrupt::Abort if !aborted => {
+                        aborted = true;
+                        pending.push_back(Event::Abort { reason: "interrupted by the operator".into() });
+                    }
+                    Interrupt::Abort => {}
+                    Interrupt::Stop => {
+                        let _ = stop.send(true);
+                        // Let killed commands be reaped; their outcomes stay unjournaled,
+                        // so resume finds them in doubt.
+                        while in_flight > 0 {
+                            if incoming.recv().await.is_none() {
+                                break;
+                            }
+                            in_flight -= 1;
+                        }
+                        return Err(DriveError::Stopped);
+                    }
+                },
+                () = window_over => {
+                    aborted = true;
+                    pending.push_back(Event::Abort { reason: "the window deadline passed".into() });
+                }
+            }
+        }
+    }
+
+    /// Performs one effect; returns the event to feed at once, if any.
+    async fn perform(
+        &mut self,
+        machine: &StateMachine<RunMachine>,
+        effect: Effect,
+        results: &mpsc::UnboundedSender<(Event, String, Transcript)>,
+        stopped: &watch::Receiver<bool>,
+        in_flight: &mut usize,
+        end: &mut Option<RunEnd>,
+    ) -> Result<Option<Event>, DriveError> {
+        (self.progress)(Progress::Effect(effect.clone()));
+        let step_of = |id: &str| self.plan.step(id).cloned();
+        match effect {
+            Effect::Finished { end: finished } => {
+                *end = Some(finished);
+                Ok(None)
+            }
+            Effect::Preflight { .. } => {
+                self.record(&RunRecord::EffectStarted { effect })?;
+                Ok(Some(match self.executor.preflight(machine.schedule()) {
+                    Ok(()) => Event::PreflightPassed,
+                    Err(reason) => Event::PreflightFailed { reason },
+                }))
+            }
+            Effect::Forward { ref step, .. } | Effect::Check { ref step } | Effect::Revert { ref step } => {
+                // Manual reverts need the operator, not a process.
+                if let (Effect::Revert { .. }, Some(s)) = (&effect, step_of(step)) {
+                    if let plan_core::Action::Manual { revert: plan_core::Revert::Manual(text), .. } = &s.action {
+                        self.record(&RunRecord::EffectStarted { effect: effect.clone() })?;
+                        let done = self.operator.revert_by_hand(&s, text).await.map_err(DriveError::NoOperator)?;
+                        let id = s.id.clone();
+                        return Ok(Some(if done {
+                            Event::RevertSucceeded { step: id }
+                        } else {
+                            Event::RevertFailed { step: id, reason: "the operator could not undo it".into() }
+                        }));
+                    }
+                }
+                self.record(&RunRecord::EffectStarted { effect: effect.clone() })?;
+                let job = match effect {
+                    Effect::Forward { step, .. } => Job::Forward(step),
+                    Effect::Check { step } => Job::Check(step),
+                    Effect::Revert { step } => Job::Revert(step),
+                    _ => return Ok(None),
+                };
+                let executor = self.executor.clone();
+                let results = results.clone();
+                let mut stopped = stopped.clone();
+                *in_flight += 1;
+                tokio::spawn(async move {
+                    let cancel = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    let (event, id, transcript) = match job {
+                        Job::Forward(step) => {
+                            let (event, transcript) = executor.forward(&step, cancel).await;
+                            (event, step, transcript)
+                        }
+                        Job::Check(step) => {
+                            let (result, transcript) = executor.check(&step, cancel).await;
+                            let event = match result {
+                                Ok(done) => Event::Checked { step: step.clone(), done },
+                                // A check that cannot run leaves the operator to decide.
+                                Err(reason) => Event::StepInDoubt { step: step.clone(), reason },
+                            };
+                            (event, step, transcript)
+                        }
+                        Job::Revert(step) => {
+                            let (event, transcript) = executor.revert(&step, cancel).await;
+                            (event, step, transcript)
+                        }
+                    };
+                    let _ = results.send((event, id, transcript));
+                });
+                Ok(None)
+            }
+            Effect::Confirm { ref step } => {
+                let s = step_of(step).ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
+                self.record(&RunRecord::EffectStarted { effect: effect.clone() })?;
+                let done = self.operator.confirm(&s).await.map_err(DriveError::NoOperator)?;
+                let id = s.id.clone();
+                Ok(Some(if done { Event::OperatorConfirmed { step: id } } else { Event::OperatorDeclined { step: id } }))
+            }
+            Effect::AskOperator { ref step } => {
+                let s = step_of(step).ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
+                let done = self.operator.ask_done(&s).await.map_err(DriveError::NoOperator)?;
+                Ok(Some(Event::OperatorAnswered { step: s.id.clone(), done }))
+            }
+        }
+    }
+}
+
+/// Work done off the driver's task.
+enum Job {
+    Forward(String),
+    Check(String),
+    Revert(String),
+}
+
+/// Keeps the head and tail of `text` within `limit` bytes.
+pub fn bounded(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let floor = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let head = floor(limit / 2);
+    let tail = floor(text.len() - limit / 2);
+    format!("{}\n[... {} bytes left out ...]\n{}", &text[..head], tail - head, &text[tail..])
+}

@@ -1,0 +1,397 @@
+//! The run journal on disk: open, repair a torn tail, append with fsync.
+//!
+//! The record format is [`plan_core::journal`]; this module is the file that
+//! holds it (`<plan>.journal`, mode 0600, next to the plan). A run opens it
+//! with [`JournalFile::open`], which returns what earlier runs recorded, and
+//! then [`JournalFile::append`]s one record per event. `status` reads it
+//! without changing it, with [`JournalFile::read`].
+//!
+//! Nothing here takes a lock: two runs appending to one journal at once are
+//! not prevented by this module.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use plan_core::journal::{self, Journal, JournalError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The permissions a journal file is given: it can name hosts, paths and
+/// commands, so only its owner may read it.
+const MODE: u32 = 0o600;
+
+/// An open journal, positioned to append.
+#[derive(Debug)]
+pub struct JournalFile {
+    path: PathBuf,
+    file: File,
+    plan_hash: u64,
+    next_seq: u64,
+    /// Set when an append failed: the file may end in part of a record.
+    broken: bool,
+}
+
+/// A journal file could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("journal `{}`: {kind}", path.display())]
+pub struct JournalFileError {
+    /// The journal's path, as given.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub kind: JournalFileErrorKind,
+}
+
+/// What went wrong with a journal file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalFileErrorKind {
+    /// There is no journal (only from [`JournalFile::read`]; `open` creates
+    /// one).
+    #[error("no such file")]
+    NotFound,
+    /// The path is not a regular file.
+    #[error("it is not a regular file")]
+    NotAFile,
+    /// The content is not a valid journal: it is left as it is.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The journal was written for a different plan (the plan file or its
+    /// settings changed since).
+    #[error(
+        "it was written for another version of the plan (plan hash {journal_hash:016x}, \
+         the plan is now {plan_hash:016x})"
+    )]
+    PlanChanged {
+        /// The plan hash the journal's records carry.
+        journal_hash: u64,
+        /// The hash of the plan being run.
+        plan_hash: u64,
+    },
+    /// An earlier append failed, so the file may end in part of a record;
+    /// open it again (which trims a torn tail) before appending more.
+    #[error("an earlier write failed; reopen the journal before writing to it again")]
+    Broken,
+    /// Any other I/O error.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl JournalFile {
+    /// Opens the journal at `path` for a run of the plan with `plan_hash`,
+    /// creating it (mode 0600) if it does not exist.
+    ///
+    /// Returns the file, ready to append, and what it already holds. If its
+    /// permissions let anyone but the owner in, they are tightened to 0600.
+    /// If its last line was torn by a crash, the file is truncated to the
+    /// records before it, so the next append starts on a clean line, and the
+    /// [`TornTail`](plan_core::journal::TornTail) is still returned so the
+    /// caller can say so. A journal that does not decode, or whose records
+    /// are for another plan, is refused and left as it is.
+    pub fn open<P: DeserializeOwned>(
+        path: &Path,
+        plan_hash: u64,
+    ) -> Result<(JournalFile, Journal<P>), JournalFileError> {
+        let err = |kind| JournalFileError {
+            path: path.to_owned(),
+            kind,
+        };
+        let io_err = |e| err(JournalFileErrorKind::Io(e));
+        let (mut file, created) = open_or_create(path).map_err(|e| match e.kind() {
+            io::ErrorKind::IsADirectory => err(JournalFileErrorKind::NotAFile),
+            _ => err(JournalFileErrorKind::Io(e)),
+        })?;
+        let metadata = file.metadata().map_err(io_err)?;
+        if !metadata.is_file() {
+            return Err(err(JournalFileErrorKind::NotAFile));
+        }
+        if metadata.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(Permissions::from_mode(MODE))
+                .map_err(io_err)?;
+        }
+        if created {
+            // The file's name is part of its parent directory: sync that too,
+            // or a crash could lose the new journal along with its records.
+            sync_parent(path).map_err(io_err)?;
+        }
+
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io_err)?;
+        let journal = journal::decode_bytes::<P>(&bytes).map_err(|e| err(e.into()))?;
+        if let Some(first) = journal.records.first() {
+            if first.plan_hash != plan_hash {
+                return Err(err(JournalFileErrorKind::PlanChanged {
+                    journal_hash: first.plan_hash,
+                    plan_hash,
+                }));
+            }
+        }
+        if let Some(torn) = &journal.torn_tail {
+            // Drop the partial record, durably, before anything is appended
+            // after it: otherwise it would become a corrupt middle line.
+            file.set_len(torn.offset as u64).map_err(io_err)?;
+            file.sync_data().map_err(io_err)?;
+        }
+        let journal_file = JournalFile {
+            path: path.to_owned(),
+            file,
+            plan_hash,
+            next_seq: journal::next_seq(&journal),
+            broken: false,
+        };
+        Ok((journal_file, journal))
+    }
+
+    /// Reads and decodes the journal at `path` without changing it (for
+    /// `status`). A torn tail is reported in the journal, not repaired, and
+    /// the plan hash is not checked.
+    pub fn read<P: DeserializeOwned>(path: &Path) -> Result<Journal<P>, JournalFileError> {
+        let err = |kind| JournalFileError {
+            path: path.to_owned(),
+            kind,
+        };
+        let bytes = fs::read(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => err(JournalFileErrorKind::NotFound),
+            io::ErrorKind::IsADirectory => err(JournalFileErrorKind::NotAFile),
+            _ => err(JournalFileErrorKind::Io(e)),
+        })?;
+        journal::decode_bytes(&bytes).map_err(|e| err(e.into()))
+    }
+
+    /// Appends one record and waits until it is on disk; returns its
+    /// sequence number.
+    ///
+    /// After an error the journal refuses further appends
+    /// ([`JournalFileErrorKind::Broken`]): the run must stop, since it can no
+    /// longer record what it does.
+    pub fn append<P: Serialize>(&mut self, time: &str, entry: &P) -> Result<u64, JournalFileError> {
+        let err = |kind| JournalFileError {
+            path: self.path.clone(),
+            kind,
+        };
+        if self.broken {
+            return Err(err(JournalFileErrorKind::Broken));
+        }
+        let seq = self.next_seq;
+        let line = journal::encode(seq, time, self.plan_hash, entry).map_err(|e| err(e.into()))?;
+        // One write of the whole line (the file is in append mode), then
+        // fsync after every record: a record must be on disk before the
+        // remote action it announces starts, or a crash in the middle of
+        // that action would leave no trace that it began, and `resume` could
+        // not know the step is in doubt.
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.broken = true;
+            return Err(err(JournalFileErrorKind::Io(e)));
+        }
+        self.next_seq = seq.saturating_add(1);
+        Ok(seq)
+    }
+
+    /// The journal's path, as given to [`JournalFile::open`].
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Opens `path` to read and append, creating it with mode 0600 if need be;
+/// says whether it was created.
+fn open_or_create(path: &Path) -> io::Result<(File, bool)> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).mode(MODE);
+    match options.clone().create_new(true).open(path) {
+        Ok(file) => Ok((file, true)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok((options.open(path)?, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the directory entry of a newly created `path` durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_core::journal::{TornTail, FIRST_SEQ};
+    use serde_json::{json, Value};
+
+    const PLAN: u64 = 0xfeed_f00d_0000_0001;
+    const TIME: &str = "2025-06-01T02:00:00Z";
+
+    fn open(path: &Path) -> (JournalFile, Journal<Value>) {
+        JournalFile::open(path, PLAN).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("exists").permissions().mode() & 0o777
+    }
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().expect("a temporary directory")
+    }
+
+    #[test]
+    fn creates_the_file_with_mode_0600() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (file, journal) = open(&path);
+        assert_eq!(file.path(), path);
+        assert!(journal.records.is_empty());
+        assert_eq!(journal.torn_tail, None);
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn tightens_looser_permissions() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        fs::write(&path, "").expect("writes");
+        fs::set_permissions(&path, Permissions::from_mode(0o644)).expect("chmod");
+        open(&path);
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn append_then_reopen_continues_the_sequence() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (mut file, _) = open(&path);
+        assert_eq!(
+            file.append(TIME, &json!({"n": 1})).expect("appends"),
+            FIRST_SEQ
+        );
+        assert_eq!(
+            file.append(TIME, &json!({"n": 2})).expect("appends"),
+            FIRST_SEQ + 1
+        );
+        drop(file);
+
+        let (mut file, journal) = open(&path);
+        let entries: Vec<_> = journal.records.iter().map(|r| r.entry.clone()).collect();
+        assert_eq!(entries, [json!({"n": 1}), json!({"n": 2})]);
+        assert_eq!(
+            file.append(TIME, &json!({"n": 3})).expect("appends"),
+            FIRST_SEQ + 2
+        );
+        drop(file);
+
+        let journal = JournalFile::read::<Value>(&path).expect("reads");
+        assert_eq!(journal.records.len(), 3);
+        assert_eq!(journal.records[2].seq, FIRST_SEQ + 2);
+    }
+
+    #[test]
+    fn a_torn_tail_is_truncated_on_open_and_reported() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (mut file, _) = open(&path);
+        file.append(TIME, &json!("one")).expect("appends");
+        file.append(TIME, &json!("two")).expect("appends");
+        drop(file);
+        let whole = fs::read(&path).expect("reads");
+        let torn = journal::encode(FIRST_SEQ + 2, TIME, PLAN, &json!("thrée")).expect("encodes");
+        // Cut inside the `é`, as a crash may: the file is no longer UTF-8.
+        let cut = torn.find('é').expect("has é") + 1;
+        let mut damaged = whole.clone();
+        damaged.extend_from_slice(&torn.as_bytes()[..cut]);
+        fs::write(&path, &damaged).expect("writes");
+
+        // `read` reports the tear but leaves the file alone.
+        let journal = JournalFile::read::<Value>(&path).expect("reads");
+        assert_eq!(journal.torn_tail.map(|t| t.line), Some(3));
+        assert_eq!(fs::read(&path).expect("reads"), damaged);
+
+        let (mut file, journal) = open(&path);
+        assert_eq!(journal.records.len(), 2);
+        let TornTail { line, offset, .. } = journal.torn_tail.expect("reported");
+        assert_eq!((line, offset), (3, whole.len()));
+        assert_eq!(fs::read(&path).expect("reads"), whole);
+
+        assert_eq!(
+            file.append(TIME, &json!("three")).expect("appends"),
+            FIRST_SEQ + 2
+        );
+        let journal = JournalFile::read::<Value>(&path).expect("reads");
+        assert_eq!(journal.torn_tail, None);
+        assert_eq!(journal.records[2].entry, json!("three"));
+    }
+
+    #[test]
+    fn a_journal_for_another_plan_is_refused() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (mut file, _) = open(&path);
+        file.append(TIME, &json!("one")).expect("appends");
+        drop(file);
+        let before = fs::read(&path).expect("reads");
+
+        let error = JournalFile::open::<Value>(&path, PLAN + 1).expect_err("refused");
+        assert!(
+            matches!(
+                error.kind,
+                JournalFileErrorKind::PlanChanged { journal_hash: PLAN, plan_hash } if plan_hash == PLAN + 1
+            ),
+            "{error:?}"
+        );
+        assert_eq!(fs::read(&path).expect("reads"), before);
+    }
+
+    #[test]
+    fn a_corrupt_middle_is_an_error_and_the_file_is_untouched() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (mut file, _) = open(&path);
+        for n in 0..3 {
+            file.append(TIME, &json!({"n": n})).expect("appends");
+        }
+        drop(file);
+        let mut bytes = fs::read(&path).expect("reads");
+        let second = bytes.iter().position(|b| *b == b'\n').expect("lines") + 1;
+        bytes[second + 20] ^= 0x04;
+        // Leave a torn tail too: a refused journal is not repaired either.
+        bytes.extend_from_slice(b"{\"v\":1,\"se");
+        fs::write(&path, &bytes).expect("writes");
+
+        let error = JournalFile::open::<Value>(&path, PLAN).expect_err("corrupt");
+        let JournalFileErrorKind::Journal(inner) = &error.kind else {
+            panic!("not a journal error: {error:?}");
+        };
+        assert_eq!(inner.line(), Some(2), "{error}");
+        assert_eq!(fs::read(&path).expect("reads"), bytes);
+    }
+
+    #[test]
+    fn reading_a_missing_journal_says_so() {
+        let dir = dir();
+        let error = JournalFile::read::<Value>(&dir.path().join("none")).expect_err("missing");
+        assert!(
+            matches!(error.kind, JournalFileErrorKind::NotFound),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_directory_is_not_a_journal() {
+        let dir = dir();
+        let error = JournalFile::open::<Value>(dir.path(), PLAN).expect_err("a directory");
+        assert!(
+            matches!(error.kind, JournalFileErrorKind::NotAFile),
+            "{error:?}"
+        );
+        let error = JournalFile::read::<Value>(dir.path()).expect_err("a directory");
+        assert!(
+            matches!(error.kind, JournalFileErrorKind::NotAFile),
+            "{error:?}"
+        );
+    }
+}
