@@ -1,19 +1,21 @@
 //! What each step of a cutover plan does on a real host.
 //!
-//! This crate will hold the effects the run machine asks for: the SSH
-//! transport (async-ssh2-lite), rsync, RFC 2136 DNS updates with TSIG,
-//! services, waits and checks, and the executor that performs them.
+//! This crate performs the effects the run machine in `plan-core` asks for
+//! and feeds the outcomes back: [`driver`] runs the loop (journal first,
+//! then the effect), [`executor`] turns a step into processes, [`local`]
+//! runs one shell command in its own process group with a deadline, and
+//! [`journal_file`] keeps the crash-safe journal on disk.
 //!
 //! It is not for deciding *what* to run or in which order: that is the run
-//! machine in `plan-core`, the same one the simulator drives.
+//! machine, the same one the simulator drives.
 //!
-//! **Status:** nothing is implemented here yet. Execution against real hosts
-//! is tracked as its own issue; until it lands, `cutover` cannot run a plan
-//! and says so rather than pretending.
+//! **Status:** steps run on the built-in host `local` only. The SSH
+//! transport, rsync, RFC 2136 DNS updates and services are not implemented
+//! yet; [`executor::Executor::preflight`] refuses plans that need them
+//! before anything changes.
 #![warn(missing_docs)]
 
-pub mod local;
-
-pub mod journal_file;
 pub mod driver;
 pub mod executor;
+pub mod journal_file;
+pub mod local;

@@ -1,6 +1,10 @@
 //! cutover's integration tests: the `cutover` binary run as users run it.
 //!
-//! One test binary (see `tests/src/lib.rs` for the harness), one module per
-//! area.
+//! One test binary (the harness is `tests/src/lib.rs`), one module per area.
 
+mod bad_input;
 mod check;
+mod examples;
+mod graph;
+mod mailman;
+mod status;

@@ -1,9 +1,15 @@
-//! `cutover status PLAN`: the plan as the seed-style table.
+//! `cutover status PLAN [--journal J]`: the plan as the seed-style table,
+//! and with a journal, where each step stands in the runs so far.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use plan_core::{Plan, Step};
+use plan_core::duration::format_duration;
+use plan_core::machine::{event_step, replay, Effect, RunRecord, StepStatus};
+use plan_core::{Entry, Plan};
+use plan_steps::journal_file::JournalFile;
 use serde::Serialize;
 
 use crate::{exit_codes, CliError, PlanArgs};
@@ -16,6 +22,9 @@ pub struct StatusArgs {
     /// Output format; markdown pastes into a ticket as-is
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     format: StatusFormat,
+    /// Also show each step's state in the runs recorded in this journal
+    #[arg(long, value_name = "PATH")]
+    journal: Option<PathBuf>,
 }
 
 /// How `status` prints.
@@ -29,128 +38,218 @@ enum StatusFormat {
     Json,
 }
 
+/// One row of the table.
+#[derive(Serialize)]
+struct Row {
+    number: u32,
+    id: String,
+    title: String,
+    phase: String,
+    tickets: Vec<String>,
+    done: &'static str,
+    action: &'static str,
+    /// With a journal: done, reverted, failed, in doubt, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
+    /// With a journal: how long its last forward (or revert) took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    took_s: Option<f64>,
+}
+
 #[derive(Serialize)]
 struct JsonStatus<'a> {
     plan: &'a str,
     service: &'a str,
-    steps: Vec<JsonRow<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    number: u32,
-    id: &'a str,
-    title: &'a str,
-    phase: &'a str,
-    tickets: &'a [String],
-    done: &'static str,
-    action: &'static str,
+    steps: &'a [Row],
 }
 
 /// Prints one row per step.
-pub fn cmd_status(
-    args: &StatusArgs,
-    stdout: &mut dyn Write,
-    stderr: &mut dyn Write,
-) -> Result<u8, CliError> {
+pub fn cmd_status(args: &StatusArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
+    let runs = match &args.journal {
+        Some(path) => Some(journal_state(&plan, path)?),
+        None => None,
+    };
+    let rows = rows(&plan, runs.as_ref());
     match args.format {
-        StatusFormat::Text => write!(stdout, "{}", text_table(&plan))?,
-        StatusFormat::Markdown => write!(stdout, "{}", markdown_table(&plan))?,
+        StatusFormat::Text => write!(stdout, "{}", text_table(&plan, &rows, runs.is_some()))?,
+        StatusFormat::Markdown => write!(stdout, "{}", markdown_table(&rows, runs.is_some()))?,
         StatusFormat::Json => {
-            let steps = plan
-                .phases
-                .iter()
-                .flat_map(|phase| phase_steps(phase).map(move |s| (phase.name.as_str(), s)))
-                .map(|(phase, s)| JsonRow {
-                    number: s.number,
-                    id: &s.id,
-                    title: &s.title,
-                    phase,
-                    tickets: &s.tickets,
-                    done: s.done.as_str(),
-                    action: s.action.kind(),
-                })
-                .collect();
-            serde_json::to_writer_pretty(
-                &mut *stdout,
-                &JsonStatus {
-                    plan: &plan.name,
-                    service: &plan.service,
-                    steps,
-                },
-            )?;
+            serde_json::to_writer_pretty(&mut *stdout, &JsonStatus { plan: &plan.name, service: &plan.service, steps: &rows })?;
             writeln!(stdout)?;
         }
     }
     Ok(exit_codes::OK)
 }
 
-fn phase_steps(phase: &plan_core::Phase) -> impl Iterator<Item = &Step> {
-    phase.entries.iter().filter_map(|e| match e {
-        plan_core::Entry::Step(s) => Some(s),
-        _ => None,
-    })
+/// Each step's state and last duration, from the journal's runs.
+struct JournalState {
+    state: HashMap<String, StepStatus>,
+    took: HashMap<String, f64>,
 }
 
-const HEADER: [&str; 4] = ["#", "step", "ticket", "done?"];
+fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, CliError> {
+    let journal = JournalFile::read::<RunRecord>(path).map_err(|e| CliError::Journal(e.to_string()))?;
+    if let Some(first) = journal.records.first() {
+        if first.plan_hash != plan.hash {
+            return Err(CliError::PlanChanged {
+                journal: path.display().to_string(),
+                detail: "the journal was written for another version of this plan or other variables".into(),
+            });
+        }
+    }
+    let mut started: HashMap<String, jiff::Timestamp> = HashMap::new();
+    let mut took = HashMap::new();
+    for record in &journal.records {
+        let time = record.time.parse::<jiff::Timestamp>().ok();
+        match &record.entry {
+            RunRecord::EffectStarted { effect: Effect::Forward { step, .. } | Effect::Revert { step } } => {
+                if let Some(t) = time {
+                    started.insert(step.clone(), t);
+                }
+            }
+            RunRecord::Event { event } => {
+                if let (Some(step), Some(end)) = (event_step(event), time) {
+                    if let Some(begin) = started.remove(step) {
+                        let seconds = end.duration_since(begin).as_secs_f64();
+                        took.insert(step.to_owned(), seconds);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let entries: Vec<RunRecord> = journal.records.into_iter().map(|r| r.entry).collect();
+    let runs = replay(plan, &entries).map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
+    let mut state = HashMap::new();
+    for run in &runs {
+        let schedule = run.machine.schedule();
+        for (ix, status) in run.machine.statuses().iter().enumerate() {
+            // A step a run never touched keeps what earlier runs left.
+            if *status != StepStatus::Pending || !state.contains_key(&schedule.steps[ix].id) {
+                state.insert(schedule.steps[ix].id.clone(), *status);
+            }
+        }
+    }
+    Ok(JournalState { state, took })
+}
 
-fn row(step: &Step) -> [String; 4] {
-    [
-        step.number.to_string(),
-        step.title.clone(),
-        step.tickets.join(", "),
-        step.done.as_str().to_owned(),
-    ]
+fn rows(plan: &Plan, runs: Option<&JournalState>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for phase in &plan.phases {
+        for entry in &phase.entries {
+            let Entry::Step(step) = entry else { continue };
+            let status = runs.and_then(|r| r.state.get(&step.id)).copied();
+            let done = match status {
+                Some(StepStatus::Done) => "yes",
+                _ => step.done.as_str(),
+            };
+            rows.push(Row {
+                number: step.number,
+                id: step.id.clone(),
+                title: step.title.clone(),
+                phase: phase.name.clone(),
+                tickets: step.tickets.clone(),
+                done,
+                action: step.action.kind(),
+                run: runs.map(|_| status.map_or_else(|| if step.pending() { "not run" } else { "done before" }.to_owned(), describe)),
+                took_s: runs.and_then(|r| r.took.get(&step.id)).copied(),
+            });
+        }
+    }
+    rows
+}
+
+fn describe(status: StepStatus) -> String {
+    match status {
+        StepStatus::Pending => "pending",
+        StepStatus::Running => "running (or stopped mid-step)",
+        StepStatus::InDoubt => "in doubt",
+        StepStatus::Done => "done",
+        StepStatus::Failed => "failed",
+        StepStatus::Reverting => "reverting (or stopped mid-revert)",
+        StepStatus::RevertInDoubt => "revert in doubt",
+        StepStatus::Reverted => "reverted",
+        StepStatus::RevertFailed => "revert failed",
+    }
+    .to_owned()
+}
+
+fn cells(row: &Row, with_run: bool) -> Vec<String> {
+    let mut cells = vec![row.number.to_string(), row.title.clone(), row.tickets.join(", "), row.done.to_owned()];
+    if with_run {
+        cells.push(row.run.clone().unwrap_or_default());
+        cells.push(row.took_s.map_or_else(String::new, took));
+    }
+    cells
+}
+
+fn took(seconds: f64) -> String {
+    if seconds < 10.0 {
+        format!("{seconds:.1}s")
+    } else {
+        format_duration(std::time::Duration::from_secs_f64(seconds.round()))
+    }
+}
+
+fn header(with_run: bool) -> Vec<&'static str> {
+    let mut header = vec!["#", "step", "ticket", "done?"];
+    if with_run {
+        header.extend(["run", "took"]);
+    }
+    header
 }
 
 /// The Markdown table, one row per step, as the seed ticket has it.
-pub fn markdown_table(plan: &Plan) -> String {
+fn markdown_table(rows: &[Row], with_run: bool) -> String {
     let escape = |cell: &str| cell.replace('|', "\\|").replace('\n', " ");
-    let mut out = format!("| {} |\n|---|---|---|---|\n", HEADER.join(" | "));
-    for step in plan.steps() {
-        let cells = row(step).map(|c| escape(&c));
+    let header = header(with_run);
+    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    for row in rows {
+        let cells: Vec<String> = cells(row, with_run).iter().map(|c| escape(c)).collect();
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
 }
 
 /// An aligned plain-text table with a line per phase.
-pub fn text_table(plan: &Plan) -> String {
-    let rows: Vec<[String; 4]> = plan.steps().map(row).collect();
-    let mut widths = HEADER.map(|h| h.chars().count());
-    for r in &rows {
+fn text_table(plan: &Plan, rows: &[Row], with_run: bool) -> String {
+    let header = header(with_run);
+    let table: Vec<Vec<String>> = rows.iter().map(|r| cells(r, with_run)).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &table {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 4]| {
-        let mut l = format!(
-            "{:>w0$}  {:<w1$}  {:<w2$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
-        l.truncate(l.trim_end().len());
-        l.push('\n');
-        l
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            let pad = w.saturating_sub(cell.chars().count());
+            if i == 0 {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(cell);
+            } else {
+                l.push_str("  ");
+                l.push_str(cell);
+                l.push_str(&" ".repeat(pad));
+            }
+        }
+        format!("{}\n", l.trim_end())
     };
     let mut out = format!("{}  ({})\n\n", plan.name, plan.service);
-    out.push_str(&line(HEADER));
-    for phase in &plan.phases {
-        let anchor = phase.at.map_or_else(
-            || "unscheduled".to_owned(),
-            |a| format!("at {}", plan_core::duration::format_anchor(a)),
-        );
-        out.push_str(&format!("-- {} ({anchor})\n", phase.name));
-        for step in phase_steps(phase) {
-            let r = row(step);
-            out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+    out.push_str(&line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()));
+    let mut last_phase = "";
+    for (row, cells) in rows.iter().zip(&table) {
+        if row.phase != last_phase {
+            let phase = plan.phase(&row.phase);
+            let anchor = phase
+                .and_then(|p| p.at)
+                .map_or_else(|| "unscheduled".to_owned(), |a| format!("at {}", plan_core::duration::format_anchor(a)));
+            out.push_str(&format!("-- {} ({anchor})\n", row.phase));
+            last_phase = &row.phase;
         }
+        out.push_str(&line(cells));
     }
     out
 }
