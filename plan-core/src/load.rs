@@ -436,7 +436,8 @@ impl<'a> Validator<'a> {
         let mut unknown = Vec::new();
         for (pairs, origin) in sources {
             for (key, value) in pairs {
-                let target = match key.split_once('.') {
+                // Variable names have no `.`; host names may.
+                let target = match key.rsplit_once('.') {
                     Some((host, name)) => self
                         .host_vars
                         .get_mut(host)
@@ -610,7 +611,7 @@ impl<'a> Validator<'a> {
         let name = fqdn(&record.value);
         if !self.has_dns {
             self.report(
-                Diagnostic::new(Rule::NoDns, format!("record `{}` is changed but the plan has no `dns` section", record.value))
+                Diagnostic::new(Rule::NoDns, format!("record `{}` is used but the plan has no `dns` section", record.value))
                     .label(record.span, "needs a DNS server")
                     .help("add `dns: Rfc2136(server: ..., zone: ..., key: TsigFile(...), records: { ... })`"),
             );
@@ -697,7 +698,12 @@ impl<'a> Validator<'a> {
     }
 
     fn address(&mut self, text: &Spanned<String>) -> Option<IpAddr> {
+        let before = self.diagnostics.len();
         let expanded = self.expand(text, None, false);
+        if self.diagnostics.len() > before {
+            // The variable is already reported; its name is no address.
+            return None;
+        }
         match expanded.parse::<IpAddr>() {
             Ok(ip) => Some(ip),
             Err(_) => {
@@ -812,6 +818,13 @@ impl<'a> Validator<'a> {
                 match raw_entry {
                     RawEntry::RollbackPoint(name) => {
                         self.check_id(&name, "rollback point");
+                        if name.value == crate::machine::START_POINT {
+                            self.invalid(
+                                name.span,
+                                "`start` is the rollback point every run begins with; it cannot be declared",
+                                "give this rollback point another name, e.g. \"before-release\"",
+                            );
+                        }
                         if let Some(first) = points.insert(name.value.clone(), name.span) {
                             self.report(
                                 Diagnostic::new(Rule::DuplicateId, format!("rollback point `{}` is declared twice", name.value))
@@ -1081,18 +1094,19 @@ impl<'a> Validator<'a> {
                     );
                 }
                 let path_text = self.expand(&path, Some(&from.value), false);
-                let dest_text = dest
-                    .map(|d| self.expand(&d, Some(&to.value), false))
-                    .unwrap_or_else(|| path_text.clone());
-                for p in [&path_text, &dest_text] {
+                let dest_written = dest.as_ref().map(|d| (self.expand(d, Some(&to.value), false), d.span));
+                let mut paths = vec![(path_text.clone(), path.span)];
+                paths.extend(dest_written.clone());
+                for (p, span) in paths {
                     if !p.starts_with('/') {
                         self.invalid(
-                            path.span,
+                            span,
                             format!("`{p}` is not an absolute path"),
                             "rsync paths must be absolute, e.g. \"/var/lib/mailman/\"",
                         );
                     }
                 }
+                let dest_text = dest_written.map_or_else(|| path_text.clone(), |(d, _)| d);
                 let args = args
                     .iter()
                     .map(|a| self.expand(a, Some(&from.value), false))

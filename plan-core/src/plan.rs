@@ -247,6 +247,11 @@ impl Step {
         }
     }
 
+    /// Whether a rollback has anything to undo for this step.
+    pub fn undoable(&self) -> bool {
+        !matches!(self.revert(), RevertPlan::NothingToUndo | RevertPlan::Stated(Revert::Nothing(_)))
+    }
+
     /// The host commands of this step run on, if it has one.
     pub fn host(&self) -> Option<&str> {
         match &self.action {

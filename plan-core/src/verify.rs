@@ -468,68 +468,75 @@ fn phase_of(plan: &Plan, id: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// A phase's step timings and an order in which every step follows its dependencies.
+/// A phase's step timings and an order in which every step follows its
+/// dependencies and the barriers (rollback points, the point of no return).
 struct PhaseTimings<'p> {
     timings: HashMap<&'p str, Timing>,
     order: Vec<&'p Step>,
+    segment: HashMap<&'p str, usize>,
+}
+
+/// The phase's steps, each with its barrier segment, in plan order.
+fn segmented(phase: &Phase) -> Vec<(&Step, usize)> {
+    let mut segment = 0;
+    let mut steps = Vec::new();
+    for entry in &phase.entries {
+        match entry {
+            Entry::Step(step) => steps.push((step, segment)),
+            Entry::RollbackPoint(_) | Entry::PointOfNoReturn(_) => segment += 1,
+        }
+    }
+    steps
 }
 
 /// Earliest starts and latest ends of a phase's steps (it has no cycle).
+/// A step waits for its `after` steps and for every step before the last
+/// barrier ahead of it, as the run machine does.
 fn phase_timings<'p>(phase: &'p Phase, wait_ttl: &HashMap<&str, Duration>) -> PhaseTimings<'p> {
     let mut timings: HashMap<&str, Timing> = HashMap::new();
     let mut order = Vec::new();
-    let steps: Vec<&Step> = phase
-        .entries
-        .iter()
-        .filter_map(|e| {
-            if let Entry::Step(s) = e {
-                Some(s)
-            } else {
-                None
+    let steps = segmented(phase);
+    let segment: HashMap<&str, usize> = steps.iter().map(|(s, k)| (s.id.as_str(), *k)).collect();
+    let segments = steps.last().map_or(0, |(_, k)| k + 1);
+    // What every step of the earlier segments guarantees: (earliest end, latest end).
+    let (mut barrier_early, mut barrier_late) = (Duration::ZERO, Duration::ZERO);
+    for current in 0..segments {
+        let mut remaining: Vec<&Step> = steps.iter().filter(|(_, k)| *k == current).map(|(s, _)| *s).collect();
+        let mut ends = Vec::new();
+        // Dependencies may point forward in the list; settle them in rounds.
+        while !remaining.is_empty() {
+            let before = remaining.len();
+            remaining.retain(|step| {
+                if !step.after.iter().all(|d| timings.contains_key(d.as_str())) {
+                    return true;
+                }
+                let (min, high) = if step.pending() {
+                    let settle = step.settle.unwrap_or_default();
+                    let wait = wait_ttl.get(step.id.as_str()).copied().unwrap_or_default();
+                    (step.duration.min() + settle + wait, step.duration.high() + settle + wait)
+                } else {
+                    (Duration::ZERO, Duration::ZERO)
+                };
+                let deps = step.after.iter().filter_map(|d| timings.get(d.as_str()));
+                let earliest_start =
+                    deps.clone().map(|t| t.earliest_start + t.min).max().unwrap_or_default().max(barrier_early);
+                let latest_start = deps.map(|t| t.latest_end).max().unwrap_or_default().max(barrier_late);
+                let timing = Timing { earliest_start, latest_end: latest_start + high, min };
+                ends.push((timing.earliest_start + timing.min, timing.latest_end));
+                timings.insert(step.id.as_str(), timing);
+                order.push(*step);
+                false
+            });
+            if remaining.len() == before {
+                break;
             }
-        })
-        .collect();
-    // Dependencies may point forward in the list; settle them in rounds.
-    let mut remaining: Vec<&Step> = steps;
-    while !remaining.is_empty() {
-        let before = remaining.len();
-        remaining.retain(|step| {
-            if !step.after.iter().all(|d| timings.contains_key(d.as_str())) {
-                return true;
-            }
-            let (min, high) = if step.pending() {
-                let settle = step.settle.unwrap_or_default();
-                let wait = wait_ttl.get(step.id.as_str()).copied().unwrap_or_default();
-                (
-                    step.duration.min() + settle + wait,
-                    step.duration.high() + settle + wait,
-                )
-            } else {
-                (Duration::ZERO, Duration::ZERO)
-            };
-            let deps = step.after.iter().filter_map(|d| timings.get(d.as_str()));
-            let earliest_start = deps
-                .clone()
-                .map(|t| t.earliest_start + t.min)
-                .max()
-                .unwrap_or_default();
-            let latest_start = deps.map(|t| t.latest_end).max().unwrap_or_default();
-            timings.insert(
-                step.id.as_str(),
-                Timing {
-                    earliest_start,
-                    latest_end: latest_start + high,
-                    min,
-                },
-            );
-            order.push(*step);
-            false
-        });
-        if remaining.len() == before {
-            break;
+        }
+        for (early, late) in ends {
+            barrier_early = barrier_early.max(early);
+            barrier_late = barrier_late.max(late);
         }
     }
-    PhaseTimings { timings, order }
+    PhaseTimings { timings, order, segment }
 }
 
 /// The guaranteed time between the end of `change` and the start of `switch`,
@@ -561,11 +568,25 @@ fn gap(
             u64::try_from(switch_start - change_end).unwrap_or(0),
         ));
     }
-    // Same phase: the longest chain of minimum durations from change to switch.
+    // Same phase: the longest chain of minimum durations from change to
+    // switch, through `after` and through the barriers between segments.
     let phase = &timings[switch_phase];
+    let change_segment = phase.segment.get(change.id.as_str()).copied()?;
     let mut reach: HashMap<&str, Duration> = HashMap::new();
+    // The latest reached end among steps of segments already closed.
+    let (mut closed, mut open, mut open_segment) = (None::<Duration>, None::<Duration>, 0usize);
     for step in &phase.order {
-        let best = step
+        let segment = phase.segment.get(step.id.as_str()).copied().unwrap_or(0);
+        if segment != open_segment {
+            closed = closed.max(open);
+            open = None;
+            open_segment = segment;
+        }
+        if step.id == change.id {
+            open = open.max(Some(Duration::ZERO));
+            continue;
+        }
+        let through_after = step
             .after
             .iter()
             .filter_map(|d| {
@@ -577,16 +598,14 @@ fn gap(
                 }
             })
             .max();
-        if let Some(best) = best {
+        let through_barrier = closed.filter(|_| segment > change_segment);
+        if let Some(best) = through_after.max(through_barrier) {
             reach.insert(step.id.as_str(), best);
+            let min = phase.timings.get(step.id.as_str()).map_or(Duration::ZERO, |t| t.min);
+            open = open.max(Some(best + min));
         }
     }
-    Some(
-        reach
-            .get(switch.id.as_str())
-            .copied()
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(reach.get(switch.id.as_str()).copied().unwrap_or(Duration::ZERO))
 }
 
 fn secs(d: Duration) -> i64 {

@@ -228,7 +228,8 @@ impl Writer<'_> {
         if self.choices.chance(20) {
             "local"
         } else {
-            *self.choices.pick(&self.hosts)
+            let i = self.choices.below(self.hosts.len());
+            self.hosts[i]
         }
     }
 
@@ -319,9 +320,9 @@ impl Writer<'_> {
             } else {
                 "TsigEnv(\"TSIG_KEY\")"
             };
-            let _ = write!(
+            let _ = writeln!(
                 self.out,
-                "  dns: Rfc2136(server: {server:?}, zone: {zone:?}, key: {key}, records: {{\n"
+                "  dns: Rfc2136(server: {server:?}, zone: {zone:?}, key: {key}, records: {{"
             );
             for record in RECORDS {
                 let ttl = *self.choices.pick(&["10s", "1m", "5m", "1h"]);
@@ -564,8 +565,7 @@ impl Writer<'_> {
                 ));
             }
             "http" => {
-                let mut check =
-                    format!("check: Http(url: \"https://lists.example.org/{{{{svc}}}}\"");
+                let mut check = "check: Http(url: \"https://lists.example.org/{{svc}}\"".to_owned();
                 if self.choices.chance(50) {
                     let _ = write!(
                         check,

@@ -17,6 +17,7 @@ use statig::prelude::*;
 use tokio::sync::{mpsc, watch};
 
 use crate::executor::{Executor, Transcript};
+use crate::local::ProcessGroup;
 use crate::journal_file::{JournalFile, JournalFileError};
 
 /// How much of a step's output goes into the journal.
@@ -124,6 +125,8 @@ impl<'a, O: Operator> Driver<'a, O> {
         mut interrupts: mpsc::UnboundedReceiver<Interrupt>,
     ) -> Result<RunEnd, DriveError> {
         let (results, mut incoming) = mpsc::unbounded_channel::<(Event, String, Transcript)>();
+        let (spawned, mut groups) = mpsc::unbounded_channel();
+        self.executor = self.executor.clone().reporting(spawned);
         let (stop, stopped) = watch::channel(false);
         let mut pending: VecDeque<Event> = VecDeque::from([first]);
         let mut in_flight = 0usize;
@@ -158,6 +161,10 @@ impl<'a, O: Operator> Driver<'a, O> {
                 }
             };
             tokio::select! {
+                Some((step, group)) = groups.recv() => {
+                    let group: ProcessGroup = group;
+                    self.record(&RunRecord::Process { step, pgid: group.pgid, start_time: group.start_time })?;
+                }
                 Some((event, step, transcript)) = incoming.recv() => {
                     in_flight -= 1;
                     self.transcript(&step, transcript)?;

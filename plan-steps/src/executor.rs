@@ -12,7 +12,9 @@ use std::time::Duration;
 use plan_core::machine::{Event, Schedule};
 use plan_core::{Action, Check, Plan, Revert, Step};
 
-use crate::local::{self, ExitKind, ShellCommand, ShellOutcome};
+use tokio::sync::mpsc;
+
+use crate::local::{self, ExitKind, ProcessGroup, ShellCommand, ShellOutcome};
 
 /// How long a check may take when the step has no deadline.
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(60);
@@ -37,12 +39,35 @@ impl Transcript {
 #[derive(Clone, Debug)]
 pub struct Executor {
     plan: Arc<Plan>,
+    spawned: Option<mpsc::UnboundedSender<(String, ProcessGroup)>>,
 }
 
 impl Executor {
     /// An executor for `plan`.
     pub fn new(plan: Arc<Plan>) -> Executor {
-        Executor { plan }
+        Executor { plan, spawned: None }
+    }
+
+    /// Reports the process group of each forward and revert command on `to`.
+    pub fn reporting(mut self, to: mpsc::UnboundedSender<(String, ProcessGroup)>) -> Executor {
+        self.spawned = Some(to);
+        self
+    }
+
+    /// Runs an action's or revert's command, reporting its process group.
+    async fn run_step_command(
+        &self,
+        step: &str,
+        command: &ShellCommand,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<ShellOutcome, local::LocalError> {
+        let spawned = self.spawned.clone();
+        local::run_reporting(command, cancel, |group| {
+            if let Some(to) = spawned {
+                let _ = to.send((step.to_owned(), group));
+            }
+        })
+        .await
     }
 
     fn step(&self, id: &str) -> Result<&Step, String> {
@@ -80,7 +105,7 @@ impl Executor {
         let event = match &step.action {
             Action::Shell { run, .. } => {
                 let command = self.command(run, step.deadline);
-                match local::run(&command, cancel.as_mut()).await {
+                match self.run_step_command(id, &command, cancel.as_mut()).await {
                     Err(e) => Event::StepFailed { step: step_id, reason: e.to_string() },
                     Ok(outcome) => {
                         transcript.add(run, &outcome);
@@ -192,7 +217,7 @@ impl Executor {
         let event = match &step.action {
             Action::Shell { revert: Revert::Run(command), .. } => {
                 let shell = self.command(command, step.deadline);
-                match local::run(&shell, cancel).await {
+                match self.run_step_command(id, &shell, cancel).await {
                     Err(e) => Event::RevertFailed { step: step_id, reason: e.to_string() },
                     Ok(outcome) => {
                         transcript.add(command, &outcome);

@@ -201,6 +201,27 @@ pub async fn run(
     cmd: &ShellCommand,
     cancel: impl Future<Output = ()>,
 ) -> Result<ShellOutcome, LocalError> {
+    run_reporting(cmd, cancel, |_| {}).await
+}
+
+/// A process group a command left, identified beyond its pid: the group
+/// leader's start time (in clock ticks since boot) tells a reused pid apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessGroup {
+    /// The group id, which is the shell's pid.
+    pub pgid: i32,
+    /// The shell's start time from `/proc/<pid>/stat`, if readable.
+    pub start_time: Option<u64>,
+}
+
+/// As [`run`], and tells `on_spawn` the command's process group as soon as
+/// it exists, so a caller can record it (a crash of the caller leaves the
+/// group running; `resume` then waits for it before judging the step).
+pub async fn run_reporting(
+    cmd: &ShellCommand,
+    cancel: impl Future<Output = ()>,
+    on_spawn: impl FnOnce(ProcessGroup),
+) -> Result<ShellOutcome, LocalError> {
     let started = Instant::now();
     let mut child = Command::new(SHELL)
         .arg("-c")
@@ -222,6 +243,7 @@ pub async fn run(
         reaped: false,
     };
     tracing::debug!(pid, "started {SHELL} -c");
+    on_spawn(ProcessGroup { pgid: pid, start_time: start_time(pid) });
     let mut pump = Pump::new(pid, stdout, stderr, cmd.output_limit);
 
     let deadline = async {
@@ -383,6 +405,51 @@ async fn wait_group_gone(pgid: Pid, limit: Duration) -> Members {
             Members::Alive if Instant::now() < until => tokio::time::sleep(POLL).await,
             other => return other,
         }
+    }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after `comm` start at 3 (state); start time is field 22.
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// What became of a process group left by an earlier, crashed run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leftover {
+    /// Its leader is gone (or its pid now belongs to another process).
+    Gone,
+    /// It ended by itself while we waited.
+    Finished,
+    /// It was still running after `limit` and was killed.
+    Killed,
+}
+
+/// Waits for a group left by a crashed run to end; after `limit` (if any)
+/// kills it like a deadline would. Only a group whose leader still has the
+/// recorded start time is ours: anything else is never signalled.
+pub async fn wait_leftover(group: ProcessGroup, limit: Option<Duration>) -> Leftover {
+    let ours = |g: ProcessGroup| g.start_time.is_some() && start_time(g.pgid) == g.start_time;
+    if !ours(group) {
+        return Leftover::Gone;
+    }
+    let pgid = Pid::from_raw(group.pgid);
+    let until = limit.map(|l| Instant::now() + l);
+    loop {
+        if !ours(group) {
+            return Leftover::Finished;
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            let _ = killpg(pgid, Signal::SIGTERM);
+            let _ = wait_group_gone(pgid, KILL_GRACE).await;
+            if ours(group) {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            return Leftover::Killed;
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use plan_core::{Entry, Plan, RevertPlan};
+use plan_core::{Entry, Plan};
 
 use crate::{exit_codes, CliError, PlanArgs};
 
@@ -125,8 +125,7 @@ fn build(plan: &Plan) -> Graph {
                         });
                     }
                     if step.pending() && !past_no_return {
-                        let undoable = !matches!(step.revert(), RevertPlan::NothingToUndo);
-                        if undoable {
+                        if step.undoable() {
                             if let Some(target) = &revert_target {
                                 edges.push(Edge {
                                     from: key.clone(),

@@ -60,6 +60,16 @@ pub enum RunRecord {
         /// Combined stdout and stderr, possibly shortened in the middle.
         text: String,
     },
+    /// A local command's process group began (it outlives a crash of the
+    /// driver; `resume` waits for it before the step's check decides).
+    Process {
+        /// Step id.
+        step: String,
+        /// Process group id.
+        pgid: i32,
+        /// The group leader's start time, to tell a reused pid apart.
+        start_time: Option<u64>,
+    },
     /// Prior state captured before a change, for an exact revert.
     Captured {
         /// Step id.
@@ -82,6 +92,8 @@ pub struct ReplayedRun {
     pub machine: StateMachine<RunMachine>,
     /// Steps whose forward or revert effect was started.
     pub started: Vec<String>,
+    /// The last process group each step's commands ran in: (step, pgid, start time).
+    pub processes: Vec<(String, i32, Option<u64>)>,
     /// How it ended, if it did.
     pub end: Option<RunEnd>,
     /// Index of its `RunStarted` record.
@@ -118,6 +130,7 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     run_dir: run_dir.clone(),
                     machine: RunMachine::new(schedule).state_machine(),
                     started: Vec::new(),
+                    processes: Vec::new(),
                     end: None,
                     first_record: index,
                 });
@@ -140,6 +153,11 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
             }
             RunRecord::EffectStarted { effect: Effect::Forward { step, .. } | Effect::Revert { step } } => {
                 started.insert(step.clone());
+            }
+            RunRecord::Process { step, pgid, start_time } => {
+                let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
+                run.processes.retain(|(s, _, _)| s != step);
+                run.processes.push((step.clone(), *pgid, *start_time));
             }
             _ if runs.is_empty() => return Err(ReplayError::NoRunStarted),
             _ => {}

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::plan::{Action, Entry, Plan, RevertPlan};
+use crate::plan::{Action, Entry, Plan};
 
 /// Index of a step in a [`Schedule`].
 pub type StepIx = usize;
@@ -114,8 +114,7 @@ impl Schedule {
                             retries: step.retries,
                             manual: matches!(step.action, Action::Manual { .. }),
                             checkable: step.check.is_some() || step.action.checks_itself(),
-                            undoable: !matches!(step.revert(), RevertPlan::NothingToUndo)
-                                && !matches!(step.revert(), RevertPlan::Stated(crate::plan::Revert::Nothing(_))),
+                            undoable: step.undoable(),
                             hosts,
                         });
                     }
