@@ -108,6 +108,17 @@ pub fn already_done(runs: &[ReplayedRun]) -> Vec<String> {
     done
 }
 
+/// How a run talks to its operator.
+#[derive(Clone, Copy, Debug)]
+pub struct Interaction {
+    /// Live view, plain lines or JSON.
+    pub mode: Mode,
+    /// `--yes`: confirm manual steps without asking.
+    pub yes: bool,
+    /// `--assume`: the answer for in-doubt steps without a check.
+    pub assume: Option<bool>,
+}
+
 /// Drives `machine` from `first` to its end, with a view and Ctrl-C.
 pub fn drive(
     plan: Arc<Plan>,
@@ -115,10 +126,9 @@ pub fn drive(
     machine: &mut StateMachine<RunMachine>,
     first: Event,
     start: Option<RunRecord>,
-    mode: Mode,
-    yes: bool,
-    assume: Option<bool>,
+    interaction: Interaction,
 ) -> Result<u8, CliError> {
+    let Interaction { mode, yes, assume } = interaction;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

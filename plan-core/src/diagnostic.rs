@@ -16,6 +16,9 @@ use crate::span::Span;
 pub struct Source {
     name: String,
     text: Arc<str>,
+    /// For an excerpt: the 0-based line and column where it starts in the
+    /// file, so reported positions stay those of the file.
+    origin: Option<(usize, usize)>,
 }
 
 impl Source {
@@ -24,6 +27,7 @@ impl Source {
         Source {
             name: name.into(),
             text: text.into(),
+            origin: None,
         }
     }
 
@@ -252,12 +256,14 @@ impl Diagnostic {
         };
         let start = floor(first.span.offset.saturating_sub(CONTEXT).max(line_start));
         let end = floor((first.span.offset + first.span.len.min(CONTEXT) + CONTEXT).min(line_end));
+        // Same byte length, so the labels' offsets still fit.
         let window: String = text[start..end]
             .chars()
-            .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+            .map(|c| if c.is_control() && c != '\t' { "?".repeat(c.len_utf8()) } else { c.to_string() })
             .collect();
         let (line, col) = source.line_col(start);
-        let name = format!("{} (excerpt of line {line} from column {col})", source.name());
+        // Positions stay the file's (see `origin`), so the name stays too.
+        let name = source.name().to_owned();
         let labels = self
             .labels
             .iter()
@@ -268,7 +274,9 @@ impl Diagnostic {
                 Label { span: Span::new(offset, len), text: l.text.clone() }
             })
             .collect();
-        Diagnostic { labels, source: Some(Source::new(name, window)), ..self.clone() }
+        let mut excerpt = Source::new(name, window);
+        excerpt.origin = Some((line - 1, col - 1));
+        Diagnostic { labels, source: Some(excerpt), ..self.clone() }
     }
 
     /// `file:line:col` of the first label, for one-line and JSON output.
@@ -338,13 +346,18 @@ impl SourceCode for Source {
         let contents = self
             .text
             .read_span(span, context_lines_before, context_lines_after)?;
+        let (line, column) = match self.origin {
+            Some((line, column)) if contents.line() == 0 => (line, column + contents.column()),
+            Some((line, _)) => (line + contents.line(), contents.column()),
+            None => (contents.line(), contents.column()),
+        };
         Ok(Box::new(
             miette::MietteSpanContents::new_named(
                 self.name.clone(),
                 contents.data(),
                 *contents.span(),
-                contents.line(),
-                contents.column(),
+                line,
+                column,
                 contents.line_count(),
             )
             .with_language("ron"),

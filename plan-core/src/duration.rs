@@ -33,9 +33,11 @@ pub fn parse_anchor(text: &str) -> Result<i64, String> {
     Ok(sign * secs)
 }
 
-/// Formats a duration compactly: `45s`, `5m`, `1h30m`, `1d2h`, `1.5s`.
+/// Formats a duration compactly: `45s`, `5m`, `1h30m`, `1d2h`, `2s500ms`
+/// (below a millisecond it rounds down).
 pub fn format_duration(d: Duration) -> String {
     let total = d.as_secs();
+    let millis = d.subsec_millis();
     if total == 0 {
         let ms = d.as_millis();
         return if ms == 0 {
@@ -51,7 +53,7 @@ pub fn format_duration(d: Duration) -> String {
         total % 60,
     );
     let mut out = String::new();
-    for (value, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
+    for (value, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s"), (u64::from(millis), "ms")] {
         if value > 0 {
             out.push_str(&format!("{value}{unit}"));
         }
@@ -105,6 +107,11 @@ mod tests {
             let d = Duration::from_secs(secs);
             assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{secs}");
         }
+        for ms in [1, 999, 1_500, 2_500, 61_001] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{ms}ms");
+        }
+        assert_eq!(format_duration(Duration::from_millis(2_500)), "2s500ms");
         assert_eq!(format_anchor(-86_400), "-1d");
         assert_eq!(format_anchor(0), "0");
         assert_eq!(format_anchor(5_400), "+1h30m");

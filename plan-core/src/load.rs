@@ -143,7 +143,12 @@ pub fn load_path(path: &Path, settings: &Settings) -> Result<Loaded, ReadError> 
 }
 
 /// Loads a plan from bytes that claim to be UTF-8 RON.
-pub fn load_bytes(name: String, bytes: Vec<u8>, settings: &Settings) -> Loaded {
+pub fn load_bytes(name: String, mut bytes: Vec<u8>, settings: &Settings) -> Loaded {
+    // Some editors start UTF-8 files with a byte-order mark; it is no part of the plan.
+    // Blanking it keeps every byte offset (and so every span) as in the file.
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes[..3].copy_from_slice(b"   ");
+    }
     match String::from_utf8(bytes) {
         Ok(text) => load_str(Source::new(name, text), settings),
         Err(e) => {
@@ -758,7 +763,7 @@ impl<'a> Validator<'a> {
         let mut last_anchor: Option<(i64, Span)> = None;
         let mut number = 0u32;
         // `after` is resolved once every id is known: (phase, entry, ids).
-        let mut afters: Vec<(usize, usize, Option<Vec<Spanned<String>>>)> = Vec::new();
+        let mut afters: Vec<PendingAfter> = Vec::new();
         for (phase_index, raw_phase) in raw.value.into_iter().enumerate() {
             self.check_id(&raw_phase.name, "phase");
             if let Some(first) =
@@ -874,7 +879,13 @@ impl<'a> Validator<'a> {
                                 .help("step ids must be unique across the whole plan; rename one"),
                             );
                         }
-                        number = explicit.as_ref().map_or(number + 1, |n| n.value);
+                        number = match &explicit {
+                            Some(n) => n.value,
+                            None => number.checked_add(1).unwrap_or_else(|| {
+                                self.invalid(id.span, "row numbers run past 4294967295", "give this step a smaller `number`");
+                                number
+                            }),
+                        };
                         let done = match done.map(|d| d.value) {
                             Some(RawDone::Yes) => Done::Yes,
                             Some(RawDone::InProgress) => Done::InProgress,
@@ -960,7 +971,7 @@ impl<'a> Validator<'a> {
     fn resolve_after(
         &mut self,
         phases: &mut [Phase],
-        afters: Vec<(usize, usize, Option<Vec<Spanned<String>>>)>,
+        afters: Vec<PendingAfter>,
         ids: &HashMap<String, (Span, usize)>,
     ) {
         let mut previous: Option<(usize, String)> = None;
@@ -1305,6 +1316,10 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// A step's `after` as written, resolved once every id is known:
+/// (phase index, entry index, the ids or `None` for "the previous step").
+type PendingAfter = (usize, usize, Option<Vec<Spanned<String>>>);
+
 /// The duration a step gets when it does not say.
 fn default_duration(action: &Action) -> DurationModel {
     match action {
@@ -1358,20 +1373,27 @@ pub(crate) fn closest<'a>(
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (row[j + 1] + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = row[j + 1];
-            row[j + 1] = next;
+    // Optimal string alignment: a swap of two neighbours counts as one edit,
+    // the commonest typo ("hodl" for "hold").
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// FNV-1a over the text and the variable values in force.
@@ -1404,6 +1426,8 @@ mod tests {
         );
         assert_eq!(closest("xyz", ["sodium", "fermium"].into_iter()), None);
         assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("hodl", "hold"), 1);
+        assert_eq!(closest("dri", ["dir", "demo_dir"].into_iter()), Some("dir"));
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub struct Phase {
 
 /// One item of a phase.
 #[derive(Clone, Debug)]
+#[expect(clippy::large_enum_variant, reason = "markers are few; boxing every step would only add indirection")]
 pub enum Entry {
     /// A step.
     Step(Step),

@@ -1,13 +1,16 @@
 //! Printing a validated [`Plan`] back as plan-format RON.
 //!
-//! The output is what a careful person would write: fields in the order of
-//! `docs/plan-format.md`, only those that differ from their defaults, short
-//! parts on one line and long ones broken over several, 4-space indents.
+//! The output is what a careful person would write: fields in the order the
+//! plan format defines them, only those that differ from their defaults,
+//! short parts on one line and long ones broken over several, 4-space indents.
 //!
 //! A [`Plan`] holds commands with their `{{variables}}` already expanded (and
 //! shell-quoted), so that is what is printed, together with the variables in
 //! force. Loading the output gives the same plan, and printing that plan
 //! again gives the same text: [`to_ron`] is a fixpoint after one round.
+//! (Except when a variable's value itself contains `{{`: the plan format has
+//! no way to write a literal `{{` in a command, so the printed command would
+//! be expanded a second time.)
 //!
 //! ```
 //! use plan_core::{load_str, to_ron, Settings, Source};
@@ -171,12 +174,11 @@ impl Node {
         if !forced {
             let mut line = String::new();
             self.inline(&mut line);
-            let column = out.len() - out.rfind('\n').map_or(0, |i| i + 1);
-            // Character count, not bytes: a title in Cyrillic is not longer.
-            let column = out[out.len() - column..].chars().count();
-            if matches!(self, Node::Atom(_))
-                || (column + line.chars().count() <= WIDTH && !line.contains('\n'))
-            {
+            let line_start = out.rfind('\n').map_or(0, |i| i + 1);
+            // Characters, not bytes: a title in Cyrillic is no longer than one in English.
+            let column = out[line_start..].chars().count();
+            // Strings are escaped onto one line, so an atom is never broken.
+            if matches!(self, Node::Atom(_)) || column + line.chars().count() <= WIDTH {
                 out.push_str(&line);
                 return;
             }
@@ -814,7 +816,10 @@ mod tests {
             "settle: \"10s\",",
             "notice: \"mail is back\",",
         ] {
-            assert!(printed.contains(expected), "missing {expected:?} in\n{printed}");
+            assert!(
+                printed.contains(expected),
+                "missing {expected:?} in\n{printed}"
+            );
         }
         // ... and the variables are printed with them.
         assert!(printed.contains("vars: {\n        \"dir\": \"/var/lib/mailman\","));

@@ -107,20 +107,6 @@ fn span_of(slice: &str) -> Span {
     }
 }
 
-/// Skips whitespace and comments that ron keeps at the front of a raw value.
-fn trim_leading_trivia(mut s: &str) -> &str {
-    loop {
-        let trimmed = s.trim_start();
-        if let Some(rest) = trimmed.strip_prefix("//") {
-            s = rest.find('\n').map_or("", |i| &rest[i + 1..]);
-        } else if let Some(rest) = trimmed.strip_prefix("/*") {
-            s = rest.find("*/").map_or("", |i| &rest[i + 2..]);
-        } else {
-            return trimmed;
-        }
-    }
-}
-
 /// Byte offset within `text` of a 1-based line and column (columns count chars).
 pub(crate) fn offset_of(text: &str, line: usize, col: usize) -> usize {
     let mut offset = 0;
@@ -148,7 +134,8 @@ pub(crate) fn ron_options() -> ron::Options {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw: &'de ron::value::RawValue = Deserialize::deserialize(deserializer)?;
-        let text = trim_leading_trivia(raw.get_ron()).trim_end();
+        // `trim` drops whitespace and comments on both sides of the value.
+        let text = raw.trim().get_ron();
         let span = span_of(text);
         match ron_options().from_str::<T>(text) {
             Ok(value) => Ok(Spanned { value, span }),

@@ -124,17 +124,15 @@ fn build(plan: &Plan) -> Graph {
                             kind: EdgeKind::Forward,
                         });
                     }
-                    if step.pending() && !past_no_return {
-                        if step.undoable() {
-                            if let Some(target) = &revert_target {
-                                edges.push(Edge {
-                                    from: key.clone(),
-                                    to: target.clone(),
-                                    kind: EdgeKind::Revert,
-                                });
-                            }
-                            revert_target = Some(key.clone());
+                    if step.pending() && !past_no_return && step.undoable() {
+                        if let Some(target) = &revert_target {
+                            edges.push(Edge {
+                                from: key.clone(),
+                                to: target.clone(),
+                                kind: EdgeKind::Revert,
+                            });
                         }
+                        revert_target = Some(key.clone());
                     }
                     (
                         key,

@@ -9,7 +9,7 @@ use plan_core::machine::Event;
 use plan_core::Settings;
 
 use crate::live::{ask_yes_no, Mode};
-use crate::session::{self, journal_path, open_journal};
+use crate::session::{self, Interaction, journal_path, open_journal};
 use crate::{CliError, PlanArgs};
 
 /// Arguments of `cutover resume`.
@@ -94,7 +94,7 @@ pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn W
     }
     wait_for_leftovers(&plan, last, stderr)?;
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
-    session::drive(Arc::new(plan), &mut journal, &mut machine, Event::Resume { started }, None, mode, args.yes, assume)
+    session::drive(Arc::new(plan), &mut journal, &mut machine, Event::Resume { started }, None, Interaction { mode, yes: args.yes, assume })
 }
 
 /// Commands of in-doubt steps may outlive the crashed run (they run in

@@ -10,7 +10,7 @@ use plan_core::{Entry, Plan, Settings};
 use statig::prelude::IntoStateMachineExt as _;
 
 use crate::live::{ask_yes_no, Mode};
-use crate::session::{self, already_done, fingerprints, journal_path, open_journal};
+use crate::session::{self, Interaction, already_done, fingerprints, journal_path, open_journal};
 use crate::{exit_codes, CliError, PlanArgs};
 
 /// Arguments of `cutover run`.
@@ -120,7 +120,7 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
     };
     let mut machine = RunMachine::new(schedule).state_machine();
     let plan = Arc::new(plan);
-    session::drive(plan, &mut journal, &mut machine, Event::Start, Some(start), mode, args.yes, None)
+    session::drive(plan, &mut journal, &mut machine, Event::Start, Some(start), Interaction { mode, yes: args.yes, assume: None })
 }
 
 /// Which phase a run takes: the one given, or the only one with steps left.

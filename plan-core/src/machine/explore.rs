@@ -340,7 +340,7 @@ mod tests {
         let mut points = vec!["start".to_owned()];
         let mut point = ("start".to_owned(), 0);
         for i in 0..n {
-            let segment = if point_every == 0 { 0 } else { i / point_every };
+            let segment = i.checked_div(point_every).unwrap_or(0);
             if point_every > 0 && i > 0 && i % point_every == 0 {
                 point = (format!("p{segment}"), segment);
                 points.push(point.0.clone());

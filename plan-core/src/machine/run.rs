@@ -328,7 +328,7 @@ impl RunMachine {
         self.completed.push(ix);
         let segment = self.schedule.steps[ix].segment;
         self.open_in_segment[segment] -= 1;
-        for &dependent in self.dependents.iter().nth(ix).into_iter().flatten() {
+        for &dependent in self.dependents.get(ix).into_iter().flatten() {
             self.waiting[dependent] -= 1;
             if self.waiting[dependent] == 0 {
                 self.ready.push(dependent);
@@ -419,6 +419,20 @@ impl RunMachine {
     }
 
     fn halt(&mut self, step: Option<StepIx>, reason: String, context: &mut Outbox) -> Outcome<State> {
+        let step = step.map(|ix| self.id(ix));
+        // Steps still running finish first (their outcome is recorded in
+        // `Halted`), so that what is done and what is left is true.
+        if !self.running() {
+            self.announce_halt(step.clone(), reason.clone(), context);
+        }
+        Transition(State::halted(step, reason))
+    }
+
+    fn running(&self) -> bool {
+        self.status.contains(&StepStatus::Running)
+    }
+
+    fn announce_halt(&mut self, step: Option<String>, reason: String, context: &mut Outbox) {
         let done = self
             .completed
             .iter()
@@ -429,11 +443,14 @@ impl RunMachine {
             .filter(|&ix| !matches!(self.status[ix], StepStatus::Done | StepStatus::Reverted))
             .map(|ix| self.id(ix))
             .collect();
-        let step = step.map(|ix| self.id(ix));
-        context.effects.push(Effect::Finished {
-            end: RunEnd::Halted { step: step.clone(), reason: reason.clone(), done, left },
-        });
-        Transition(State::halted(step, reason))
+        context.effects.push(Effect::Finished { end: RunEnd::Halted { step, reason, done, left } });
+    }
+
+    /// A check could not settle an in-doubt step: the operator decides.
+    fn check_failed(&mut self, ix: StepIx, context: &mut Outbox) {
+        if matches!(self.status[ix], StepStatus::InDoubt | StepStatus::RevertInDoubt) {
+            context.effects.push(Effect::AskOperator { step: self.id(ix) });
+        }
     }
 
     /// Starts the next revert, or ends the rollback.
@@ -618,8 +635,10 @@ impl RunMachine {
                 _ => Handled,
             },
             Event::StepInDoubt { step, .. } => {
-                if let Some(ix) = self.ix(step).filter(|&ix| self.status[ix] == StepStatus::Running) {
-                    self.in_doubt(ix, context);
+                match self.ix(step) {
+                    Some(ix) if self.status[ix] == StepStatus::Running => self.in_doubt(ix, context),
+                    Some(ix) => self.check_failed(ix, context),
+                    None => {}
                 }
                 Handled
             }
@@ -693,11 +712,20 @@ impl RunMachine {
                 _ => Handled,
             },
             Event::StepInDoubt { step, .. } => {
-                if let Some(ix) = self.ix(step).filter(|&ix| self.status[ix] == StepStatus::Running) {
-                    self.in_doubt(ix, context);
+                match self.ix(step) {
+                    Some(ix) if self.status[ix] == StepStatus::Running => self.in_doubt(ix, context),
+                    Some(ix) => self.check_failed(ix, context),
+                    None => {}
                 }
                 Handled
             }
+            // A manual step the operator was asked about before the abort.
+            Event::OperatorConfirmed { step } | Event::OperatorDeclined { step } => match self.ix(step) {
+                Some(ix) if self.status[ix] == StepStatus::Running => {
+                    self.drained(ix, matches!(event, Event::OperatorConfirmed { .. }), context)
+                }
+                _ => Handled,
+            },
             Event::Checked { step, done } | Event::OperatorAnswered { step, done } => match self.ix(step) {
                 Some(ix) if self.status[ix] == StepStatus::InDoubt => self.drained(ix, *done, context),
                 // The forward effect is still there: the revert is needed.
@@ -768,8 +796,23 @@ impl RunMachine {
 
     /// Stopped; an operator must look. Terminal.
     #[state]
-    fn halted(&mut self, step: &mut Option<String>, reason: &mut String, event: &Event) -> Outcome<State> {
-        let _ = (step, reason, event);
+    fn halted(&mut self, context: &mut Outbox, step: &mut Option<String>, reason: &mut String, event: &Event) -> Outcome<State> {
+        // Steps that were running when the run halted still report; what
+        // they did is recorded, and the end is announced once none runs.
+        let Some(ix) = super::record::event_step(event).and_then(|id| self.ix(id)) else {
+            return Handled;
+        };
+        if self.status[ix] != StepStatus::Running {
+            return Handled;
+        }
+        match event {
+            Event::StepSucceeded { .. } | Event::OperatorConfirmed { .. } => self.mark_done(ix),
+            Event::StepInDoubt { .. } => self.status[ix] = StepStatus::InDoubt,
+            _ => self.status[ix] = StepStatus::Failed,
+        }
+        if !self.running() {
+            self.announce_halt(step.clone(), reason.clone(), context);
+        }
         Handled
     }
 }
