@@ -57,7 +57,8 @@ fn changed_steps(path: &Path, plan: &Plan) -> String {
             _ => None,
         })
         .unwrap_or_default();
-    let now = fingerprints(plan);
+    // `plan` was loaded before the run's directory was known.
+    let now = fingerprints(plan, plan_core::RUN_DIR_UNSET);
     let mut changes = Vec::new();
     for (id, print) in &recorded {
         match now.iter().find(|(i, _)| i == id) {
@@ -79,10 +80,13 @@ fn changed_steps(path: &Path, plan: &Plan) -> String {
 }
 
 /// A fingerprint of what each step does, to say what changed between runs.
-pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
+/// `run_dir` is the value `{{run_dir}}` had in `plan`: it differs from run
+/// to run, so it is left out.
+pub fn fingerprints(plan: &Plan, run_dir: &str) -> Vec<(String, u64)> {
     plan.steps()
         .map(|s| {
-            let text = format!("{:?}|{:?}|{:?}|{:?}|{}|{:?}", s.action, s.check, s.after, s.deadline, s.retries, s.done);
+            let text = format!("{:?}|{:?}|{:?}|{:?}|{}|{:?}", s.action, s.check, s.after, s.deadline, s.retries, s.done)
+                .replace(run_dir, "{{run_dir}}");
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
             for b in text.bytes() {
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

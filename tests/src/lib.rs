@@ -94,32 +94,22 @@ pub fn cutover_bin() -> &'static Path {
 }
 
 /// A source file of the binary that changed after the binary was built.
+///
+/// Cargo writes the binary's sources next to it (`cutover.d`, in Makefile
+/// syntax); a source newer than the binary means it was not rebuilt.
 fn newer_source(bin: &Path) -> Option<PathBuf> {
     let built = fs::metadata(bin).and_then(|m| m.modified()).ok()?;
-    let root = workspace_root();
-    let mut pending: Vec<PathBuf> = ["plan-core/src", "plan-cli/src"]
-        .iter()
-        .map(|d| root.join(d))
-        .collect();
-    let mut files: Vec<PathBuf> = ["plan-core/Cargo.toml", "plan-cli/Cargo.toml"]
-        .iter()
-        .map(|f| root.join(f))
-        .collect();
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension() == Some(OsStr::new("rs")) {
-                files.push(path);
-            }
-        }
-    }
-    files.into_iter().find(|f| {
-        fs::metadata(f)
-            .and_then(|m| m.modified())
-            .is_ok_and(|changed: SystemTime| changed > built)
-    })
+    let dep_info = fs::read_to_string(bin.with_extension("d")).ok()?;
+    let (_, deps) = dep_info.lines().next()?.split_once(": ")?;
+    // Paths are separated by spaces; a space inside a path is escaped.
+    let deps = deps.replace("\\ ", "\0");
+    deps.split_whitespace()
+        .map(|d| PathBuf::from(d.replace('\0', " ")))
+        .find(|source| {
+            fs::metadata(source)
+                .and_then(|m| m.modified())
+                .is_ok_and(|changed: SystemTime| changed > built)
+        })
 }
 
 enum Arg {

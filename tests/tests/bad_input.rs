@@ -182,14 +182,17 @@ fn wrong_types() {
 #[test]
 fn unknown_fields() {
     let text = mailman();
-    for (from, to) in [
-        ("ticket: \"T108065\"", "tiket: \"T108065\""),
-        ("    service: ", "    servce: "),
-        ("window: Window(announced:", "window: Window(length:"),
+    for (from, to, field) in [
+        ("ticket: \"T108065\"", "tiket: \"T108065\"", "tiket"),
+        ("    service: ", "    servce: ", "servce"),
+        (
+            "window: Window(announced:",
+            "window: Window(length:",
+            "length",
+        ),
     ] {
         let broken = text.replacen(from, to, 1);
         assert_ne!(broken, text);
-        let field = to.split(':').next().expect("a field").trim();
         let run = Cutover::new()
             .arg("check")
             .plan_text(&broken)
@@ -214,8 +217,18 @@ fn a_hundred_thousand_open_brackets() {
     );
     // Deep inside a step, where values are parsed a second time for their spans.
     let text = mailman();
-    for (field, open) in [("ticket: ", "["), ("action: ", "Wait("), ("vars: ", "{")] {
-        let broken = text.replacen(field, &format!("{field}{}", open.repeat(100_000)), 1);
+    for (field, open) in [
+        ("ticket: \"T108065\"", "["),
+        ("action: Manual(prompt: \"Request", "Wait("),
+        ("    vars: {", "{"),
+    ] {
+        let (name, value) = field.split_once(": ").expect("a field");
+        let broken = text.replacen(
+            field,
+            &format!("{name}: {}{value}", open.repeat(100_000)),
+            1,
+        );
+        assert_ne!(broken, text);
         let (line, _) = assert_bad_plan(broken, "cutover::syntax");
         let field_line = text[..text.find(field).expect("the plan has it")]
             .matches('\n')

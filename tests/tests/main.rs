@@ -7,4 +7,5 @@ mod check;
 mod examples;
 mod graph;
 mod mailman;
+mod run;
 mod status;

@@ -110,13 +110,14 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
             }
         }
     }
+    let run_dir_text = run_dir.clone();
     let start = RunRecord::RunStarted {
         plan: plan.name.clone(),
         phase,
         already_done: done,
         run_dir,
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        steps: fingerprints(&plan),
+        steps: fingerprints(&plan, &run_dir_text),
     };
     let mut machine = RunMachine::new(schedule).state_machine();
     let plan = Arc::new(plan);
