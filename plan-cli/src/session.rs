@@ -131,6 +131,7 @@ pub fn drive(
     first: Event,
     start: Option<RunRecord>,
     interaction: Interaction,
+    captured: Vec<(String, String)>,
 ) -> Result<u8, CliError> {
     let Interaction { mode, yes, assume } = interaction;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -165,7 +166,7 @@ pub fn drive(
                 }
             }
         });
-        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress);
+        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured);
         if let Some(record) = start {
             driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?;
         }

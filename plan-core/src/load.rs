@@ -324,6 +324,10 @@ impl<'a> Validator<'a> {
         let dns = raw.dns.map(|d| self.dns(d));
         let window = self.window(raw.window);
         let phases = self.phases(raw.phases);
+        let failure_rate = raw
+            .failure_rate
+            .and_then(|r| self.probability(&r))
+            .unwrap_or(DEFAULT_FAILURE_RATE);
         let mut hosts = hosts;
         for host in &mut hosts {
             host.vars = self.host_vars.remove(&host.name).unwrap_or_default();
@@ -348,6 +352,7 @@ impl<'a> Validator<'a> {
             phases,
             source: self.source.clone(),
             hash: self.hash,
+            failure_rate,
         }
     }
 
@@ -575,6 +580,19 @@ impl<'a> Validator<'a> {
                 );
                 Duration::ZERO
             }
+        }
+    }
+
+    fn probability(&mut self, rate: &Spanned<f64>) -> Option<f64> {
+        if (0.0..=1.0).contains(&rate.value) {
+            Some(rate.value)
+        } else {
+            self.invalid(
+                rate.span,
+                format!("`{}` is not a probability", rate.value),
+                "a failure rate is the chance that one attempt fails: between 0.0 and 1.0, e.g. 0.02",
+            );
+            None
         }
     }
 
@@ -864,8 +882,10 @@ impl<'a> Validator<'a> {
                         downtime,
                         settle,
                         notice,
+                        failure_rate,
                     } => {
                         self.check_id(&id, "step");
+                        let failure_rate = failure_rate.and_then(|r| self.probability(&r));
                         if let Some((first, _)) =
                             step_ids.insert(id.value.clone(), (id.span, phase_index))
                         {
@@ -943,6 +963,7 @@ impl<'a> Validator<'a> {
                             downtime,
                             settle,
                             notice,
+                            failure_rate,
                             spans: StepSpans {
                                 id: id.span,
                                 action: action_span,
@@ -1064,8 +1085,24 @@ impl<'a> Validator<'a> {
                     revert_span,
                 )
             }
-            RawAction::Service { on, unit, state } => {
+            RawAction::Service { on, unit, state, start, stop, status } => {
                 self.check_host(&on);
+                let control = match (start, stop, status) {
+                    (None, None, None) => ServiceControl::Systemd,
+                    (Some(start), Some(stop), Some(status)) => ServiceControl::Commands {
+                        start: self.expand(&start, Some(&on.value), true),
+                        stop: self.expand(&stop, Some(&on.value), true),
+                        status: self.expand(&status, Some(&on.value), true),
+                    },
+                    _ => {
+                        self.invalid(
+                            span,
+                            "a service with its own commands needs all three: `start`, `stop` and `status`",
+                            "give all three, or none to use systemd (`systemctl start|stop|is-active`)",
+                        );
+                        ServiceControl::Systemd
+                    }
+                };
                 let unit_name = self.expand(&unit, Some(&on.value), false);
                 if unit_name.trim().is_empty() || unit_name.contains(char::is_whitespace) {
                     self.invalid(
@@ -1083,6 +1120,7 @@ impl<'a> Validator<'a> {
                         host: on.value,
                         unit: unit_name,
                         state,
+                        control,
                     },
                     None,
                 )

@@ -35,7 +35,13 @@ pub struct Plan {
     pub source: Source,
     /// FNV-1a hash of the text and the settings, to tie journals to this plan.
     pub hash: u64,
+    /// The chance that one attempt of a step fails, for steps that do not
+    /// say (rehearsal only).
+    pub failure_rate: f64,
 }
+
+/// The failure rate of a step attempt when neither the plan nor the step says.
+pub const DEFAULT_FAILURE_RATE: f64 = 0.01;
 
 /// The announced maintenance window.
 #[derive(Clone, Debug)]
@@ -203,6 +209,8 @@ pub struct Step {
     pub settle: Option<Duration>,
     /// What users notice while this step runs.
     pub notice: Option<String>,
+    /// The chance that one attempt fails, if the step says (rehearsal only).
+    pub failure_rate: Option<f64>,
     /// Where its parts were written.
     pub spans: StepSpans,
 }
@@ -328,14 +336,16 @@ pub enum Action {
         /// How to undo it.
         revert: Revert,
     },
-    /// Start or stop a systemd unit; the previous state is captured.
+    /// Start or stop a service; the previous state is captured.
     Service {
         /// Host name.
         host: String,
-        /// Unit name.
+        /// Unit name (for systemd) or the service's name.
         unit: String,
         /// Wanted state.
         state: ServiceState,
+        /// How it is started, stopped and asked.
+        control: ServiceControl,
     },
     /// Copy a directory tree from one host to another.
     Rsync {
@@ -412,6 +422,22 @@ impl Action {
                 | Action::WaitTtl { .. }
         )
     }
+}
+
+/// How a service is controlled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceControl {
+    /// `systemctl start|stop|is-active UNIT`.
+    Systemd,
+    /// Commands given in the plan, variables expanded and quoted.
+    Commands {
+        /// Starts it.
+        start: String,
+        /// Stops it.
+        stop: String,
+        /// Exits 0 when it is running.
+        status: String,
+    },
 }
 
 /// A stated revert.

@@ -336,7 +336,20 @@ fn plan_node(plan: &Plan) -> Node {
             broken: true,
         },
     ));
+    if plan.failure_rate != crate::plan::DEFAULT_FAILURE_RATE {
+        fields.push((Some("failure_rate"), Node::Atom(float(plan.failure_rate))));
+    }
     Node::call("Plan", fields).broken()
+}
+
+/// A float as RON reads it back exactly (always with a `.` or exponent).
+fn float(value: f64) -> String {
+    let text = format!("{value:?}");
+    if text.contains(['.', 'e', 'E']) {
+        text
+    } else {
+        format!("{text}.0")
+    }
 }
 
 fn window_node(window: &Window) -> Node {
@@ -497,6 +510,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if let Some(notice) = &step.notice {
         fields.push((Some("notice"), Node::str(notice)));
     }
+    if let Some(rate) = step.failure_rate {
+        fields.push((Some("failure_rate"), Node::Atom(float(rate))));
+    }
     Node::call("Step", fields).broken()
 }
 
@@ -531,19 +547,22 @@ fn action_node(action: &Action) -> Node {
             fields.extend(revert_field(revert));
             Node::call("Shell", fields)
         }
-        Action::Service { host, unit, state } => {
+        Action::Service { host, unit, state, control } => {
             let state = match state {
                 ServiceState::Running => "Running",
                 ServiceState::Stopped => "Stopped",
             };
-            Node::call(
-                "Service",
-                vec![
-                    (Some("on"), Node::str(host)),
-                    (Some("unit"), Node::str(unit)),
-                    (Some("state"), Node::Atom(state.into())),
-                ],
-            )
+            let mut fields = vec![
+                (Some("on"), Node::str(host)),
+                (Some("unit"), Node::str(unit)),
+                (Some("state"), Node::Atom(state.into())),
+            ];
+            if let crate::plan::ServiceControl::Commands { start, stop, status } = control {
+                fields.push((Some("start"), Node::str(start)));
+                fields.push((Some("stop"), Node::str(stop)));
+                fields.push((Some("status"), Node::str(status)));
+            }
+            Node::call("Service", fields)
         }
         Action::Rsync {
             from,

@@ -29,6 +29,8 @@ pub(crate) struct RawPlan {
     #[serde(default)]
     pub dns: Option<S<RawDns>>,
     pub phases: S<Vec<RawPhase>>,
+    #[serde(default)]
+    pub failure_rate: Option<S<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +123,8 @@ pub(crate) enum RawEntry {
         settle: Option<S<String>>,
         #[serde(default)]
         notice: Option<S<String>>,
+        #[serde(default)]
+        failure_rate: Option<S<f64>>,
     },
     RollbackPoint(S<String>),
     PointOfNoReturn {
@@ -141,6 +145,12 @@ pub(crate) enum RawAction {
         on: S<String>,
         unit: S<String>,
         state: S<RawServiceState>,
+        #[serde(default)]
+        start: Option<S<String>>,
+        #[serde(default)]
+        stop: Option<S<String>>,
+        #[serde(default)]
+        status: Option<S<String>>,
     },
     Rsync {
         from: S<String>,

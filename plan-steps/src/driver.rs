@@ -16,8 +16,7 @@ use plan_core::{Plan, Step};
 use statig::prelude::*;
 use tokio::sync::{mpsc, watch};
 
-use crate::executor::{Executor, Transcript};
-use crate::local::ProcessGroup;
+use crate::executor::{Executor, Report, Reporter, Transcript};
 use crate::journal_file::{JournalFile, JournalFileError};
 
 /// How much of a step's output goes into the journal.
@@ -88,13 +87,15 @@ pub struct Driver<'a, O: Operator> {
     journal: &'a mut JournalFile,
     operator: O,
     progress: &'a mut dyn FnMut(Progress),
+    /// Prior state captured by each step, for its revert.
+    captured: std::collections::HashMap<String, String>,
 }
 
 impl<'a, O: Operator> Driver<'a, O> {
     /// A driver for `plan` writing to `journal`.
     pub fn new(plan: Arc<Plan>, journal: &'a mut JournalFile, operator: O, progress: &'a mut dyn FnMut(Progress)) -> Self {
         let executor = Executor::new(Arc::clone(&plan));
-        Driver { plan, executor, journal, operator, progress }
+        Driver { plan, executor, journal, operator, progress, captured: Default::default() }
     }
 
     fn record(&mut self, record: &RunRecord) -> Result<(), DriveError> {
@@ -112,6 +113,32 @@ impl<'a, O: Operator> Driver<'a, O> {
         self.record(&RunRecord::Output { step: step.to_owned(), text })
     }
 
+    /// Journals what a running step reported.
+    fn report(&mut self, report: Report) -> Result<(), DriveError> {
+        match report {
+            Report::Spawned { step, group } => {
+                self.record(&RunRecord::Process { step, pgid: group.pgid, start_time: group.start_time })
+            }
+            Report::Captured { step, state, ack } => {
+                self.record(&RunRecord::Captured { step: step.clone(), state: state.clone() })?;
+                // The first capture is what was there before the plan touched it.
+                self.captured.entry(step).or_insert(state);
+                // Only now, with the record on disk, may the change go ahead.
+                let _ = ack.send(());
+                Ok(())
+            }
+            Report::Transferred { step, files, bytes, millis } => {
+                self.record(&RunRecord::Transferred { step, files, bytes, millis })
+            }
+        }
+    }
+
+    /// Captures recorded by the run so far (from its journal, on resume).
+    pub fn with_captured(mut self, captured: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.captured.extend(captured);
+        self
+    }
+
     /// Records the start of a run (a new one, not a resume).
     pub fn start_run(&mut self, record: RunRecord) -> Result<(), DriveError> {
         self.record(&record)
@@ -125,8 +152,8 @@ impl<'a, O: Operator> Driver<'a, O> {
         mut interrupts: mpsc::UnboundedReceiver<Interrupt>,
     ) -> Result<RunEnd, DriveError> {
         let (results, mut incoming) = mpsc::unbounded_channel::<(Event, String, Transcript)>();
-        let (spawned, mut groups) = mpsc::unbounded_channel();
-        self.executor = self.executor.clone().reporting(spawned);
+        let (reports, mut reported) = mpsc::unbounded_channel();
+        self.executor = self.executor.clone().reporting(Reporter::new(reports));
         let (stop, stopped) = watch::channel(false);
         let mut pending: VecDeque<Event> = VecDeque::from([first]);
         let mut in_flight = 0usize;
@@ -161,10 +188,7 @@ impl<'a, O: Operator> Driver<'a, O> {
                 }
             };
             tokio::select! {
-                Some((step, group)) = groups.recv() => {
-                    let group: ProcessGroup = group;
-                    self.record(&RunRecord::Process { step, pgid: group.pgid, start_time: group.start_time })?;
-                }
+                Some(report) = reported.recv() => self.report(report)?,
                 Some((event, step, transcript)) = incoming.recv() => {
                     in_flight -= 1;
                     self.transcript(&step, transcript)?;
@@ -239,7 +263,10 @@ impl<'a, O: Operator> Driver<'a, O> {
                 let job = match effect {
                     Effect::Forward { step, .. } => Job::Forward(step),
                     Effect::Check { step } => Job::Check(step),
-                    Effect::Revert { step } => Job::Revert(step),
+                    Effect::Revert { step } => {
+                        let captured = self.captured.get(&step).cloned();
+                        Job::Revert(step, captured)
+                    }
                     _ => return Ok(None),
                 };
                 let executor = self.executor.clone();
@@ -264,8 +291,8 @@ impl<'a, O: Operator> Driver<'a, O> {
                             };
                             (event, step, transcript)
                         }
-                        Job::Revert(step) => {
-                            let (event, transcript) = executor.revert(&step, cancel).await;
+                        Job::Revert(step, captured) => {
+                            let (event, transcript) = executor.revert(&step, captured.as_deref(), cancel).await;
                             (event, step, transcript)
                         }
                     };
@@ -293,7 +320,7 @@ impl<'a, O: Operator> Driver<'a, O> {
 enum Job {
     Forward(String),
     Check(String),
-    Revert(String),
+    Revert(String, Option<String>),
 }
 
 /// Keeps the head and tail of `text` within `limit` bytes.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use plan_core::machine::{Event, Schedule};
 use plan_core::{Action, Check, Plan, Revert, Step};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::local::{self, ExitKind, ProcessGroup, ShellCommand, ShellOutcome};
 
@@ -39,18 +39,75 @@ impl Transcript {
 #[derive(Clone, Debug)]
 pub struct Executor {
     plan: Arc<Plan>,
-    spawned: Option<mpsc::UnboundedSender<(String, ProcessGroup)>>,
+    reporter: Option<Reporter>,
+}
+
+/// What a step tells the driver while it runs, for the journal.
+#[derive(Debug)]
+pub enum Report {
+    /// A local command's process group began.
+    Spawned {
+        /// Step id.
+        step: String,
+        /// The group.
+        group: ProcessGroup,
+    },
+    /// Prior state, captured before the change; the change waits for `ack`,
+    /// which the driver sends once the record is on disk.
+    Captured {
+        /// Step id.
+        step: String,
+        /// The state, as text.
+        state: String,
+        /// Sent once journaled.
+        ack: oneshot::Sender<()>,
+    },
+    /// What a copy moved.
+    Transferred {
+        /// Step id.
+        step: String,
+        /// Files transferred.
+        files: u64,
+        /// Bytes of file data transferred.
+        bytes: u64,
+        /// Wall time in milliseconds.
+        millis: u64,
+    },
+}
+
+/// Sends [`Report`]s to the driver.
+#[derive(Clone, Debug)]
+pub struct Reporter(mpsc::UnboundedSender<Report>);
+
+impl Reporter {
+    /// A reporter sending on `to`.
+    pub fn new(to: mpsc::UnboundedSender<Report>) -> Reporter {
+        Reporter(to)
+    }
+
+    /// Journals a capture and waits until it is on disk.
+    pub async fn captured(&self, step: &str, state: String) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.0
+            .send(Report::Captured { step: step.to_owned(), state, ack })
+            .map_err(|_| "the journal is gone: not changing anything".to_owned())?;
+        done.await.map_err(|_| "the captured state could not be journaled: not changing anything".to_owned())
+    }
+
+    fn send(&self, report: Report) {
+        let _ = self.0.send(report);
+    }
 }
 
 impl Executor {
     /// An executor for `plan`.
     pub fn new(plan: Arc<Plan>) -> Executor {
-        Executor { plan, spawned: None }
+        Executor { plan, reporter: None }
     }
 
-    /// Reports the process group of each forward and revert command on `to`.
-    pub fn reporting(mut self, to: mpsc::UnboundedSender<(String, ProcessGroup)>) -> Executor {
-        self.spawned = Some(to);
+    /// Reports process groups, captures and transfers to the driver.
+    pub fn reporting(mut self, reporter: Reporter) -> Executor {
+        self.reporter = Some(reporter);
         self
     }
 
@@ -61,10 +118,10 @@ impl Executor {
         command: &ShellCommand,
         cancel: impl Future<Output = ()>,
     ) -> Result<ShellOutcome, local::LocalError> {
-        let spawned = self.spawned.clone();
+        let reporter = self.reporter.clone();
         local::run_reporting(command, cancel, |group| {
-            if let Some(to) = spawned {
-                let _ = to.send((step.to_owned(), group));
+            if let Some(reporter) = reporter {
+                reporter.send(Report::Spawned { step: step.to_owned(), group });
             }
         })
         .await
@@ -207,7 +264,8 @@ impl Executor {
     }
 
     /// Undoes a completed step.
-    pub async fn revert(&self, id: &str, cancel: impl Future<Output = ()>) -> (Event, Transcript) {
+    pub async fn revert(&self, id: &str, captured: Option<&str>, cancel: impl Future<Output = ()>) -> (Event, Transcript) {
+        let _ = captured;
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,

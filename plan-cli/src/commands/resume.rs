@@ -72,6 +72,7 @@ pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn W
         .plan
         .ok_or_else(|| CliError::Usage("the plan changed while resuming".into()))?;
     let mut machine = last.machine.clone();
+    let captured = last.captured.clone();
     let started = last.started.clone();
     let mode = Mode::pick(args.json);
     if mode != Mode::Json {
@@ -94,7 +95,7 @@ pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn W
     }
     wait_for_leftovers(&plan, last, stderr)?;
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
-    session::drive(Arc::new(plan), &mut journal, &mut machine, Event::Resume { started }, None, Interaction { mode, yes: args.yes, assume })
+    session::drive(Arc::new(plan), &mut journal, &mut machine, Event::Resume { started }, None, Interaction { mode, yes: args.yes, assume }, captured)
 }
 
 /// Commands of in-doubt steps may outlive the crashed run (they run in

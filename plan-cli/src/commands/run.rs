@@ -121,7 +121,7 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
     };
     let mut machine = RunMachine::new(schedule).state_machine();
     let plan = Arc::new(plan);
-    session::drive(plan, &mut journal, &mut machine, Event::Start, Some(start), Interaction { mode, yes: args.yes, assume: None })
+    session::drive(plan, &mut journal, &mut machine, Event::Start, Some(start), Interaction { mode, yes: args.yes, assume: None }, Vec::new())
 }
 
 /// Which phase a run takes: the one given, or the only one with steps left.
@@ -234,7 +234,15 @@ fn describe(plan: &Plan, step: &plan_core::Step) -> Vec<String> {
     let mut lines = Vec::new();
     match &step.action {
         Action::Shell { host, run, .. } => lines.push(format!("on {host}: {run}")),
-        Action::Service { host, unit, state } => lines.push(format!("on {host}: {unit} -> {state:?}")),
+        Action::Service { host, unit, state, control } => {
+            let how = match control {
+                plan_core::ServiceControl::Systemd => "systemctl".to_owned(),
+                plan_core::ServiceControl::Commands { start, stop, .. } => {
+                    if *state == plan_core::ServiceState::Running { start.clone() } else { stop.clone() }
+                }
+            };
+            lines.push(format!("on {host}: {unit} -> {state:?} ({how})"))
+        }
         Action::Rsync { from, to, path, dest, delete, .. } => {
             lines.push(format!("rsync {from}:{path} -> {to}:{dest}{}", if *delete { " (--delete)" } else { "" }))
         }

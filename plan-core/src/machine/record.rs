@@ -70,6 +70,17 @@ pub enum RunRecord {
         /// The group leader's start time, to tell a reused pid apart.
         start_time: Option<u64>,
     },
+    /// What a copy moved, from rsync's `--stats`, for estimates.
+    Transferred {
+        /// Step id.
+        step: String,
+        /// Files transferred.
+        files: u64,
+        /// Bytes of file data transferred.
+        bytes: u64,
+        /// Wall time of the copy, in milliseconds.
+        millis: u64,
+    },
     /// Prior state captured before a change, for an exact revert.
     Captured {
         /// Step id.
@@ -94,6 +105,8 @@ pub struct ReplayedRun {
     pub started: Vec<String>,
     /// The last process group each step's commands ran in: (step, pgid, start time).
     pub processes: Vec<(String, i32, Option<u64>)>,
+    /// The prior state each step captured before its change: (step, state).
+    pub captured: Vec<(String, String)>,
     /// How it ended, if it did.
     pub end: Option<RunEnd>,
     /// Index of its `RunStarted` record.
@@ -131,6 +144,7 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     machine: RunMachine::new(schedule).state_machine(),
                     started: Vec::new(),
                     processes: Vec::new(),
+                    captured: Vec::new(),
                     end: None,
                     first_record: index,
                 });
@@ -153,6 +167,13 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
             }
             RunRecord::EffectStarted { effect: Effect::Forward { step, .. } | Effect::Revert { step } } => {
                 started.insert(step.clone());
+            }
+            RunRecord::Captured { step, state } => {
+                let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
+                // The first capture is what was there before the plan touched it.
+                if !run.captured.iter().any(|(s, _)| s == step) {
+                    run.captured.push((step.clone(), state.clone()));
+                }
             }
             RunRecord::Process { step, pgid, start_time } => {
                 let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
