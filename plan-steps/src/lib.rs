@@ -15,7 +15,10 @@
 //! before anything changes.
 #![warn(missing_docs)]
 
+pub mod checks;
 pub mod driver;
 pub mod executor;
 pub mod journal_file;
 pub mod local;
+pub mod rsync;
+pub mod service;

@@ -1,0 +1,153 @@
+//! The `Rsync` step: the command line run on the source host, and what its
+//! `--stats` say.
+//!
+//! The copy runs on the `from` host and pushes to the `to` host, over SSH
+//! (`user@address:dest`, with `-e "ssh -p PORT -o BatchMode=yes"` unless the
+//! step's `args` give their own `-e`/`--rsh`) or to an rsync daemon when
+//! `dest` is an `rsync://` URL or `host::module` path. Every value from the
+//! plan is shell-quoted.
+
+use plan_core::template::quote;
+use plan_core::Host;
+
+/// What to copy, resolved from a plan step and its hosts.
+#[derive(Clone, Debug)]
+pub struct Copy<'a> {
+    /// Source path on the `from` host.
+    pub path: &'a str,
+    /// Destination: a path on the `to` host, or a daemon target.
+    pub dest: &'a str,
+    /// The destination host (for SSH).
+    pub to: &'a Host,
+    /// Delete files at the destination that the source lacks.
+    pub delete: bool,
+    /// Extra arguments from the plan.
+    pub args: &'a [String],
+}
+
+/// Whether `dest` names an rsync daemon module rather than a path.
+pub fn is_daemon(dest: &str) -> bool {
+    dest.starts_with("rsync://") || dest.contains("::")
+}
+
+impl Copy<'_> {
+    /// The shell command that performs the copy (`dry_run`: only measure it).
+    pub fn command(&self, dry_run: bool) -> String {
+        let mut words: Vec<String> = vec!["rsync".into(), "-a".into(), "--stats".into()];
+        if dry_run {
+            words.push("--dry-run".into());
+        }
+        if self.delete {
+            words.push("--delete".into());
+        }
+        let own_shell = self.args.iter().any(|a| a == "-e" || a.starts_with("--rsh"));
+        if !is_daemon(self.dest) && !own_shell {
+            let port = self.to.port.unwrap_or(22);
+            words.push("-e".into());
+            words.push(quote(&format!("ssh -p {port} -o BatchMode=yes")).into_owned());
+        }
+        words.extend(self.args.iter().map(|a| quote(a).into_owned()));
+        words.push(quote(self.path).into_owned());
+        words.push(quote(&self.target()).into_owned());
+        words.join(" ")
+    }
+
+    /// `user@address:dest`, or the daemon target as written.
+    fn target(&self) -> String {
+        if is_daemon(self.dest) {
+            return self.dest.to_owned();
+        }
+        match &self.to.user {
+            Some(user) => format!("{user}@{}:{}", self.to.address, self.dest),
+            None => format!("{}:{}", self.to.address, self.dest),
+        }
+    }
+}
+
+/// The figures of `rsync --stats` that estimates and checks need.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// "Number of regular files transferred" (or "Number of files transferred").
+    pub files_transferred: u64,
+    /// "Total transferred file size", in bytes.
+    pub bytes_transferred: u64,
+    /// "Total file size", in bytes.
+    pub total_bytes: u64,
+}
+
+/// Reads the `--stats` block of rsync's output; `None` when there is none.
+pub fn parse_stats(output: &str) -> Option<Stats> {
+    let mut stats = Stats::default();
+    let mut seen = false;
+    for line in output.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let number = || -> Option<u64> {
+            let first = value.split_whitespace().next()?;
+            first.replace([',', '.'], "").parse().ok()
+        };
+        match key.trim() {
+            "Number of regular files transferred" | "Number of files transferred" => {
+                stats.files_transferred = number()?;
+                seen = true;
+            }
+            "Total transferred file size" => stats.bytes_transferred = number()?,
+            "Total file size" => stats.total_bytes = number()?,
+            _ => {}
+        }
+    }
+    seen.then_some(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(user: Option<&str>, port: Option<u16>) -> Host {
+        Host {
+            name: "fermium".into(),
+            address: "fermium.wikimedia.org".into(),
+            user: user.map(str::to_owned),
+            port,
+            identity: None,
+            vars: Vec::new(),
+            span: plan_core::Span::default(),
+        }
+    }
+
+    #[test]
+    fn pushes_over_ssh_with_every_value_quoted() {
+        let to = host(Some("root"), Some(2222));
+        let args = vec!["--exclude".to_owned(), "qfiles/bad dir".to_owned()];
+        let copy = Copy { path: "/var/lib/mailman/", dest: "/var/lib/mailman/", to: &to, delete: true, args: &args };
+        assert_eq!(
+            copy.command(false),
+            "rsync -a --stats --delete -e 'ssh -p 2222 -o BatchMode=yes' --exclude 'qfiles/bad dir' \
+             /var/lib/mailman/ root@fermium.wikimedia.org:/var/lib/mailman/"
+        );
+        assert!(copy.command(true).starts_with("rsync -a --stats --dry-run --delete"));
+    }
+
+    #[test]
+    fn daemons_and_own_shells_get_no_ssh_option() {
+        let to = host(None, None);
+        let none: Vec<String> = Vec::new();
+        let daemon = Copy { path: "/srv/", dest: "fermium::mailman/", to: &to, delete: false, args: &none };
+        assert_eq!(daemon.command(false), "rsync -a --stats /srv/ fermium::mailman/");
+        let own = vec!["-e".to_owned(), "ssh -i /root/.ssh/sync".to_owned()];
+        let copy = Copy { path: "/srv/", dest: "/srv/", to: &to, delete: false, args: &own };
+        assert_eq!(copy.command(false), "rsync -a --stats -e 'ssh -i /root/.ssh/sync' /srv/ fermium.wikimedia.org:/srv/");
+    }
+
+    #[test]
+    fn reads_the_stats_of_rsync_3() {
+        let output = "\nNumber of files: 1,204 (reg: 1,100, dir: 104)\nNumber of created files: 3 (reg: 3)\n\
+            Number of deleted files: 0\nNumber of regular files transferred: 17\nTotal file size: 3,524,111 bytes\n\
+            Total transferred file size: 52,410 bytes\nLiteral data: 52,410 bytes\n\
+            sent 54,000 bytes  received 400 bytes  108,800.00 bytes/sec\ntotal size is 3,524,111  speedup is 64.78\n";
+        assert_eq!(
+            parse_stats(output),
+            Some(Stats { files_transferred: 17, bytes_transferred: 52_410, total_bytes: 3_524_111 })
+        );
+        assert_eq!(parse_stats("rsync: connection unexpectedly closed"), None);
+    }
+}
