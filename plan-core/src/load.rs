@@ -319,8 +319,11 @@ impl<'a> Validator<'a> {
 
     fn plan(mut self, raw: RawPlan) -> Plan {
         self.plan_vars = self.variables(&raw.vars, "plan");
-        let hosts = self.hosts(raw.hosts);
+        let pending = self.hosts(raw.hosts);
         self.apply_settings();
+        // Addresses, users and keys may differ between staging and production.
+        let hosts: Vec<Host> = pending.into_iter().map(|p| self.resolve_host(p)).collect();
+        let known_hosts = raw.known_hosts.map(|k| PathBuf::from(self.expand(&k, None, false)));
         let dns = raw.dns.map(|d| self.dns(d));
         let window = self.window(raw.window);
         let phases = self.phases(raw.phases);
@@ -353,6 +356,7 @@ impl<'a> Validator<'a> {
             source: self.source.clone(),
             hash: self.hash,
             failure_rate,
+            known_hosts,
         }
     }
 
@@ -388,8 +392,8 @@ impl<'a> Validator<'a> {
         vars
     }
 
-    fn hosts(&mut self, raw: SpannedMap<RawHost>) -> Vec<Host> {
-        let mut hosts: Vec<Host> = Vec::new();
+    fn hosts(&mut self, raw: SpannedMap<RawHost>) -> Vec<PendingHost> {
+        let mut hosts: Vec<PendingHost> = Vec::new();
         let mut seen: HashMap<String, Span> = HashMap::new();
         for (name, host) in raw.0 {
             self.check_id(&name, "host");
@@ -415,21 +419,19 @@ impl<'a> Validator<'a> {
             }
             let vars = self.variables(&host.vars, &format!("host `{}`", name.value));
             self.host_vars.insert(name.value.clone(), vars);
-            if host.address.value.trim().is_empty() {
-                self.invalid(
-                    host.address.span,
-                    "a host address cannot be empty",
-                    "write a DNS name, an IP address or an ~/.ssh/config alias",
-                );
-            }
-            hosts.push(Host {
-                name: name.value.clone(),
-                address: host.address.value,
-                user: host.user.map(|u| u.value),
-                port: host.port.map(|p| p.value),
-                identity: host.identity.map(|i| PathBuf::from(i.value)),
-                vars: Vec::new(),
-                span: name.span,
+            hosts.push(PendingHost {
+                host: Host {
+                    name: name.value.clone(),
+                    address: String::new(),
+                    user: None,
+                    port: host.port.map(|p| p.value),
+                    identity: None,
+                    vars: Vec::new(),
+                    span: name.span,
+                },
+                address: host.address,
+                user: host.user,
+                identity: host.identity,
             });
             self.hosts.insert(name.value);
         }
@@ -503,6 +505,22 @@ impl<'a> Validator<'a> {
                 .help(help),
             );
         }
+    }
+
+    fn resolve_host(&mut self, pending: PendingHost) -> Host {
+        let PendingHost { mut host, address, user, identity } = pending;
+        let scope = host.name.clone();
+        host.address = self.expand(&address, Some(&scope), false);
+        if host.address.trim().is_empty() {
+            self.invalid(
+                address.span,
+                "a host address cannot be empty",
+                "write a DNS name, an IP address or an ~/.ssh/config alias",
+            );
+        }
+        host.user = user.map(|u| self.expand(&u, Some(&scope), false));
+        host.identity = identity.map(|i| PathBuf::from(self.expand(&i, Some(&scope), false)));
+        host
     }
 
     fn lookup_var(&self, host: Option<&str>, name: &str) -> Option<&str> {
@@ -663,7 +681,8 @@ impl<'a> Validator<'a> {
             records,
         } = raw.value;
         self.has_dns = true;
-        if let Err(message) = check_server(&server.value) {
+        let server_text = self.expand(&server, None, false);
+        if let Err(message) = check_server(&server_text) {
             self.invalid(
                 server.span,
                 message,
@@ -672,7 +691,7 @@ impl<'a> Validator<'a> {
         }
         let zone_name = fqdn(&zone.value);
         let key = match key.value {
-            RawTsig::TsigFile(path) => TsigKeySource::File(PathBuf::from(path.value)),
+            RawTsig::TsigFile(path) => TsigKeySource::File(PathBuf::from(self.expand(&path, None, false))),
             RawTsig::TsigEnv(var) => TsigKeySource::Env(var.value),
         };
         let mut out = Vec::new();
@@ -713,7 +732,7 @@ impl<'a> Validator<'a> {
             });
         }
         Dns {
-            server: server.value,
+            server: server_text,
             zone: zone_name,
             key,
             records: out,
@@ -1352,6 +1371,14 @@ impl<'a> Validator<'a> {
         }
         model
     }
+}
+
+/// A host whose address, user and key wait for the variables in force.
+struct PendingHost {
+    host: Host,
+    address: Spanned<String>,
+    user: Option<Spanned<String>>,
+    identity: Option<Spanned<String>>,
 }
 
 /// A step's `after` as written, resolved once every id is known:

@@ -38,6 +38,9 @@ pub struct Plan {
     /// The chance that one attempt of a step fails, for steps that do not
     /// say (rehearsal only).
     pub failure_rate: f64,
+    /// The known_hosts file SSH host keys are checked against, if the plan
+    /// names one (else the user's, or `--known-hosts`).
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// The failure rate of a step attempt when neither the plan nor the step says.

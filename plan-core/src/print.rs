@@ -336,6 +336,9 @@ fn plan_node(plan: &Plan) -> Node {
             broken: true,
         },
     ));
+    if let Some(path) = &plan.known_hosts {
+        fields.push((Some("known_hosts"), Node::str(&path.display().to_string())));
+    }
     if plan.failure_rate != crate::plan::DEFAULT_FAILURE_RATE {
         fields.push((Some("failure_rate"), Node::Atom(float(plan.failure_rate))));
     }

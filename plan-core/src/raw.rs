@@ -31,6 +31,8 @@ pub(crate) struct RawPlan {
     pub phases: S<Vec<RawPhase>>,
     #[serde(default)]
     pub failure_rate: Option<S<f64>>,
+    #[serde(default)]
+    pub known_hosts: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
