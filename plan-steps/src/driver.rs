@@ -240,7 +240,7 @@ impl<'a, O: Operator> Driver<'a, O> {
             }
             Effect::Preflight { .. } => {
                 self.record(&RunRecord::EffectStarted { effect })?;
-                Ok(Some(match self.executor.preflight(machine.schedule()) {
+                Ok(Some(match self.executor.preflight(machine.schedule()).await {
                     Ok(()) => Event::PreflightPassed,
                     Err(reason) => Event::PreflightFailed { reason },
                 }))

@@ -1,20 +1,24 @@
-//! Performs one effect of the run machine on the built-in host `local`.
+//! Performs the effects of the run machine: each step kind on its hosts.
 //!
-//! Each function turns a step of the plan into processes on this machine and
-//! answers with the [`Event`] the machine expects. What this version cannot
-//! do (SSH hosts, rsync, DNS updates, services) is refused at preflight,
-//! before anything changes, with a message saying so.
+//! Each function turns a step of the plan into commands on its host (the
+//! built-in `local`, or a host reached over SSH) and answers with the
+//! [`Event`] the machine expects. Preflight reaches every host before
+//! anything changes and refuses what this version cannot do, naming each
+//! step. Prior state (a service's, a record's) is captured and journaled
+//! through the [`Reporter`] before the change it protects.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use plan_core::machine::{Event, Schedule};
-use plan_core::{Action, Check, Plan, Revert, Step};
-
-use tokio::sync::{mpsc, oneshot};
+use plan_core::{Action, Check, Plan, Revert, ServiceState, Step};
+use tokio::sync::{mpsc, oneshot, RwLock};
 
 use crate::local::{self, ExitKind, ProcessGroup, ShellCommand, ShellOutcome};
+use crate::{checks, rsync, service};
 
 /// How long a check may take when the step has no deadline.
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(60);
@@ -27,19 +31,20 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    fn add(&mut self, command: &str, outcome: &ShellOutcome) {
-        self.text.push_str(&format!("$ {command}\n{}", outcome.output));
+    fn add(&mut self, host: &str, command: &str, outcome: &ShellOutcome) {
+        self.text.push_str(&format!("[{host}] $ {command}\n{}", outcome.output));
+        if !outcome.output.is_empty() && !outcome.output.ends_with('\n') {
+            self.text.push('\n');
+        }
         if outcome.dropped_bytes > 0 {
             self.text.push_str(&format!("[{} bytes of output left out]\n", outcome.dropped_bytes));
         }
     }
-}
 
-/// Runs steps of one plan on this machine.
-#[derive(Clone, Debug)]
-pub struct Executor {
-    plan: Arc<Plan>,
-    reporter: Option<Reporter>,
+    fn note(&mut self, text: &str) {
+        self.text.push_str(text);
+        self.text.push('\n');
+    }
 }
 
 /// What a step tells the driver while it runs, for the journal.
@@ -99,10 +104,35 @@ impl Reporter {
     }
 }
 
+/// A command could not be run to an outcome.
+#[derive(Clone, Debug)]
+struct ExecError {
+    /// The connection went away: whether it ran is unknown.
+    lost: bool,
+    message: String,
+}
+
+/// How commands reach one host.
+#[derive(Clone, Debug)]
+enum Conn {
+    /// This machine, through local processes.
+    Local,
+}
+
+type Cancel<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
+
+/// Runs steps of one plan on their hosts.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    plan: Arc<Plan>,
+    reporter: Option<Reporter>,
+    conns: Arc<RwLock<HashMap<String, Conn>>>,
+}
+
 impl Executor {
-    /// An executor for `plan`.
+    /// An executor for `plan`; hosts are reached at [`Executor::preflight`].
     pub fn new(plan: Arc<Plan>) -> Executor {
-        Executor { plan, reporter: None }
+        Executor { plan, reporter: None, conns: Arc::default() }
     }
 
     /// Reports process groups, captures and transfers to the driver.
@@ -111,28 +141,13 @@ impl Executor {
         self
     }
 
-    /// Runs an action's or revert's command, reporting its process group.
-    async fn run_step_command(
-        &self,
-        step: &str,
-        command: &ShellCommand,
-        cancel: impl Future<Output = ()>,
-    ) -> Result<ShellOutcome, local::LocalError> {
-        let reporter = self.reporter.clone();
-        local::run_reporting(command, cancel, |group| {
-            if let Some(reporter) = reporter {
-                reporter.send(Report::Spawned { step: step.to_owned(), group });
-            }
-        })
-        .await
-    }
-
     fn step(&self, id: &str) -> Result<&Step, String> {
         self.plan.step(id).ok_or_else(|| format!("the plan has no step `{id}`"))
     }
 
-    /// Refuses, before anything changes, a run this version cannot carry out.
-    pub fn preflight(&self, schedule: &Schedule) -> Result<(), String> {
+    /// Reaches every host of the run and refuses, before anything changes,
+    /// what this version cannot carry out.
+    pub async fn preflight(&self, schedule: &Schedule) -> Result<(), String> {
         let mut problems = Vec::new();
         for scheduled in &schedule.steps {
             let step = self.step(&scheduled.id)?;
@@ -140,71 +155,163 @@ impl Executor {
                 problems.push(format!("step `{}`: {problem}", step.id));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "this version of cutover runs Shell, Wait, Manual and Verify steps on host `local` only; {}",
-                problems.join("; ")
-            ))
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let mut conns = self.conns.write().await;
+        for host in schedule.hosts() {
+            if host == plan_core::Host::LOCAL {
+                conns.insert(host, Conn::Local);
+            } else {
+                return Err(format!("host `{host}` is reached over SSH, which this version cannot do yet"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `command` on `host`; `step` names whose command it is.
+    async fn exec(
+        &self,
+        step: &str,
+        host: &str,
+        command: &ShellCommand,
+        cancel: Cancel<'_>,
+        transcript: &mut Transcript,
+    ) -> Result<ShellOutcome, ExecError> {
+        let conn = self.conns.read().await.get(host).cloned();
+        let outcome = match conn {
+            Some(Conn::Local) => {
+                let reporter = self.reporter.clone();
+                local::run_reporting(command, cancel, |group| {
+                    if let Some(reporter) = reporter {
+                        reporter.send(Report::Spawned { step: step.to_owned(), group });
+                    }
+                })
+                .await
+                .map_err(|e| ExecError { lost: false, message: e.to_string() })?
+            }
+            None => {
+                return Err(ExecError { lost: false, message: format!("host `{host}` was not reached at preflight") });
+            }
+        };
+        transcript.add(host, &command.command, &outcome);
+        Ok(outcome)
+    }
+
+    fn command(&self, command: &str, deadline: Option<Duration>) -> ShellCommand {
+        let shell = ShellCommand::new(command);
+        match deadline {
+            Some(deadline) => shell.with_deadline(deadline),
+            None => shell,
         }
     }
 
     /// Performs a step's action, then its check.
-    pub async fn forward(&self, id: &str, cancel: impl Future<Output = ()>) -> (Event, Transcript) {
+    pub async fn forward(&self, id: &str, cancel: impl Future<Output = ()> + Send) -> (Event, Transcript) {
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,
             Err(reason) => return (Event::StepFailed { step: id.to_owned(), reason }, transcript),
         };
-        let step_id = step.id.clone();
-        let mut cancel = std::pin::pin!(cancel);
-        let event = match &step.action {
-            Action::Shell { run, .. } => {
-                let command = self.command(run, step.deadline);
-                match self.run_step_command(id, &command, cancel.as_mut()).await {
-                    Err(e) => Event::StepFailed { step: step_id, reason: e.to_string() },
-                    Ok(outcome) => {
-                        transcript.add(run, &outcome);
-                        match outcome.status {
-                            ExitKind::Exited(0) => self.after_action(step, &mut transcript, cancel.as_mut()).await,
-                            ExitKind::TimedOut => Event::DeadlineExceeded { step: step_id },
-                            ExitKind::Cancelled => {
-                                Event::StepInDoubt { step: step_id, reason: "cancelled while running".into() }
-                            }
-                            status => Event::StepFailed { step: step_id, reason: failure(&status, &outcome) },
-                        }
-                    }
-                }
-            }
-            Action::Wait(duration) => {
-                tokio::select! {
-                    () = tokio::time::sleep(*duration) => self.after_action(step, &mut transcript, cancel.as_mut()).await,
-                    () = cancel.as_mut() => Event::StepInDoubt { step: step_id, reason: "cancelled while waiting".into() },
-                }
-            }
-            Action::Verify => self.after_action(step, &mut transcript, cancel.as_mut()).await,
-            _ => Event::StepFailed {
-                step: step_id,
-                reason: unsupported(step).unwrap_or_else(|| "not supported".into()),
-            },
+        let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
+        let acted = self.act(step, &mut transcript, cancel.as_mut()).await;
+        let event = match acted {
+            Ok(()) => self.after_action(step, &mut transcript, cancel.as_mut()).await,
+            Err(outcome) => outcome.into_event(&step.id),
         };
         (event, transcript)
     }
 
-    /// After the action: the check, then `settle`.
-    async fn after_action(
+    /// The action itself.
+    async fn act(&self, step: &Step, transcript: &mut Transcript, mut cancel: Cancel<'_>) -> Result<(), Failure> {
+        match &step.action {
+            Action::Shell { host, run, .. } => {
+                let command = self.command(run, step.deadline);
+                let outcome = self.exec(&step.id, host, &command, cancel, transcript).await?;
+                Failure::from_exit(&outcome)
+            }
+            Action::Service { host, unit, state, control } => {
+                let commands = service::commands(unit, control);
+                let status = self.command(&commands.status, Some(CHECK_DEADLINE));
+                let before = self.exec(&step.id, host, &status, cancel.as_mut(), transcript).await?;
+                let running = match before.status {
+                    ExitKind::Exited(0) => true,
+                    ExitKind::Exited(_) => false,
+                    other => return Err(Failure::Failed(format!("asking whether {unit} runs did not finish: {other}"))),
+                };
+                self.capture(&step.id, service::capture_text(running).to_owned()).await?;
+                if running == (*state == ServiceState::Running) {
+                    transcript.note(&format!("{unit} is already {}", service::capture_text(running)));
+                } else {
+                    let change = self.command(commands.to(*state), step.deadline);
+                    let outcome = self.exec(&step.id, host, &change, cancel.as_mut(), transcript).await?;
+                    Failure::from_exit(&outcome)?;
+                }
+                self.service_is(step, host, &commands, *state, transcript, cancel).await
+            }
+            Action::Rsync { from, to, path, dest, delete, args } => {
+                let to_host = self.plan.host(to).ok_or_else(|| Failure::Failed(format!("no host `{to}`")))?;
+                let copy = rsync::Copy { path, dest, to: to_host, delete: *delete, args };
+                let command = self.command(&copy.command(false), step.deadline);
+                let outcome = self.exec(&step.id, from, &command, cancel, transcript).await?;
+                if let (Some(stats), Some(reporter)) = (rsync::parse_stats(&outcome.output), &self.reporter) {
+                    reporter.send(Report::Transferred {
+                        step: step.id.clone(),
+                        files: stats.files_transferred,
+                        bytes: stats.bytes_transferred,
+                        millis: u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+                Failure::from_exit(&outcome)
+            }
+            Action::Wait(duration) => {
+                tokio::select! {
+                    () = tokio::time::sleep(*duration) => Ok(()),
+                    () = cancel => Err(Failure::InDoubt("cancelled while waiting".into())),
+                }
+            }
+            Action::Verify => Ok(()),
+            Action::Manual { .. } => Err(Failure::Failed("manual steps are confirmed by the operator".into())),
+            other => Err(Failure::Failed(format!("`{}` steps are not implemented yet", other.kind()))),
+        }
+    }
+
+    async fn capture(&self, step: &str, state: String) -> Result<(), Failure> {
+        match &self.reporter {
+            Some(reporter) => reporter.captured(step, state).await.map_err(Failure::Failed),
+            // Without a journal (e.g. in tests) there is nowhere to keep it.
+            None => Ok(()),
+        }
+    }
+
+    /// Confirms a service reached `state`.
+    async fn service_is(
         &self,
         step: &Step,
+        host: &str,
+        commands: &service::Commands,
+        state: ServiceState,
         transcript: &mut Transcript,
-        mut cancel: std::pin::Pin<&mut impl Future<Output = ()>>,
-    ) -> Event {
+        cancel: Cancel<'_>,
+    ) -> Result<(), Failure> {
+        let status = self.command(&commands.status, Some(CHECK_DEADLINE));
+        let after = self.exec(&step.id, host, &status, cancel, transcript).await?;
+        let running = after.status == ExitKind::Exited(0);
+        if running == (state == ServiceState::Running) {
+            Ok(())
+        } else {
+            Err(Failure::Failed(format!("it is still {} after the change", service::capture_text(running))))
+        }
+    }
+
+    /// After the action: the check, then `settle`.
+    async fn after_action(&self, step: &Step, transcript: &mut Transcript, mut cancel: Cancel<'_>) -> Event {
         let id = step.id.clone();
         if step.check.is_some() {
             match self.run_check(step, transcript, cancel.as_mut()).await {
                 Ok(true) => {}
                 Ok(false) => return Event::StepFailed { step: id, reason: "its check failed after the action".into() },
-                Err(reason) => return Event::StepFailed { step: id, reason },
+                Err(failure) => return failure.into_event(&id),
             }
         }
         if let Some(settle) = step.settle {
@@ -217,123 +324,184 @@ impl Executor {
     }
 
     /// Settles whether an in-doubt step took effect.
-    pub async fn check(&self, id: &str, cancel: impl Future<Output = ()>) -> (Result<bool, String>, Transcript) {
+    pub async fn check(&self, id: &str, cancel: impl Future<Output = ()> + Send) -> (Result<bool, String>, Transcript) {
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,
             Err(reason) => return (Err(reason), transcript),
         };
-        let mut cancel = std::pin::pin!(cancel);
+        let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
         let result = match (&step.action, &step.check) {
             (_, Some(_)) => self.run_check(step, &mut transcript, cancel.as_mut()).await,
+            (Action::Service { host, unit, state, control }, None) => {
+                let commands = service::commands(unit, control);
+                Ok(self.service_is(step, host, &commands, *state, &mut transcript, cancel.as_mut()).await.is_ok())
+            }
+            (Action::Rsync { from, to, path, dest, delete, args }, None) => {
+                // Done when a dry run finds nothing left to copy.
+                match self.plan.host(to) {
+                    Some(to_host) => {
+                        let copy = rsync::Copy { path, dest, to: to_host, delete: *delete, args };
+                        let command = self.command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
+                        match self.exec(&step.id, from, &command, cancel.as_mut(), &mut transcript).await {
+                            Ok(outcome) => match (outcome.status, rsync::parse_stats(&outcome.output)) {
+                                (ExitKind::Exited(0), Some(stats)) => Ok(stats.files_transferred == 0),
+                                _ => Ok(false),
+                            },
+                            Err(e) => Err(Failure::from(e)),
+                        }
+                    }
+                    None => Err(Failure::Failed(format!("no host `{to}`"))),
+                }
+            }
             // A wait leaves nothing behind: running it again is what is needed.
             (Action::Wait(_), None) => Ok(false),
-            _ => Err(format!("step `{id}` has no check to tell whether it took effect")),
+            _ => Err(Failure::Failed(format!("step `{id}` has no check to tell whether it took effect"))),
         };
-        (result, transcript)
+        (result.map_err(|f| f.message()), transcript)
     }
 
-    async fn run_check(
-        &self,
-        step: &Step,
-        transcript: &mut Transcript,
-        cancel: std::pin::Pin<&mut impl Future<Output = ()>>,
-    ) -> Result<bool, String> {
+    async fn run_check(&self, step: &Step, transcript: &mut Transcript, cancel: Cancel<'_>) -> Result<bool, Failure> {
         match &step.check {
-            Some(Check::Run { host, command }) if host == plan_core::Host::LOCAL => {
+            Some(Check::Run { host, command }) => {
                 let shell = self.command(command, Some(step.deadline.unwrap_or(CHECK_DEADLINE)));
-                let outcome = local::run(&shell, cancel).await.map_err(|e| e.to_string())?;
-                transcript.add(command, &outcome);
+                let outcome = self.exec(&step.id, host, &shell, cancel, transcript).await?;
                 match outcome.status {
                     ExitKind::Exited(0) => Ok(true),
                     ExitKind::Exited(_) => Ok(false),
-                    status => Err(format!("its check did not finish: {status}")),
+                    status => Err(Failure::Failed(format!("its check did not finish: {status}"))),
                 }
             }
-            Some(Check::Tcp { host, port }) if host == plan_core::Host::LOCAL => {
-                let connect = tokio::net::TcpStream::connect(("127.0.0.1", *port));
-                match tokio::time::timeout(CHECK_DEADLINE, connect).await {
-                    Ok(Ok(_)) => Ok(true),
-                    Ok(Err(_)) => Ok(false),
-                    Err(_) => Err(format!("connecting to port {port} timed out")),
-                }
+            Some(Check::Tcp { host, port }) => {
+                let address = self.address_of(host);
+                let open = checks::tcp_open(&address, *port, CHECK_DEADLINE).await.map_err(Failure::Failed)?;
+                transcript.note(&format!("[check] {address}:{port} {}", if open { "accepts connections" } else { "refuses" }));
+                Ok(open)
             }
-            Some(_) => Err(unsupported(step).unwrap_or_else(|| "this check is not supported yet".into())),
+            Some(Check::Http { url, status }) => {
+                let answer = checks::http_status(url, CHECK_DEADLINE).await.map_err(Failure::Failed)?;
+                transcript.note(&format!("[check] GET {url}: {answer} (expected {status})"));
+                Ok(answer == *status)
+            }
+            Some(Check::Resolves { .. }) => Err(Failure::Failed("DNS checks are not implemented yet".into())),
             None => Ok(true),
         }
     }
 
-    /// Undoes a completed step.
-    pub async fn revert(&self, id: &str, captured: Option<&str>, cancel: impl Future<Output = ()>) -> (Event, Transcript) {
-        let _ = captured;
+    /// The address a host is reached at from this machine.
+    fn address_of(&self, host: &str) -> String {
+        match self.plan.host(host) {
+            Some(h) if !h.is_local() => h.address.clone(),
+            _ => "127.0.0.1".to_owned(),
+        }
+    }
+
+    /// Undoes a completed step, using what it captured before its change.
+    pub async fn revert(&self, id: &str, captured: Option<&str>, cancel: impl Future<Output = ()> + Send) -> (Event, Transcript) {
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,
             Err(reason) => return (Event::RevertFailed { step: id.to_owned(), reason }, transcript),
         };
-        let step_id = step.id.clone();
-        let event = match &step.action {
-            Action::Shell { revert: Revert::Run(command), .. } => {
-                let shell = self.command(command, step.deadline);
-                match self.run_step_command(id, &shell, cancel).await {
-                    Err(e) => Event::RevertFailed { step: step_id, reason: e.to_string() },
-                    Ok(outcome) => {
-                        transcript.add(command, &outcome);
-                        match outcome.status {
-                            ExitKind::Exited(0) => Event::RevertSucceeded { step: step_id },
-                            status => Event::RevertFailed { step: step_id, reason: failure(&status, &outcome) },
-                        }
-                    }
-                }
-            }
-            Action::Shell { revert: Revert::Nothing(_), .. } | Action::Wait(_) | Action::Verify => {
-                Event::RevertSucceeded { step: step_id }
-            }
-            Action::Shell { revert: Revert::Irreversible(reason), .. } => {
-                Event::RevertFailed { step: step_id, reason: format!("it is irreversible: {reason}") }
-            }
-            _ => Event::RevertFailed {
-                step: step_id,
-                reason: "its revert needs the operator or is not supported on this host".into(),
-            },
+        let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
+        let result = self.undo(step, captured, &mut transcript, cancel.as_mut()).await;
+        let event = match result {
+            Ok(()) => Event::RevertSucceeded { step: step.id.clone() },
+            Err(failure) => Event::RevertFailed { step: step.id.clone(), reason: failure.message() },
         };
         (event, transcript)
     }
 
-    fn command(&self, command: &str, deadline: Option<Duration>) -> ShellCommand {
-        let shell = ShellCommand::new(command);
-        match deadline {
-            Some(deadline) => shell.with_deadline(deadline),
-            None => shell,
+    async fn undo(&self, step: &Step, captured: Option<&str>, transcript: &mut Transcript, mut cancel: Cancel<'_>) -> Result<(), Failure> {
+        match &step.action {
+            Action::Shell { host, revert: Revert::Run(command), .. } => {
+                let shell = self.command(command, step.deadline);
+                let outcome = self.exec(&step.id, host, &shell, cancel, transcript).await?;
+                Failure::from_exit(&outcome)
+            }
+            Action::Service { host, unit, control, .. } => {
+                let before = captured
+                    .and_then(service::parse_capture)
+                    .ok_or_else(|| Failure::Failed(format!("no captured state of {unit} to restore")))?;
+                let commands = service::commands(unit, control);
+                let change = self.command(commands.to(before), step.deadline);
+                let outcome = self.exec(&step.id, host, &change, cancel.as_mut(), transcript).await?;
+                Failure::from_exit(&outcome)?;
+                self.service_is(step, host, &commands, before, transcript, cancel).await
+            }
+            Action::Shell { revert: Revert::Irreversible(reason), .. } => {
+                Err(Failure::Failed(format!("it is irreversible: {reason}")))
+            }
+            Action::Shell { revert: Revert::Nothing(_), .. } | Action::Wait(_) | Action::Verify | Action::Rsync { .. } => {
+                Ok(())
+            }
+            _ => Err(Failure::Failed("its revert needs the operator or is not supported on this host".into())),
+        }
+    }
+}
+
+/// Why an action did not succeed.
+#[derive(Debug)]
+enum Failure {
+    /// It failed.
+    Failed(String),
+    /// It ran past its deadline.
+    Deadline,
+    /// Whether it took effect is unknown.
+    InDoubt(String),
+}
+
+impl Failure {
+    fn from_exit(outcome: &ShellOutcome) -> Result<(), Failure> {
+        match outcome.status {
+            ExitKind::Exited(0) => Ok(()),
+            ExitKind::TimedOut => Err(Failure::Deadline),
+            ExitKind::Cancelled => Err(Failure::InDoubt("cancelled while running".into())),
+            status => {
+                let last = outcome.output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                Err(Failure::Failed(if last.is_empty() { format!("{status}") } else { format!("{status}: {last}") }))
+            }
+        }
+    }
+
+    fn into_event(self, step: &str) -> Event {
+        let step = step.to_owned();
+        match self {
+            Failure::Failed(reason) => Event::StepFailed { step, reason },
+            Failure::Deadline => Event::DeadlineExceeded { step },
+            Failure::InDoubt(reason) => Event::StepInDoubt { step, reason },
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            Failure::Failed(reason) | Failure::InDoubt(reason) => reason,
+            Failure::Deadline => "it ran past its deadline".into(),
+        }
+    }
+}
+
+impl From<ExecError> for Failure {
+    fn from(e: ExecError) -> Failure {
+        if e.lost {
+            Failure::InDoubt(e.message)
+        } else {
+            Failure::Failed(e.message)
         }
     }
 }
 
 /// What this version cannot do for `step`, if anything.
 pub fn unsupported(step: &Step) -> Option<String> {
-    let local = |host: &str| host == plan_core::Host::LOCAL;
     match &step.action {
-        Action::Shell { host, .. } if !local(host) => {
-            return Some(format!("host `{host}` is reached over SSH, which this version cannot do yet"))
+        Action::DnsTtl { .. } | Action::DnsRecord { .. } | Action::WaitTtl { .. } => {
+            return Some(format!("`{}` steps are not implemented yet", step.action.kind()))
         }
-        Action::Shell { .. } | Action::Wait(_) | Action::Manual { .. } | Action::Verify => {}
-        other => return Some(format!("`{}` steps are not implemented yet", other.kind())),
+        Action::Manual { revert: Revert::Run(_), .. } => return Some("a manual step cannot run a revert command".into()),
+        _ => {}
     }
     match &step.check {
-        Some(Check::Run { host, .. } | Check::Tcp { host, .. }) if !local(host) => {
-            Some(format!("its check runs on host `{host}`, reached over SSH, which this version cannot do yet"))
-        }
-        Some(Check::Http { .. }) => Some("HTTP checks are not implemented yet".into()),
         Some(Check::Resolves { .. }) => Some("DNS checks are not implemented yet".into()),
         _ => None,
-    }
-}
-
-fn failure(status: &ExitKind, outcome: &ShellOutcome) -> String {
-    let last = outcome.output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    if last.is_empty() {
-        format!("{status}")
-    } else {
-        format!("{status}: {last}")
     }
 }
