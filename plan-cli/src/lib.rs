@@ -42,6 +42,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Continue the last run from its journal after a crash or a stop
     Resume(commands::resume::ResumeArgs),
+    /// Draw the plan at its likely durations as a Gantt chart (SVG) or as text
+    Timeline(commands::timeline::TimelineArgs),
 }
 
 /// Which plan, and variable overrides for it.
@@ -90,6 +92,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u
         Command::Graph(args) => commands::graph::cmd_graph(&args, stdout, stderr),
         Command::Run(args) => commands::run::cmd_run(&args, stdout, stderr),
         Command::Resume(args) => commands::resume::cmd_resume(&args, stdout, stderr),
+        Command::Timeline(args) => commands::timeline::cmd_timeline(&args, stdout, stderr),
     }
 }
 

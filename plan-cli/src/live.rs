@@ -80,12 +80,25 @@ impl View {
                 (s.id.clone(), point)
             })
             .collect();
-        let target = if mode == Mode::Live { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        View { mode, plan, bars: MultiProgress::with_draw_target(target), running: HashMap::new(), points }
+        let target = if mode == Mode::Live {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        View {
+            mode,
+            plan,
+            bars: MultiProgress::with_draw_target(target),
+            running: HashMap::new(),
+            points,
+        }
     }
 
     fn json(&self, what: JsonWhat<'_>) {
-        let line = JsonLine { time: jiff::Timestamp::now().to_string(), what };
+        let line = JsonLine {
+            time: jiff::Timestamp::now().to_string(),
+            what,
+        };
         if let Ok(text) = serde_json::to_string(&line) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{text}");
@@ -105,18 +118,32 @@ impl View {
     }
 
     fn title(&self, id: &str) -> String {
-        self.plan.step(id).map_or_else(|| id.to_owned(), |s| format!("{} ({})", s.id, s.title))
+        self.plan
+            .step(id)
+            .map_or_else(|| id.to_owned(), |s| format!("{} ({})", s.id, s.title))
     }
 
     fn start_bar(&mut self, id: &str, what: &str) {
-        let deadline = self.plan.step(id).and_then(|s| s.deadline).map(|d| format!(" / deadline {}", format_duration(d)));
-        let point = self.points.get(id).map(|p| format!(" · rollback point: {p}")).unwrap_or_default();
+        let deadline = self
+            .plan
+            .step(id)
+            .and_then(|s| s.deadline)
+            .map(|d| format!(" / deadline {}", format_duration(d)));
+        let point = self
+            .points
+            .get(id)
+            .map(|p| format!(" · rollback point: {p}"))
+            .unwrap_or_default();
         let bar = self.bars.add(ProgressBar::new_spinner());
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed}{msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        bar.set_message(format!("{}] {what} {}{point}", deadline.unwrap_or_default(), self.title(id)));
+        bar.set_message(format!(
+            "{}] {what} {}{point}",
+            deadline.unwrap_or_default(),
+            self.title(id)
+        ));
         bar.enable_steady_tick(Duration::from_millis(120));
         if self.mode == Mode::Plain {
             eprintln!("{what} {}", self.title(id));
@@ -133,7 +160,15 @@ impl View {
             }
             None => String::new(),
         };
-        self.note(&format!("{mark} {}{elapsed}{}", self.title(id), if text.is_empty() { String::new() } else { format!(": {text}") }));
+        self.note(&format!(
+            "{mark} {}{elapsed}{}",
+            self.title(id),
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {text}")
+            }
+        ));
     }
 
     /// Shows one piece of progress.
@@ -149,25 +184,57 @@ impl View {
         }
         match progress {
             Progress::Effect(Effect::Forward { step, attempt }) => {
-                let what = if *attempt > 1 { format!("retrying (attempt {attempt})") } else { "running".into() };
+                let what = if *attempt > 1 {
+                    format!("retrying (attempt {attempt})")
+                } else {
+                    "running".into()
+                };
                 self.start_bar(step, &what);
             }
-            Progress::Effect(Effect::Check { step }) => self.start_bar(step, "checking whether it took effect:"),
+            Progress::Effect(Effect::Check { step }) => {
+                self.start_bar(step, "checking whether it took effect:")
+            }
             Progress::Effect(Effect::Revert { step }) => self.start_bar(step, "reverting"),
-            Progress::Effect(Effect::Preflight { hosts }) => self.note(&format!("preflight: hosts {}", hosts.join(", "))),
+            Progress::Effect(Effect::Preflight { hosts }) => {
+                self.note(&format!("preflight: hosts {}", hosts.join(", ")))
+            }
             Progress::Event(Event::StepSucceeded { step }) => self.end_bar(step, "✓", ""),
             Progress::Event(Event::StepFailed { step, reason }) => self.end_bar(step, "✗", reason),
-            Progress::Event(Event::DeadlineExceeded { step }) => self.end_bar(step, "✗", "ran past its deadline; its processes were killed"),
-            Progress::Event(Event::StepInDoubt { step, reason }) => self.end_bar(step, "?", &format!("in doubt: {reason}")),
-            Progress::Event(Event::Checked { step, done }) => {
-                self.end_bar(step, "·", if *done { "its check says it took effect" } else { "its check says it did not take effect" })
+            Progress::Event(Event::DeadlineExceeded { step }) => self.end_bar(
+                step,
+                "✗",
+                "ran past its deadline; its processes were killed",
+            ),
+            Progress::Event(Event::StepInDoubt { step, reason }) => {
+                self.end_bar(step, "?", &format!("in doubt: {reason}"))
             }
+            Progress::Event(Event::Checked { step, done }) => self.end_bar(
+                step,
+                "·",
+                if *done {
+                    "its check says it took effect"
+                } else {
+                    "its check says it did not take effect"
+                },
+            ),
             Progress::Event(Event::RevertSucceeded { step }) => self.end_bar(step, "↶", "reverted"),
-            Progress::Event(Event::RevertFailed { step, reason }) => self.end_bar(step, "✗", &format!("revert failed: {reason}")),
-            Progress::Event(Event::OperatorConfirmed { step }) => self.note(&format!("✓ {} (confirmed by the operator)", self.title(step))),
-            Progress::Event(Event::OperatorDeclined { step }) => self.note(&format!("✗ {} (declined by the operator)", self.title(step))),
-            Progress::Event(Event::Abort { reason }) => self.note(&format!("! abort: {reason}; rolling back")),
-            Progress::Event(Event::PreflightFailed { reason }) => self.note(&format!("✗ preflight failed: {reason}")),
+            Progress::Event(Event::RevertFailed { step, reason }) => {
+                self.end_bar(step, "✗", &format!("revert failed: {reason}"))
+            }
+            Progress::Event(Event::OperatorConfirmed { step }) => self.note(&format!(
+                "✓ {} (confirmed by the operator)",
+                self.title(step)
+            )),
+            Progress::Event(Event::OperatorDeclined { step }) => self.note(&format!(
+                "✗ {} (declined by the operator)",
+                self.title(step)
+            )),
+            Progress::Event(Event::Abort { reason }) => {
+                self.note(&format!("! abort: {reason}; rolling back"))
+            }
+            Progress::Event(Event::PreflightFailed { reason }) => {
+                self.note(&format!("✗ preflight failed: {reason}"))
+            }
             Progress::Transition { to, .. } => {
                 if to.starts_with("Reverting") {
                     self.note("rolling back: undoing completed steps in reverse order");
@@ -231,8 +298,14 @@ pub fn ask_yes_no(question: &str) -> Result<bool, String> {
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the answer: {e}"))?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 impl TtyOperator {
@@ -253,7 +326,10 @@ impl Operator for TtyOperator {
             plan_core::Action::Manual { prompt, .. } => prompt.clone(),
             _ => step.title.clone(),
         };
-        self.ask(format!("MANUAL STEP `{}`: {}\n  {prompt}\n  Done?", step.id, step.title))
+        self.ask(format!(
+            "MANUAL STEP `{}`: {}\n  {prompt}\n  Done?",
+            step.id, step.title
+        ))
     }
 
     async fn ask_done(&mut self, step: &Step) -> Result<bool, String> {
@@ -268,6 +344,9 @@ impl Operator for TtyOperator {
     }
 
     async fn revert_by_hand(&mut self, step: &Step, instructions: &str) -> Result<bool, String> {
-        self.ask(format!("UNDO BY HAND `{}`: {instructions}\n  Done?", step.id))
+        self.ask(format!(
+            "UNDO BY HAND `{}`: {instructions}\n  Done?",
+            step.id
+        ))
     }
 }

@@ -23,7 +23,10 @@ pub fn diagnostics_text(diagnostics: &Diagnostics, out: &mut dyn Write) -> std::
         .with_context_lines(1);
     for diagnostic in diagnostics.iter() {
         let mut text = String::new();
-        if handler.render_report(&mut text, &diagnostic.for_display()).is_err() {
+        if handler
+            .render_report(&mut text, &diagnostic.for_display())
+            .is_err()
+        {
             text = format!("{}: {}\n", diagnostic.rule(), diagnostic.message());
         }
         writeln!(out, "{text}")?;

@@ -27,19 +27,27 @@ pub fn journal_path(plan: &Path, explicit: Option<&Path>) -> PathBuf {
 }
 
 /// Opens (creating) the journal and replays its runs against `plan`.
-pub fn open_journal(path: &Path, plan: &Plan) -> Result<(JournalFile, Vec<ReplayedRun>, Option<String>), CliError> {
-    let (file, journal) = JournalFile::open::<RunRecord>(path, plan.hash).map_err(|e| match e.kind {
-        JournalFileErrorKind::PlanChanged { .. } => CliError::PlanChanged {
-            journal: path.display().to_string(),
-            detail: changed_steps(path, plan),
-        },
-        _ => CliError::Journal(e.to_string()),
-    })?;
+pub fn open_journal(
+    path: &Path,
+    plan: &Plan,
+) -> Result<(JournalFile, Vec<ReplayedRun>, Option<String>), CliError> {
+    let (file, journal) =
+        JournalFile::open::<RunRecord>(path, plan.hash).map_err(|e| match e.kind {
+            JournalFileErrorKind::PlanChanged { .. } => CliError::PlanChanged {
+                journal: path.display().to_string(),
+                detail: changed_steps(path, plan),
+            },
+            _ => CliError::Journal(e.to_string()),
+        })?;
     let torn = journal.torn_tail.as_ref().map(|t| {
-        format!("the journal's last line ({}) was torn by a crash and has been dropped: {}", t.line, t.reason)
+        format!(
+            "the journal's last line ({}) was torn by a crash and has been dropped: {}",
+            t.line, t.reason
+        )
     });
     let records: Vec<RunRecord> = journal.records.into_iter().map(|r| r.entry).collect();
-    let runs = replay(plan, &records).map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
+    let runs = replay(plan, &records)
+        .map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
     Ok((file, runs, torn))
 }
 
@@ -85,8 +93,11 @@ fn changed_steps(path: &Path, plan: &Plan) -> String {
 pub fn fingerprints(plan: &Plan, run_dir: &str) -> Vec<(String, u64)> {
     plan.steps()
         .map(|s| {
-            let text = format!("{:?}|{:?}|{:?}|{:?}|{}|{:?}", s.action, s.check, s.after, s.deadline, s.retries, s.done)
-                .replace(run_dir, "{{run_dir}}");
+            let text = format!(
+                "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
+                s.action, s.check, s.after, s.deadline, s.retries, s.done
+            )
+            .replace(run_dir, "{{run_dir}}");
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
             for b in text.bytes() {
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -138,8 +149,16 @@ pub fn drive(
         .enable_all()
         .build()
         .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
-    let view = Arc::new(Mutex::new(View::new(mode, Arc::clone(&plan), machine.schedule())));
-    let operator = TtyOperator { yes, assume, view: Arc::clone(&view) };
+    let view = Arc::new(Mutex::new(View::new(
+        mode,
+        Arc::clone(&plan),
+        machine.schedule(),
+    )));
+    let operator = TtyOperator {
+        yes,
+        assume,
+        view: Arc::clone(&view),
+    };
     let progress_view = Arc::clone(&view);
     let mut progress = move |p: plan_steps::driver::Progress| {
         if let Ok(mut v) = progress_view.lock() {

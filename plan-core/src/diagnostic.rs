@@ -242,7 +242,10 @@ impl Diagnostic {
             (start, end)
         };
         let unfit = |(start, end): (usize, usize)| {
-            end - start > MAX_LINE || text[start..end].chars().any(|c| c.is_control() && c != '\t')
+            end - start > MAX_LINE
+                || text[start..end]
+                    .chars()
+                    .any(|c| c.is_control() && c != '\t')
         };
         if !self.labels.iter().any(|l| unfit(line_of(l.span.offset))) {
             return self.clone();
@@ -259,7 +262,13 @@ impl Diagnostic {
         // Same byte length, so the labels' offsets still fit.
         let window: String = text[start..end]
             .chars()
-            .map(|c| if c.is_control() && c != '\t' { "?".repeat(c.len_utf8()) } else { c.to_string() })
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    "?".repeat(c.len_utf8())
+                } else {
+                    c.to_string()
+                }
+            })
             .collect();
         let (line, col) = source.line_col(start);
         // Positions stay the file's (see `origin`), so the name stays too.
@@ -271,12 +280,19 @@ impl Diagnostic {
             .map(|l| {
                 let offset = l.span.offset - start;
                 let len = l.span.len.min(end.saturating_sub(l.span.offset));
-                Label { span: Span::new(offset, len), text: l.text.clone() }
+                Label {
+                    span: Span::new(offset, len),
+                    text: l.text.clone(),
+                }
             })
             .collect();
         let mut excerpt = Source::new(name, window);
         excerpt.origin = Some((line - 1, col - 1));
-        Diagnostic { labels, source: Some(excerpt), ..self.clone() }
+        Diagnostic {
+            labels,
+            source: Some(excerpt),
+            ..self.clone()
+        }
     }
 
     /// `file:line:col` of the first label, for one-line and JSON output.

@@ -53,7 +53,13 @@ pub fn format_duration(d: Duration) -> String {
         total % 60,
     );
     let mut out = String::new();
-    for (value, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s"), (u64::from(millis), "ms")] {
+    for (value, unit) in [
+        (days, "d"),
+        (hours, "h"),
+        (minutes, "m"),
+        (seconds, "s"),
+        (u64::from(millis), "ms"),
+    ] {
         if value > 0 {
             out.push_str(&format!("{value}{unit}"));
         }

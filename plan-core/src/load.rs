@@ -192,7 +192,7 @@ pub fn load_str(source: Source, settings: &Settings) -> Loaded {
             Some(plan)
         }
         Err(d) => {
-            diagnostics.push(d);
+            diagnostics.push(*d);
             None
         }
     };
@@ -206,12 +206,12 @@ pub fn load_str(source: Source, settings: &Settings) -> Loaded {
 }
 
 /// Phase one: RON text to raw structs, or one syntax diagnostic.
-fn parse_raw(source: &Source) -> Result<RawPlan, Diagnostic> {
+fn parse_raw(source: &Source) -> Result<RawPlan, Box<Diagnostic>> {
     let text = source.text();
     if text.trim().is_empty() {
-        return Err(Diagnostic::new(Rule::Syntax, "the plan file is empty")
+        return Err(Box::new(Diagnostic::new(Rule::Syntax, "the plan file is empty")
             .label(Span::new(0, text.len()), "nothing here")
-            .help("a plan starts with `Plan(name: ..., service: ..., window: ..., phases: [...])`; see docs/plan-format.md"));
+            .help("a plan starts with `Plan(name: ..., service: ..., window: ..., phases: [...])`; see docs/plan-format.md")));
     }
     let scope = ParseScope::enter(text);
     let result = ron_options().from_str::<RawPlan>(text);
@@ -237,12 +237,14 @@ fn parse_raw(source: &Source) -> Result<RawPlan, Diagnostic> {
     } else {
         message
     };
-    Err(Diagnostic::new(
-        Rule::Syntax,
-        format!("the plan is not valid RON for a plan: {message}"),
-    )
-    .label(span, "here")
-    .help(help))
+    Err(Box::new(
+        Diagnostic::new(
+            Rule::Syntax,
+            format!("the plan is not valid RON for a plan: {message}"),
+        )
+        .label(span, "here")
+        .help(help),
+    ))
 }
 
 /// Makes an empty span cover one character, so it can be pointed at.
@@ -323,7 +325,9 @@ impl<'a> Validator<'a> {
         self.apply_settings();
         // Addresses, users and keys may differ between staging and production.
         let hosts: Vec<Host> = pending.into_iter().map(|p| self.resolve_host(p)).collect();
-        let known_hosts = raw.known_hosts.map(|k| PathBuf::from(self.expand(&k, None, false)));
+        let known_hosts = raw
+            .known_hosts
+            .map(|k| PathBuf::from(self.expand(&k, None, false)));
         let dns = raw.dns.map(|d| self.dns(d));
         let window = self.window(raw.window);
         let phases = self.phases(raw.phases);
@@ -471,12 +475,20 @@ impl<'a> Validator<'a> {
         // the run's directory, which differs from run to run.
         let mut host_vars: Vec<(&String, &Vec<Variable>)> = self.host_vars.iter().collect();
         host_vars.sort_by_key(|(name, _)| name.as_str());
-        let all_vars: Vec<&Variable> = self.plan_vars.iter().chain(host_vars.into_iter().flat_map(|(_, v)| v)).collect();
+        let all_vars: Vec<&Variable> = self
+            .plan_vars
+            .iter()
+            .chain(host_vars.into_iter().flat_map(|(_, v)| v))
+            .collect();
         self.hash = plan_hash(self.source.text(), &all_vars);
         // Variable values may name the run's directory.
         let run_dir = self.run_dir().to_owned();
         let placeholder = format!("{{{{{RUN_DIR}}}}}");
-        for var in self.plan_vars.iter_mut().chain(self.host_vars.values_mut().flatten()) {
+        for var in self
+            .plan_vars
+            .iter_mut()
+            .chain(self.host_vars.values_mut().flatten())
+        {
             if var.value.contains(&placeholder) {
                 var.value = var.value.replace(&placeholder, &run_dir);
             }
@@ -508,7 +520,12 @@ impl<'a> Validator<'a> {
     }
 
     fn resolve_host(&mut self, pending: PendingHost) -> Host {
-        let PendingHost { mut host, address, user, identity } = pending;
+        let PendingHost {
+            mut host,
+            address,
+            user,
+            identity,
+        } = pending;
         let scope = host.name.clone();
         host.address = self.expand(&address, Some(&scope), false);
         if host.address.trim().is_empty() {
@@ -691,7 +708,9 @@ impl<'a> Validator<'a> {
         }
         let zone_name = fqdn(&zone.value);
         let key = match key.value {
-            RawTsig::TsigFile(path) => TsigKeySource::File(PathBuf::from(self.expand(&path, None, false))),
+            RawTsig::TsigFile(path) => {
+                TsigKeySource::File(PathBuf::from(self.expand(&path, None, false)))
+            }
             RawTsig::TsigEnv(var) => TsigKeySource::Env(var.value),
         };
         let mut out = Vec::new();
@@ -921,7 +940,11 @@ impl<'a> Validator<'a> {
                         number = match &explicit {
                             Some(n) => n.value,
                             None => number.checked_add(1).unwrap_or_else(|| {
-                                self.invalid(id.span, "row numbers run past 4294967295", "give this step a smaller `number`");
+                                self.invalid(
+                                    id.span,
+                                    "row numbers run past 4294967295",
+                                    "give this step a smaller `number`",
+                                );
                                 number
                             }),
                         };
@@ -1104,7 +1127,14 @@ impl<'a> Validator<'a> {
                     revert_span,
                 )
             }
-            RawAction::Service { on, unit, state, start, stop, status } => {
+            RawAction::Service {
+                on,
+                unit,
+                state,
+                start,
+                stop,
+                status,
+            } => {
                 self.check_host(&on);
                 let control = match (start, stop, status) {
                     (None, None, None) => ServiceControl::Systemd,
@@ -1162,7 +1192,9 @@ impl<'a> Validator<'a> {
                     );
                 }
                 let path_text = self.expand(&path, Some(&from.value), false);
-                let dest_written = dest.as_ref().map(|d| (self.expand(d, Some(&to.value), false), d.span));
+                let dest_written = dest
+                    .as_ref()
+                    .map(|d| (self.expand(d, Some(&to.value), false), d.span));
                 let mut paths = vec![(path_text.clone(), path.span)];
                 paths.extend(dest_written.clone());
                 for (p, span) in paths {
@@ -1445,13 +1477,15 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }

@@ -160,7 +160,10 @@ pub struct Phase {
 
 /// One item of a phase.
 #[derive(Clone, Debug)]
-#[expect(clippy::large_enum_variant, reason = "markers are few; boxing every step would only add indirection")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "markers are few; boxing every step would only add indirection"
+)]
 pub enum Entry {
     /// A step.
     Step(Step),
@@ -261,7 +264,10 @@ impl Step {
 
     /// Whether a rollback has anything to undo for this step.
     pub fn undoable(&self) -> bool {
-        !matches!(self.revert(), RevertPlan::NothingToUndo | RevertPlan::Stated(Revert::Nothing(_)))
+        !matches!(
+            self.revert(),
+            RevertPlan::NothingToUndo | RevertPlan::Stated(Revert::Nothing(_))
+        )
     }
 
     /// The host commands of this step run on, if it has one.

@@ -550,7 +550,12 @@ fn action_node(action: &Action) -> Node {
             fields.extend(revert_field(revert));
             Node::call("Shell", fields)
         }
-        Action::Service { host, unit, state, control } => {
+        Action::Service {
+            host,
+            unit,
+            state,
+            control,
+        } => {
             let state = match state {
                 ServiceState::Running => "Running",
                 ServiceState::Stopped => "Stopped",
@@ -560,7 +565,12 @@ fn action_node(action: &Action) -> Node {
                 (Some("unit"), Node::str(unit)),
                 (Some("state"), Node::Atom(state.into())),
             ];
-            if let crate::plan::ServiceControl::Commands { start, stop, status } = control {
+            if let crate::plan::ServiceControl::Commands {
+                start,
+                stop,
+                status,
+            } = control
+            {
                 fields.push((Some("start"), Node::str(start)));
                 fields.push((Some("stop"), Node::str(stop)));
                 fields.push((Some("status"), Node::str(status)));

@@ -96,7 +96,10 @@ pub(crate) struct RawPhase {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[expect(clippy::large_enum_variant, reason = "lives only while loading; markers are few")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives only while loading; markers are few"
+)]
 pub(crate) enum RawEntry {
     Step {
         id: S<String>,

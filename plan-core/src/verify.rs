@@ -10,8 +10,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Rule};
-use crate::machine::{explore, Schedule, Selection};
 use crate::duration::format_duration;
+use crate::machine::{explore, Schedule, Selection};
 use crate::plan::{Action, Done, Downtime, Entry, Phase, Plan, Revert, Step};
 use crate::span::Span;
 
@@ -49,15 +49,26 @@ pub const EXPLORED_FAULTS: usize = 2;
 fn explore_faults(plan: &Plan, diagnostics: &mut Diagnostics) {
     let schedule = Schedule::new(plan, &Selection::default());
     if let Err(counterexample) = explore(Arc::new(schedule), EXPLORED_FAULTS) {
-        let events: Vec<String> = counterexample.events.iter().map(|e| format!("{e:?}")).collect();
+        let events: Vec<String> = counterexample
+            .events
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect();
         diagnostics.push(
             Diagnostic::new(
                 Rule::UnsafeRun,
-                format!("a run of this plan does not end safely: {}", counterexample.problem),
+                format!(
+                    "a run of this plan does not end safely: {}",
+                    counterexample.problem
+                ),
             )
             .help(format!(
                 "injected: {}; events: {}",
-                if counterexample.faults.is_empty() { "no fault".to_owned() } else { counterexample.faults.join(", ") },
+                if counterexample.faults.is_empty() {
+                    "no fault".to_owned()
+                } else {
+                    counterexample.faults.join(", ")
+                },
                 events.join(" -> ")
             )),
         );
@@ -501,7 +512,11 @@ fn phase_timings<'p>(phase: &'p Phase, wait_ttl: &HashMap<&str, Duration>) -> Ph
     // What every step of the earlier segments guarantees: (earliest end, latest end).
     let (mut barrier_early, mut barrier_late) = (Duration::ZERO, Duration::ZERO);
     for current in 0..segments {
-        let mut remaining: Vec<&Step> = steps.iter().filter(|(_, k)| *k == current).map(|(s, _)| *s).collect();
+        let mut remaining: Vec<&Step> = steps
+            .iter()
+            .filter(|(_, k)| *k == current)
+            .map(|(s, _)| *s)
+            .collect();
         let mut ends = Vec::new();
         // Dependencies may point forward in the list; settle them in rounds.
         while !remaining.is_empty() {
@@ -513,15 +528,30 @@ fn phase_timings<'p>(phase: &'p Phase, wait_ttl: &HashMap<&str, Duration>) -> Ph
                 let (min, high) = if step.pending() {
                     let settle = step.settle.unwrap_or_default();
                     let wait = wait_ttl.get(step.id.as_str()).copied().unwrap_or_default();
-                    (step.duration.min() + settle + wait, step.duration.high() + settle + wait)
+                    (
+                        step.duration.min() + settle + wait,
+                        step.duration.high() + settle + wait,
+                    )
                 } else {
                     (Duration::ZERO, Duration::ZERO)
                 };
                 let deps = step.after.iter().filter_map(|d| timings.get(d.as_str()));
-                let earliest_start =
-                    deps.clone().map(|t| t.earliest_start + t.min).max().unwrap_or_default().max(barrier_early);
-                let latest_start = deps.map(|t| t.latest_end).max().unwrap_or_default().max(barrier_late);
-                let timing = Timing { earliest_start, latest_end: latest_start + high, min };
+                let earliest_start = deps
+                    .clone()
+                    .map(|t| t.earliest_start + t.min)
+                    .max()
+                    .unwrap_or_default()
+                    .max(barrier_early);
+                let latest_start = deps
+                    .map(|t| t.latest_end)
+                    .max()
+                    .unwrap_or_default()
+                    .max(barrier_late);
+                let timing = Timing {
+                    earliest_start,
+                    latest_end: latest_start + high,
+                    min,
+                };
                 ends.push((timing.earliest_start + timing.min, timing.latest_end));
                 timings.insert(step.id.as_str(), timing);
                 order.push(*step);
@@ -536,7 +566,11 @@ fn phase_timings<'p>(phase: &'p Phase, wait_ttl: &HashMap<&str, Duration>) -> Ph
             barrier_late = barrier_late.max(late);
         }
     }
-    PhaseTimings { timings, order, segment }
+    PhaseTimings {
+        timings,
+        order,
+        segment,
+    }
 }
 
 /// The guaranteed time between the end of `change` and the start of `switch`,
@@ -601,11 +635,19 @@ fn gap(
         let through_barrier = closed.filter(|_| segment > change_segment);
         if let Some(best) = through_after.max(through_barrier) {
             reach.insert(step.id.as_str(), best);
-            let min = phase.timings.get(step.id.as_str()).map_or(Duration::ZERO, |t| t.min);
+            let min = phase
+                .timings
+                .get(step.id.as_str())
+                .map_or(Duration::ZERO, |t| t.min);
             open = open.max(Some(best + min));
         }
     }
-    Some(reach.get(switch.id.as_str()).copied().unwrap_or(Duration::ZERO))
+    Some(
+        reach
+            .get(switch.id.as_str())
+            .copied()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn secs(d: Duration) -> i64 {

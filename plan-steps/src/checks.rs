@@ -8,7 +8,10 @@ pub async fn tcp_open(address: &str, port: u16, timeout: Duration) -> Result<boo
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((address, port))).await {
         Ok(Ok(_)) => Ok(true),
         Ok(Err(_)) => Ok(false),
-        Err(_) => Err(format!("connecting to {address}:{port} timed out after {}s", timeout.as_secs())),
+        Err(_) => Err(format!(
+            "connecting to {address}:{port} timed out after {}s",
+            timeout.as_secs()
+        )),
     }
 }
 
@@ -23,9 +26,15 @@ pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
             .http_status_as_error(false)
             .build()
             .into();
-        agent.get(&url).call().map(|response| response.status().as_u16()).map_err(|e| format!("GET {url}: {e}"))
+        agent
+            .get(&url)
+            .call()
+            .map(|response| response.status().as_u16())
+            .map_err(|e| format!("GET {url}: {e}"))
     });
-    request.await.map_err(|e| format!("the HTTP check did not finish: {e}"))?
+    request
+        .await
+        .map_err(|e| format!("the HTTP check did not finish: {e}"))?
 }
 
 #[cfg(test)]
@@ -35,13 +44,16 @@ mod tests {
 
     /// A one-shot HTTP server on loopback answering with `status`.
     async fn serve(status: &'static str) -> u16 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         tokio::spawn(async move {
             if let Ok((mut socket, _)) = listener.accept().await {
                 let mut buffer = [0u8; 1024];
                 let _ = socket.read(&mut buffer).await;
-                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                 let _ = socket.write_all(reply.as_bytes()).await;
             }
         });
@@ -51,9 +63,15 @@ mod tests {
     #[tokio::test]
     async fn reads_the_status_without_following_redirects() {
         let port = serve("200 OK").await;
-        assert_eq!(http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).await, Ok(200));
+        assert_eq!(
+            http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).await,
+            Ok(200)
+        );
         let port = serve("301 Moved Permanently").await;
-        assert_eq!(http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).await, Ok(301));
+        assert_eq!(
+            http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).await,
+            Ok(301)
+        );
     }
 
     #[tokio::test]
@@ -61,7 +79,14 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        assert!(http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).await.is_err());
-        assert_eq!(tcp_open("127.0.0.1", port, Duration::from_secs(5)).await, Ok(false));
+        assert!(
+            http_status(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            tcp_open("127.0.0.1", port, Duration::from_secs(5)).await,
+            Ok(false)
+        );
     }
 }

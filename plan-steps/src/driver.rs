@@ -52,7 +52,11 @@ pub trait Operator {
     /// Asks whether an in-doubt step took effect.
     fn ask_done(&mut self, step: &Step) -> impl Future<Output = Result<bool, String>>;
     /// Asks the operator to undo a step by hand; `true` once done.
-    fn revert_by_hand(&mut self, step: &Step, instructions: &str) -> impl Future<Output = Result<bool, String>>;
+    fn revert_by_hand(
+        &mut self,
+        step: &Step,
+        instructions: &str,
+    ) -> impl Future<Output = Result<bool, String>>;
 }
 
 /// A request from outside to stop going forward.
@@ -93,9 +97,21 @@ pub struct Driver<'a, O: Operator> {
 
 impl<'a, O: Operator> Driver<'a, O> {
     /// A driver for `plan` writing to `journal`.
-    pub fn new(plan: Arc<Plan>, journal: &'a mut JournalFile, operator: O, progress: &'a mut dyn FnMut(Progress)) -> Self {
+    pub fn new(
+        plan: Arc<Plan>,
+        journal: &'a mut JournalFile,
+        operator: O,
+        progress: &'a mut dyn FnMut(Progress),
+    ) -> Self {
         let executor = Executor::new(Arc::clone(&plan));
-        Driver { plan, executor, journal, operator, progress, captured: Default::default() }
+        Driver {
+            plan,
+            executor,
+            journal,
+            operator,
+            progress,
+            captured: Default::default(),
+        }
     }
 
     fn record(&mut self, record: &RunRecord) -> Result<(), DriveError> {
@@ -109,27 +125,46 @@ impl<'a, O: Operator> Driver<'a, O> {
             return Ok(());
         }
         let text = bounded(&transcript.text, JOURNAL_OUTPUT_LIMIT);
-        (self.progress)(Progress::Output { step: step.to_owned(), text: text.clone() });
-        self.record(&RunRecord::Output { step: step.to_owned(), text })
+        (self.progress)(Progress::Output {
+            step: step.to_owned(),
+            text: text.clone(),
+        });
+        self.record(&RunRecord::Output {
+            step: step.to_owned(),
+            text,
+        })
     }
 
     /// Journals what a running step reported.
     fn report(&mut self, report: Report) -> Result<(), DriveError> {
         match report {
-            Report::Spawned { step, group } => {
-                self.record(&RunRecord::Process { step, pgid: group.pgid, start_time: group.start_time })
-            }
+            Report::Spawned { step, group } => self.record(&RunRecord::Process {
+                step,
+                pgid: group.pgid,
+                start_time: group.start_time,
+            }),
             Report::Captured { step, state, ack } => {
-                self.record(&RunRecord::Captured { step: step.clone(), state: state.clone() })?;
+                self.record(&RunRecord::Captured {
+                    step: step.clone(),
+                    state: state.clone(),
+                })?;
                 // The first capture is what was there before the plan touched it.
                 self.captured.entry(step).or_insert(state);
                 // Only now, with the record on disk, may the change go ahead.
                 let _ = ack.send(());
                 Ok(())
             }
-            Report::Transferred { step, files, bytes, millis } => {
-                self.record(&RunRecord::Transferred { step, files, bytes, millis })
-            }
+            Report::Transferred {
+                step,
+                files,
+                bytes,
+                millis,
+            } => self.record(&RunRecord::Transferred {
+                step,
+                files,
+                bytes,
+                millis,
+            }),
         }
     }
 
@@ -159,19 +194,38 @@ impl<'a, O: Operator> Driver<'a, O> {
         let mut in_flight = 0usize;
         let mut end: Option<RunEnd> = None;
         let mut aborted = false;
-        let deadline = self.plan.window.deadline.map(|d| tokio::time::Instant::now() + d);
+        let deadline = self
+            .plan
+            .window
+            .deadline
+            .map(|d| tokio::time::Instant::now() + d);
         loop {
             while let Some(event) = pending.pop_front() {
-                self.record(&RunRecord::Event { event: event.clone() })?;
+                self.record(&RunRecord::Event {
+                    event: event.clone(),
+                })?;
                 (self.progress)(Progress::Event(event.clone()));
                 let mut outbox = Outbox::default();
                 machine.handle_with_context(&event, &mut outbox);
                 for (from, to) in outbox.transitions {
-                    (self.progress)(Progress::Transition { from: from.clone(), to: to.clone() });
+                    (self.progress)(Progress::Transition {
+                        from: from.clone(),
+                        to: to.clone(),
+                    });
                     self.record(&RunRecord::Transition { from, to })?;
                 }
                 for effect in outbox.effects {
-                    if let Some(event) = self.perform(machine, effect, &results, &stopped, &mut in_flight, &mut end).await? {
+                    if let Some(event) = self
+                        .perform(
+                            machine,
+                            effect,
+                            &results,
+                            &stopped,
+                            &mut in_flight,
+                            &mut end,
+                        )
+                        .await?
+                    {
                         pending.push_back(event);
                     }
                 }
@@ -240,26 +294,45 @@ impl<'a, O: Operator> Driver<'a, O> {
             }
             Effect::Preflight { .. } => {
                 self.record(&RunRecord::EffectStarted { effect })?;
-                Ok(Some(match self.executor.preflight(machine.schedule()).await {
-                    Ok(()) => Event::PreflightPassed,
-                    Err(reason) => Event::PreflightFailed { reason },
-                }))
+                Ok(Some(
+                    match self.executor.preflight(machine.schedule()).await {
+                        Ok(()) => Event::PreflightPassed,
+                        Err(reason) => Event::PreflightFailed { reason },
+                    },
+                ))
             }
-            Effect::Forward { ref step, .. } | Effect::Check { ref step } | Effect::Revert { ref step } => {
+            Effect::Forward { ref step, .. }
+            | Effect::Check { ref step }
+            | Effect::Revert { ref step } => {
                 // Manual reverts need the operator, not a process.
                 if let (Effect::Revert { .. }, Some(s)) = (&effect, step_of(step)) {
-                    if let plan_core::Action::Manual { revert: plan_core::Revert::Manual(text), .. } = &s.action {
-                        self.record(&RunRecord::EffectStarted { effect: effect.clone() })?;
-                        let done = self.operator.revert_by_hand(&s, text).await.map_err(DriveError::NoOperator)?;
+                    if let plan_core::Action::Manual {
+                        revert: plan_core::Revert::Manual(text),
+                        ..
+                    } = &s.action
+                    {
+                        self.record(&RunRecord::EffectStarted {
+                            effect: effect.clone(),
+                        })?;
+                        let done = self
+                            .operator
+                            .revert_by_hand(&s, text)
+                            .await
+                            .map_err(DriveError::NoOperator)?;
                         let id = s.id.clone();
                         return Ok(Some(if done {
                             Event::RevertSucceeded { step: id }
                         } else {
-                            Event::RevertFailed { step: id, reason: "the operator could not undo it".into() }
+                            Event::RevertFailed {
+                                step: id,
+                                reason: "the operator could not undo it".into(),
+                            }
                         }));
                     }
                 }
-                self.record(&RunRecord::EffectStarted { effect: effect.clone() })?;
+                self.record(&RunRecord::EffectStarted {
+                    effect: effect.clone(),
+                })?;
                 let job = match effect {
                     Effect::Forward { step, .. } => Job::Forward(step),
                     Effect::Check { step } => Job::Check(step),
@@ -285,14 +358,21 @@ impl<'a, O: Operator> Driver<'a, O> {
                         Job::Check(step) => {
                             let (result, transcript) = executor.check(&step, cancel).await;
                             let event = match result {
-                                Ok(done) => Event::Checked { step: step.clone(), done },
+                                Ok(done) => Event::Checked {
+                                    step: step.clone(),
+                                    done,
+                                },
                                 // A check that cannot run leaves the operator to decide.
-                                Err(reason) => Event::StepInDoubt { step: step.clone(), reason },
+                                Err(reason) => Event::StepInDoubt {
+                                    step: step.clone(),
+                                    reason,
+                                },
                             };
                             (event, step, transcript)
                         }
                         Job::Revert(step, captured) => {
-                            let (event, transcript) = executor.revert(&step, captured.as_deref(), cancel).await;
+                            let (event, transcript) =
+                                executor.revert(&step, captured.as_deref(), cancel).await;
                             (event, step, transcript)
                         }
                     };
@@ -301,16 +381,35 @@ impl<'a, O: Operator> Driver<'a, O> {
                 Ok(None)
             }
             Effect::Confirm { ref step } => {
-                let s = step_of(step).ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
-                self.record(&RunRecord::EffectStarted { effect: effect.clone() })?;
-                let done = self.operator.confirm(&s).await.map_err(DriveError::NoOperator)?;
+                let s = step_of(step)
+                    .ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
+                self.record(&RunRecord::EffectStarted {
+                    effect: effect.clone(),
+                })?;
+                let done = self
+                    .operator
+                    .confirm(&s)
+                    .await
+                    .map_err(DriveError::NoOperator)?;
                 let id = s.id.clone();
-                Ok(Some(if done { Event::OperatorConfirmed { step: id } } else { Event::OperatorDeclined { step: id } }))
+                Ok(Some(if done {
+                    Event::OperatorConfirmed { step: id }
+                } else {
+                    Event::OperatorDeclined { step: id }
+                }))
             }
             Effect::AskOperator { ref step } => {
-                let s = step_of(step).ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
-                let done = self.operator.ask_done(&s).await.map_err(DriveError::NoOperator)?;
-                Ok(Some(Event::OperatorAnswered { step: s.id.clone(), done }))
+                let s = step_of(step)
+                    .ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
+                let done = self
+                    .operator
+                    .ask_done(&s)
+                    .await
+                    .map_err(DriveError::NoOperator)?;
+                Ok(Some(Event::OperatorAnswered {
+                    step: s.id.clone(),
+                    done,
+                }))
             }
         }
     }
@@ -336,5 +435,10 @@ pub fn bounded(text: &str, limit: usize) -> String {
     };
     let head = floor(limit / 2);
     let tail = floor(text.len() - limit / 2);
-    format!("{}\n[... {} bytes left out ...]\n{}", &text[..head], tail - head, &text[tail..])
+    format!(
+        "{}\n[... {} bytes left out ...]\n{}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
 }

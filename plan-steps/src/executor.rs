@@ -32,12 +32,16 @@ pub struct Transcript {
 
 impl Transcript {
     fn add(&mut self, host: &str, command: &str, outcome: &ShellOutcome) {
-        self.text.push_str(&format!("[{host}] $ {command}\n{}", outcome.output));
+        self.text
+            .push_str(&format!("[{host}] $ {command}\n{}", outcome.output));
         if !outcome.output.is_empty() && !outcome.output.ends_with('\n') {
             self.text.push('\n');
         }
         if outcome.dropped_bytes > 0 {
-            self.text.push_str(&format!("[{} bytes of output left out]\n", outcome.dropped_bytes));
+            self.text.push_str(&format!(
+                "[{} bytes of output left out]\n",
+                outcome.dropped_bytes
+            ));
         }
     }
 
@@ -94,9 +98,15 @@ impl Reporter {
     pub async fn captured(&self, step: &str, state: String) -> Result<(), String> {
         let (ack, done) = oneshot::channel();
         self.0
-            .send(Report::Captured { step: step.to_owned(), state, ack })
+            .send(Report::Captured {
+                step: step.to_owned(),
+                state,
+                ack,
+            })
             .map_err(|_| "the journal is gone: not changing anything".to_owned())?;
-        done.await.map_err(|_| "the captured state could not be journaled: not changing anything".to_owned())
+        done.await.map_err(|_| {
+            "the captured state could not be journaled: not changing anything".to_owned()
+        })
     }
 
     fn send(&self, report: Report) {
@@ -132,7 +142,11 @@ pub struct Executor {
 impl Executor {
     /// An executor for `plan`; hosts are reached at [`Executor::preflight`].
     pub fn new(plan: Arc<Plan>) -> Executor {
-        Executor { plan, reporter: None, conns: Arc::default() }
+        Executor {
+            plan,
+            reporter: None,
+            conns: Arc::default(),
+        }
     }
 
     /// Reports process groups, captures and transfers to the driver.
@@ -142,7 +156,9 @@ impl Executor {
     }
 
     fn step(&self, id: &str) -> Result<&Step, String> {
-        self.plan.step(id).ok_or_else(|| format!("the plan has no step `{id}`"))
+        self.plan
+            .step(id)
+            .ok_or_else(|| format!("the plan has no step `{id}`"))
     }
 
     /// Reaches every host of the run and refuses, before anything changes,
@@ -163,7 +179,9 @@ impl Executor {
             if host == plan_core::Host::LOCAL {
                 conns.insert(host, Conn::Local);
             } else {
-                return Err(format!("host `{host}` is reached over SSH, which this version cannot do yet"));
+                return Err(format!(
+                    "host `{host}` is reached over SSH, which this version cannot do yet"
+                ));
             }
         }
         Ok(())
@@ -184,14 +202,23 @@ impl Executor {
                 let reporter = self.reporter.clone();
                 local::run_reporting(command, cancel, |group| {
                     if let Some(reporter) = reporter {
-                        reporter.send(Report::Spawned { step: step.to_owned(), group });
+                        reporter.send(Report::Spawned {
+                            step: step.to_owned(),
+                            group,
+                        });
                     }
                 })
                 .await
-                .map_err(|e| ExecError { lost: false, message: e.to_string() })?
+                .map_err(|e| ExecError {
+                    lost: false,
+                    message: e.to_string(),
+                })?
             }
             None => {
-                return Err(ExecError { lost: false, message: format!("host `{host}` was not reached at preflight") });
+                return Err(ExecError {
+                    lost: false,
+                    message: format!("host `{host}` was not reached at preflight"),
+                });
             }
         };
         transcript.add(host, &command.command, &outcome);
@@ -207,54 +234,114 @@ impl Executor {
     }
 
     /// Performs a step's action, then its check.
-    pub async fn forward(&self, id: &str, cancel: impl Future<Output = ()> + Send) -> (Event, Transcript) {
+    pub async fn forward(
+        &self,
+        id: &str,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> (Event, Transcript) {
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,
-            Err(reason) => return (Event::StepFailed { step: id.to_owned(), reason }, transcript),
+            Err(reason) => {
+                return (
+                    Event::StepFailed {
+                        step: id.to_owned(),
+                        reason,
+                    },
+                    transcript,
+                )
+            }
         };
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
         let acted = self.act(step, &mut transcript, cancel.as_mut()).await;
         let event = match acted {
-            Ok(()) => self.after_action(step, &mut transcript, cancel.as_mut()).await,
+            Ok(()) => {
+                self.after_action(step, &mut transcript, cancel.as_mut())
+                    .await
+            }
             Err(outcome) => outcome.into_event(&step.id),
         };
         (event, transcript)
     }
 
     /// The action itself.
-    async fn act(&self, step: &Step, transcript: &mut Transcript, mut cancel: Cancel<'_>) -> Result<(), Failure> {
+    async fn act(
+        &self,
+        step: &Step,
+        transcript: &mut Transcript,
+        mut cancel: Cancel<'_>,
+    ) -> Result<(), Failure> {
         match &step.action {
             Action::Shell { host, run, .. } => {
                 let command = self.command(run, step.deadline);
-                let outcome = self.exec(&step.id, host, &command, cancel, transcript).await?;
+                let outcome = self
+                    .exec(&step.id, host, &command, cancel, transcript)
+                    .await?;
                 Failure::from_exit(&outcome)
             }
-            Action::Service { host, unit, state, control } => {
+            Action::Service {
+                host,
+                unit,
+                state,
+                control,
+            } => {
                 let commands = service::commands(unit, control);
                 let status = self.command(&commands.status, Some(CHECK_DEADLINE));
-                let before = self.exec(&step.id, host, &status, cancel.as_mut(), transcript).await?;
+                let before = self
+                    .exec(&step.id, host, &status, cancel.as_mut(), transcript)
+                    .await?;
                 let running = match before.status {
                     ExitKind::Exited(0) => true,
                     ExitKind::Exited(_) => false,
-                    other => return Err(Failure::Failed(format!("asking whether {unit} runs did not finish: {other}"))),
+                    other => {
+                        return Err(Failure::Failed(format!(
+                            "asking whether {unit} runs did not finish: {other}"
+                        )))
+                    }
                 };
-                self.capture(&step.id, service::capture_text(running).to_owned()).await?;
+                self.capture(&step.id, service::capture_text(running).to_owned())
+                    .await?;
                 if running == (*state == ServiceState::Running) {
-                    transcript.note(&format!("{unit} is already {}", service::capture_text(running)));
+                    transcript.note(&format!(
+                        "{unit} is already {}",
+                        service::capture_text(running)
+                    ));
                 } else {
                     let change = self.command(commands.to(*state), step.deadline);
-                    let outcome = self.exec(&step.id, host, &change, cancel.as_mut(), transcript).await?;
+                    let outcome = self
+                        .exec(&step.id, host, &change, cancel.as_mut(), transcript)
+                        .await?;
                     Failure::from_exit(&outcome)?;
                 }
-                self.service_is(step, host, &commands, *state, transcript, cancel).await
+                self.service_is(step, host, &commands, *state, transcript, cancel)
+                    .await
             }
-            Action::Rsync { from, to, path, dest, delete, args } => {
-                let to_host = self.plan.host(to).ok_or_else(|| Failure::Failed(format!("no host `{to}`")))?;
-                let copy = rsync::Copy { path, dest, to: to_host, delete: *delete, args };
+            Action::Rsync {
+                from,
+                to,
+                path,
+                dest,
+                delete,
+                args,
+            } => {
+                let to_host = self
+                    .plan
+                    .host(to)
+                    .ok_or_else(|| Failure::Failed(format!("no host `{to}`")))?;
+                let copy = rsync::Copy {
+                    path,
+                    dest,
+                    to: to_host,
+                    delete: *delete,
+                    args,
+                };
                 let command = self.command(&copy.command(false), step.deadline);
-                let outcome = self.exec(&step.id, from, &command, cancel, transcript).await?;
-                if let (Some(stats), Some(reporter)) = (rsync::parse_stats(&outcome.output), &self.reporter) {
+                let outcome = self
+                    .exec(&step.id, from, &command, cancel, transcript)
+                    .await?;
+                if let (Some(stats), Some(reporter)) =
+                    (rsync::parse_stats(&outcome.output), &self.reporter)
+                {
                     reporter.send(Report::Transferred {
                         step: step.id.clone(),
                         files: stats.files_transferred,
@@ -271,14 +358,22 @@ impl Executor {
                 }
             }
             Action::Verify => Ok(()),
-            Action::Manual { .. } => Err(Failure::Failed("manual steps are confirmed by the operator".into())),
-            other => Err(Failure::Failed(format!("`{}` steps are not implemented yet", other.kind()))),
+            Action::Manual { .. } => Err(Failure::Failed(
+                "manual steps are confirmed by the operator".into(),
+            )),
+            other => Err(Failure::Failed(format!(
+                "`{}` steps are not implemented yet",
+                other.kind()
+            ))),
         }
     }
 
     async fn capture(&self, step: &str, state: String) -> Result<(), Failure> {
         match &self.reporter {
-            Some(reporter) => reporter.captured(step, state).await.map_err(Failure::Failed),
+            Some(reporter) => reporter
+                .captured(step, state)
+                .await
+                .map_err(Failure::Failed),
             // Without a journal (e.g. in tests) there is nowhere to keep it.
             None => Ok(()),
         }
@@ -295,22 +390,37 @@ impl Executor {
         cancel: Cancel<'_>,
     ) -> Result<(), Failure> {
         let status = self.command(&commands.status, Some(CHECK_DEADLINE));
-        let after = self.exec(&step.id, host, &status, cancel, transcript).await?;
+        let after = self
+            .exec(&step.id, host, &status, cancel, transcript)
+            .await?;
         let running = after.status == ExitKind::Exited(0);
         if running == (state == ServiceState::Running) {
             Ok(())
         } else {
-            Err(Failure::Failed(format!("it is still {} after the change", service::capture_text(running))))
+            Err(Failure::Failed(format!(
+                "it is still {} after the change",
+                service::capture_text(running)
+            )))
         }
     }
 
     /// After the action: the check, then `settle`.
-    async fn after_action(&self, step: &Step, transcript: &mut Transcript, mut cancel: Cancel<'_>) -> Event {
+    async fn after_action(
+        &self,
+        step: &Step,
+        transcript: &mut Transcript,
+        mut cancel: Cancel<'_>,
+    ) -> Event {
         let id = step.id.clone();
         if step.check.is_some() {
             match self.run_check(step, transcript, cancel.as_mut()).await {
                 Ok(true) => {}
-                Ok(false) => return Event::StepFailed { step: id, reason: "its check failed after the action".into() },
+                Ok(false) => {
+                    return Event::StepFailed {
+                        step: id,
+                        reason: "its check failed after the action".into(),
+                    }
+                }
                 Err(failure) => return failure.into_event(&id),
             }
         }
@@ -324,7 +434,11 @@ impl Executor {
     }
 
     /// Settles whether an in-doubt step took effect.
-    pub async fn check(&self, id: &str, cancel: impl Future<Output = ()> + Send) -> (Result<bool, String>, Transcript) {
+    pub async fn check(
+        &self,
+        id: &str,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> (Result<bool, String>, Transcript) {
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,
@@ -333,21 +447,63 @@ impl Executor {
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
         let result = match (&step.action, &step.check) {
             (_, Some(_)) => self.run_check(step, &mut transcript, cancel.as_mut()).await,
-            (Action::Service { host, unit, state, control }, None) => {
+            (
+                Action::Service {
+                    host,
+                    unit,
+                    state,
+                    control,
+                },
+                None,
+            ) => {
                 let commands = service::commands(unit, control);
-                Ok(self.service_is(step, host, &commands, *state, &mut transcript, cancel.as_mut()).await.is_ok())
+                Ok(self
+                    .service_is(
+                        step,
+                        host,
+                        &commands,
+                        *state,
+                        &mut transcript,
+                        cancel.as_mut(),
+                    )
+                    .await
+                    .is_ok())
             }
-            (Action::Rsync { from, to, path, dest, delete, args }, None) => {
+            (
+                Action::Rsync {
+                    from,
+                    to,
+                    path,
+                    dest,
+                    delete,
+                    args,
+                },
+                None,
+            ) => {
                 // Done when a dry run finds nothing left to copy.
                 match self.plan.host(to) {
                     Some(to_host) => {
-                        let copy = rsync::Copy { path, dest, to: to_host, delete: *delete, args };
-                        let command = self.command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
-                        match self.exec(&step.id, from, &command, cancel.as_mut(), &mut transcript).await {
-                            Ok(outcome) => match (outcome.status, rsync::parse_stats(&outcome.output)) {
-                                (ExitKind::Exited(0), Some(stats)) => Ok(stats.files_transferred == 0),
-                                _ => Ok(false),
-                            },
+                        let copy = rsync::Copy {
+                            path,
+                            dest,
+                            to: to_host,
+                            delete: *delete,
+                            args,
+                        };
+                        let command = self
+                            .command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
+                        match self
+                            .exec(&step.id, from, &command, cancel.as_mut(), &mut transcript)
+                            .await
+                        {
+                            Ok(outcome) => {
+                                match (outcome.status, rsync::parse_stats(&outcome.output)) {
+                                    (ExitKind::Exited(0), Some(stats)) => {
+                                        Ok(stats.files_transferred == 0)
+                                    }
+                                    _ => Ok(false),
+                                }
+                            }
                             Err(e) => Err(Failure::from(e)),
                         }
                     }
@@ -356,34 +512,58 @@ impl Executor {
             }
             // A wait leaves nothing behind: running it again is what is needed.
             (Action::Wait(_), None) => Ok(false),
-            _ => Err(Failure::Failed(format!("step `{id}` has no check to tell whether it took effect"))),
+            _ => Err(Failure::Failed(format!(
+                "step `{id}` has no check to tell whether it took effect"
+            ))),
         };
         (result.map_err(|f| f.message()), transcript)
     }
 
-    async fn run_check(&self, step: &Step, transcript: &mut Transcript, cancel: Cancel<'_>) -> Result<bool, Failure> {
+    async fn run_check(
+        &self,
+        step: &Step,
+        transcript: &mut Transcript,
+        cancel: Cancel<'_>,
+    ) -> Result<bool, Failure> {
         match &step.check {
             Some(Check::Run { host, command }) => {
                 let shell = self.command(command, Some(step.deadline.unwrap_or(CHECK_DEADLINE)));
-                let outcome = self.exec(&step.id, host, &shell, cancel, transcript).await?;
+                let outcome = self
+                    .exec(&step.id, host, &shell, cancel, transcript)
+                    .await?;
                 match outcome.status {
                     ExitKind::Exited(0) => Ok(true),
                     ExitKind::Exited(_) => Ok(false),
-                    status => Err(Failure::Failed(format!("its check did not finish: {status}"))),
+                    status => Err(Failure::Failed(format!(
+                        "its check did not finish: {status}"
+                    ))),
                 }
             }
             Some(Check::Tcp { host, port }) => {
                 let address = self.address_of(host);
-                let open = checks::tcp_open(&address, *port, CHECK_DEADLINE).await.map_err(Failure::Failed)?;
-                transcript.note(&format!("[check] {address}:{port} {}", if open { "accepts connections" } else { "refuses" }));
+                let open = checks::tcp_open(&address, *port, CHECK_DEADLINE)
+                    .await
+                    .map_err(Failure::Failed)?;
+                transcript.note(&format!(
+                    "[check] {address}:{port} {}",
+                    if open {
+                        "accepts connections"
+                    } else {
+                        "refuses"
+                    }
+                ));
                 Ok(open)
             }
             Some(Check::Http { url, status }) => {
-                let answer = checks::http_status(url, CHECK_DEADLINE).await.map_err(Failure::Failed)?;
+                let answer = checks::http_status(url, CHECK_DEADLINE)
+                    .await
+                    .map_err(Failure::Failed)?;
                 transcript.note(&format!("[check] GET {url}: {answer} (expected {status})"));
                 Ok(answer == *status)
             }
-            Some(Check::Resolves { .. }) => Err(Failure::Failed("DNS checks are not implemented yet".into())),
+            Some(Check::Resolves { .. }) => {
+                Err(Failure::Failed("DNS checks are not implemented yet".into()))
+            }
             None => Ok(true),
         }
     }
@@ -397,45 +577,92 @@ impl Executor {
     }
 
     /// Undoes a completed step, using what it captured before its change.
-    pub async fn revert(&self, id: &str, captured: Option<&str>, cancel: impl Future<Output = ()> + Send) -> (Event, Transcript) {
+    pub async fn revert(
+        &self,
+        id: &str,
+        captured: Option<&str>,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> (Event, Transcript) {
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,
-            Err(reason) => return (Event::RevertFailed { step: id.to_owned(), reason }, transcript),
+            Err(reason) => {
+                return (
+                    Event::RevertFailed {
+                        step: id.to_owned(),
+                        reason,
+                    },
+                    transcript,
+                )
+            }
         };
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
-        let result = self.undo(step, captured, &mut transcript, cancel.as_mut()).await;
+        let result = self
+            .undo(step, captured, &mut transcript, cancel.as_mut())
+            .await;
         let event = match result {
-            Ok(()) => Event::RevertSucceeded { step: step.id.clone() },
-            Err(failure) => Event::RevertFailed { step: step.id.clone(), reason: failure.message() },
+            Ok(()) => Event::RevertSucceeded {
+                step: step.id.clone(),
+            },
+            Err(failure) => Event::RevertFailed {
+                step: step.id.clone(),
+                reason: failure.message(),
+            },
         };
         (event, transcript)
     }
 
-    async fn undo(&self, step: &Step, captured: Option<&str>, transcript: &mut Transcript, mut cancel: Cancel<'_>) -> Result<(), Failure> {
+    async fn undo(
+        &self,
+        step: &Step,
+        captured: Option<&str>,
+        transcript: &mut Transcript,
+        mut cancel: Cancel<'_>,
+    ) -> Result<(), Failure> {
         match &step.action {
-            Action::Shell { host, revert: Revert::Run(command), .. } => {
+            Action::Shell {
+                host,
+                revert: Revert::Run(command),
+                ..
+            } => {
                 let shell = self.command(command, step.deadline);
-                let outcome = self.exec(&step.id, host, &shell, cancel, transcript).await?;
+                let outcome = self
+                    .exec(&step.id, host, &shell, cancel, transcript)
+                    .await?;
                 Failure::from_exit(&outcome)
             }
-            Action::Service { host, unit, control, .. } => {
-                let before = captured
-                    .and_then(service::parse_capture)
-                    .ok_or_else(|| Failure::Failed(format!("no captured state of {unit} to restore")))?;
+            Action::Service {
+                host,
+                unit,
+                control,
+                ..
+            } => {
+                let before = captured.and_then(service::parse_capture).ok_or_else(|| {
+                    Failure::Failed(format!("no captured state of {unit} to restore"))
+                })?;
                 let commands = service::commands(unit, control);
                 let change = self.command(commands.to(before), step.deadline);
-                let outcome = self.exec(&step.id, host, &change, cancel.as_mut(), transcript).await?;
+                let outcome = self
+                    .exec(&step.id, host, &change, cancel.as_mut(), transcript)
+                    .await?;
                 Failure::from_exit(&outcome)?;
-                self.service_is(step, host, &commands, before, transcript, cancel).await
+                self.service_is(step, host, &commands, before, transcript, cancel)
+                    .await
             }
-            Action::Shell { revert: Revert::Irreversible(reason), .. } => {
-                Err(Failure::Failed(format!("it is irreversible: {reason}")))
+            Action::Shell {
+                revert: Revert::Irreversible(reason),
+                ..
+            } => Err(Failure::Failed(format!("it is irreversible: {reason}"))),
+            Action::Shell {
+                revert: Revert::Nothing(_),
+                ..
             }
-            Action::Shell { revert: Revert::Nothing(_), .. } | Action::Wait(_) | Action::Verify | Action::Rsync { .. } => {
-                Ok(())
-            }
-            _ => Err(Failure::Failed("its revert needs the operator or is not supported on this host".into())),
+            | Action::Wait(_)
+            | Action::Verify
+            | Action::Rsync { .. } => Ok(()),
+            _ => Err(Failure::Failed(
+                "its revert needs the operator or is not supported on this host".into(),
+            )),
         }
     }
 }
@@ -458,8 +685,18 @@ impl Failure {
             ExitKind::TimedOut => Err(Failure::Deadline),
             ExitKind::Cancelled => Err(Failure::InDoubt("cancelled while running".into())),
             status => {
-                let last = outcome.output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-                Err(Failure::Failed(if last.is_empty() { format!("{status}") } else { format!("{status}: {last}") }))
+                let last = outcome
+                    .output
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim();
+                Err(Failure::Failed(if last.is_empty() {
+                    format!("{status}")
+                } else {
+                    format!("{status}: {last}")
+                }))
             }
         }
     }
@@ -495,9 +732,15 @@ impl From<ExecError> for Failure {
 pub fn unsupported(step: &Step) -> Option<String> {
     match &step.action {
         Action::DnsTtl { .. } | Action::DnsRecord { .. } | Action::WaitTtl { .. } => {
-            return Some(format!("`{}` steps are not implemented yet", step.action.kind()))
+            return Some(format!(
+                "`{}` steps are not implemented yet",
+                step.action.kind()
+            ))
         }
-        Action::Manual { revert: Revert::Run(_), .. } => return Some("a manual step cannot run a revert command".into()),
+        Action::Manual {
+            revert: Revert::Run(_),
+            ..
+        } => return Some("a manual step cannot run a revert command".into()),
         _ => {}
     }
     match &step.check {

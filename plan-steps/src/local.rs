@@ -243,7 +243,10 @@ pub async fn run_reporting(
         reaped: false,
     };
     tracing::debug!(pid, "started {SHELL} -c");
-    on_spawn(ProcessGroup { pgid: pid, start_time: start_time(pid) });
+    on_spawn(ProcessGroup {
+        pgid: pid,
+        start_time: start_time(pid),
+    });
     let mut pump = Pump::new(pid, stdout, stderr, cmd.output_limit);
 
     let deadline = async {

@@ -40,7 +40,10 @@ impl Copy<'_> {
         if self.delete {
             words.push("--delete".into());
         }
-        let own_shell = self.args.iter().any(|a| a == "-e" || a.starts_with("--rsh"));
+        let own_shell = self
+            .args
+            .iter()
+            .any(|a| a == "-e" || a.starts_with("--rsh"));
         if !is_daemon(self.dest) && !own_shell {
             let port = self.to.port.unwrap_or(22);
             words.push("-e".into());
@@ -80,7 +83,9 @@ pub fn parse_stats(output: &str) -> Option<Stats> {
     let mut stats = Stats::default();
     let mut seen = false;
     for line in output.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let number = || -> Option<u64> {
             let first = value.split_whitespace().next()?;
             first.replace([',', '.'], "").parse().ok()
@@ -118,24 +123,50 @@ mod tests {
     fn pushes_over_ssh_with_every_value_quoted() {
         let to = host(Some("root"), Some(2222));
         let args = vec!["--exclude".to_owned(), "qfiles/bad dir".to_owned()];
-        let copy = Copy { path: "/var/lib/mailman/", dest: "/var/lib/mailman/", to: &to, delete: true, args: &args };
+        let copy = Copy {
+            path: "/var/lib/mailman/",
+            dest: "/var/lib/mailman/",
+            to: &to,
+            delete: true,
+            args: &args,
+        };
         assert_eq!(
             copy.command(false),
             "rsync -a --stats --delete -e 'ssh -p 2222 -o BatchMode=yes' --exclude 'qfiles/bad dir' \
              /var/lib/mailman/ root@fermium.wikimedia.org:/var/lib/mailman/"
         );
-        assert!(copy.command(true).starts_with("rsync -a --stats --dry-run --delete"));
+        assert!(copy
+            .command(true)
+            .starts_with("rsync -a --stats --dry-run --delete"));
     }
 
     #[test]
     fn daemons_and_own_shells_get_no_ssh_option() {
         let to = host(None, None);
         let none: Vec<String> = Vec::new();
-        let daemon = Copy { path: "/srv/", dest: "fermium::mailman/", to: &to, delete: false, args: &none };
-        assert_eq!(daemon.command(false), "rsync -a --stats /srv/ fermium::mailman/");
+        let daemon = Copy {
+            path: "/srv/",
+            dest: "fermium::mailman/",
+            to: &to,
+            delete: false,
+            args: &none,
+        };
+        assert_eq!(
+            daemon.command(false),
+            "rsync -a --stats /srv/ fermium::mailman/"
+        );
         let own = vec!["-e".to_owned(), "ssh -i /root/.ssh/sync".to_owned()];
-        let copy = Copy { path: "/srv/", dest: "/srv/", to: &to, delete: false, args: &own };
-        assert_eq!(copy.command(false), "rsync -a --stats -e 'ssh -i /root/.ssh/sync' /srv/ fermium.wikimedia.org:/srv/");
+        let copy = Copy {
+            path: "/srv/",
+            dest: "/srv/",
+            to: &to,
+            delete: false,
+            args: &own,
+        };
+        assert_eq!(
+            copy.command(false),
+            "rsync -a --stats -e 'ssh -i /root/.ssh/sync' /srv/ fermium.wikimedia.org:/srv/"
+        );
     }
 
     #[test]
@@ -146,7 +177,11 @@ mod tests {
             sent 54,000 bytes  received 400 bytes  108,800.00 bytes/sec\ntotal size is 3,524,111  speedup is 64.78\n";
         assert_eq!(
             parse_stats(output),
-            Some(Stats { files_transferred: 17, bytes_transferred: 52_410, total_bytes: 3_524_111 })
+            Some(Stats {
+                files_transferred: 17,
+                bytes_transferred: 52_410,
+                total_bytes: 3_524_111
+            })
         );
         assert_eq!(parse_stats("rsync: connection unexpectedly closed"), None);
     }

@@ -26,9 +26,15 @@ pub fn commands(unit: &str, control: &ServiceControl) -> Commands {
                 status: format!("systemctl is-active --quiet {unit}"),
             }
         }
-        ServiceControl::Commands { start, stop, status } => {
-            Commands { start: start.clone(), stop: stop.clone(), status: status.clone() }
-        }
+        ServiceControl::Commands {
+            start,
+            stop,
+            status,
+        } => Commands {
+            start: start.clone(),
+            stop: stop.clone(),
+            status: status.clone(),
+        },
     }
 }
 
@@ -68,8 +74,14 @@ mod tests {
     fn systemd_units_are_quoted() {
         let c = commands("mailman; reboot", &ServiceControl::Systemd);
         assert_eq!(c.stop, "systemctl stop 'mailman; reboot'");
-        assert_eq!(c.to(ServiceState::Running), "systemctl start 'mailman; reboot'");
-        assert_eq!(commands("exim4", &ServiceControl::Systemd).status, "systemctl is-active --quiet exim4");
+        assert_eq!(
+            c.to(ServiceState::Running),
+            "systemctl start 'mailman; reboot'"
+        );
+        assert_eq!(
+            commands("exim4", &ServiceControl::Systemd).status,
+            "systemctl is-active --quiet exim4"
+        );
     }
 
     #[test]

@@ -5,3 +5,4 @@ pub mod graph;
 pub mod resume;
 pub mod run;
 pub mod status;
+pub mod timeline;

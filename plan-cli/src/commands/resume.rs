@@ -9,7 +9,7 @@ use plan_core::machine::Event;
 use plan_core::Settings;
 
 use crate::live::{ask_yes_no, Mode};
-use crate::session::{self, Interaction, journal_path, open_journal};
+use crate::session::{self, journal_path, open_journal, Interaction};
 use crate::{CliError, PlanArgs};
 
 /// Arguments of `cutover resume`.
@@ -41,13 +41,20 @@ enum Assume {
 }
 
 /// Replays the journal into the machine and continues where it stopped.
-pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u8, CliError> {
+pub fn cmd_resume(
+    args: &ResumeArgs,
+    _stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
     let path = journal_path(&args.plan.plan, args.journal.as_deref());
     if !path.exists() {
         return Err(CliError::Refused {
             message: format!("there is no journal at {}", path.display()),
-            hint: format!("start a run with `cutover run {}`", args.plan.plan.display()),
+            hint: format!(
+                "start a run with `cutover run {}`",
+                args.plan.plan.display()
+            ),
         });
     }
     let (mut journal, runs, torn) = open_journal(&path, &plan)?;
@@ -61,7 +68,11 @@ pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn W
         });
     };
     if let Some(end) = &last.end {
-        writeln!(stderr, "nothing to resume: the last run already ended ({})", describe_end(end))?;
+        writeln!(
+            stderr,
+            "nothing to resume: the last run already ended ({})",
+            describe_end(end)
+        )?;
         return Ok(session::exit_code(end));
     }
     // The run's own directory comes back, so `{{run_dir}}` means the same.
@@ -76,9 +87,18 @@ pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn W
     let started = last.started.clone();
     let mode = Mode::pick(args.json);
     if mode != Mode::Json {
-        writeln!(stderr, "resuming the run in {} from {}", last.run_dir, path.display())?;
+        writeln!(
+            stderr,
+            "resuming the run in {} from {}",
+            last.run_dir,
+            path.display()
+        )?;
         if !started.is_empty() {
-            writeln!(stderr, "in doubt (under way when the run stopped): {}", started.join(", "))?;
+            writeln!(
+                stderr,
+                "in doubt (under way when the run stopped): {}",
+                started.join(", ")
+            )?;
         }
     }
     if !args.yes {
@@ -95,15 +115,35 @@ pub fn cmd_resume(args: &ResumeArgs, _stdout: &mut dyn Write, stderr: &mut dyn W
     }
     wait_for_leftovers(&plan, last, stderr)?;
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
-    session::drive(Arc::new(plan), &mut journal, &mut machine, Event::Resume { started }, None, Interaction { mode, yes: args.yes, assume }, captured)
+    session::drive(
+        Arc::new(plan),
+        &mut journal,
+        &mut machine,
+        Event::Resume { started },
+        None,
+        Interaction {
+            mode,
+            yes: args.yes,
+            assume,
+        },
+        captured,
+    )
 }
 
 /// Commands of in-doubt steps may outlive the crashed run (they run in
 /// their own process groups): let them finish (or kill them at the step's
 /// deadline) before the step's check decides, so nothing runs twice at once.
-fn wait_for_leftovers(plan: &plan_core::Plan, run: &plan_core::machine::ReplayedRun, stderr: &mut dyn Write) -> Result<(), CliError> {
+fn wait_for_leftovers(
+    plan: &plan_core::Plan,
+    run: &plan_core::machine::ReplayedRun,
+    stderr: &mut dyn Write,
+) -> Result<(), CliError> {
     use plan_steps::local::{wait_leftover, Leftover, ProcessGroup};
-    let leftovers: Vec<_> = run.processes.iter().filter(|(step, _, _)| run.started.contains(step)).collect();
+    let leftovers: Vec<_> = run
+        .processes
+        .iter()
+        .filter(|(step, _, _)| run.started.contains(step))
+        .collect();
     if leftovers.is_empty() {
         return Ok(());
     }
@@ -112,7 +152,10 @@ fn wait_for_leftovers(plan: &plan_core::Plan, run: &plan_core::machine::Replayed
         .build()
         .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
     for (step, pgid, start_time) in leftovers {
-        let group = ProcessGroup { pgid: *pgid, start_time: *start_time };
+        let group = ProcessGroup {
+            pgid: *pgid,
+            start_time: *start_time,
+        };
         let limit = plan.step(step).and_then(|s| s.deadline);
         let outcome = runtime.block_on(async {
             let wait = wait_leftover(group, limit);
@@ -127,8 +170,13 @@ fn wait_for_leftovers(plan: &plan_core::Plan, run: &plan_core::machine::Replayed
         });
         match outcome {
             Leftover::Gone => {}
-            Leftover::Finished => writeln!(stderr, "step `{step}`'s leftover commands have finished")?,
-            Leftover::Killed => writeln!(stderr, "step `{step}`'s leftover commands passed its deadline and were killed")?,
+            Leftover::Finished => {
+                writeln!(stderr, "step `{step}`'s leftover commands have finished")?
+            }
+            Leftover::Killed => writeln!(
+                stderr,
+                "step `{step}`'s leftover commands passed its deadline and were killed"
+            )?,
         }
     }
     Ok(())

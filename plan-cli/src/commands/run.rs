@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use plan_core::machine::{simulate, Effect, Event, FaultPoint, RunEnd, RunMachine, RunRecord, Schedule, Selection};
+use plan_core::machine::{
+    simulate, Effect, Event, FaultPoint, RunEnd, RunMachine, RunRecord, Schedule, Selection,
+};
 use plan_core::{Entry, Plan, Settings};
 use statig::prelude::IntoStateMachineExt as _;
 
 use crate::live::{ask_yes_no, Mode};
-use crate::session::{self, Interaction, already_done, fingerprints, journal_path, open_journal};
+use crate::session::{self, already_done, fingerprints, journal_path, open_journal, Interaction};
 use crate::{exit_codes, CliError, PlanArgs};
 
 /// Arguments of `cutover run`.
@@ -36,13 +38,20 @@ pub struct RunArgs {
 }
 
 /// Runs the plan: exit 0 completed, 3 rolled back, 4 halted, 2 invalid plan.
-pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u8, CliError> {
+pub fn cmd_run(
+    args: &RunArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, CliError> {
     // Verification first, exploration included: an invalid plan touches nothing.
     let plan = args.plan.load_valid(stderr)?;
     if let Some(phase) = &args.phase {
         if plan.phase(phase).is_none() {
             let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
-            return Err(CliError::Usage(format!("the plan has no phase `{phase}`; its phases: {}", names.join(", "))));
+            return Err(CliError::Usage(format!(
+                "the plan has no phase `{phase}`; its phases: {}",
+                names.join(", ")
+            )));
         }
     }
     if args.dry_run {
@@ -56,8 +65,14 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
     if let Some(last) = runs.last() {
         if last.end.is_none() {
             return Err(CliError::Refused {
-                message: format!("a run of this plan is unfinished (journal {})", path.display()),
-                hint: format!("continue it with `cutover resume {}`", args.plan.plan.display()),
+                message: format!(
+                    "a run of this plan is unfinished (journal {})",
+                    path.display()
+                ),
+                hint: format!(
+                    "continue it with `cutover resume {}`",
+                    args.plan.plan.display()
+                ),
             });
         }
     }
@@ -76,7 +91,10 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
     let plan = plan_core::load_path(&args.plan.plan, &settings)?
         .plan
         .ok_or_else(|| CliError::Usage("the plan changed while starting the run".into()))?;
-    let selection = Selection { phase: phase.clone(), already_done: done.iter().cloned().collect() };
+    let selection = Selection {
+        phase: phase.clone(),
+        already_done: done.iter().cloned().collect(),
+    };
     let schedule = Arc::new(Schedule::new(&plan, &selection));
     let mode = Mode::pick(args.json);
     if mode != Mode::Json {
@@ -84,7 +102,10 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
         writeln!(stderr, "journal: {}", path.display())?;
     }
     if schedule.steps.is_empty() {
-        writeln!(stderr, "nothing to run: every step of the selection is done")?;
+        writeln!(
+            stderr,
+            "nothing to run: every step of the selection is done"
+        )?;
         return Ok(exit_codes::OK);
     }
     if !args.yes {
@@ -93,7 +114,10 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
             schedule.steps.len(),
             if schedule.steps.len() == 1 { "" } else { "s" },
             plan.name,
-            phase.as_ref().map(|p| format!(", phase `{p}`")).unwrap_or_default(),
+            phase
+                .as_ref()
+                .map(|p| format!(", phase `{p}`"))
+                .unwrap_or_default(),
             schedule.hosts().join(", ")
         );
         match ask_yes_no(&question) {
@@ -121,11 +145,27 @@ pub fn cmd_run(args: &RunArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -
     };
     let mut machine = RunMachine::new(schedule).state_machine();
     let plan = Arc::new(plan);
-    session::drive(plan, &mut journal, &mut machine, Event::Start, Some(start), Interaction { mode, yes: args.yes, assume: None }, Vec::new())
+    session::drive(
+        plan,
+        &mut journal,
+        &mut machine,
+        Event::Start,
+        Some(start),
+        Interaction {
+            mode,
+            yes: args.yes,
+            assume: None,
+        },
+        Vec::new(),
+    )
 }
 
 /// Which phase a run takes: the one given, or the only one with steps left.
-fn pick_phase(plan: &Plan, phase: Option<&str>, done: &[String]) -> Result<Option<String>, CliError> {
+fn pick_phase(
+    plan: &Plan,
+    phase: Option<&str>,
+    done: &[String],
+) -> Result<Option<String>, CliError> {
     let pending = |p: &plan_core::Phase| -> Vec<String> {
         p.entries
             .iter()
@@ -146,18 +186,32 @@ fn pick_phase(plan: &Plan, phase: Option<&str>, done: &[String]) -> Result<Optio
                             earlier.name,
                             left.join(", ")
                         ),
-                        hint: format!("run `--phase {}` first, or mark those steps `done: true` in the plan", earlier.name),
+                        hint: format!(
+                            "run `--phase {}` first, or mark those steps `done: true` in the plan",
+                            earlier.name
+                        ),
                     });
                 }
             }
             Ok(Some(name.to_owned()))
         }
         None => {
-            let open: Vec<&str> = plan.phases.iter().filter(|p| !pending(p).is_empty()).map(|p| p.name.as_str()).collect();
+            let open: Vec<&str> = plan
+                .phases
+                .iter()
+                .filter(|p| !pending(p).is_empty())
+                .map(|p| p.name.as_str())
+                .collect();
             if open.len() > 1 {
                 return Err(CliError::Refused {
-                    message: format!("several phases still have steps to run: {}", open.join(", ")),
-                    hint: format!("phases run at their own times; start with `--phase {}`", open[0]),
+                    message: format!(
+                        "several phases still have steps to run: {}",
+                        open.join(", ")
+                    ),
+                    hint: format!(
+                        "phases run at their own times; start with `--phase {}`",
+                        open[0]
+                    ),
                 });
             }
             Ok(open.first().map(|p| (*p).to_owned()))
@@ -167,23 +221,40 @@ fn pick_phase(plan: &Plan, phase: Option<&str>, done: &[String]) -> Result<Optio
 
 /// Prints the forward order and, for each step, what a failure there undoes.
 fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, CliError> {
-    let selection = Selection { phase: phase.map(str::to_owned), already_done: Default::default() };
+    let selection = Selection {
+        phase: phase.map(str::to_owned),
+        already_done: Default::default(),
+    };
     let schedule = Arc::new(Schedule::new(plan, &selection));
     writeln!(out, "Dry run of \"{}\": nothing is executed.", plan.name)?;
-    writeln!(out, "`{{{{run_dir}}}}` is shown as {}.\n", plan_core::RUN_DIR_UNSET)?;
+    writeln!(
+        out,
+        "`{{{{run_dir}}}}` is shown as {}.\n",
+        plan_core::RUN_DIR_UNSET
+    )?;
     let (effects, _) = simulate(Arc::clone(&schedule), &[]).map_err(CliError::Usage)?;
     writeln!(out, "Forward order ({} steps):", schedule.steps.len())?;
     let mut number = 0;
     let mut last_phase = None;
     let mut last_step: Option<usize> = None;
     for effect in &effects {
-        let (Effect::Forward { step, .. } | Effect::Confirm { step }) = effect else { continue };
-        let Some(ix) = schedule.index_of(step) else { continue };
+        let (Effect::Forward { step, .. } | Effect::Confirm { step }) = effect else {
+            continue;
+        };
+        let Some(ix) = schedule.index_of(step) else {
+            continue;
+        };
         let Some(s) = plan.step(step) else { continue };
-        let phase_name = plan.phases.iter().find(|p| p.entries.iter().any(|e| matches!(e, Entry::Step(x) if x.id == s.id)));
+        let phase_name = plan.phases.iter().find(|p| {
+            p.entries
+                .iter()
+                .any(|e| matches!(e, Entry::Step(x) if x.id == s.id))
+        });
         if let Some(p) = phase_name {
             if last_phase != Some(p.name.as_str()) {
-                let at = p.at.map_or("unscheduled".to_owned(), |a| format!("at {}", plan_core::duration::format_anchor(a)));
+                let at = p.at.map_or("unscheduled".to_owned(), |a| {
+                    format!("at {}", plan_core::duration::format_anchor(a))
+                });
                 writeln!(out, "\n  phase {} ({at})", p.name)?;
                 last_phase = Some(p.name.as_str());
             }
@@ -191,15 +262,27 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
         let scheduled = &schedule.steps[ix];
         let before = last_step.map(|p: usize| &schedule.steps[p]);
         if scheduled.past_no_return && !before.is_some_and(|b| b.past_no_return) {
-            writeln!(out, "  -- point of no return: a failure from here on halts; nothing is reverted")?;
+            writeln!(
+                out,
+                "  -- point of no return: a failure from here on halts; nothing is reverted"
+            )?;
         } else if !scheduled.past_no_return
-            && scheduled.rollback_point != before.map_or(plan_core::machine::START_POINT, |b| b.rollback_point.as_str())
+            && scheduled.rollback_point
+                != before.map_or(plan_core::machine::START_POINT, |b| {
+                    b.rollback_point.as_str()
+                })
         {
             writeln!(out, "  -- rollback point `{}`", scheduled.rollback_point)?;
         }
         last_step = Some(ix);
         number += 1;
-        writeln!(out, "  {number:>3}. {} [{}] {}", s.id, s.action.kind(), s.title)?;
+        writeln!(
+            out,
+            "  {number:>3}. {} [{}] {}",
+            s.id,
+            s.action.kind(),
+            s.title
+        )?;
         for line in describe(plan, s) {
             writeln!(out, "         {line}")?;
         }
@@ -207,12 +290,23 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
     writeln!(out, "\nRevert plan (a failed step is retried per `retries`, then completed steps are undone in reverse order):")?;
     let mut groups: Vec<(Vec<String>, String, Vec<String>)> = Vec::new();
     for (ix, step) in schedule.steps.iter().enumerate() {
-        let (effects, end) = simulate(Arc::clone(&schedule), &[FaultPoint::Forward(ix)]).map_err(CliError::Usage)?;
-        let reverts: Vec<String> =
-            effects.iter().filter_map(|e| if let Effect::Revert { step } = e { Some(step.clone()) } else { None }).collect();
+        let (effects, end) =
+            simulate(Arc::clone(&schedule), &[FaultPoint::Forward(ix)]).map_err(CliError::Usage)?;
+        let reverts: Vec<String> = effects
+            .iter()
+            .filter_map(|e| {
+                if let Effect::Revert { step } = e {
+                    Some(step.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
         let ending = match end {
             RunEnd::RolledBack { point, .. } => format!("rolled back to `{point}`"),
-            RunEnd::Halted { .. } => "halt for the operator (past the point of no return)".to_owned(),
+            RunEnd::Halted { .. } => {
+                "halt for the operator (past the point of no return)".to_owned()
+            }
             RunEnd::Completed => "completed".to_owned(),
         };
         match groups.last_mut() {
@@ -221,8 +315,16 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
         }
     }
     for (steps, ending, reverts) in groups {
-        let which = if steps.len() == 1 { format!("`{}`", steps[0]) } else { format!("`{}` .. `{}`", steps[0], steps[steps.len() - 1]) };
-        let undo = if reverts.is_empty() { "nothing to undo".to_owned() } else { format!("undo {}", reverts.join(", then ")) };
+        let which = if steps.len() == 1 {
+            format!("`{}`", steps[0])
+        } else {
+            format!("`{}` .. `{}`", steps[0], steps[steps.len() - 1])
+        };
+        let undo = if reverts.is_empty() {
+            "nothing to undo".to_owned()
+        } else {
+            format!("undo {}", reverts.join(", then "))
+        };
         writeln!(out, "  if {which} fails: {undo}; {ending}")?;
     }
     Ok(exit_codes::OK)
@@ -234,19 +336,39 @@ fn describe(plan: &Plan, step: &plan_core::Step) -> Vec<String> {
     let mut lines = Vec::new();
     match &step.action {
         Action::Shell { host, run, .. } => lines.push(format!("on {host}: {run}")),
-        Action::Service { host, unit, state, control } => {
+        Action::Service {
+            host,
+            unit,
+            state,
+            control,
+        } => {
             let how = match control {
                 plan_core::ServiceControl::Systemd => "systemctl".to_owned(),
                 plan_core::ServiceControl::Commands { start, stop, .. } => {
-                    if *state == plan_core::ServiceState::Running { start.clone() } else { stop.clone() }
+                    if *state == plan_core::ServiceState::Running {
+                        start.clone()
+                    } else {
+                        stop.clone()
+                    }
                 }
             };
             lines.push(format!("on {host}: {unit} -> {state:?} ({how})"))
         }
-        Action::Rsync { from, to, path, dest, delete, .. } => {
-            lines.push(format!("rsync {from}:{path} -> {to}:{dest}{}", if *delete { " (--delete)" } else { "" }))
-        }
-        Action::DnsTtl { record, ttl } => lines.push(format!("{record} TTL -> {}", plan_core::duration::format_duration(*ttl))),
+        Action::Rsync {
+            from,
+            to,
+            path,
+            dest,
+            delete,
+            ..
+        } => lines.push(format!(
+            "rsync {from}:{path} -> {to}:{dest}{}",
+            if *delete { " (--delete)" } else { "" }
+        )),
+        Action::DnsTtl { record, ttl } => lines.push(format!(
+            "{record} TTL -> {}",
+            plan_core::duration::format_duration(*ttl)
+        )),
         Action::DnsRecord { record, addresses } => {
             let list: Vec<String> = addresses.iter().map(ToString::to_string).collect();
             lines.push(format!("{record} -> {}", list.join(", ")))
@@ -258,22 +380,33 @@ fn describe(plan: &Plan, step: &plan_core::Step) -> Vec<String> {
     }
     match &step.check {
         Some(Check::Run { host, command }) => lines.push(format!("check on {host}: {command}")),
-        Some(Check::Tcp { host, port }) => lines.push(format!("check: {host} port {port} accepts connections")),
+        Some(Check::Tcp { host, port }) => {
+            lines.push(format!("check: {host} port {port} accepts connections"))
+        }
         Some(Check::Http { url, status }) => lines.push(format!("check: {url} answers {status}")),
-        Some(Check::Resolves { record, to }) => lines.push(format!("check: {record} resolves to {to}")),
+        Some(Check::Resolves { record, to }) => {
+            lines.push(format!("check: {record} resolves to {to}"))
+        }
         None => {}
     }
     lines.push(match step.revert() {
         RevertPlan::Stated(Revert::Run(command)) => format!("revert: {command}"),
         RevertPlan::Stated(Revert::Manual(text)) => format!("revert by hand: {text}"),
         RevertPlan::Stated(Revert::Irreversible(reason)) => format!("irreversible: {reason}"),
-        RevertPlan::Stated(Revert::Nothing(reason)) => format!("revert: nothing to undo ({reason})"),
+        RevertPlan::Stated(Revert::Nothing(reason)) => {
+            format!("revert: nothing to undo ({reason})")
+        }
         RevertPlan::RestoreService(_) => "revert: restore the unit's captured state".into(),
-        RevertPlan::RestoreRecord => "revert: restore the record's captured addresses and TTL".into(),
+        RevertPlan::RestoreRecord => {
+            "revert: restore the record's captured addresses and TTL".into()
+        }
         RevertPlan::NothingToUndo => "revert: nothing to undo".into(),
     });
     if let Some(deadline) = step.deadline {
-        lines.push(format!("deadline {}", plan_core::duration::format_duration(deadline)));
+        lines.push(format!(
+            "deadline {}",
+            plan_core::duration::format_duration(deadline)
+        ));
     }
     let _ = plan;
     lines

@@ -64,7 +64,11 @@ struct JsonStatus<'a> {
 }
 
 /// Prints one row per step.
-pub fn cmd_status(args: &StatusArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u8, CliError> {
+pub fn cmd_status(
+    args: &StatusArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
     let runs = match &args.journal {
         Some(path) => Some(journal_state(&plan, path)?),
@@ -75,7 +79,14 @@ pub fn cmd_status(args: &StatusArgs, stdout: &mut dyn Write, stderr: &mut dyn Wr
         StatusFormat::Text => write!(stdout, "{}", text_table(&plan, &rows, runs.is_some()))?,
         StatusFormat::Markdown => write!(stdout, "{}", markdown_table(&rows, runs.is_some()))?,
         StatusFormat::Json => {
-            serde_json::to_writer_pretty(&mut *stdout, &JsonStatus { plan: &plan.name, service: &plan.service, steps: &rows })?;
+            serde_json::to_writer_pretty(
+                &mut *stdout,
+                &JsonStatus {
+                    plan: &plan.name,
+                    service: &plan.service,
+                    steps: &rows,
+                },
+            )?;
             writeln!(stdout)?;
         }
     }
@@ -89,12 +100,15 @@ struct JournalState {
 }
 
 fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, CliError> {
-    let journal = JournalFile::read::<RunRecord>(path).map_err(|e| CliError::Journal(e.to_string()))?;
+    let journal =
+        JournalFile::read::<RunRecord>(path).map_err(|e| CliError::Journal(e.to_string()))?;
     if let Some(first) = journal.records.first() {
         if first.plan_hash != plan.hash {
             return Err(CliError::PlanChanged {
                 journal: path.display().to_string(),
-                detail: "the journal was written for another version of this plan or other variables".into(),
+                detail:
+                    "the journal was written for another version of this plan or other variables"
+                        .into(),
             });
         }
     }
@@ -103,7 +117,9 @@ fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, Cl
     for record in &journal.records {
         let time = record.time.parse::<jiff::Timestamp>().ok();
         match &record.entry {
-            RunRecord::EffectStarted { effect: Effect::Forward { step, .. } | Effect::Revert { step } } => {
+            RunRecord::EffectStarted {
+                effect: Effect::Forward { step, .. } | Effect::Revert { step },
+            } => {
                 if let Some(t) = time {
                     started.insert(step.clone(), t);
                 }
@@ -120,7 +136,8 @@ fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, Cl
         }
     }
     let entries: Vec<RunRecord> = journal.records.into_iter().map(|r| r.entry).collect();
-    let runs = replay(plan, &entries).map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
+    let runs = replay(plan, &entries)
+        .map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
     let mut state = HashMap::new();
     for run in &runs {
         let schedule = run.machine.schedule();
@@ -152,7 +169,19 @@ fn rows(plan: &Plan, runs: Option<&JournalState>) -> Vec<Row> {
                 tickets: step.tickets.clone(),
                 done,
                 action: step.action.kind(),
-                run: runs.map(|_| status.map_or_else(|| if step.pending() { "not run" } else { "done before" }.to_owned(), describe)),
+                run: runs.map(|_| {
+                    status.map_or_else(
+                        || {
+                            if step.pending() {
+                                "not run"
+                            } else {
+                                "done before"
+                            }
+                            .to_owned()
+                        },
+                        describe,
+                    )
+                }),
                 took_s: runs.and_then(|r| r.took.get(&step.id)).copied(),
             });
         }
@@ -176,7 +205,12 @@ fn describe(status: StepStatus) -> String {
 }
 
 fn cells(row: &Row, with_run: bool) -> Vec<String> {
-    let mut cells = vec![row.number.to_string(), row.title.clone(), row.tickets.join(", "), row.done.to_owned()];
+    let mut cells = vec![
+        row.number.to_string(),
+        row.title.clone(),
+        row.tickets.join(", "),
+        row.done.to_owned(),
+    ];
     if with_run {
         cells.push(row.run.clone().unwrap_or_default());
         cells.push(row.took_s.map_or_else(String::new, took));
@@ -204,7 +238,11 @@ fn header(with_run: bool) -> Vec<&'static str> {
 fn markdown_table(rows: &[Row], with_run: bool) -> String {
     let escape = |cell: &str| cell.replace('|', "\\|").replace('\n', " ");
     let header = header(with_run);
-    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
     for row in rows {
         let cells: Vec<String> = cells(row, with_run).iter().map(|c| escape(c)).collect();
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
@@ -238,14 +276,17 @@ fn text_table(plan: &Plan, rows: &[Row], with_run: bool) -> String {
         format!("{}\n", l.trim_end())
     };
     let mut out = format!("{}  ({})\n\n", plan.name, plan.service);
-    out.push_str(&line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()));
+    out.push_str(&line(
+        &header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+    ));
     let mut last_phase = "";
     for (row, cells) in rows.iter().zip(&table) {
         if row.phase != last_phase {
             let phase = plan.phase(&row.phase);
-            let anchor = phase
-                .and_then(|p| p.at)
-                .map_or_else(|| "unscheduled".to_owned(), |a| format!("at {}", plan_core::duration::format_anchor(a)));
+            let anchor = phase.and_then(|p| p.at).map_or_else(
+                || "unscheduled".to_owned(),
+                |a| format!("at {}", plan_core::duration::format_anchor(a)),
+            );
             out.push_str(&format!("-- {} ({anchor})\n", row.phase));
             last_phase = &row.phase;
         }

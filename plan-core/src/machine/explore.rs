@@ -55,7 +55,16 @@ pub struct Counterexample {
 
 impl fmt::Display for Counterexample {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} (faults: {})", self.problem, if self.faults.is_empty() { "none".into() } else { self.faults.join(", ") })?;
+        writeln!(
+            f,
+            "{} (faults: {})",
+            self.problem,
+            if self.faults.is_empty() {
+                "none".into()
+            } else {
+                self.faults.join(", ")
+            }
+        )?;
         for (i, event) in self.events.iter().enumerate() {
             writeln!(f, "  {:>3}. {}", i + 1, serde_json_like(event))?;
         }
@@ -146,7 +155,10 @@ pub fn explore(schedule: Arc<Schedule>, max_faults: usize) -> Result<Exploration
 
 /// The effects a run performs, in order, when exactly `faults` happen, and
 /// how it ends: what `run --dry-run` shows, straight from the machine.
-pub fn simulate(schedule: Arc<Schedule>, faults: &[FaultPoint]) -> Result<(Vec<Effect>, RunEnd), String> {
+pub fn simulate(
+    schedule: Arc<Schedule>,
+    faults: &[FaultPoint],
+) -> Result<(Vec<Effect>, RunEnd), String> {
     let mut sim = Sim::new(&schedule, 0, faults.to_vec(), false);
     sim.log = Some(Vec::new());
     sim.feed(Event::Start);
@@ -160,7 +172,12 @@ fn event_limit(schedule: &Schedule) -> usize {
     4 * (retries + schedule.steps.len()) + 16
 }
 
-fn counterexample(schedule: &Arc<Schedule>, faults: Vec<FaultPoint>, problem: String, limit: usize) -> Counterexample {
+fn counterexample(
+    schedule: &Arc<Schedule>,
+    faults: Vec<FaultPoint>,
+    problem: String,
+    limit: usize,
+) -> Counterexample {
     let mut sim = Sim::new(schedule, 0, faults.clone(), true);
     sim.feed(Event::Start);
     let mut no_branches = Vec::new();
@@ -172,7 +189,11 @@ fn counterexample(schedule: &Arc<Schedule>, faults: Vec<FaultPoint>, problem: St
             FaultPoint::Revert(ix) => format!("revert of `{}` fails", schedule.steps[ix].id),
         })
         .collect();
-    Counterexample { faults: names, events: sim.trace.unwrap_or_default(), problem }
+    Counterexample {
+        faults: names,
+        events: sim.trace.unwrap_or_default(),
+        problem,
+    }
 }
 
 /// Runs `sim` to its end, pushing a faulted branch at every fault point
@@ -182,7 +203,10 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
     let id = |ix: StepIx| schedule.steps[ix].id.clone();
     loop {
         if sim.events > limit {
-            return Err(format!("the run does not end: more than {limit} events in state {:?}", sim.machine.state()));
+            return Err(format!(
+                "the run does not end: more than {limit} events in state {:?}",
+                sim.machine.state()
+            ));
         }
         let Some(effect) = sim.queue.pop_front() else {
             return finish(sim, &schedule);
@@ -198,7 +222,9 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
                     return Err(format!("step `{step}` is started again after it completed"));
                 }
                 if sim.starts[ix] != sim.failures[ix] {
-                    return Err(format!("step `{step}` is started again while its previous start has no outcome"));
+                    return Err(format!(
+                        "step `{step}` is started again while its previous start has no outcome"
+                    ));
                 }
                 sim.starts[ix] += 1;
                 let manual = schedule.steps[ix].manual;
@@ -212,7 +238,10 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
                     branch.feed(if manual {
                         Event::OperatorDeclined { step: step.clone() }
                     } else {
-                        Event::StepFailed { step: step.clone(), reason: "injected fault".into() }
+                        Event::StepFailed {
+                            step: step.clone(),
+                            reason: "injected fault".into(),
+                        }
                     });
                     branches.push(branch);
                 }
@@ -221,12 +250,19 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
                     sim.feed(if manual {
                         Event::OperatorDeclined { step }
                     } else {
-                        Event::StepFailed { step, reason: "injected fault".into() }
+                        Event::StepFailed {
+                            step,
+                            reason: "injected fault".into(),
+                        }
                     });
                 } else {
                     sim.completed[ix] = true;
                     sim.position[ix] = sim.completed.iter().filter(|c| **c).count();
-                    sim.feed(if manual { Event::OperatorConfirmed { step } } else { Event::StepSucceeded { step } });
+                    sim.feed(if manual {
+                        Event::OperatorConfirmed { step }
+                    } else {
+                        Event::StepSucceeded { step }
+                    });
                 }
             }
             Effect::Check { step } => sim.feed(Event::Checked { step, done: true }),
@@ -238,7 +274,9 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
                 }
                 if let Some(previous) = sim.last_revert {
                     if sim.position[ix] > previous {
-                        return Err(format!("step `{step}` is reverted out of reverse completion order"));
+                        return Err(format!(
+                            "step `{step}` is reverted out of reverse completion order"
+                        ));
                     }
                 }
                 sim.last_revert = Some(sim.position[ix]);
@@ -248,11 +286,17 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
                     let mut branch = sim.clone();
                     branch.budget -= 1;
                     branch.faults.push(fault);
-                    branch.feed(Event::RevertFailed { step: step.clone(), reason: "injected fault".into() });
+                    branch.feed(Event::RevertFailed {
+                        step: step.clone(),
+                        reason: "injected fault".into(),
+                    });
                     branches.push(branch);
                 }
                 if fails {
-                    sim.feed(Event::RevertFailed { step, reason: "injected fault".into() });
+                    sim.feed(Event::RevertFailed {
+                        step,
+                        reason: "injected fault".into(),
+                    });
                 } else {
                     sim.completed[ix] = false;
                     sim.feed(Event::RevertSucceeded { step });
@@ -265,7 +309,9 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
 }
 
 fn index(schedule: &Schedule, step: &str) -> Result<StepIx, String> {
-    schedule.index_of(step).ok_or_else(|| format!("the machine named an unknown step `{step}`"))
+    schedule
+        .index_of(step)
+        .ok_or_else(|| format!("the machine named an unknown step `{step}`"))
 }
 
 /// Checks how a run ended.
@@ -275,32 +321,63 @@ fn finish(sim: &Sim, schedule: &Schedule) -> Result<RunEnd, String> {
         return Err(format!("the run is stuck in {state:?} with nothing to do"));
     }
     let [end] = sim.ends.as_slice() else {
-        return Err(format!("the run ended with {} `Finished` effects instead of one", sim.ends.len()));
+        return Err(format!(
+            "the run ended with {} `Finished` effects instead of one",
+            sim.ends.len()
+        ));
     };
     let statuses = sim.machine.statuses();
-    let unsettled = statuses
-        .iter()
-        .position(|s| matches!(s, StepStatus::Running | StepStatus::InDoubt | StepStatus::Reverting | StepStatus::RevertInDoubt));
+    let unsettled = statuses.iter().position(|s| {
+        matches!(
+            s,
+            StepStatus::Running
+                | StepStatus::InDoubt
+                | StepStatus::Reverting
+                | StepStatus::RevertInDoubt
+        )
+    });
     match (state, end) {
         (State::Completed {}, RunEnd::Completed) => {
             if let Some(ix) = statuses.iter().position(|s| *s != StepStatus::Done) {
-                return Err(format!("completed, but step `{}` is {:?}", schedule.steps[ix].id, statuses[ix]));
+                return Err(format!(
+                    "completed, but step `{}` is {:?}",
+                    schedule.steps[ix].id, statuses[ix]
+                ));
             }
         }
-        (State::RolledBack { point }, RunEnd::RolledBack { point: announced, .. }) => {
+        (
+            State::RolledBack { point },
+            RunEnd::RolledBack {
+                point: announced, ..
+            },
+        ) => {
             if point != announced || !schedule.points.contains(point) {
-                return Err(format!("rolled back to `{point}`, which is not a declared rollback point"));
+                return Err(format!(
+                    "rolled back to `{point}`, which is not a declared rollback point"
+                ));
             }
             if let Some(ix) = unsettled {
-                return Err(format!("rolled back while step `{}` is {:?}", schedule.steps[ix].id, statuses[ix]));
+                return Err(format!(
+                    "rolled back while step `{}` is {:?}",
+                    schedule.steps[ix].id, statuses[ix]
+                ));
             }
             // Everything done at or after the point must be undone.
-            let segment = schedule.steps.iter().find(|s| s.rollback_point == *point).map(|s| s.rollback_segment);
+            let segment = schedule
+                .steps
+                .iter()
+                .find(|s| s.rollback_point == *point)
+                .map(|s| s.rollback_segment);
             if let Some(segment) = segment {
-                if let Some(ix) = (0..statuses.len())
-                    .find(|&ix| schedule.steps[ix].segment >= segment && statuses[ix] == StepStatus::Done && sim.completed[ix])
-                {
-                    return Err(format!("rolled back to `{point}` but step `{}` is still done", schedule.steps[ix].id));
+                if let Some(ix) = (0..statuses.len()).find(|&ix| {
+                    schedule.steps[ix].segment >= segment
+                        && statuses[ix] == StepStatus::Done
+                        && sim.completed[ix]
+                }) {
+                    return Err(format!(
+                        "rolled back to `{point}` but step `{}` is still done",
+                        schedule.steps[ix].id
+                    ));
                 }
             }
         }
@@ -319,7 +396,13 @@ mod tests {
     use super::*;
     use crate::machine::ScheduledStep;
 
-    fn step(id: &str, deps: Vec<StepIx>, segment: usize, point: (&str, usize), past_no_return: bool) -> ScheduledStep {
+    fn step(
+        id: &str,
+        deps: Vec<StepIx>,
+        segment: usize,
+        point: (&str, usize),
+        past_no_return: bool,
+    ) -> ScheduledStep {
         ScheduledStep {
             id: id.into(),
             deps,
@@ -345,8 +428,18 @@ mod tests {
                 point = (format!("p{segment}"), segment);
                 points.push(point.0.clone());
             }
-            let deps = if i == 0 || (point_every > 0 && i % point_every == 0) { vec![] } else { vec![i - 1] };
-            steps.push(step(&format!("s{i}"), deps, segment, (&point.0, point.1), false));
+            let deps = if i == 0 || (point_every > 0 && i % point_every == 0) {
+                vec![]
+            } else {
+                vec![i - 1]
+            };
+            steps.push(step(
+                &format!("s{i}"),
+                deps,
+                segment,
+                (&point.0, point.1),
+                false,
+            ));
         }
         Schedule::from_steps(steps, points)
     }
@@ -356,8 +449,15 @@ mod tests {
         let report = explore(Arc::new(linear(8, 3)), 2).expect("safe");
         // Segments [s0 s1 s2] [s3 s4 s5] [s6 s7]: 8 forward faults; a revert
         // fails only after a forward fault: 1+2 + 1+2 + 1 pairs.
-        assert_eq!((report.single_faults, report.double_faults), (8, 7), "{report:?}");
-        assert_eq!((report.completed, report.rolled_back, report.halted), (1, 8, 7));
+        assert_eq!(
+            (report.single_faults, report.double_faults),
+            (8, 7),
+            "{report:?}"
+        );
+        assert_eq!(
+            (report.completed, report.rolled_back, report.halted),
+            (1, 8, 7)
+        );
     }
 
     #[test]
@@ -368,14 +468,29 @@ mod tests {
             step("c", vec![0], 0, ("start", 0), false),
             step("d", vec![1, 2], 0, ("start", 0), false),
         ];
-        let report = explore(Arc::new(Schedule::from_steps(steps, vec!["start".into()])), 2).expect("safe");
+        let report = explore(
+            Arc::new(Schedule::from_steps(steps, vec!["start".into()])),
+            2,
+        )
+        .expect("safe");
         assert!(report.rolled_back > 0 && report.halted > 0, "{report:?}");
     }
 
     #[test]
     fn past_the_point_of_no_return_a_failure_halts() {
-        let steps = vec![step("a", vec![], 0, ("start", 0), false), step("b", vec![0], 1, ("start", 0), true)];
-        let report = explore(Arc::new(Schedule::from_steps(steps, vec!["start".into()])), 1).expect("safe");
-        assert_eq!((report.rolled_back, report.halted), (1, 1), "a fails: nothing to undo; b fails: halt: {report:?}");
+        let steps = vec![
+            step("a", vec![], 0, ("start", 0), false),
+            step("b", vec![0], 1, ("start", 0), true),
+        ];
+        let report = explore(
+            Arc::new(Schedule::from_steps(steps, vec!["start".into()])),
+            1,
+        )
+        .expect("safe");
+        assert_eq!(
+            (report.rolled_back, report.halted),
+            (1, 1),
+            "a fails: nothing to undo; b fails: halt: {report:?}"
+        );
     }
 }

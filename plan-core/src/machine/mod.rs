@@ -5,8 +5,8 @@ mod record;
 mod run;
 mod schedule;
 
-pub use explore::{explore, simulate, Counterexample, Exploration};
 pub use explore::FaultPoint;
+pub use explore::{explore, simulate, Counterexample, Exploration};
 pub use record::{done_by_runs, event_step, replay, ReplayError, ReplayedRun, RunRecord};
 pub use run::{Effect, Event, Outbox, RunEnd, RunMachine, State, StepStatus};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

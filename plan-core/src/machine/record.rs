@@ -131,11 +131,19 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
     let mut started: HashSet<String> = HashSet::new();
     for (index, record) in records.iter().enumerate() {
         match record {
-            RunRecord::RunStarted { phase, already_done, run_dir, .. } => {
+            RunRecord::RunStarted {
+                phase,
+                already_done,
+                run_dir,
+                ..
+            } => {
                 if let Some(run) = runs.last_mut() {
                     run.started = started.drain().collect();
                 }
-                let selection = Selection { phase: phase.clone(), already_done: already_done.iter().cloned().collect() };
+                let selection = Selection {
+                    phase: phase.clone(),
+                    already_done: already_done.iter().cloned().collect(),
+                };
                 let schedule = Arc::new(Schedule::new(plan, &selection));
                 runs.push(ReplayedRun {
                     phase: phase.clone(),
@@ -165,7 +173,9 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     }
                 }
             }
-            RunRecord::EffectStarted { effect: Effect::Forward { step, .. } | Effect::Revert { step } } => {
+            RunRecord::EffectStarted {
+                effect: Effect::Forward { step, .. } | Effect::Revert { step },
+            } => {
                 started.insert(step.clone());
             }
             RunRecord::Captured { step, state } => {
@@ -175,7 +185,11 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     run.captured.push((step.clone(), state.clone()));
                 }
             }
-            RunRecord::Process { step, pgid, start_time } => {
+            RunRecord::Process {
+                step,
+                pgid,
+                start_time,
+            } => {
                 let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
                 run.processes.retain(|(s, _, _)| s != step);
                 run.processes.push((step.clone(), *pgid, *start_time));

@@ -6,7 +6,10 @@
 //! with [`Event`]s. Feeding the same events to a fresh machine rebuilds the
 //! same state, which is how `resume` replays a journal.
 
-#![expect(missing_docs, reason = "statig generates the State enum and its fields from the handlers, which are documented")]
+#![expect(
+    missing_docs,
+    reason = "statig generates the State enum and its fields from the handlers, which are documented"
+)]
 
 use std::sync::Arc;
 
@@ -250,7 +253,12 @@ impl RunMachine {
         let n = schedule.steps.len();
         let mut dependents = vec![Vec::new(); n];
         let mut waiting = vec![0u32; n];
-        let segments = schedule.steps.iter().map(|s| s.segment + 1).max().unwrap_or(0);
+        let segments = schedule
+            .steps
+            .iter()
+            .map(|s| s.segment + 1)
+            .max()
+            .unwrap_or(0);
         let mut open_in_segment = vec![0u32; segments];
         for (ix, step) in schedule.steps.iter().enumerate() {
             open_in_segment[step.segment] += 1;
@@ -292,7 +300,9 @@ impl RunMachine {
 
     /// Steps in the order they completed.
     pub fn completion_order(&self) -> impl Iterator<Item = &str> {
-        self.completed.iter().map(|&ix| self.schedule.steps[ix].id.as_str())
+        self.completed
+            .iter()
+            .map(|&ix| self.schedule.steps[ix].id.as_str())
     }
 
     /// How many times each step's forward was started.
@@ -314,13 +324,18 @@ impl RunMachine {
     }
 
     fn in_flight(&self) -> bool {
-        self.status.iter().any(|s| matches!(s, StepStatus::Running | StepStatus::InDoubt))
+        self.status
+            .iter()
+            .any(|s| matches!(s, StepStatus::Running | StepStatus::InDoubt))
     }
 
     fn start(&mut self, ix: StepIx, context: &mut Outbox) {
         self.status[ix] = StepStatus::Running;
         self.attempts[ix] += 1;
-        context.effects.push(Effect::Forward { step: self.id(ix), attempt: self.attempts[ix] });
+        context.effects.push(Effect::Forward {
+            step: self.id(ix),
+            attempt: self.attempts[ix],
+        });
     }
 
     fn mark_done(&mut self, ix: StepIx) {
@@ -356,9 +371,11 @@ impl RunMachine {
         }
         let segment = self.segment;
         let steps = &self.schedule.steps;
-        let (startable, later): (Vec<StepIx>, Vec<StepIx>) =
-            self.ready.iter().partition(|&&ix| steps[ix].segment == segment && self.status[ix] == StepStatus::Pending);
-        let (manual, automatic): (Vec<StepIx>, Vec<StepIx>) = startable.into_iter().partition(|&ix| steps[ix].manual);
+        let (startable, later): (Vec<StepIx>, Vec<StepIx>) = self.ready.iter().partition(|&&ix| {
+            steps[ix].segment == segment && self.status[ix] == StepStatus::Pending
+        });
+        let (manual, automatic): (Vec<StepIx>, Vec<StepIx>) =
+            startable.into_iter().partition(|&ix| steps[ix].manual);
         self.ready = later;
         for ix in automatic {
             self.start(ix, context);
@@ -381,7 +398,9 @@ impl RunMachine {
     fn next_response(&mut self, next: Next, stay: bool, context: &mut Outbox) -> Outcome<State> {
         match next {
             Next::Completed => {
-                context.effects.push(Effect::Finished { end: RunEnd::Completed });
+                context.effects.push(Effect::Finished {
+                    end: RunEnd::Completed,
+                });
                 Transition(State::completed())
             }
             Next::Operator(ix) => Transition(State::awaiting_operator(ix)),
@@ -392,17 +411,28 @@ impl RunMachine {
 
     /// Something failed or the run was aborted: roll back, or halt past the
     /// point of no return.
-    fn fail(&mut self, failed: Option<StepIx>, cause: String, context: &mut Outbox) -> Outcome<State> {
+    fn fail(
+        &mut self,
+        failed: Option<StepIx>,
+        cause: String,
+        context: &mut Outbox,
+    ) -> Outcome<State> {
         // The furthest the run got decides where it rolls back to.
         let reached = failed.or_else(|| {
-            (0..self.status.len()).rev().find(|&ix| self.status[ix] != StepStatus::Pending)
+            (0..self.status.len())
+                .rev()
+                .find(|&ix| self.status[ix] != StepStatus::Pending)
         });
         let past_no_return = match failed {
             Some(ix) => self.schedule.steps[ix].past_no_return,
             None => reached.is_some_and(|ix| self.schedule.steps[ix].past_no_return),
         };
         if past_no_return {
-            return self.halt(failed, format!("{cause}; past the point of no return, nothing is reverted"), context);
+            return self.halt(
+                failed,
+                format!("{cause}; past the point of no return, nothing is reverted"),
+                context,
+            );
         }
         let (point, segment) = match reached {
             Some(ix) => {
@@ -411,14 +441,24 @@ impl RunMachine {
             }
             None => (super::schedule::START_POINT.to_owned(), 0),
         };
-        self.rollback = Some(Rollback { cause, point, segment, planned: false });
+        self.rollback = Some(Rollback {
+            cause,
+            point,
+            segment,
+            planned: false,
+        });
         match self.continue_rollback(context) {
             RevertNext::Waiting => Transition(State::reverting()),
             RevertNext::Finished => self.finish_rollback(context),
         }
     }
 
-    fn halt(&mut self, step: Option<StepIx>, reason: String, context: &mut Outbox) -> Outcome<State> {
+    fn halt(
+        &mut self,
+        step: Option<StepIx>,
+        reason: String,
+        context: &mut Outbox,
+    ) -> Outcome<State> {
         let step = step.map(|ix| self.id(ix));
         // Steps still running finish first (their outcome is recorded in
         // `Halted`), so that what is done and what is left is true.
@@ -443,13 +483,25 @@ impl RunMachine {
             .filter(|&ix| !matches!(self.status[ix], StepStatus::Done | StepStatus::Reverted))
             .map(|ix| self.id(ix))
             .collect();
-        context.effects.push(Effect::Finished { end: RunEnd::Halted { step, reason, done, left } });
+        context.effects.push(Effect::Finished {
+            end: RunEnd::Halted {
+                step,
+                reason,
+                done,
+                left,
+            },
+        });
     }
 
     /// A check could not settle an in-doubt step: the operator decides.
     fn check_failed(&mut self, ix: StepIx, context: &mut Outbox) {
-        if matches!(self.status[ix], StepStatus::InDoubt | StepStatus::RevertInDoubt) {
-            context.effects.push(Effect::AskOperator { step: self.id(ix) });
+        if matches!(
+            self.status[ix],
+            StepStatus::InDoubt | StepStatus::RevertInDoubt
+        ) {
+            context
+                .effects
+                .push(Effect::AskOperator { step: self.id(ix) });
         }
     }
 
@@ -474,7 +526,10 @@ impl RunMachine {
                 .completed
                 .iter()
                 .copied()
-                .filter(|&ix| self.schedule.steps[ix].segment >= segment && self.status[ix] == StepStatus::Done)
+                .filter(|&ix| {
+                    self.schedule.steps[ix].segment >= segment
+                        && self.status[ix] == StepStatus::Done
+                })
                 .collect();
         }
         while let Some(&ix) = self.reverts.last() {
@@ -496,9 +551,16 @@ impl RunMachine {
     }
 
     fn finish_rollback(&mut self, context: &mut Outbox) -> Outcome<State> {
-        let (point, cause) =
-            self.rollback.as_ref().map_or_else(|| ("start".to_owned(), String::new()), |r| (r.point.clone(), r.cause.clone()));
-        context.effects.push(Effect::Finished { end: RunEnd::RolledBack { point: point.clone(), cause } });
+        let (point, cause) = self.rollback.as_ref().map_or_else(
+            || ("start".to_owned(), String::new()),
+            |r| (r.point.clone(), r.cause.clone()),
+        );
+        context.effects.push(Effect::Finished {
+            end: RunEnd::RolledBack {
+                point: point.clone(),
+                cause,
+            },
+        });
         Transition(State::rolled_back(point))
     }
 
@@ -512,7 +574,10 @@ impl RunMachine {
                 }
                 StepStatus::Running if was_started => self.in_doubt(ix, context),
                 StepStatus::Running => {
-                    context.effects.push(Effect::Forward { step: self.id(ix), attempt: self.attempts[ix] });
+                    context.effects.push(Effect::Forward {
+                        step: self.id(ix),
+                        attempt: self.attempts[ix],
+                    });
                 }
                 StepStatus::InDoubt => self.in_doubt(ix, context),
                 StepStatus::Reverting if was_started => {
@@ -574,7 +639,9 @@ impl RunMachine {
     fn idle(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
         match event {
             Event::Start | Event::Resume { .. } => {
-                context.effects.push(Effect::Preflight { hosts: self.schedule.hosts() });
+                context.effects.push(Effect::Preflight {
+                    hosts: self.schedule.hosts(),
+                });
                 Transition(State::preflight())
             }
             _ => Handled,
@@ -592,9 +659,13 @@ impl RunMachine {
                 let next = self.advance(context);
                 self.next_response(next, false, context)
             }
-            Event::PreflightFailed { reason } => self.halt(None, format!("preflight failed: {reason}"), context),
+            Event::PreflightFailed { reason } => {
+                self.halt(None, format!("preflight failed: {reason}"), context)
+            }
             Event::Resume { .. } => {
-                context.effects.push(Effect::Preflight { hosts: self.schedule.hosts() });
+                context.effects.push(Effect::Preflight {
+                    hosts: self.schedule.hosts(),
+                });
                 Handled
             }
             _ => Super,
@@ -612,38 +683,49 @@ impl RunMachine {
     fn forward(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
         match event {
             Event::StepSucceeded { step } => match self.ix(step) {
-                Some(ix) if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) => {
+                Some(ix)
+                    if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) =>
+                {
                     self.mark_done(ix);
                     let next = self.advance(context);
                     self.next_response(next, true, context)
                 }
                 _ => Handled,
             },
-            Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => match self.ix(step) {
-                Some(ix) if self.status[ix] == StepStatus::Running => {
-                    if self.attempts[ix] <= self.schedule.steps[ix].retries {
-                        self.start(ix, context);
-                        return Handled;
+            Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => {
+                match self.ix(step) {
+                    Some(ix) if self.status[ix] == StepStatus::Running => {
+                        if self.attempts[ix] <= self.schedule.steps[ix].retries {
+                            self.start(ix, context);
+                            return Handled;
+                        }
+                        self.status[ix] = StepStatus::Failed;
+                        let reason = match event {
+                            Event::StepFailed { reason, .. } => {
+                                format!("step `{step}` failed: {reason}")
+                            }
+                            _ => format!("step `{step}` ran past its deadline"),
+                        };
+                        self.fail(Some(ix), reason, context)
                     }
-                    self.status[ix] = StepStatus::Failed;
-                    let reason = match event {
-                        Event::StepFailed { reason, .. } => format!("step `{step}` failed: {reason}"),
-                        _ => format!("step `{step}` ran past its deadline"),
-                    };
-                    self.fail(Some(ix), reason, context)
+                    _ => Handled,
                 }
-                _ => Handled,
-            },
+            }
             Event::StepInDoubt { step, .. } => {
                 match self.ix(step) {
-                    Some(ix) if self.status[ix] == StepStatus::Running => self.in_doubt(ix, context),
+                    Some(ix) if self.status[ix] == StepStatus::Running => {
+                        self.in_doubt(ix, context)
+                    }
                     Some(ix) => self.check_failed(ix, context),
                     None => {}
                 }
                 Handled
             }
             Event::Checked { step, done } | Event::OperatorAnswered { step, done } => {
-                match self.ix(step).filter(|&ix| self.status[ix] == StepStatus::InDoubt) {
+                match self
+                    .ix(step)
+                    .filter(|&ix| self.status[ix] == StepStatus::InDoubt)
+                {
                     Some(ix) if *done => {
                         self.mark_done(ix);
                         let next = self.advance(context);
@@ -675,7 +757,12 @@ impl RunMachine {
     /// - `OperatorDeclined` -> `Reverting` or `Halted`
     /// - `Abort` -> `Reverting` via `Active`
     #[state(superstate = "active")]
-    fn awaiting_operator(&mut self, context: &mut Outbox, step: &mut StepIx, event: &Event) -> Outcome<State> {
+    fn awaiting_operator(
+        &mut self,
+        context: &mut Outbox,
+        step: &mut StepIx,
+        event: &Event,
+    ) -> Outcome<State> {
         let current = *step;
         match event {
             Event::OperatorConfirmed { step } if self.ix(step) == Some(current) => {
@@ -685,10 +772,16 @@ impl RunMachine {
             }
             Event::OperatorDeclined { step } if self.ix(step) == Some(current) => {
                 self.status[current] = StepStatus::Failed;
-                self.fail(Some(current), format!("the operator declined step `{step}`"), context)
+                self.fail(
+                    Some(current),
+                    format!("the operator declined step `{step}`"),
+                    context,
+                )
             }
             Event::Resume { .. } => {
-                context.effects.push(Effect::Confirm { step: self.id(current) });
+                context.effects.push(Effect::Confirm {
+                    step: self.id(current),
+                });
                 Handled
             }
             _ => Super,
@@ -704,43 +797,61 @@ impl RunMachine {
     fn reverting(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
         match event {
             Event::StepSucceeded { step } => match self.ix(step) {
-                Some(ix) if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) => self.drained(ix, true, context),
+                Some(ix)
+                    if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) =>
+                {
+                    self.drained(ix, true, context)
+                }
                 _ => Handled,
             },
-            Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => match self.ix(step) {
-                Some(ix) if self.status[ix] == StepStatus::Running => self.drained(ix, false, context),
-                _ => Handled,
-            },
+            Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => {
+                match self.ix(step) {
+                    Some(ix) if self.status[ix] == StepStatus::Running => {
+                        self.drained(ix, false, context)
+                    }
+                    _ => Handled,
+                }
+            }
             Event::StepInDoubt { step, .. } => {
                 match self.ix(step) {
-                    Some(ix) if self.status[ix] == StepStatus::Running => self.in_doubt(ix, context),
+                    Some(ix) if self.status[ix] == StepStatus::Running => {
+                        self.in_doubt(ix, context)
+                    }
                     Some(ix) => self.check_failed(ix, context),
                     None => {}
                 }
                 Handled
             }
             // A manual step the operator was asked about before the abort.
-            Event::OperatorConfirmed { step } | Event::OperatorDeclined { step } => match self.ix(step) {
-                Some(ix) if self.status[ix] == StepStatus::Running => {
-                    self.drained(ix, matches!(event, Event::OperatorConfirmed { .. }), context)
+            Event::OperatorConfirmed { step } | Event::OperatorDeclined { step } => {
+                match self.ix(step) {
+                    Some(ix) if self.status[ix] == StepStatus::Running => self.drained(
+                        ix,
+                        matches!(event, Event::OperatorConfirmed { .. }),
+                        context,
+                    ),
+                    _ => Handled,
                 }
-                _ => Handled,
-            },
-            Event::Checked { step, done } | Event::OperatorAnswered { step, done } => match self.ix(step) {
-                Some(ix) if self.status[ix] == StepStatus::InDoubt => self.drained(ix, *done, context),
-                // The forward effect is still there: the revert is needed.
-                Some(ix) if self.status[ix] == StepStatus::RevertInDoubt && *done => {
-                    self.status[ix] = StepStatus::Reverting;
-                    context.effects.push(Effect::Revert { step: step.clone() });
-                    Handled
+            }
+            Event::Checked { step, done } | Event::OperatorAnswered { step, done } => {
+                match self.ix(step) {
+                    Some(ix) if self.status[ix] == StepStatus::InDoubt => {
+                        self.drained(ix, *done, context)
+                    }
+                    // The forward effect is still there: the revert is needed.
+                    Some(ix) if self.status[ix] == StepStatus::RevertInDoubt && *done => {
+                        self.status[ix] = StepStatus::Reverting;
+                        context.effects.push(Effect::Revert { step: step.clone() });
+                        Handled
+                    }
+                    Some(ix) if self.status[ix] == StepStatus::RevertInDoubt => {
+                        self.status[ix] = StepStatus::Reverted;
+                        self.reverts.retain(|&r| r != ix);
+                        self.next_revert(context)
+                    }
+                    _ => Handled,
                 }
-                Some(ix) if self.status[ix] == StepStatus::RevertInDoubt => {
-                    self.status[ix] = StepStatus::Reverted;
-                    self.reverts.retain(|&r| r != ix);
-                    self.next_revert(context)
-                }
-                _ => Handled,
-            },
+            }
             Event::RevertSucceeded { step } => match self.ix(step) {
                 Some(ix) if self.status[ix] == StepStatus::Reverting => {
                     self.status[ix] = StepStatus::Reverted;
@@ -752,8 +863,16 @@ impl RunMachine {
             Event::RevertFailed { step, reason } => match self.ix(step) {
                 Some(ix) if self.status[ix] == StepStatus::Reverting => {
                     self.status[ix] = StepStatus::RevertFailed;
-                    let cause = self.rollback.as_ref().map(|r| r.cause.clone()).unwrap_or_default();
-                    self.halt(Some(ix), format!("{cause}; then the revert of `{step}` failed: {reason}"), context)
+                    let cause = self
+                        .rollback
+                        .as_ref()
+                        .map(|r| r.cause.clone())
+                        .unwrap_or_default();
+                    self.halt(
+                        Some(ix),
+                        format!("{cause}; then the revert of `{step}` failed: {reason}"),
+                        context,
+                    )
                 }
                 _ => Handled,
             },
@@ -796,7 +915,17 @@ impl RunMachine {
 
     /// Stopped; an operator must look. Terminal.
     #[state]
-    fn halted(&mut self, context: &mut Outbox, step: &mut Option<String>, reason: &mut String, event: &Event) -> Outcome<State> {
+    #[expect(
+        clippy::ptr_arg,
+        reason = "statig passes state-local storage as `&mut` of its declared type"
+    )]
+    fn halted(
+        &mut self,
+        context: &mut Outbox,
+        step: &mut Option<String>,
+        reason: &mut String,
+        event: &Event,
+    ) -> Outcome<State> {
         // Steps that were running when the run halted still report; what
         // they did is recorded, and the end is announced once none runs.
         let Some(ix) = super::record::event_step(event).and_then(|id| self.ix(id)) else {
@@ -820,6 +949,9 @@ impl RunMachine {
 impl State {
     /// Whether the run is over.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, State::Completed {} | State::RolledBack { .. } | State::Halted { .. })
+        matches!(
+            self,
+            State::Completed {} | State::RolledBack { .. } | State::Halted { .. }
+        )
     }
 }

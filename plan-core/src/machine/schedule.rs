@@ -74,7 +74,10 @@ impl Schedule {
             if selection.phase.as_ref().is_some_and(|p| *p != phase.name) {
                 // A point of no return passed in an earlier phase stays passed.
                 if !reached_selection {
-                    past_no_return |= phase.entries.iter().any(|e| matches!(e, Entry::PointOfNoReturn(_)));
+                    past_no_return |= phase
+                        .entries
+                        .iter()
+                        .any(|e| matches!(e, Entry::PointOfNoReturn(_)));
                 }
                 continue;
             }
@@ -98,7 +101,11 @@ impl Schedule {
                         if !step.pending() || selection.already_done.contains(&step.id) {
                             continue;
                         }
-                        let deps = step.after.iter().filter_map(|d| index.get(d).copied()).collect();
+                        let deps = step
+                            .after
+                            .iter()
+                            .filter_map(|d| index.get(d).copied())
+                            .collect();
                         let hosts = match &step.action {
                             Action::Rsync { from, to, .. } => vec![from.clone(), to.clone()],
                             _ => step.host().map(|h| vec![h.to_owned()]).unwrap_or_default(),
@@ -121,13 +128,25 @@ impl Schedule {
                 }
             }
         }
-        Schedule { steps, points, index }
+        Schedule {
+            steps,
+            points,
+            index,
+        }
     }
 
     /// Builds a schedule from steps directly (for tests and generators).
     pub fn from_steps(steps: Vec<ScheduledStep>, points: Vec<String>) -> Schedule {
-        let index = steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
-        Schedule { steps, points, index }
+        let index = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        Schedule {
+            steps,
+            points,
+            index,
+        }
     }
 
     /// The index of the step with this id.
@@ -138,6 +157,11 @@ impl Schedule {
     /// Every host the run touches, in first-use order.
     pub fn hosts(&self) -> Vec<String> {
         let mut seen = HashSet::new();
-        self.steps.iter().flat_map(|s| s.hosts.iter()).filter(|h| seen.insert(h.as_str())).cloned().collect()
+        self.steps
+            .iter()
+            .flat_map(|s| s.hosts.iter())
+            .filter(|h| seen.insert(h.as_str()))
+            .cloned()
+            .collect()
     }
 }
