@@ -65,8 +65,8 @@ fn changed_steps(path: &Path, plan: &Plan) -> String {
             _ => None,
         })
         .unwrap_or_default();
-    // `plan` was loaded before the run's directory was known.
-    let now = fingerprints(plan, plan_core::RUN_DIR_UNSET);
+    // `plan` was loaded before the run's directory was known, as at `run`.
+    let now = fingerprints(plan);
     let mut changes = Vec::new();
     for (id, print) in &recorded {
         match now.iter().find(|(i, _)| i == id) {
@@ -88,16 +88,15 @@ fn changed_steps(path: &Path, plan: &Plan) -> String {
 }
 
 /// A fingerprint of what each step does, to say what changed between runs.
-/// `run_dir` is the value `{{run_dir}}` had in `plan`: it differs from run
-/// to run, so it is left out.
-pub fn fingerprints(plan: &Plan, run_dir: &str) -> Vec<(String, u64)> {
+/// Take it from a plan loaded without a run directory, so `{{run_dir}}`,
+/// which differs from run to run, reads the same each time.
+pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
     plan.steps()
         .map(|s| {
             let text = format!(
                 "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
                 s.action, s.check, s.after, s.deadline, s.retries, s.done
-            )
-            .replace(run_dir, "{{run_dir}}");
+            );
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
             for b in text.bytes() {
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

@@ -174,17 +174,28 @@ impl Executor {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
-        let mut conns = self.conns.write().await;
         for host in schedule.hosts() {
-            if host == plan_core::Host::LOCAL {
-                conns.insert(host, Conn::Local);
-            } else {
-                return Err(format!(
-                    "host `{host}` is reached over SSH, which this version cannot do yet"
-                ));
-            }
+            self.conn(&host).await.map_err(|e| e.message)?;
         }
         Ok(())
+    }
+
+    /// The connection to `host`, made on first use: at preflight, or on
+    /// resume (which skips preflight), or after a connection was lost.
+    async fn conn(&self, host: &str) -> Result<Conn, ExecError> {
+        if let Some(conn) = self.conns.read().await.get(host) {
+            return Ok(conn.clone());
+        }
+        let conn = if host == plan_core::Host::LOCAL {
+            Conn::Local
+        } else {
+            return Err(ExecError {
+                lost: false,
+                message: format!("host `{host}` is reached over SSH, which this version cannot do yet"),
+            });
+        };
+        self.conns.write().await.insert(host.to_owned(), conn.clone());
+        Ok(conn)
     }
 
     /// Runs `command` on `host`; `step` names whose command it is.
@@ -196,9 +207,8 @@ impl Executor {
         cancel: Cancel<'_>,
         transcript: &mut Transcript,
     ) -> Result<ShellOutcome, ExecError> {
-        let conn = self.conns.read().await.get(host).cloned();
-        let outcome = match conn {
-            Some(Conn::Local) => {
+        let outcome = match self.conn(host).await? {
+            Conn::Local => {
                 let reporter = self.reporter.clone();
                 local::run_reporting(command, cancel, |group| {
                     if let Some(reporter) = reporter {
@@ -213,12 +223,6 @@ impl Executor {
                     lost: false,
                     message: e.to_string(),
                 })?
-            }
-            None => {
-                return Err(ExecError {
-                    lost: false,
-                    message: format!("host `{host}` was not reached at preflight"),
-                });
             }
         };
         transcript.add(host, &command.command, &outcome);

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod dns;
 pub mod driver;
 pub mod executor;
 pub mod journal_file;

@@ -24,6 +24,8 @@
 //! `cargo build -p plan-cli`, as `scripts/test` does.
 #![warn(missing_docs)]
 
+pub mod lab;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;

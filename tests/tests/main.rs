@@ -4,8 +4,10 @@
 
 mod bad_input;
 mod check;
+mod dns;
 mod examples;
 mod graph;
+mod lab;
 mod mailman;
 mod run;
 mod status;

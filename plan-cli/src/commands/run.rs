@@ -78,47 +78,21 @@ pub fn cmd_run(
     }
     let done = already_done(&runs);
     let phase = pick_phase(&plan, args.phase.as_deref(), &done)?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("cutover-run-")
-        .tempdir()
-        .map_err(|e| CliError::Usage(format!("cannot create the run directory: {e}")))?
-        .keep();
-    let run_dir = run_dir.display().to_string();
-    // Load again with the run's directory in `{{run_dir}}`.
-    let mut settings = Settings::from_env();
-    settings.set = args.plan.set.clone();
-    settings.run_dir = Some(run_dir.clone());
-    let plan = plan_core::load_path(&args.plan.plan, &settings)?
-        .plan
-        .ok_or_else(|| CliError::Usage("the plan changed while starting the run".into()))?;
-    let selection = Selection {
-        phase: phase.clone(),
-        already_done: done.iter().cloned().collect(),
-    };
-    let schedule = Arc::new(Schedule::new(&plan, &selection));
+    let selection = Selection { phase: phase.clone(), already_done: done.iter().cloned().collect() };
+    let steps = Schedule::new(&plan, &selection);
     let mode = Mode::pick(args.json);
-    if mode != Mode::Json {
-        writeln!(stderr, "run directory: {run_dir}")?;
-        writeln!(stderr, "journal: {}", path.display())?;
-    }
-    if schedule.steps.is_empty() {
-        writeln!(
-            stderr,
-            "nothing to run: every step of the selection is done"
-        )?;
+    if steps.steps.is_empty() {
+        writeln!(stderr, "nothing to run: every step of the selection is done")?;
         return Ok(exit_codes::OK);
     }
     if !args.yes {
         let question = format!(
             "Run {} step{} of \"{}\"{} on {}?",
-            schedule.steps.len(),
-            if schedule.steps.len() == 1 { "" } else { "s" },
+            steps.steps.len(),
+            if steps.steps.len() == 1 { "" } else { "s" },
             plan.name,
-            phase
-                .as_ref()
-                .map(|p| format!(", phase `{p}`"))
-                .unwrap_or_default(),
-            schedule.hosts().join(", ")
+            phase.as_ref().map(|p| format!(", phase `{p}`")).unwrap_or_default(),
+            steps.hosts().join(", ")
         );
         match ask_yes_no(&question) {
             Ok(true) => {}
@@ -134,14 +108,33 @@ pub fn cmd_run(
             }
         }
     }
-    let run_dir_text = run_dir.clone();
+    // Fingerprints are taken with `{{run_dir}}` unset, as resume compares them.
+    let fingerprints = fingerprints(&plan);
+    let run_dir = tempfile::Builder::new()
+        .prefix("cutover-run-")
+        .tempdir()
+        .map_err(|e| CliError::Usage(format!("cannot create the run directory: {e}")))?
+        .keep();
+    let run_dir = run_dir.display().to_string();
+    // Load again with the run's directory in `{{run_dir}}`.
+    let mut settings = Settings::from_env();
+    settings.set = args.plan.set.clone();
+    settings.run_dir = Some(run_dir.clone());
+    let plan = plan_core::load_path(&args.plan.plan, &settings)?
+        .plan
+        .ok_or_else(|| CliError::Usage("the plan changed while starting the run".into()))?;
+    let schedule = Arc::new(Schedule::new(&plan, &selection));
+    if mode != Mode::Json {
+        writeln!(stderr, "run directory: {run_dir}")?;
+        writeln!(stderr, "journal: {}", path.display())?;
+    }
     let start = RunRecord::RunStarted {
         plan: plan.name.clone(),
         phase,
         already_done: done,
         run_dir,
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        steps: fingerprints(&plan, &run_dir_text),
+        steps: fingerprints,
     };
     let mut machine = RunMachine::new(schedule).state_machine();
     let plan = Arc::new(plan);

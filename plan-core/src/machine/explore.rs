@@ -133,7 +133,7 @@ pub fn explore(schedule: Arc<Schedule>, max_faults: usize) -> Result<Exploration
     stack[0].feed(Event::Start);
     let limit = event_limit(&schedule);
     while let Some(mut sim) = stack.pop() {
-        match drive(&mut sim, &mut stack, limit) {
+        match drive(&schedule, &mut sim, &mut stack, limit) {
             Ok(end) => {
                 report.runs += 1;
                 match sim.faults.len() {
@@ -163,7 +163,7 @@ pub fn simulate(
     sim.log = Some(Vec::new());
     sim.feed(Event::Start);
     let mut no_branches = Vec::new();
-    let end = drive(&mut sim, &mut no_branches, event_limit(&schedule))?;
+    let end = drive(&schedule, &mut sim, &mut no_branches, event_limit(&schedule))?;
     Ok((sim.log.unwrap_or_default(), end))
 }
 
@@ -181,7 +181,7 @@ fn counterexample(
     let mut sim = Sim::new(schedule, 0, faults.clone(), true);
     sim.feed(Event::Start);
     let mut no_branches = Vec::new();
-    let _ = drive(&mut sim, &mut no_branches, limit);
+    let _ = drive(schedule, &mut sim, &mut no_branches, limit);
     let names = faults
         .iter()
         .map(|f| match *f {
@@ -198,9 +198,7 @@ fn counterexample(
 
 /// Runs `sim` to its end, pushing a faulted branch at every fault point
 /// while the fault budget lasts.
-fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd, String> {
-    let schedule = Arc::new(sim.machine.schedule().clone());
-    let id = |ix: StepIx| schedule.steps[ix].id.clone();
+fn drive(schedule: &Arc<Schedule>, sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd, String> {
     loop {
         if sim.events > limit {
             return Err(format!(
@@ -209,7 +207,7 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
             ));
         }
         let Some(effect) = sim.queue.pop_front() else {
-            return finish(sim, &schedule);
+            return finish(sim, schedule);
         };
         if let Some(log) = &mut sim.log {
             log.push(effect.clone());
@@ -217,7 +215,7 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
         match effect {
             Effect::Preflight { .. } => sim.feed(Event::PreflightPassed),
             Effect::Forward { step, .. } | Effect::Confirm { step } => {
-                let ix = index(&schedule, &step)?;
+                let ix = index(schedule, &step)?;
                 if sim.completed[ix] {
                     return Err(format!("step `{step}` is started again after it completed"));
                 }
@@ -268,7 +266,7 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
             Effect::Check { step } => sim.feed(Event::Checked { step, done: true }),
             Effect::AskOperator { step } => sim.feed(Event::OperatorAnswered { step, done: true }),
             Effect::Revert { step } => {
-                let ix = index(&schedule, &step)?;
+                let ix = index(schedule, &step)?;
                 if !sim.completed[ix] {
                     return Err(format!("step `{step}` is reverted but never completed"));
                 }
@@ -304,7 +302,6 @@ fn drive(sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd,
             }
             Effect::Finished { end } => sim.ends.push(end),
         }
-        let _ = id;
     }
 }
 

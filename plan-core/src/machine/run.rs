@@ -460,16 +460,12 @@ impl RunMachine {
         context: &mut Outbox,
     ) -> Outcome<State> {
         let step = step.map(|ix| self.id(ix));
-        // Steps still running finish first (their outcome is recorded in
-        // `Halted`), so that what is done and what is left is true.
-        if !self.running() {
+        // Steps still running (or being checked) finish first, their outcome
+        // recorded in `Halted`, so that what is done and what is left is true.
+        if !self.in_flight() {
             self.announce_halt(step.clone(), reason.clone(), context);
         }
         Transition(State::halted(step, reason))
-    }
-
-    fn running(&self) -> bool {
-        self.status.contains(&StepStatus::Running)
     }
 
     fn announce_halt(&mut self, step: Option<String>, reason: String, context: &mut Outbox) {
@@ -928,18 +924,43 @@ impl RunMachine {
     ) -> Outcome<State> {
         // Steps that were running when the run halted still report; what
         // they did is recorded, and the end is announced once none runs.
-        let Some(ix) = super::record::event_step(event).and_then(|id| self.ix(id)) else {
-            return Handled;
-        };
-        if self.status[ix] != StepStatus::Running {
-            return Handled;
-        }
+        // Nothing new starts here.
+        let before = self.in_flight();
         match event {
-            Event::StepSucceeded { .. } | Event::OperatorConfirmed { .. } => self.mark_done(ix),
-            Event::StepInDoubt { .. } => self.status[ix] = StepStatus::InDoubt,
-            _ => self.status[ix] = StepStatus::Failed,
+            Event::Resume { started } => {
+                for ix in 0..self.status.len() {
+                    match self.status[ix] {
+                        StepStatus::Running if started.contains(&self.schedule.steps[ix].id) => self.in_doubt(ix, context),
+                        // Never begun: it stays to do.
+                        StepStatus::Running => self.status[ix] = StepStatus::Pending,
+                        StepStatus::InDoubt => self.in_doubt(ix, context),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                let Some(ix) = super::record::event_step(event).and_then(|id| self.ix(id)) else {
+                    return Handled;
+                };
+                match (event, self.status[ix]) {
+                    (Event::StepSucceeded { .. } | Event::OperatorConfirmed { .. }, StepStatus::Running | StepStatus::InDoubt) => {
+                        self.mark_done(ix)
+                    }
+                    (Event::StepInDoubt { .. }, StepStatus::Running) => self.in_doubt(ix, context),
+                    (Event::StepInDoubt { .. }, StepStatus::InDoubt) => self.check_failed(ix, context),
+                    (Event::Checked { done, .. } | Event::OperatorAnswered { done, .. }, StepStatus::InDoubt) => {
+                        if *done {
+                            self.mark_done(ix);
+                        } else {
+                            self.status[ix] = StepStatus::Pending;
+                        }
+                    }
+                    (_, StepStatus::Running) => self.status[ix] = StepStatus::Failed,
+                    _ => return Handled,
+                }
+            }
         }
-        if !self.running() {
+        if (before || matches!(event, Event::Resume { .. })) && !self.in_flight() {
             self.announce_halt(step.clone(), reason.clone(), context);
         }
         Handled

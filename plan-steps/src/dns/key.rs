@@ -89,7 +89,9 @@ impl Algorithm {
             "hmac-sha256" => Ok(Self::HmacSha256),
             "hmac-sha384" => Ok(Self::HmacSha384),
             "hmac-sha512" => Ok(Self::HmacSha512),
-            _ => Err(KeyErrorKind::UnsupportedAlgorithm(echo(text).map(str::to_owned))),
+            _ => Err(KeyErrorKind::UnsupportedAlgorithm(
+                echo(text).map(str::to_owned),
+            )),
         }
     }
 
@@ -118,7 +120,11 @@ impl TsigKey {
         if secret.is_empty() {
             return Err(KeyErrorKind::Format("the secret is empty".into()));
         }
-        Ok(Self { name, algorithm, secret })
+        Ok(Self {
+            name,
+            algorithm,
+            secret,
+        })
     }
 
     /// Loads the key the plan names.
@@ -132,24 +138,39 @@ impl TsigKey {
     /// Reads a BIND key file as `tsig-keygen` writes it.
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
         let origin = || format!("TSIG key file {}", path.display());
-        let text =
-            std::fs::read_to_string(path).map_err(|e| KeyError { origin: origin(), kind: KeyErrorKind::Read(e) })?;
-        Self::parse_key_file(&text).map_err(|kind| KeyError { origin: origin(), kind })
+        let text = std::fs::read_to_string(path).map_err(|e| KeyError {
+            origin: origin(),
+            kind: KeyErrorKind::Read(e),
+        })?;
+        Self::parse_key_file(&text).map_err(|kind| KeyError {
+            origin: origin(),
+            kind,
+        })
     }
 
     /// Reads `algorithm:name:base64secret` (nsupdate's `-y` form, with the
     /// algorithm required) from an environment variable.
     pub fn from_env(var: &str) -> Result<Self, KeyError> {
         let origin = || format!("TSIG key variable `{var}`");
-        let text = std::env::var(var).map_err(|_| KeyError { origin: origin(), kind: KeyErrorKind::NotSet })?;
-        Self::parse_nsupdate(&text).map_err(|kind| KeyError { origin: origin(), kind })
+        let text = std::env::var(var).map_err(|_| KeyError {
+            origin: origin(),
+            kind: KeyErrorKind::NotSet,
+        })?;
+        Self::parse_nsupdate(&text).map_err(|kind| KeyError {
+            origin: origin(),
+            kind,
+        })
     }
 
     /// Parses `algorithm:name:base64secret`.
     pub fn parse_nsupdate(text: &str) -> Result<Self, KeyErrorKind> {
         let mut parts = text.trim().splitn(3, ':');
-        let (Some(algorithm), Some(name), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(KeyErrorKind::Format("expected algorithm:name:base64secret".into()));
+        let (Some(algorithm), Some(name), Some(secret)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(KeyErrorKind::Format(
+                "expected algorithm:name:base64secret".into(),
+            ));
         };
         Self::new(name, algorithm, decode_secret(secret)?)
     }
@@ -172,7 +193,9 @@ impl TsigKey {
         match keys.len() {
             1 => Ok(keys.remove(0)),
             0 => Err(KeyErrorKind::Format("no `key` statement".into())),
-            n => Err(KeyErrorKind::Format(format!("{n} `key` statements; the file must hold exactly one"))),
+            n => Err(KeyErrorKind::Format(format!(
+                "{n} `key` statements; the file must hold exactly one"
+            ))),
         }
     }
 
@@ -190,8 +213,13 @@ impl TsigKey {
     pub(crate) fn signer(&self) -> TSigner {
         // `TSigner::new` fails only for algorithms hickory cannot sign with,
         // and `Algorithm` holds only those it can.
-        TSigner::new(self.secret.clone(), self.algorithm.hickory(), self.name.clone(), FUDGE)
-            .expect("hickory signs with every Algorithm")
+        TSigner::new(
+            self.secret.clone(),
+            self.algorithm.hickory(),
+            self.name.clone(),
+            FUDGE,
+        )
+        .expect("hickory signs with every Algorithm")
     }
 }
 
@@ -200,7 +228,9 @@ impl TsigKey {
 /// (16 bytes and more are 24 base64 characters and more).
 fn echo(word: &str) -> Option<&str> {
     let shown = word.len() <= 20
-        && word.chars().all(|c| c.is_ascii_alphabetic() || c.is_ascii_digit() || c == '-' || c == '.');
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || c.is_ascii_digit() || c == '-' || c == '.');
     shown.then_some(word)
 }
 
@@ -218,7 +248,9 @@ fn key_name(text: &str) -> Result<Name, KeyErrorKind> {
 }
 
 fn decode_secret(text: &str) -> Result<Vec<u8>, KeyErrorKind> {
-    data_encoding::BASE64.decode(text.trim().as_bytes()).map_err(|_| KeyErrorKind::BadSecret)
+    data_encoding::BASE64
+        .decode(text.trim().as_bytes())
+        .map_err(|_| KeyErrorKind::BadSecret)
 }
 
 /// A token of named.conf syntax, with its line for messages (tokens
@@ -316,17 +348,27 @@ fn skip_statement(tokens: &[(usize, Token)], mut at: usize) -> Result<usize, Key
         at += 1;
         match token {
             Token::Open => depth += 1,
-            Token::Close => depth = depth.checked_sub(1).ok_or_else(|| format_error(*line, "unbalanced `}`"))?,
+            Token::Close => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| format_error(*line, "unbalanced `}`"))?
+            }
             Token::Semicolon if depth == 0 => return Ok(at),
             _ => {}
         }
     }
-    Err(format_error(last_line(tokens), "statement without its closing `;`"))
+    Err(format_error(
+        last_line(tokens),
+        "statement without its closing `;`",
+    ))
 }
 
 /// Parses `name { algorithm A; secret "S"; };` from `at`, returning the key
 /// and the index after the statement.
-fn key_statement(tokens: &[(usize, Token)], mut at: usize) -> Result<(TsigKey, usize), KeyErrorKind> {
+fn key_statement(
+    tokens: &[(usize, Token)],
+    mut at: usize,
+) -> Result<(TsigKey, usize), KeyErrorKind> {
     let eof = || format_error(last_line(tokens), "the key statement is cut short");
     let mut next = || {
         let token = tokens.get(at).ok_or_else(eof);
@@ -355,32 +397,54 @@ fn key_statement(tokens: &[(usize, Token)], mut at: usize) -> Result<(TsigKey, u
             Token::Word(value) | Token::Quoted(value) => value,
             _ => {
                 let what = echo(&clause).map_or("it".to_owned(), |c| format!("`{c}`"));
-                return Err(format_error(*value_line, &format!("expected a value after {what}")));
+                return Err(format_error(
+                    *value_line,
+                    &format!("expected a value after {what}"),
+                ));
             }
         };
         match clause.as_str() {
             "algorithm" => algorithm = Some(Algorithm::parse(value)?),
             "secret" => secret = Some(decode_secret(value)?),
             _ => match echo(&clause) {
-                Some(clause) => return Err(format_error(*line, &format!("unknown clause `{clause}` in the key"))),
+                Some(clause) => {
+                    return Err(format_error(
+                        *line,
+                        &format!("unknown clause `{clause}` in the key"),
+                    ))
+                }
                 None => return Err(format_error(*line, "expected `algorithm` or `secret`")),
             },
         }
         let (line, semicolon) = next()?;
         if *semicolon != Token::Semicolon {
-            return Err(format_error(*line, &format!("expected `;` after the {clause}")));
+            return Err(format_error(
+                *line,
+                &format!("expected `;` after the {clause}"),
+            ));
         }
     }
     let (line, semicolon) = next()?;
     if *semicolon != Token::Semicolon {
-        return Err(format_error(*line, "expected `;` after the key statement's `}`"));
+        return Err(format_error(
+            *line,
+            "expected `;` after the key statement's `}`",
+        ));
     }
-    let algorithm = algorithm.ok_or_else(|| KeyErrorKind::Format("the key has no `algorithm`".into()))?;
+    let algorithm =
+        algorithm.ok_or_else(|| KeyErrorKind::Format("the key has no `algorithm`".into()))?;
     let secret = secret.ok_or_else(|| KeyErrorKind::Format("the key has no `secret`".into()))?;
     if secret.is_empty() {
         return Err(KeyErrorKind::Format("the secret is empty".into()));
     }
-    Ok((TsigKey { name, algorithm, secret }, at))
+    Ok((
+        TsigKey {
+            name,
+            algorithm,
+            secret,
+        },
+        at,
+    ))
 }
 
 #[cfg(test)]
@@ -423,17 +487,39 @@ mod tests {
 
     #[test]
     fn key_file_errors_are_clear() {
-        assert_eq!(format_message(TsigKey::parse_key_file("")), "no `key` statement");
-        let two = format!("{}{}", keygen_file("hmac-sha256"), keygen_file("hmac-sha256"));
-        assert_eq!(format_message(TsigKey::parse_key_file(&two)), "2 `key` statements; the file must hold exactly one");
+        assert_eq!(
+            format_message(TsigKey::parse_key_file("")),
+            "no `key` statement"
+        );
+        let two = format!(
+            "{}{}",
+            keygen_file("hmac-sha256"),
+            keygen_file("hmac-sha256")
+        );
+        assert_eq!(
+            format_message(TsigKey::parse_key_file(&two)),
+            "2 `key` statements; the file must hold exactly one"
+        );
         let no_secret = "key k {\n algorithm hmac-sha256;\n};";
-        assert_eq!(format_message(TsigKey::parse_key_file(no_secret)), "the key has no `secret`");
+        assert_eq!(
+            format_message(TsigKey::parse_key_file(no_secret)),
+            "the key has no `secret`"
+        );
         let no_semicolon = format!("key k {{\n algorithm hmac-sha256\n secret \"{SECRET}\";\n}};");
-        assert_eq!(format_message(TsigKey::parse_key_file(&no_semicolon)), "line 3: expected `;` after the algorithm");
+        assert_eq!(
+            format_message(TsigKey::parse_key_file(&no_semicolon)),
+            "line 3: expected `;` after the algorithm"
+        );
         let cut = "key k { algorithm hmac-sha256;";
-        assert_eq!(format_message(TsigKey::parse_key_file(cut)), "line 1: the key statement is cut short");
+        assert_eq!(
+            format_message(TsigKey::parse_key_file(cut)),
+            "line 1: the key statement is cut short"
+        );
         let unterminated = format!("key k {{\n secret \"{SECRET};\n}};");
-        assert_eq!(format_message(TsigKey::parse_key_file(&unterminated)), "line 2: unterminated string");
+        assert_eq!(
+            format_message(TsigKey::parse_key_file(&unterminated)),
+            "line 2: unterminated string"
+        );
         assert!(matches!(
             TsigKey::parse_key_file(&keygen_file("hmac-md5")),
             Err(KeyErrorKind::UnsupportedAlgorithm(Some(a))) if a == "hmac-md5"
@@ -442,19 +528,26 @@ mod tests {
             TsigKey::parse_key_file(&keygen_file("hmac-sha1")),
             Err(KeyErrorKind::UnsupportedAlgorithm(_))
         ));
-        let unknown_clause = format!("key k {{\n algorithm hmac-sha256;\n secret \"{SECRET}\";\n owner me;\n}};");
+        let unknown_clause =
+            format!("key k {{\n algorithm hmac-sha256;\n secret \"{SECRET}\";\n owner me;\n}};");
         assert_eq!(
             format_message(TsigKey::parse_key_file(&unknown_clause)),
             "line 4: unknown clause `owner` in the key"
         );
         let bad_base64 = "key k { algorithm hmac-sha256; secret \"not*base64\"; };";
-        assert!(matches!(TsigKey::parse_key_file(bad_base64), Err(KeyErrorKind::BadSecret)));
+        assert!(matches!(
+            TsigKey::parse_key_file(bad_base64),
+            Err(KeyErrorKind::BadSecret)
+        ));
     }
 
     #[test]
     fn reads_the_nsupdate_form() {
         let key = TsigKey::parse_nsupdate(&format!("hmac-sha384:cutover-key:{SECRET}\n")).unwrap();
-        assert_eq!((key.name().as_str(), key.algorithm()), ("cutover-key.", "hmac-sha384"));
+        assert_eq!(
+            (key.name().as_str(), key.algorithm()),
+            ("cutover-key.", "hmac-sha384")
+        );
         assert_eq!(
             format_message(TsigKey::parse_nsupdate(&format!("cutover-key:{SECRET}"))),
             "expected algorithm:name:base64secret"
@@ -463,15 +556,25 @@ mod tests {
             TsigKey::parse_nsupdate(&format!("hmac-md5:k:{SECRET}")),
             Err(KeyErrorKind::UnsupportedAlgorithm(_))
         ));
-        assert!(matches!(TsigKey::parse_nsupdate("hmac-sha256:k:%%%"), Err(KeyErrorKind::BadSecret)));
-        assert!(matches!(TsigKey::parse_nsupdate("hmac-sha256:k:"), Err(KeyErrorKind::Format(_))));
+        assert!(matches!(
+            TsigKey::parse_nsupdate("hmac-sha256:k:%%%"),
+            Err(KeyErrorKind::BadSecret)
+        ));
+        assert!(matches!(
+            TsigKey::parse_nsupdate("hmac-sha256:k:"),
+            Err(KeyErrorKind::Format(_))
+        ));
     }
 
     #[test]
     fn missing_sources_say_where_they_looked() {
         let missing = TsigKey::from_file(Path::new("/nonexistent/cutover.key")).unwrap_err();
-        assert!(matches!(missing.kind(), KeyErrorKind::Read(e) if e.kind() == std::io::ErrorKind::NotFound));
-        assert!(missing.to_string().starts_with("TSIG key file /nonexistent/cutover.key: cannot read it: "));
+        assert!(
+            matches!(missing.kind(), KeyErrorKind::Read(e) if e.kind() == std::io::ErrorKind::NotFound)
+        );
+        assert!(missing
+            .to_string()
+            .starts_with("TSIG key file /nonexistent/cutover.key: cannot read it: "));
         let unset = TsigKey::from_env("CUTOVER_TEST_SURELY_UNSET_TSIG_VARIABLE").unwrap_err();
         assert!(matches!(unset.kind(), KeyErrorKind::NotSet));
         assert_eq!(
@@ -484,7 +587,10 @@ mod tests {
     fn the_secret_never_shows() {
         let key = TsigKey::parse_key_file(&keygen_file("hmac-sha256")).unwrap();
         let debug = format!("{key:?} {key:#?}");
-        assert!(!debug.contains(SECRET) && !debug.contains("qu1QUDJ3"), "{debug}");
+        assert!(
+            !debug.contains(SECRET) && !debug.contains("qu1QUDJ3"),
+            "{debug}"
+        );
         assert!(debug.contains("<redacted>") && debug.contains("cutover-key."));
         // Malformed files whose secret is where the parser stops.
         let broken = [

@@ -34,17 +34,29 @@ impl RRset {
         addresses.sort_unstable();
         addresses.dedup();
         let ttl = (!addresses.is_empty()).then_some(ttl);
-        Self { ttl, aaaa_ttl: None, addresses }
+        Self {
+            ttl,
+            aaaa_ttl: None,
+            addresses,
+        }
     }
 
     /// From the A records (with their TTL) and the AAAA records (with theirs).
-    pub(crate) fn from_families(a: Option<(u32, Vec<IpAddr>)>, aaaa: Option<(u32, Vec<IpAddr>)>) -> Self {
+    pub(crate) fn from_families(
+        a: Option<(u32, Vec<IpAddr>)>,
+        aaaa: Option<(u32, Vec<IpAddr>)>,
+    ) -> Self {
         let ttl = a.as_ref().or(aaaa.as_ref()).map(|(ttl, _)| *ttl);
         let aaaa_ttl = match (&a, &aaaa) {
             (Some((a, _)), Some((aaaa, _))) if a != aaaa => Some(*aaaa),
             _ => None,
         };
-        let mut set = Self::new(0, a.into_iter().chain(aaaa).flat_map(|(_, addresses)| addresses));
+        let mut set = Self::new(
+            0,
+            a.into_iter()
+                .chain(aaaa)
+                .flat_map(|(_, addresses)| addresses),
+        );
         if !set.addresses.is_empty() {
             set.ttl = ttl;
             set.aaaa_ttl = aaaa_ttl;
@@ -59,12 +71,20 @@ impl RRset {
 
     /// The TTL of the A records, if there are any.
     pub fn a_ttl(&self) -> Option<u32> {
-        self.addresses.iter().any(IpAddr::is_ipv4).then_some(self.ttl).flatten()
+        self.addresses
+            .iter()
+            .any(IpAddr::is_ipv4)
+            .then_some(self.ttl)
+            .flatten()
     }
 
     /// The TTL of the AAAA records, if there are any.
     pub fn aaaa_ttl(&self) -> Option<u32> {
-        self.addresses.iter().any(IpAddr::is_ipv6).then_some(self.aaaa_ttl.or(self.ttl)).flatten()
+        self.addresses
+            .iter()
+            .any(IpAddr::is_ipv6)
+            .then_some(self.aaaa_ttl.or(self.ttl))
+            .flatten()
     }
 
     /// The longest TTL: how long a cache may keep some of these records.
@@ -134,7 +154,10 @@ struct Capture {
 /// (`"ttl":null,"addresses":[]` when the name had no records, and an
 /// `"aaaa_ttl"` when the families' TTLs differed).
 pub fn capture_to_string(rrset: &RRset) -> String {
-    let capture = Capture { format: CAPTURE_FORMAT, rrset: rrset.clone() };
+    let capture = Capture {
+        format: CAPTURE_FORMAT,
+        rrset: rrset.clone(),
+    };
     // Serializing plain numbers and addresses into a string cannot fail.
     serde_json::to_string(&capture).expect("an RRset serializes")
 }
@@ -143,9 +166,16 @@ pub fn capture_to_string(rrset: &RRset) -> String {
 pub fn parse_capture(text: &str) -> Result<RRset, CaptureError> {
     let capture: Capture = serde_json::from_str(text).map_err(|e| CaptureError(e.to_string()))?;
     if capture.format != CAPTURE_FORMAT {
-        return Err(CaptureError(format!("format {} is not one this version reads (1)", capture.format)));
+        return Err(CaptureError(format!(
+            "format {} is not one this version reads (1)",
+            capture.format
+        )));
     }
-    let RRset { ttl, aaaa_ttl, addresses } = capture.rrset;
+    let RRset {
+        ttl,
+        aaaa_ttl,
+        addresses,
+    } = capture.rrset;
     let mut rrset = RRset::new(0, addresses);
     if !rrset.is_empty() {
         rrset.ttl = Some(ttl.ok_or_else(|| CaptureError("addresses without a TTL".into()))?);
@@ -173,7 +203,10 @@ mod tests {
             RRset::default(),
             RRset::new(3600, [ip("192.0.2.10")]),
             RRset::new(60, [ip("2001:db8::1"), ip("192.0.2.11"), ip("192.0.2.10")]),
-            RRset::from_families(Some((300, vec![ip("192.0.2.1")])), Some((600, vec![ip("2001:db8::2")]))),
+            RRset::from_families(
+                Some((300, vec![ip("192.0.2.1")])),
+                Some((600, vec![ip("2001:db8::2")])),
+            ),
             RRset::from_families(None, Some((600, vec![ip("2001:db8::2")]))),
         ];
         for set in sets {
@@ -186,14 +219,26 @@ mod tests {
     #[test]
     fn the_capture_text_is_stable() {
         let set = RRset::new(3600, [ip("192.0.2.10"), ip("2001:db8::1")]);
-        assert_eq!(capture_to_string(&set), r#"{"format":1,"ttl":3600,"addresses":["192.0.2.10","2001:db8::1"]}"#);
-        assert_eq!(capture_to_string(&RRset::default()), r#"{"format":1,"ttl":null,"addresses":[]}"#);
-        let mixed = RRset::from_families(Some((300, vec![ip("192.0.2.1")])), Some((600, vec![ip("2001:db8::2")])));
+        assert_eq!(
+            capture_to_string(&set),
+            r#"{"format":1,"ttl":3600,"addresses":["192.0.2.10","2001:db8::1"]}"#
+        );
+        assert_eq!(
+            capture_to_string(&RRset::default()),
+            r#"{"format":1,"ttl":null,"addresses":[]}"#
+        );
+        let mixed = RRset::from_families(
+            Some((300, vec![ip("192.0.2.1")])),
+            Some((600, vec![ip("2001:db8::2")])),
+        );
         assert_eq!(
             capture_to_string(&mixed),
             r#"{"format":1,"ttl":300,"aaaa_ttl":600,"addresses":["192.0.2.1","2001:db8::2"]}"#
         );
-        assert_eq!((mixed.a_ttl(), mixed.aaaa_ttl(), mixed.longest_ttl()), (Some(300), Some(600), Some(600)));
+        assert_eq!(
+            (mixed.a_ttl(), mixed.aaaa_ttl(), mixed.longest_ttl()),
+            (Some(300), Some(600), Some(600))
+        );
     }
 
     #[test]
