@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use plan_core::machine::{Event, Schedule};
 use plan_core::{Action, Check, Plan, Revert, ServiceState, Step};
 use tokio::sync::{mpsc, oneshot, RwLock};
 
+use crate::dns::{capture_to_string, parse_capture, DnsClient, DnsError, RRset};
 use crate::local::{self, ExitKind, ProcessGroup, ShellCommand, ShellOutcome};
 use crate::{checks, rsync, service};
 
@@ -137,6 +138,9 @@ pub struct Executor {
     plan: Arc<Plan>,
     reporter: Option<Reporter>,
     conns: Arc<RwLock<HashMap<String, Conn>>>,
+    dns: Arc<tokio::sync::OnceCell<DnsClient>>,
+    /// When each record's TTL was last changed by this run, and from what.
+    ttl_changes: Arc<std::sync::Mutex<HashMap<String, (SystemTime, u32)>>>,
 }
 
 impl Executor {
@@ -146,6 +150,8 @@ impl Executor {
             plan,
             reporter: None,
             conns: Arc::default(),
+            dns: Arc::default(),
+            ttl_changes: Arc::default(),
         }
     }
 
@@ -177,6 +183,23 @@ impl Executor {
         for host in schedule.hosts() {
             self.conn(&host).await.map_err(|e| e.message)?;
         }
+        // Every record the run changes or checks must be readable now.
+        let mut records: Vec<&str> = Vec::new();
+        for scheduled in &schedule.steps {
+            let step = self.step(&scheduled.id)?;
+            if let Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } | Action::WaitTtl { record } = &step.action {
+                records.push(record);
+            }
+            if let Some(Check::Resolves { record, .. }) = &step.check {
+                records.push(record);
+            }
+        }
+        records.sort_unstable();
+        records.dedup();
+        for record in records {
+            let dns = self.dns().await.map_err(Failure::message)?;
+            dns.query(record).await.map_err(|e| Failure::from_dns(&e).message())?;
+        }
         Ok(())
     }
 
@@ -196,6 +219,16 @@ impl Executor {
         };
         self.conns.write().await.insert(host.to_owned(), conn.clone());
         Ok(conn)
+    }
+
+    /// The DNS client, made on first use from the plan's `dns` section (the
+    /// TSIG key is read then, never logged).
+    async fn dns(&self) -> Result<&DnsClient, Failure> {
+        let dns = self.plan.dns.as_ref().ok_or_else(|| Failure::Failed("the plan has no `dns` section".into()))?;
+        self.dns
+            .get_or_try_init(|| async { DnsClient::from_plan(dns) })
+            .await
+            .map_err(|e| Failure::from_dns(&e))
     }
 
     /// Runs `command` on `host`; `step` names whose command it is.
@@ -365,10 +398,46 @@ impl Executor {
             Action::Manual { .. } => Err(Failure::Failed(
                 "manual steps are confirmed by the operator".into(),
             )),
-            other => Err(Failure::Failed(format!(
-                "`{}` steps are not implemented yet",
-                other.kind()
-            ))),
+            Action::DnsTtl { record, ttl } => {
+                let dns = self.dns().await?;
+                let before = dns.query(record).await.map_err(|e| Failure::from_dns(&e))?;
+                self.capture(&step.id, capture_to_string(&before)).await?;
+                let seconds = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
+                let served = dns.set_ttl(record, seconds).await.map_err(|e| Failure::from_dns(&e))?;
+                transcript.note(&format!("[dns] {record}: {before} -> {served}"));
+                if let (Some(previous), Ok(mut changes)) = (before.longest_ttl(), self.ttl_changes.lock()) {
+                    changes.insert(record.clone(), (SystemTime::now(), previous));
+                }
+                Ok(())
+            }
+            Action::DnsRecord { record, addresses } => {
+                let dns = self.dns().await?;
+                let before = dns.query(record).await.map_err(|e| Failure::from_dns(&e))?;
+                self.capture(&step.id, capture_to_string(&before)).await?;
+                let ttl = before.ttl.unwrap_or_else(|| {
+                    self.plan.record(record).map_or(300, |r| u32::try_from(r.ttl.as_secs()).unwrap_or(u32::MAX))
+                });
+                let served = dns.set_addresses(record, addresses, ttl).await.map_err(|e| Failure::from_dns(&e))?;
+                transcript.note(&format!("[dns] {record}: {before} -> {served}"));
+                Ok(())
+            }
+            Action::WaitTtl { record } => {
+                let dns = self.dns().await?;
+                let change = self.ttl_changes.lock().ok().and_then(|c| c.get(record).copied());
+                // Without a change seen by this run (an earlier phase, or a
+                // resume), wait the whole previous TTL from now: never less.
+                let (changed_at, previous) = change
+                    .unwrap_or_else(|| (SystemTime::now(), previous_ttl(&self.plan, &step.id, record)));
+                let waited = dns
+                    .wait_ttl(record, previous, changed_at, None, cancel, |_| {})
+                    .await
+                    .map_err(|e| Failure::from_dns(&e))?;
+                transcript.note(&format!(
+                    "[dns] waited {}s for caches of {record} to expire",
+                    waited.waited.as_secs()
+                ));
+                Ok(())
+            }
         }
     }
 
@@ -514,8 +583,24 @@ impl Executor {
                     None => Err(Failure::Failed(format!("no host `{to}`"))),
                 }
             }
+            (Action::DnsTtl { record, ttl }, None) => match self.dns().await {
+                Ok(dns) => dns
+                    .query(record)
+                    .await
+                    .map(|served| served.longest_ttl() == u32::try_from(ttl.as_secs()).ok())
+                    .map_err(|e| Failure::from_dns(&e)),
+                Err(e) => Err(e),
+            },
+            (Action::DnsRecord { record, addresses }, None) => match self.dns().await {
+                Ok(dns) => dns
+                    .query(record)
+                    .await
+                    .map(|served| RRset::new(0, addresses.iter().copied()).addresses == served.addresses)
+                    .map_err(|e| Failure::from_dns(&e)),
+                Err(e) => Err(e),
+            },
             // A wait leaves nothing behind: running it again is what is needed.
-            (Action::Wait(_), None) => Ok(false),
+            (Action::Wait(_) | Action::WaitTtl { .. }, None) => Ok(false),
             _ => Err(Failure::Failed(format!(
                 "step `{id}` has no check to tell whether it took effect"
             ))),
@@ -565,8 +650,14 @@ impl Executor {
                 transcript.note(&format!("[check] GET {url}: {answer} (expected {status})"));
                 Ok(answer == *status)
             }
-            Some(Check::Resolves { .. }) => {
-                Err(Failure::Failed("DNS checks are not implemented yet".into()))
+            Some(Check::Resolves { record, to }) => {
+                let dns = self.dns().await?;
+                let resolves = dns.resolves(record, *to).await.map_err(|e| Failure::from_dns(&e))?;
+                transcript.note(&format!(
+                    "[check] {record} {} {to}",
+                    if resolves { "resolves to" } else { "does not resolve to" }
+                ));
+                Ok(resolves)
             }
             None => Ok(true),
         }
@@ -653,6 +744,15 @@ impl Executor {
                 self.service_is(step, host, &commands, before, transcript, cancel)
                     .await
             }
+            Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } => {
+                let before = captured
+                    .ok_or_else(|| Failure::Failed(format!("no captured records of {record} to restore")))
+                    .and_then(|text| parse_capture(text).map_err(|e| Failure::Failed(e.to_string())))?;
+                let dns = self.dns().await?;
+                let served = dns.restore(record, &before).await.map_err(|e| Failure::from_dns(&e))?;
+                transcript.note(&format!("[dns] {record} restored: {served}"));
+                Ok(())
+            }
             Action::Shell {
                 revert: Revert::Irreversible(reason),
                 ..
@@ -722,6 +822,16 @@ impl Failure {
     }
 }
 
+impl Failure {
+    fn from_dns(error: &DnsError) -> Failure {
+        if error.is_authentication() {
+            Failure::Failed(format!("DNS authentication failed (check the TSIG key): {error}"))
+        } else {
+            Failure::Failed(error.to_string())
+        }
+    }
+}
+
 impl From<ExecError> for Failure {
     fn from(e: ExecError) -> Failure {
         if e.lost {
@@ -735,20 +845,31 @@ impl From<ExecError> for Failure {
 /// What this version cannot do for `step`, if anything.
 pub fn unsupported(step: &Step) -> Option<String> {
     match &step.action {
-        Action::DnsTtl { .. } | Action::DnsRecord { .. } | Action::WaitTtl { .. } => {
-            return Some(format!(
-                "`{}` steps are not implemented yet",
-                step.action.kind()
-            ))
-        }
         Action::Manual {
             revert: Revert::Run(_),
             ..
         } => return Some("a manual step cannot run a revert command".into()),
         _ => {}
     }
-    match &step.check {
-        Some(Check::Resolves { .. }) => Some("DNS checks are not implemented yet".into()),
-        _ => None,
+    None
+}
+
+/// The TTL caches may hold a record with before `step` (a `WaitTtl`): the
+/// TTL set by the last `DnsTtl` on it before the one preceding `step`, or the
+/// record's declared TTL.
+fn previous_ttl(plan: &Plan, step: &str, record: &str) -> u32 {
+    let mut in_force = plan.record(record).map(|r| r.ttl);
+    let mut before_last_change = in_force;
+    for s in plan.steps() {
+        if s.id == step {
+            break;
+        }
+        if let Action::DnsTtl { record: r, ttl } = &s.action {
+            if r == record {
+                before_last_change = in_force;
+                in_force = Some(*ttl);
+            }
+        }
     }
+    before_last_change.map_or(0, |ttl| u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX))
 }

@@ -110,6 +110,25 @@ fn query_reads_what_dig_shows() {
     // A name with no records is an empty RRset, not an error.
     let missing = block_on(dns.query("nothing-here.lab.test.")).expect("NXDOMAIN is an answer");
     assert!(missing.is_empty() && missing.ttl.is_none());
+    // The same from the plan's settings.
+    let settings = |key: &Path| plan_core::Dns {
+        server: lab.dns().server(),
+        zone: ZONE.into(),
+        key: TsigKeySource::File(key.to_owned()),
+        records: Vec::new(),
+    };
+    let from_plan = DnsClient::from_plan(&settings(&lab.dns().tsig_key)).expect("a client");
+    assert_eq!(block_on(from_plan.query(RECORD)).unwrap(), served);
+    let missing = lab.dir().join("no-such.key");
+    let error = DnsClient::from_plan(&settings(&missing)).unwrap_err();
+    assert!(matches!(error.kind(), DnsErrorKind::Key(_)), "{error:?}");
+    assert!(
+        error.to_string().contains(&format!(
+            "TSIG key file {}: cannot read it",
+            missing.display()
+        )),
+        "{error}"
+    );
     // The `Resolves` check.
     assert!(block_on(dns.resolves(RECORD, IpAddr::V4(dug[0].address))).unwrap());
     assert!(!block_on(dns.resolves(RECORD, ip("192.0.2.99"))).unwrap());

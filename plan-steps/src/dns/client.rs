@@ -404,7 +404,7 @@ mod tests {
         let name = dns.in_zone("www.lab.test.").unwrap();
         let rrset = RRset {
             ttl: Some(300),
-            aaaa_ttl: Some(600),
+            distinct_aaaa_ttl: Some(600),
             addresses: vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
         };
         let mut update = dns.update_message();

@@ -20,8 +20,8 @@ pub struct RRset {
     /// The AAAA records' TTL when the name has both families and the two
     /// TTLs differ (A and AAAA are two RRsets and may), so that a revert
     /// is exact; `None` otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aaaa_ttl: Option<u32>,
+    #[serde(default, rename = "aaaa_ttl", skip_serializing_if = "Option::is_none")]
+    pub distinct_aaaa_ttl: Option<u32>,
     /// The addresses: A records as IPv4, AAAA records as IPv6.
     pub addresses: Vec<IpAddr>,
 }
@@ -36,7 +36,7 @@ impl RRset {
         let ttl = (!addresses.is_empty()).then_some(ttl);
         Self {
             ttl,
-            aaaa_ttl: None,
+            distinct_aaaa_ttl: None,
             addresses,
         }
     }
@@ -59,7 +59,7 @@ impl RRset {
         );
         if !set.addresses.is_empty() {
             set.ttl = ttl;
-            set.aaaa_ttl = aaaa_ttl;
+            set.distinct_aaaa_ttl = aaaa_ttl;
         }
         set
     }
@@ -83,7 +83,7 @@ impl RRset {
         self.addresses
             .iter()
             .any(IpAddr::is_ipv6)
-            .then_some(self.aaaa_ttl.or(self.ttl))
+            .then_some(self.distinct_aaaa_ttl.or(self.ttl))
             .flatten()
     }
 
@@ -173,15 +173,25 @@ pub fn parse_capture(text: &str) -> Result<RRset, CaptureError> {
     }
     let RRset {
         ttl,
-        aaaa_ttl,
+        distinct_aaaa_ttl,
         addresses,
     } = capture.rrset;
-    let mut rrset = RRset::new(0, addresses);
-    if !rrset.is_empty() {
-        rrset.ttl = Some(ttl.ok_or_else(|| CaptureError("addresses without a TTL".into()))?);
-        rrset.aaaa_ttl = aaaa_ttl.filter(|_| rrset.addresses.iter().any(IpAddr::is_ipv6));
-    }
-    Ok(rrset)
+    let ttl = ttl.ok_or_else(|| CaptureError("addresses without a TTL".into()));
+    let v4: Vec<IpAddr> = addresses.iter().copied().filter(IpAddr::is_ipv4).collect();
+    let v6: Vec<IpAddr> = addresses.iter().copied().filter(IpAddr::is_ipv6).collect();
+    // Normalized as a query would have read it, so that equal RRsets compare equal.
+    Ok(match (v4.is_empty(), v6.is_empty()) {
+        (true, true) => RRset::default(),
+        (false, true) => RRset::new(ttl?, v4),
+        (true, false) => RRset::new(distinct_aaaa_ttl.map_or(ttl, Ok)?, v6),
+        (false, false) => {
+            let ttl = ttl?;
+            RRset::from_families(
+                Some((ttl, v4)),
+                Some((distinct_aaaa_ttl.unwrap_or(ttl), v6)),
+            )
+        }
+    })
 }
 
 /// Captured text that is not a DNS capture.
@@ -247,6 +257,12 @@ mod tests {
         assert!(parse_capture(r#"{"format":2,"ttl":1,"addresses":[]}"#).is_err());
         assert!(parse_capture(r#"{"format":1,"ttl":null,"addresses":["192.0.2.1"]}"#).is_err());
         assert!(parse_capture(r#"{"format":1,"ttl":5,"addresses":["example.org"]}"#).is_err());
+        // Written by hand, read as a query would have.
+        let same =
+            parse_capture(r#"{"format":1,"ttl":5,"aaaa_ttl":5,"addresses":["::1","127.0.0.1"]}"#);
+        assert_eq!(same.unwrap(), RRset::new(5, [ip("127.0.0.1"), ip("::1")]));
+        let v6 = parse_capture(r#"{"format":1,"ttl":5,"aaaa_ttl":9,"addresses":["::1"]}"#);
+        assert_eq!(v6.unwrap(), RRset::new(9, [ip("::1")]));
     }
 
     #[test]
