@@ -170,16 +170,6 @@ impl Executor {
     /// Reaches every host of the run and refuses, before anything changes,
     /// what this version cannot carry out.
     pub async fn preflight(&self, schedule: &Schedule) -> Result<(), String> {
-        let mut problems = Vec::new();
-        for scheduled in &schedule.steps {
-            let step = self.step(&scheduled.id)?;
-            if let Some(problem) = unsupported(step) {
-                problems.push(format!("step `{}`: {problem}", step.id));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
-        }
         for host in schedule.hosts() {
             self.conn(&host).await.map_err(|e| e.message)?;
         }
@@ -840,18 +830,6 @@ impl From<ExecError> for Failure {
             Failure::Failed(e.message)
         }
     }
-}
-
-/// What this version cannot do for `step`, if anything.
-pub fn unsupported(step: &Step) -> Option<String> {
-    match &step.action {
-        Action::Manual {
-            revert: Revert::Run(_),
-            ..
-        } => return Some("a manual step cannot run a revert command".into()),
-        _ => {}
-    }
-    None
 }
 
 /// The TTL caches may hold a record with before `step` (a `WaitTtl`): the
