@@ -130,6 +130,12 @@ impl LabBuilder {
     /// `scripts/lab up` in a fresh temporary directory and waits until every
     /// server answers (the script checks that before it returns).
     pub fn start(self) -> Result<Lab> {
+        if self.hosts > 16 {
+            return Err(LabError::new(format!(
+                "a lab has at most 16 hosts, not {}",
+                self.hosts
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix("cutover-lab-")
             .tempdir()

@@ -20,9 +20,17 @@ fn text(bytes: &[u8]) -> String {
 fn ssh_hosts_accept_the_lab_key_and_refuse_unknown_host_keys() {
     let lab = Lab::builder().hosts(2).start().expect("the lab starts");
     for host in lab.hosts() {
-        // The clean shell: the login user's, reading no rc file.
-        let who = lab.ssh_ok(&host.name, "id -un; echo $LAB_HOST");
-        assert_eq!(who, format!("{}\n{}\n", lab.user(), host.name));
+        let who = lab.ssh_ok(
+            &host.name,
+            "id -un; echo $LAB_HOST; getent passwd $(id -un) | cut -d: -f7",
+        );
+        let who: Vec<&str> = who.lines().collect();
+        assert_eq!(who[..2], [lab.user(), host.name.as_str()]);
+        // Run as root, the lab logs in its own user, whose shell reads no rc
+        // file (otherwise it can only log in the user running it).
+        if lab.user() == "cutover-lab" {
+            assert_eq!(who[2], "/bin/sh");
+        }
     }
     let known_hosts = fs::read_to_string(lab.known_hosts()).expect("known_hosts is readable");
     let keys: Vec<&str> = known_hosts.lines().collect();
@@ -246,34 +254,39 @@ fn the_service_serves_host1_data_and_obeys_its_script() {
         manifest.body,
         fs::read(host1.srv.join("data/manifest.csv")).expect("the manifest is readable")
     );
-    assert!(lab.service("host1", "status").status.success());
-    assert_eq!(lab.service("host2", "status").status.code(), Some(3));
     assert!(
         lab.get("host2", "/").is_err(),
         "host2's service is not running"
     );
 
-    let stopped = lab.service("host1", "stop");
-    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
-    assert_eq!(lab.service("host1", "status").status.code(), Some(3));
+    // Running, stopped, stopped again (a no-op): one SSH session, as a
+    // plan's step would do it.
+    let script = host1.service_script.display();
+    lab.ssh_ok(
+        "host1",
+        &format!("{script} status && {script} stop && {{ {script} status; test $? -eq 3; }} && {script} stop"),
+    );
     assert!(
         lab.get("host1", "/").is_err(),
         "a stopped service still answers"
     );
-    assert!(
-        lab.service("host1", "stop").status.success(),
-        "stop twice is fine"
-    );
-
     let started = lab.service("host1", "start");
     assert!(started.status.success(), "{}", text(&started.stderr));
     assert_eq!(lab.get("host1", "/").expect("it answers again").status, 200);
 
     // The hook for a new host whose service does not come up.
     lab.refuse_service_start("host2", true);
-    let refused = lab.service("host2", "start");
+    let script = lab.host("host2").service_script.display();
+    let refused = lab.ssh(
+        "host2",
+        &format!("{script} status; test $? -eq 3 && {script} start"),
+    );
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
-    assert!(text(&refused.stderr).contains("refuses to start"));
+    assert!(
+        text(&refused.stderr).contains("refuses to start"),
+        "{}",
+        text(&refused.stderr)
+    );
     lab.refuse_service_start("host2", false);
     assert!(lab.service("host2", "start").status.success());
     assert_eq!(lab.get("host2", "/").expect("host2 serves").status, 200);
@@ -421,4 +434,23 @@ fn the_lab_example_plan_passes_check_as_written() {
     let json = run.json();
     assert_eq!(json["errors"], 0, "{}", run.describe());
     assert_eq!(json["warnings"], 0, "{}", run.describe());
+}
+
+/// `tests/examples.rs` reads only the top of `examples/`.
+#[test]
+fn the_lab_example_plan_prints_back_as_itself() {
+    let path = workspace_file("examples/lab/cutover.ron");
+    let text = fs::read_to_string(&path).expect("the example is readable");
+    let load = |name: &str, text: &str| {
+        let loaded = plan_core::load_str(
+            plan_core::Source::new(name, text),
+            &plan_core::Settings::default(),
+        );
+        loaded
+            .plan
+            .unwrap_or_else(|| panic!("{name} does not load:\n{text}"))
+    };
+    let printed = plan_core::to_ron(&load("cutover.ron", &text));
+    let again = plan_core::to_ron(&load("cutover.ron printed", &printed));
+    assert_eq!(again, printed);
 }

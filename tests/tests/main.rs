@@ -10,4 +10,5 @@ mod graph;
 mod lab;
 mod mailman;
 mod run;
+mod ssh;
 mod status;
