@@ -120,7 +120,7 @@ impl LabBuilder {
         self
     }
 
-    /// The TTL in seconds of [`RECORD`] when the lab starts (default 300).
+    /// The TTL in seconds of [`RECORD`] when the lab starts (default 30, as the example plan declares).
     pub fn record_ttl(mut self, seconds: u32) -> Self {
         self.record_ttl = seconds;
         self
@@ -287,7 +287,7 @@ impl Lab {
             dns: false,
             service: false,
             data_mb: 4,
-            record_ttl: 300,
+            record_ttl: 30,
         }
     }
 
