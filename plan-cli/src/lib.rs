@@ -42,6 +42,10 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Continue the last run from its journal after a crash or a stop
     Resume(commands::resume::ResumeArgs),
+    /// Rehearse the plan many times on a virtual clock: downtime, rollback chance, worst case
+    Simulate(commands::simulate::SimulateArgs),
+    /// Write the announcement mail: when, how long users are down, what they notice
+    Announce(commands::announce::AnnounceArgs),
     /// Draw the plan at its likely durations as a Gantt chart (SVG) or as text
     Timeline(commands::timeline::TimelineArgs),
 }
@@ -92,6 +96,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u
         Command::Graph(args) => commands::graph::cmd_graph(&args, stdout, stderr),
         Command::Run(args) => commands::run::cmd_run(&args, stdout, stderr),
         Command::Resume(args) => commands::resume::cmd_resume(&args, stdout, stderr),
+        Command::Simulate(args) => commands::simulate::cmd_simulate(&args, stdout, stderr),
+        Command::Announce(args) => commands::announce::cmd_announce(&args, stdout, stderr),
         Command::Timeline(args) => commands::timeline::cmd_timeline(&args, stdout, stderr),
     }
 }

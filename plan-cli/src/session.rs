@@ -133,6 +133,33 @@ pub struct Interaction {
     pub assume: Option<bool>,
 }
 
+/// What a run carries into the driver besides the machine.
+#[derive(Debug, Default)]
+pub struct Carried {
+    /// Prior state captured by steps of this run (from its journal, on resume).
+    pub captured: Vec<(String, String)>,
+    /// How SSH hosts are reached.
+    pub ssh: plan_steps::executor::SshOptions,
+}
+
+/// How SSH hosts are trusted, from the command line.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SshArgs {
+    /// Check host keys against this known_hosts file (default: the plan's `known_hosts`, else ~/.ssh/known_hosts)
+    #[arg(long, value_name = "PATH")]
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// Trust a host key seen for the first time and add it to known_hosts (a changed key is still refused)
+    #[arg(long)]
+    pub accept_new: bool,
+}
+
+impl SshArgs {
+    /// The executor's options.
+    pub fn options(&self) -> plan_steps::executor::SshOptions {
+        plan_steps::executor::SshOptions { known_hosts: self.known_hosts.clone(), accept_new: self.accept_new }
+    }
+}
+
 /// Drives `machine` from `first` to its end, with a view and Ctrl-C.
 pub fn drive(
     plan: Arc<Plan>,
@@ -141,8 +168,9 @@ pub fn drive(
     first: Event,
     start: Option<RunRecord>,
     interaction: Interaction,
-    captured: Vec<(String, String)>,
+    carried: Carried,
 ) -> Result<u8, CliError> {
+    let Carried { captured, ssh } = carried;
     let Interaction { mode, yes, assume } = interaction;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -184,7 +212,7 @@ pub fn drive(
                 }
             }
         });
-        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured);
+        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh);
         if let Some(record) = start {
             driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?;
         }

@@ -146,6 +146,8 @@ rules! {
     LongTtlSwitch = "long-ttl-switch", Warning;
     /// The plan has no step to run.
     NothingToRun = "nothing-to-run", Warning;
+    /// The announced window is shorter than the simulated P95 downtime (`cutover check` adds it; see the `simulations` crate).
+    AnnouncedWindowShort = "announced-window-short", Warning;
 }
 
 impl fmt::Display for Rule {

@@ -168,6 +168,12 @@ impl<'a, O: Operator> Driver<'a, O> {
         }
     }
 
+    /// Reaches SSH hosts with these options.
+    pub fn with_ssh(mut self, ssh: crate::executor::SshOptions) -> Self {
+        self.executor = self.executor.with_ssh(ssh);
+        self
+    }
+
     /// Captures recorded by the run so far (from its journal, on resume).
     pub fn with_captured(mut self, captured: impl IntoIterator<Item = (String, String)>) -> Self {
         self.captured.extend(captured);

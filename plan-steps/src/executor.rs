@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,6 +19,7 @@ use plan_core::{Action, Check, Plan, Revert, ServiceState, Step};
 use tokio::sync::{mpsc, oneshot, RwLock};
 
 use crate::dns::{capture_to_string, parse_capture, DnsClient, DnsError, RRset};
+use crate::ssh::{connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshTarget};
 use crate::local::{self, ExitKind, ProcessGroup, ShellCommand, ShellOutcome};
 use crate::{checks, rsync, service};
 
@@ -128,7 +130,22 @@ struct ExecError {
 enum Conn {
     /// This machine, through local processes.
     Local,
+    /// A host over SSH: one session, a channel per command.
+    Ssh(Session),
 }
+
+/// How hosts are reached over SSH.
+#[derive(Clone, Debug, Default)]
+pub struct SshOptions {
+    /// The known_hosts file (`--known-hosts`); else the plan's, else the user's.
+    pub known_hosts: Option<PathBuf>,
+    /// Trust a host's key on first use and add it to the file (`--accept-new`);
+    /// a changed key is refused all the same.
+    pub accept_new: bool,
+}
+
+/// How long connecting and logging in to one host may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Cancel<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 
@@ -137,6 +154,7 @@ type Cancel<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 pub struct Executor {
     plan: Arc<Plan>,
     reporter: Option<Reporter>,
+    ssh: SshOptions,
     conns: Arc<RwLock<HashMap<String, Conn>>>,
     dns: Arc<tokio::sync::OnceCell<DnsClient>>,
     /// When each record's TTL was last changed by this run, and from what.
@@ -149,10 +167,36 @@ impl Executor {
         Executor {
             plan,
             reporter: None,
+            ssh: SshOptions::default(),
             conns: Arc::default(),
             dns: Arc::default(),
             ttl_changes: Arc::default(),
         }
+    }
+
+    /// Reaches SSH hosts with these options.
+    pub fn with_ssh(mut self, ssh: SshOptions) -> Executor {
+        self.ssh = ssh;
+        self
+    }
+
+    /// The known_hosts file and policy in force.
+    fn known_hosts(&self, env: &SshEnv) -> KnownHosts {
+        let policy = if self.ssh.accept_new { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
+        match self.ssh.known_hosts.as_ref().or(self.plan.known_hosts.as_ref()) {
+            Some(path) => KnownHosts::new(env.expand_tilde(path), policy),
+            None => KnownHosts::user(env, policy),
+        }
+    }
+
+    /// Where and as whom to reach `host`, completed from `~/.ssh/config`.
+    fn target(&self, host: &str, env: &SshEnv) -> Result<SshTarget, ExecError> {
+        let plan_host = self.plan.host(host).ok_or_else(|| ExecError {
+            lost: false,
+            message: format!("the plan has no host `{host}`"),
+        })?;
+        let config = SshConfig::load(env).map_err(|e| ExecError { lost: false, message: e.to_string() })?;
+        Ok(SshTarget::resolve(plan_host, &config, env))
     }
 
     /// Reports process groups, captures and transfers to the driver.
@@ -170,8 +214,36 @@ impl Executor {
     /// Reaches every host of the run and refuses, before anything changes,
     /// what this version cannot carry out.
     pub async fn preflight(&self, schedule: &Schedule) -> Result<(), String> {
-        for host in schedule.hosts() {
+        // Hosts of actions and of checks, reached all at once.
+        let mut hosts = schedule.hosts();
+        for scheduled in &schedule.steps {
+            if let Some(Check::Run { host, .. }) = &self.step(&scheduled.id)?.check {
+                if !hosts.contains(host) {
+                    hosts.push(host.clone());
+                }
+            }
+        }
+        let env = SshEnv::from_process();
+        let (remote, local): (Vec<String>, Vec<String>) =
+            hosts.into_iter().partition(|h| h != plan_core::Host::LOCAL);
+        for host in local {
             self.conn(&host).await.map_err(|e| e.message)?;
+        }
+        let targets = remote.iter().map(|h| self.target(h, &env)).collect::<Result<Vec<_>, _>>().map_err(|e| e.message)?;
+        let sessions = connect_all(&targets, &self.known_hosts(&env), CONNECT_TIMEOUT).await;
+        let mut problems = Vec::new();
+        let mut conns = self.conns.write().await;
+        for (host, session) in remote.into_iter().zip(sessions) {
+            match session {
+                Ok(session) => {
+                    conns.insert(host, Conn::Ssh(session));
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        drop(conns);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
         }
         // Every record the run changes or checks must be readable now.
         let mut records: Vec<&str> = Vec::new();
@@ -202,10 +274,12 @@ impl Executor {
         let conn = if host == plan_core::Host::LOCAL {
             Conn::Local
         } else {
-            return Err(ExecError {
-                lost: false,
-                message: format!("host `{host}` is reached over SSH, which this version cannot do yet"),
-            });
+            let env = SshEnv::from_process();
+            let target = self.target(host, &env)?;
+            let session = Session::connect(&target, &self.known_hosts(&env), CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| ExecError { lost: false, message: e.to_string() })?;
+            Conn::Ssh(session)
         };
         self.conns.write().await.insert(host.to_owned(), conn.clone());
         Ok(conn)
@@ -247,6 +321,18 @@ impl Executor {
                     message: e.to_string(),
                 })?
             }
+            Conn::Ssh(session) => match session.exec(command, cancel).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    let lost = e.is_in_doubt();
+                    if lost {
+                        // The next command to this host connects afresh.
+                        self.conns.write().await.remove(host);
+                    }
+                    transcript.note(&format!("[{host}] $ {}\n{e}", command.command));
+                    return Err(ExecError { lost, message: e.to_string() });
+                }
+            },
         };
         transcript.add(host, &command.command, &outcome);
         Ok(outcome)

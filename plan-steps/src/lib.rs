@@ -23,3 +23,4 @@ pub mod journal_file;
 pub mod local;
 pub mod rsync;
 pub mod service;
+pub mod ssh;

@@ -23,7 +23,7 @@
 //! command without a terminal). [`Session::exec`] sends, for a command `CMD`:
 //!
 //! ```text
-//! echo cutover-NONCE-pgid $$ >&2; /bin/sh -c 'CMD'; s=$?; printf '\ncutover-NONCE-exit %s\n' $s >&2; exit $s
+//! echo cutover-NONCE-pgid $$ >&2; /bin/sh -c 'CMD'; s=$?; printf '\001cutover-NONCE-exit %s\n' $s >&2; exit $s
 //! ```
 //!
 //! `CMD` is quoted with [`plan_core::template::quote`], so the login shell
@@ -76,6 +76,7 @@ mod error;
 mod exec;
 mod known_hosts;
 mod output;
+mod pattern;
 mod session;
 mod socket;
 

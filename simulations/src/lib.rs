@@ -2,9 +2,87 @@
 //! drive the same run machine as a real run, failure scenarios, the Monte
 //! Carlo downtime estimate, the announcement text and plots.
 //!
-//! It is not for anything that touches a host: simulated effects only.
+//! It is for answering, before the window, "how long will users be down,
+//! how bad is the worst case, how likely is a rollback?". It is not for
+//! anything that touches a host: effects are simulated, never performed;
+//! and it does not print: callers render what it returns.
 //!
-//! **Status:** nothing is implemented here yet. Simulation is tracked as its
-//! own issue; until it lands, `cutover` has no `simulate`, `announce` or
-//! `timeline` verb.
+//! # The estimate
+//!
+//! [`estimate`] drives the real run machine of `plan-core` (not a copy of
+//! its logic) through many runs on a virtual clock: step durations are drawn
+//! from the plan's duration models (or from durations measured in journals,
+//! see [`Measured`]), attempts fail with the step's failure rate, deadlines
+//! kill attempts that run too long, parallel steps overlap, rollbacks take
+//! time. [`Scenario`]s change those assumptions or force events (see
+//! [`scenario`] for the format and [`scenario::BUILTIN`] for the built-in
+//! ones). The result, an [`Estimate`], holds the downtime and run-length
+//! quantiles, the chance of a rollback, how runs ended and which steps
+//! drive the tail. How each effect and the downtime are modelled is
+//! described in [`executor`].
+//!
+//! The same [`Options::seed`] gives the same estimate, whatever
+//! [`Options::threads`]. Memory does not grow with the number of runs.
+//! Expect a few microseconds per run and step-count: 10,000 runs of an
+//! 18-step plan take well under a second, enough for a quick figure (the
+//! quantiles move by about a percent between seeds at that count).
+//!
+//! ```
+//! use std::time::Duration;
+//! use plan_core::{load_str, Settings, Source};
+//! use simulations::{estimate, Options, Scenario};
+//!
+//! let text = r#"Plan(
+//!     name: "demo", service: "demo", window: Window(announced: "1h"),
+//!     phases: [Phase(name: "window", at: "0", steps: [
+//!         Step(id: "stop", downtime: Begins,
+//!              action: Shell(on: "local", run: "true", revert: Run("true")), check: Run("true")),
+//!         Step(id: "copy", action: Wait("1m"),
+//!              duration: Pert(min: "10m", likely: "15m", max: "40m"), deadline: "35m"),
+//!         Step(id: "start", downtime: Ends,
+//!              action: Shell(on: "local", run: "true", revert: Run("true")), check: Run("true")),
+//!     ])],
+//! )"#;
+//! let plan = load_str(Source::new("demo.ron", text), &Settings::default()).plan.expect("valid");
+//!
+//! let options = Options { runs: 10_000, seed: 7, ..Options::default() };
+//! let estimate = estimate(&plan, &options)?;
+//! assert!(estimate.downtime.p50 > Duration::from_secs(10 * 60));
+//! assert!(estimate.downtime.p95 >= estimate.downtime.p50);
+//! // The announced window might be the P95 of the downtime, rollbacks included:
+//! let _announce = estimate.downtime_quantile(0.95);
+//!
+//! // What if the copy always overruns its deadline?
+//! let overrun = Options { scenarios: vec![Scenario::named("rsync-overrun")?], ..options.clone() };
+//! let _ = overrun; // (the demo's copy is a `Wait`; `rsync-overrun` forces `Rsync` steps)
+//! # Ok::<(), simulations::SimError>(())
+//! ```
+//!
+//! For the announced *window* (how long the maintenance lasts, not only the
+//! outage), use [`Estimate::duration`] with [`Options::phase`] set to the
+//! window's phase: the run length includes rollbacks.
 #![warn(missing_docs)]
+
+pub mod announce;
+pub mod downtime_chart;
+mod error;
+mod estimate;
+pub mod executor;
+pub mod gantt;
+pub mod histogram;
+pub mod measured;
+mod model;
+mod outage;
+pub mod random;
+pub mod sampling;
+pub mod scenario;
+mod tally;
+pub mod timeline;
+
+pub use error::SimError;
+pub use estimate::{
+    estimate, EndShare, EndState, Estimate, HaltCause, Options, Quantiles, TailDriver, DEFAULT_RUNS, DEFAULT_SEED,
+};
+pub use histogram::Histogram;
+pub use measured::Measured;
+pub use scenario::Scenario;

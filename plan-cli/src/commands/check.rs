@@ -51,22 +51,31 @@ pub fn cmd_check(
     } else {
         exit_codes::OK
     };
+    // The announced window against the simulated P95 downtime (valid plans only).
+    let window = match &loaded.plan {
+        Some(plan) => super::announce::window_warning(plan, stderr)?,
+        None => None,
+    };
+    let warning_count = diagnostics.warning_count() + usize::from(window.is_some());
     match args.format {
         CheckFormat::Json => {
             let report = JsonReport {
                 plan: name,
                 valid: !diagnostics.has_errors(),
                 errors: diagnostics.error_count(),
-                warnings: diagnostics.warning_count(),
+                warnings: warning_count,
                 steps: loaded.plan.as_ref().map(|p| p.steps().count()),
-                diagnostics: diagnostics.iter().map(JsonDiagnostic::from).collect(),
+                diagnostics: diagnostics.iter().chain(&window).map(JsonDiagnostic::from).collect(),
             };
             serde_json::to_writer_pretty(&mut *stdout, &report)?;
             writeln!(stdout)?;
         }
         CheckFormat::Text => {
             render::diagnostics_text(diagnostics, stderr)?;
-            let warnings = render::count(diagnostics.warning_count(), "warning");
+            if let (Some(warning), Some(plan)) = (&window, &loaded.plan) {
+                super::announce::render_with_source(warning, &plan.source, stderr)?;
+            }
+            let warnings = render::count(warning_count, "warning");
             match &loaded.plan {
                 Some(plan) => {
                     let pending = plan.steps().filter(|s| s.pending()).count();

@@ -1,8 +1,10 @@
 //! One module per verb.
 
+pub mod announce;
 pub mod check;
 pub mod graph;
 pub mod resume;
 pub mod run;
+pub mod simulate;
 pub mod status;
 pub mod timeline;

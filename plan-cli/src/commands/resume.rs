@@ -9,7 +9,7 @@ use plan_core::machine::Event;
 use plan_core::Settings;
 
 use crate::live::{ask_yes_no, Mode};
-use crate::session::{self, journal_path, open_journal, Interaction};
+use crate::session::{self, journal_path, open_journal, Carried, Interaction};
 use crate::{CliError, PlanArgs};
 
 /// Arguments of `cutover resume`.
@@ -29,6 +29,8 @@ pub struct ResumeArgs {
     /// Print one JSON object per event on stdout instead of the live view
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    ssh: crate::session::SshArgs,
 }
 
 /// The answer for in-doubt steps without a check.
@@ -126,7 +128,7 @@ pub fn cmd_resume(
             yes: args.yes,
             assume,
         },
-        captured,
+        Carried { captured, ssh: args.ssh.options() },
     )
 }
 

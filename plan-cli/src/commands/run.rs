@@ -12,7 +12,7 @@ use plan_core::{Entry, Plan, Settings};
 use statig::prelude::IntoStateMachineExt as _;
 
 use crate::live::{ask_yes_no, Mode};
-use crate::session::{self, already_done, fingerprints, journal_path, open_journal, Interaction};
+use crate::session::{self, already_done, fingerprints, journal_path, open_journal, Carried, Interaction};
 use crate::{exit_codes, CliError, PlanArgs};
 
 /// Arguments of `cutover run`.
@@ -35,6 +35,8 @@ pub struct RunArgs {
     /// Print one JSON object per event on stdout instead of the live view
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    ssh: crate::session::SshArgs,
 }
 
 /// Runs the plan: exit 0 completed, 3 rolled back, 4 halted, 2 invalid plan.
@@ -149,7 +151,7 @@ pub fn cmd_run(
             yes: args.yes,
             assume: None,
         },
-        Vec::new(),
+        Carried { captured: Vec::new(), ssh: args.ssh.options() },
     )
 }
 

@@ -244,13 +244,21 @@ mod tests {
     }
 
     #[test]
-    fn every_scheduled_phase_with_work_is_drawn() {
+    fn every_phase_with_work_left_is_drawn() {
         let timeline = timeline::layout(&mailman(), None).expect("steps to run");
         let names: Vec<&str> = timeline.phases.iter().map(|p| p.name.as_str()).collect();
+        // `prep` is all done but row 12, "write this plan", in progress.
         assert_eq!(
             names,
-            ["preparation", "day-before", "window", "decommission"]
+            [
+                "prep",
+                "preparation",
+                "day-before",
+                "window",
+                "decommission"
+            ]
         );
+        assert_eq!(timeline.phases[0].bars.len(), 1);
         let svg = gantt::svg(&timeline).expect("draws");
         assert!(
             svg.starts_with("<svg") && svg.contains("final-rsync") && svg.contains("data-copied")

@@ -247,7 +247,11 @@ fn parse_into(
         match keyword.to_ascii_lowercase().as_str() {
             "host" => {
                 if args.is_empty() {
-                    return Err(config_error(origin, Some(line_no), "`Host` needs a pattern".into()));
+                    return Err(config_error(
+                        origin,
+                        Some(line_no),
+                        "`Host` needs a pattern".into(),
+                    ));
                 }
                 block = Some(Block::Host(args.clone()));
             }
@@ -444,7 +448,13 @@ pub struct SshTarget {
 impl SshTarget {
     /// A target for `address:port` as `user` with one key file, no agent and
     /// no fallbacks (what tests and tools that manage their keys want).
-    pub fn new(name: &str, address: &str, port: u16, user: &str, identity: Option<PathBuf>) -> SshTarget {
+    pub fn new(
+        name: &str,
+        address: &str,
+        port: u16,
+        user: &str,
+        identity: Option<PathBuf>,
+    ) -> SshTarget {
         SshTarget {
             name: name.to_owned(),
             address: address.to_owned(),
@@ -609,7 +619,10 @@ Host *
         let old = config.lookup("db-old");
         assert_eq!(old.host_name, None);
         assert_eq!(old.port, Some(22));
-        assert_eq!(config.lookup("quoted alias").user.as_deref(), Some("quoted"));
+        assert_eq!(
+            config.lookup("quoted alias").user.as_deref(),
+            Some("quoted")
+        );
         // `Match` blocks other than `Match all` never apply.
         assert_ne!(config.lookup("something").user.as_deref(), Some("never"));
     }
@@ -652,11 +665,11 @@ Host *
         let env = env(home.path());
         let dir = env.ssh_dir().join("conf.d");
         std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("10-web.conf"), "Host web2\n  HostName 10.0.0.6\n")
-            .expect("write");
+        std::fs::write(dir.join("10-web.conf"), "Host web2\n  HostName 10.0.0.6\n").expect("write");
         std::fs::write(dir.join("20-user"), "User included\n").expect("write");
         std::fs::write(dir.join("skip.txt"), "User wrong\n").expect("write");
-        let text = "Include conf.d/*.conf\nHost web3\n  Include conf.d/20-user\nHost *\n  User last\n";
+        let text =
+            "Include conf.d/*.conf\nHost web3\n  Include conf.d/20-user\nHost *\n  User last\n";
         let config = parse(text, &env);
         assert_eq!(config.lookup("web2").host_name.as_deref(), Some("10.0.0.6"));
         assert_eq!(config.lookup("web3").user.as_deref(), Some("included"));
@@ -676,9 +689,12 @@ Host *
         let e = SshConfig::parse("Host x\n  Port http\n", Path::new("/etc/cfg"), &env)
             .expect_err("a bad port");
         assert_eq!(e.kind(), SshErrorKind::Config);
-        assert_eq!(e.to_string(), "/etc/cfg:2: `Port http` is not a port number");
-        let e = SshConfig::parse("User \"x\n", Path::new("/etc/cfg"), &env)
-            .expect_err("a bad quote");
+        assert_eq!(
+            e.to_string(),
+            "/etc/cfg:2: `Port http` is not a port number"
+        );
+        let e =
+            SshConfig::parse("User \"x\n", Path::new("/etc/cfg"), &env).expect_err("a bad quote");
         assert_eq!(e.to_string(), "/etc/cfg:1: unterminated quote");
     }
 

@@ -117,7 +117,12 @@ pub(crate) fn is_connection_error(error: &async_ssh2_lite::Error) -> bool {
         async_ssh2_lite::Error::Ssh2(e) => match e.code() {
             ssh2::ErrorCode::Session(code) => matches!(
                 code,
-                SOCKET_SEND | TIMEOUT | SOCKET_DISCONNECT | SOCKET_TIMEOUT | SOCKET_RECV | BAD_SOCKET
+                SOCKET_SEND
+                    | TIMEOUT
+                    | SOCKET_DISCONNECT
+                    | SOCKET_TIMEOUT
+                    | SOCKET_RECV
+                    | BAD_SOCKET
             ),
             ssh2::ErrorCode::SFTP(_) => false,
         },

@@ -179,7 +179,9 @@ impl KnownHosts {
     fn add(&self, target: &SshTarget, name: &str, key: &HostKey) -> Result<(), SshError> {
         // A poisoned lock only means another addition panicked; the file is
         // re-read below either way.
-        let _guard = APPEND.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = APPEND
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match verdict(&self.read(target)?, name, key) {
             Verdict::Match => return Ok(()),
             Verdict::Unknown => {}
@@ -208,7 +210,10 @@ impl KnownHosts {
 
     fn append(&self, name: &str, key: &HostKey) -> io::Result<()> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let mut file = fs::OpenOptions::new()
             .create(true)
@@ -265,11 +270,7 @@ pub(crate) fn algorithm_preference(known: &[String], supported: &[&str]) -> Stri
     let is_known = |alg: &str| known.iter().any(|t| of_type(alg, t));
     let usable = ALGORITHMS.iter().filter(|a| supported.contains(a));
     let (first, rest): (Vec<&str>, Vec<&str>) = usable.partition(|a| is_known(a));
-    first
-        .into_iter()
-        .chain(rest)
-        .collect::<Vec<_>>()
-        .join(",")
+    first.into_iter().chain(rest).collect::<Vec<_>>().join(",")
 }
 
 /// One key line of a known_hosts file.
@@ -302,8 +303,10 @@ fn hashed_matches(hashed: &str, name: &str) -> bool {
     let Some((salt, hash)) = hashed.split_once('|') else {
         return false;
     };
-    let (Ok(salt), Ok(hash)) = (BASE64.decode(salt.as_bytes()), BASE64.decode(hash.as_bytes()))
-    else {
+    let (Ok(salt), Ok(hash)) = (
+        BASE64.decode(salt.as_bytes()),
+        BASE64.decode(hash.as_bytes()),
+    ) else {
         return false;
     };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
@@ -431,9 +434,18 @@ mod tests {
     fn hashed_names_match() {
         let entries = parse(HASHED);
         assert_eq!(entries.len(), 2);
-        assert_eq!(verdict(&entries, "[127.0.0.1]:2222", &key(K1)), Verdict::Match);
-        assert_eq!(verdict(&entries, "web.example.com", &key(K1)), Verdict::Match);
-        assert_eq!(verdict(&entries, "[127.0.0.1]:2223", &key(K1)), Verdict::Unknown);
+        assert_eq!(
+            verdict(&entries, "[127.0.0.1]:2222", &key(K1)),
+            Verdict::Match
+        );
+        assert_eq!(
+            verdict(&entries, "web.example.com", &key(K1)),
+            Verdict::Match
+        );
+        assert_eq!(
+            verdict(&entries, "[127.0.0.1]:2223", &key(K1)),
+            Verdict::Unknown
+        );
         assert_eq!(verdict(&entries, "127.0.0.1", &key(K1)), Verdict::Unknown);
         assert_eq!(
             verdict(&entries, "[127.0.0.1]:2222", &key(K2)),
@@ -461,9 +473,15 @@ mod tests {
         assert_eq!(entries.len(), 5, "{entries:?}");
         assert_eq!(verdict(&entries, "10.0.0.5", &key(K1)), Verdict::Match);
         assert_eq!(verdict(&entries, "a.example.com", &key(K1)), Verdict::Match);
-        assert_eq!(verdict(&entries, "bad.example.com", &key(K1)), Verdict::Unknown);
+        assert_eq!(
+            verdict(&entries, "bad.example.com", &key(K1)),
+            Verdict::Unknown
+        );
         // A port other than 22 is only known as `[host]:port`.
-        assert_eq!(verdict(&entries, "[10.0.0.5]:2222", &key(K1)), Verdict::Unknown);
+        assert_eq!(
+            verdict(&entries, "[10.0.0.5]:2222", &key(K1)),
+            Verdict::Unknown
+        );
         // K2 is revoked everywhere, also where it is filed.
         assert_eq!(
             verdict(&entries, "[10.0.0.9]:2222", &key(K2)),
@@ -541,13 +559,20 @@ mod tests {
         accept.verify(&target(), &key(K1)).expect("known now");
         let text = fs::read_to_string(&path).expect("written");
         assert_eq!(text, format!("[127.0.0.1]:2222 ssh-ed25519 {K1}\n"));
-        strict.verify(&target(), &key(K1)).expect("known to strict too");
+        strict
+            .verify(&target(), &key(K1))
+            .expect("known to strict too");
 
         // A changed key is refused under both policies.
         for known_hosts in [&strict, &accept] {
-            let e = known_hosts.verify(&target(), &key(K2)).expect_err("changed");
+            let e = known_hosts
+                .verify(&target(), &key(K2))
+                .expect_err("changed");
             assert_eq!(e.kind(), SshErrorKind::HostKeyChanged);
-            assert!(e.to_string().contains(":1 holds ssh-ed25519 SHA256:PS8s"), "{e}");
+            assert!(
+                e.to_string().contains(":1 holds ssh-ed25519 SHA256:PS8s"),
+                "{e}"
+            );
         }
         assert_eq!(fs::read_to_string(&path).expect("unchanged"), text);
     }

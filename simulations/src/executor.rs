@@ -1,0 +1,432 @@
+//! The simulated executor: performs the run machine's effects on a virtual
+//! clock and feeds their outcomes back as events, exactly as the real
+//! executor does with hosts, so a simulated run is the real machine's run.
+//!
+//! Effects complete at virtual times kept in a queue ordered by time (ties
+//! in the order they were scheduled). How each effect is simulated:
+//!
+//! - `Preflight`: passes at once.
+//! - `Forward`: takes a duration drawn from the step's model (times the
+//!   scenario's `scale`; a `WaitTtl` waits for the TTL it guards on top),
+//!   then `settle`. An attempt fails with the step's failure rate: it then
+//!   fails partway, at a uniformly drawn share of its duration. An attempt
+//!   whose duration exceeds the step's `deadline` is killed at the deadline
+//!   (`DeadlineExceeded`); `settle` does not count towards the deadline.
+//!   Scenarios may also leave an attempt in doubt partway through, or force
+//!   any of these outcomes. Parallel steps overlap in virtual time.
+//! - `Confirm` (a manual step): the operator takes the step's duration and
+//!   declines with its failure rate. Manual steps have no deadline.
+//! - `Check` and `AskOperator` (for a step in doubt): take the scenario's
+//!   `check` (30 s) or `answer` (5 min) time, and find the action done with
+//!   the step's `checked_done` chance (0.5); the machine reruns it if not.
+//! - `Revert`: takes a fresh draw of the step's forward duration model
+//!   (scaled, without `settle`): undoing a change is assumed to cost about
+//!   what making it did. It fails with the revert failure rate, which is the
+//!   step's failure rate unless a scenario says otherwise.
+//! - the window's `deadline`, when the plan sets one, aborts the run that
+//!   long after it started, as the real driver does.
+//!
+//! # Downtime
+//!
+//! Users are down from the start of the `Begins` step to the end of the
+//! `Ends` step. A `DnsRecord` switch made while users are down (the `Ends`
+//! step itself, or one between the markers) keeps them down until the TTL in
+//! force for that record at the switch has passed, since resolvers may hold
+//! the old address that long; `DnsTtl` steps change that TTL as they
+//! complete and are reverted. On a rollback, reverting the `Ends` step takes
+//! users down again, and they are back when the revert of the `Begins` step
+//! completes, plus the TTL in force when a switch was reverted. Time spent
+//! rolling back counts. A run that stops (halts, or rolls back to a point
+//! inside the outage) while users are down counts the downtime until it
+//! stops, and is counted as an open outage: an operator must act, so the
+//! real outage is longer.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use plan_core::machine::{Effect, Event, Outbox, RunEnd, RunMachine, StepStatus};
+use plan_core::Downtime;
+use statig::blocking::StateMachine;
+
+use crate::model::{DnsRole, Model};
+use crate::outage::Outage;
+use crate::random::Rng;
+use crate::scenario::Force;
+use crate::tally::{millis, Tally};
+use crate::SimError;
+
+/// What a scheduled completion feeds to the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum What {
+    PreflightPassed,
+    Succeeded,
+    Failed,
+    Deadline,
+    InDoubt,
+    Checked(bool),
+    Confirmed,
+    Declined,
+    Answered(bool),
+    Reverted,
+    RevertFailed,
+    Abort,
+    WindowAbort,
+}
+
+/// A completion waiting in the virtual clock's queue.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    at: f64,
+    seq: u32,
+    ix: u32,
+    /// When the work that completes here started (for the tail report).
+    since: f64,
+    what: What,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    /// Reversed, so that the max-heap pops the earliest (then first scheduled).
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.at.total_cmp(&self.at).then(other.seq.cmp(&self.seq))
+    }
+}
+
+/// One thread's simulator: buffers reused from run to run.
+pub(crate) struct Worker<'m> {
+    model: &'m Model,
+    outbox: Outbox,
+    queue: BinaryHeap<Pending>,
+    seq: u32,
+    now: f64,
+    ttl: Vec<f64>,
+    /// Per record: what a `WaitTtl` waits for (the TTL before the last change).
+    wait_ttl: Vec<f64>,
+    /// Per step: the TTL its `DnsTtl` replaced, for its revert.
+    ttl_before: Vec<f64>,
+    /// (step, from, to) of every piece of work, for the tail report.
+    work: Vec<(u32, f64, f64)>,
+    outage: Outage,
+    times: Vec<u64>,
+    end: Option<usize>,
+    rolled_back: bool,
+    pub(crate) tally: Tally,
+}
+
+impl<'m> Worker<'m> {
+    pub(crate) fn new(model: &'m Model) -> Worker<'m> {
+        Worker {
+            model,
+            outbox: Outbox::default(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0.0,
+            ttl: model.initial_ttl.clone(),
+            wait_ttl: model.initial_ttl.clone(),
+            ttl_before: vec![0.0; model.step_count()],
+            work: Vec::new(),
+            outage: Outage::default(),
+            times: vec![0; model.step_count() + 1],
+            end: None,
+            rolled_back: false,
+            tally: Tally::new(model),
+        }
+    }
+
+    fn schedule(&mut self, after: f64, ix: u32, what: What) {
+        self.seq += 1;
+        self.queue.push(Pending { at: self.now + after, seq: self.seq, ix, since: self.now, what });
+    }
+
+    /// Simulates run `run` of the estimate seeded with `seed` and tallies it.
+    pub(crate) fn run(&mut self, run: u64, seed: u64) -> Result<(), SimError> {
+        let model = self.model;
+        let mut rng = Rng::for_run(seed, run);
+        let mut machine = model.template.clone();
+        self.queue.clear();
+        self.seq = 0;
+        self.now = 0.0;
+        self.ttl.copy_from_slice(&model.initial_ttl);
+        self.wait_ttl.copy_from_slice(&model.initial_ttl);
+        self.work.clear();
+        self.outage.reset();
+        self.end = None;
+        self.rolled_back = false;
+        if let Some(deadline) = model.window_deadline {
+            self.schedule(deadline, u32::MAX, What::WindowAbort);
+        }
+        if model.from_idle {
+            self.feed(&mut machine, &model.start, &mut rng);
+        } else {
+            for effect in &model.initial_effects {
+                self.perform(&machine, effect, &mut rng);
+            }
+        }
+        let mut events = 0u64;
+        while self.end.is_none() {
+            let Some(next) = self.queue.pop() else { break };
+            events += 1;
+            if events > model.event_limit {
+                return Err(SimError::RunDidNotEnd {
+                    run,
+                    seed,
+                    problem: format!(
+                        "more than {} events, in state {:?} (a scenario that leaves every attempt in doubt and never done makes runs endless)",
+                        model.event_limit,
+                        machine.state()
+                    ),
+                });
+            }
+            self.now = next.at;
+            let ix = next.ix as usize;
+            if next.ix != u32::MAX {
+                self.work.push((next.ix, next.since, next.at));
+            }
+            let event = match next.what {
+                What::PreflightPassed => &model.preflight_passed,
+                What::Abort => &model.abort,
+                What::WindowAbort => &model.window_abort,
+                What::Succeeded => &model.events[ix].succeeded,
+                What::Failed => &model.events[ix].failed,
+                What::Deadline => &model.events[ix].deadline,
+                What::InDoubt => &model.events[ix].in_doubt,
+                What::Checked(done) => &model.events[ix].checked[usize::from(done)],
+                What::Confirmed => &model.events[ix].confirmed,
+                What::Declined => &model.events[ix].declined,
+                What::Answered(done) => &model.events[ix].answered[usize::from(done)],
+                What::Reverted => &model.events[ix].reverted,
+                What::RevertFailed => &model.events[ix].revert_failed,
+            };
+            self.feed(&mut machine, event, &mut rng);
+            match next.what {
+                What::Succeeded | What::Confirmed | What::Checked(true) | What::Answered(true)
+                    if machine.statuses()[ix] == StepStatus::Done =>
+                {
+                    self.step_done(ix);
+                }
+                What::Reverted if machine.statuses()[ix] == StepStatus::Reverted => self.step_reverted(ix),
+                _ => {}
+            }
+        }
+        let Some(end) = self.end else {
+            return Err(SimError::RunDidNotEnd {
+                run,
+                seed,
+                problem: format!("nothing left to do, but the machine is in {:?} and announced no end", machine.state()),
+            });
+        };
+        self.tally_run(end);
+        Ok(())
+    }
+
+    /// Feeds one event and performs the effects it produced, at `now`.
+    fn feed(&mut self, machine: &mut StateMachine<RunMachine>, event: &Event, rng: &mut Rng) {
+        machine.handle_with_context(event, &mut self.outbox);
+        self.outbox.transitions.clear();
+        let mut effects = std::mem::take(&mut self.outbox.effects);
+        for effect in &effects {
+            self.perform(machine, effect, rng);
+        }
+        effects.clear();
+        self.outbox.effects = effects;
+    }
+
+    fn perform(&mut self, machine: &StateMachine<RunMachine>, effect: &Effect, rng: &mut Rng) {
+        let model = self.model;
+        match effect {
+            Effect::Preflight { .. } => self.schedule(0.0, u32::MAX, What::PreflightPassed),
+            Effect::Forward { step, attempt } => {
+                let ix = model.index(step);
+                self.forward(ix, *attempt, rng);
+            }
+            Effect::Confirm { step } => {
+                let ix = model.index(step);
+                self.confirm(ix, rng);
+            }
+            Effect::Check { step } => {
+                let ix = model.index(step);
+                let done = rng.uniform() < model.steps[ix as usize].checked_done;
+                self.schedule(model.check_secs, ix, What::Checked(done));
+            }
+            Effect::AskOperator { step } => {
+                let ix = model.index(step);
+                let done = rng.uniform() < model.steps[ix as usize].checked_done;
+                self.schedule(model.answer_secs, ix, What::Answered(done));
+            }
+            Effect::Revert { step } => {
+                let ix = model.index(step);
+                self.rolled_back = true;
+                self.revert(ix, rng);
+            }
+            Effect::Finished { end } => self.end = Some(self.end_slot(machine, end)),
+        }
+    }
+
+    fn forward(&mut self, ix: u32, attempt: u32, rng: &mut Rng) {
+        let model = self.model;
+        let m = &model.steps[ix as usize];
+        if m.downtime == Some(Downtime::Begins) {
+            self.outage.down(self.now);
+        }
+        let mut length = m.forward.sample(rng) * m.scale;
+        if let DnsRole::WaitTtl { record } = m.dns {
+            length += self.wait_ttl[record];
+        }
+        let (mut at, mut what) = match m.force {
+            Some(Force::Fail) => (length * rng.uniform(), What::Failed),
+            Some(Force::InDoubt) if attempt == 1 => (length * rng.uniform(), What::InDoubt),
+            Some(Force::DeadlineExceeded) if m.deadline.is_finite() => (m.deadline, What::Deadline),
+            _ => {
+                let u = rng.uniform();
+                if u < m.fail {
+                    (length * (u / m.fail), What::Failed)
+                } else if u < m.fail + m.in_doubt {
+                    (length * ((u - m.fail) / m.in_doubt), What::InDoubt)
+                } else {
+                    (length, What::Succeeded)
+                }
+            }
+        };
+        if at > m.deadline {
+            (at, what) = (m.deadline, What::Deadline);
+        }
+        if what == What::Succeeded {
+            at += m.settle;
+        }
+        self.schedule(at, ix, what);
+    }
+
+    fn confirm(&mut self, ix: u32, rng: &mut Rng) {
+        let model = self.model;
+        let m = &model.steps[ix as usize];
+        if m.downtime == Some(Downtime::Begins) {
+            self.outage.down(self.now);
+        }
+        let length = m.forward.sample(rng) * m.scale;
+        let (at, what) = if m.force == Some(Force::Fail) {
+            (length * rng.uniform(), What::Declined)
+        } else {
+            let u = rng.uniform();
+            if u < m.fail {
+                (length * (u / m.fail), What::Declined)
+            } else {
+                (length + m.settle, What::Confirmed)
+            }
+        };
+        self.schedule(at, ix, what);
+    }
+
+    fn revert(&mut self, ix: u32, rng: &mut Rng) {
+        let model = self.model;
+        let m = &model.steps[ix as usize];
+        // Undoing the step that gave users the service back takes it away again.
+        if m.downtime == Some(Downtime::Ends) {
+            self.outage.down(self.now);
+        }
+        let length = m.forward.sample(rng) * m.scale;
+        let (at, what) = if m.force == Some(Force::RevertFails) {
+            (length * rng.uniform(), What::RevertFailed)
+        } else {
+            let u = rng.uniform();
+            if u < m.revert_fail {
+                (length * (u / m.revert_fail), What::RevertFailed)
+            } else {
+                (length, What::Reverted)
+            }
+        };
+        self.schedule(at, ix, what);
+    }
+
+    fn step_done(&mut self, ix: usize) {
+        let model = self.model;
+        let m = &model.steps[ix];
+        match m.dns {
+            DnsRole::Ttl { record, ttl } => {
+                self.ttl_before[ix] = self.ttl[record];
+                self.wait_ttl[record] = self.ttl[record];
+                self.ttl[record] = ttl;
+            }
+            DnsRole::Switch { record } => self.outage.propagate(self.now + self.ttl[record]),
+            DnsRole::None | DnsRole::WaitTtl { .. } => {}
+        }
+        if m.downtime == Some(Downtime::Ends) {
+            self.outage.up(self.now);
+        }
+        if let Some(after) = m.abort_after {
+            self.schedule(after, u32::MAX, What::Abort);
+        }
+    }
+
+    fn step_reverted(&mut self, ix: usize) {
+        let model = self.model;
+        let m = &model.steps[ix];
+        match m.dns {
+            DnsRole::Ttl { record, .. } => self.ttl[record] = self.ttl_before[ix],
+            // Resolvers may hold the new address for the TTL it was served with.
+            DnsRole::Switch { record } => self.outage.propagate(self.now + self.ttl[record]),
+            DnsRole::None | DnsRole::WaitTtl { .. } => {}
+        }
+        if m.downtime == Some(Downtime::Begins) {
+            self.outage.up(self.now);
+        }
+    }
+
+    fn end_slot(&self, machine: &StateMachine<RunMachine>, end: &RunEnd) -> usize {
+        let schedule = &self.model.schedule;
+        let points = schedule.points.len();
+        match end {
+            RunEnd::Completed => 0,
+            RunEnd::RolledBack { point, .. } => 1 + schedule.points.iter().position(|p| p == point).unwrap_or(0),
+            RunEnd::Halted { step, .. } => match step.as_deref().map(|s| self.model.index(s) as usize) {
+                Some(ix) if ix < self.model.step_count() => {
+                    let cause = if machine.statuses()[ix] == StepStatus::RevertFailed {
+                        0
+                    } else if schedule.steps[ix].past_no_return {
+                        1
+                    } else {
+                        2
+                    };
+                    1 + points + 3 * ix + cause
+                }
+                _ => 1 + points + 3 * self.model.step_count(),
+            },
+        }
+    }
+
+    fn tally_run(&mut self, end: usize) {
+        let open = self.outage.finish(self.now);
+        let downtime = self.outage.total();
+        let downtime_ms = millis(downtime);
+        let tally = &mut self.tally;
+        tally.runs += 1;
+        tally.downtime.record(downtime_ms);
+        tally.duration.record(millis(self.now));
+        tally.ends[end] += 1;
+        tally.rollbacks += u64::from(self.rolled_back || (1..=self.model.schedule.points.len()).contains(&end));
+        tally.open_outages += u64::from(open);
+        if downtime_ms > 0 {
+            self.times.fill(0);
+            for &(ix, from, to) in &self.work {
+                self.times[ix as usize] += millis(self.outage.overlap(from, to));
+            }
+            let last = self.times.len() - 1;
+            self.times[last] = millis(self.outage.propagation);
+        } else {
+            self.times.fill(0);
+        }
+        tally.drivers.record(downtime_ms, &self.times);
+    }
+}

@@ -1,0 +1,467 @@
+//! What the simulator knows about a plan before any run: each scheduled
+//! step's duration model, failure rates and DNS role with the scenarios and
+//! measured durations applied, the events its effects end in (built once),
+//! and the run machine every run starts from.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use plan_core::machine::{Effect, Event, Outbox, RunMachine, Schedule, Selection};
+use plan_core::{Action, Downtime, Entry, Plan, Step};
+use statig::blocking::{IntoStateMachineExt as _, StateMachine};
+
+use crate::measured::Measured;
+use crate::sampling::DurationSampler;
+use crate::scenario::{Force, Override, Scenario};
+use crate::SimError;
+
+/// How long checking an in-doubt step takes, unless a scenario says.
+const DEFAULT_CHECK_SECS: f64 = 30.0;
+/// How long the operator takes to answer a question, unless a scenario says.
+const DEFAULT_ANSWER_SECS: f64 = 300.0;
+/// The chance that an in-doubt step turns out done, unless a scenario says.
+const DEFAULT_CHECKED_DONE: f64 = 0.5;
+
+/// Finds a step's index from the id an effect names, without hashing or
+/// comparing the whole string: a fingerprint of its length and first and
+/// last 8 bytes, in an open-addressed table. The machine only names ids of
+/// its schedule, so a fingerprint that is unique among them identifies the
+/// step; when two ids share one, every lookup compares the id instead.
+#[derive(Clone, Debug)]
+struct StepIndex {
+    /// (fingerprint, step index + 1; 0 for an empty slot), a power of two long.
+    slots: Vec<(u64, u32)>,
+    /// The ids, when fingerprints collide.
+    ids: Option<Vec<String>>,
+}
+
+impl StepIndex {
+    fn new(ids: &[&str]) -> StepIndex {
+        let size = (ids.len() * 2).next_power_of_two().max(2);
+        let mut slots = vec![(0u64, 0u32); size];
+        let mut unique = true;
+        for (ix, id) in ids.iter().enumerate() {
+            let fp = fingerprint(id);
+            let mut slot = (fp as usize) & (size - 1);
+            while slots[slot].1 != 0 {
+                unique &= slots[slot].0 != fp;
+                slot = (slot + 1) & (size - 1);
+            }
+            slots[slot] = (fp, ix as u32 + 1);
+        }
+        StepIndex { slots, ids: (!unique).then(|| ids.iter().map(|s| (*s).to_owned()).collect()) }
+    }
+
+    /// The index of `id`, or `u32::MAX` if it is none of the schedule's.
+    #[inline]
+    fn get(&self, id: &str) -> u32 {
+        if let Some(ids) = &self.ids {
+            return ids.iter().position(|s| s == id).map_or(u32::MAX, |ix| ix as u32);
+        }
+        let fp = fingerprint(id);
+        let mask = self.slots.len() - 1;
+        let mut slot = (fp as usize) & mask;
+        loop {
+            match self.slots[slot] {
+                (_, 0) => return u32::MAX,
+                (f, ix) if f == fp => return ix - 1,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+}
+
+#[inline]
+fn fingerprint(id: &str) -> u64 {
+    let bytes = id.as_bytes();
+    let n = bytes.len();
+    let word = |part: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..part.len()].copy_from_slice(part);
+        u64::from_le_bytes(w)
+    };
+    let head = word(&bytes[..n.min(8)]);
+    let tail = word(&bytes[n.saturating_sub(8)..]);
+    let mut h = (head ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^= h >> 32;
+    h = (h ^ tail).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    h ^ (h >> 29)
+}
+
+/// What a step does to DNS, with records as indices.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum DnsRole {
+    None,
+    /// Sets the record's TTL (seconds).
+    Ttl { record: usize, ttl: f64 },
+    /// Points the record at new addresses.
+    Switch { record: usize },
+    /// Waits for the record's previous TTL.
+    WaitTtl { record: usize },
+}
+
+/// One scheduled step as the simulator sees it, scenarios applied.
+#[derive(Clone, Debug)]
+pub(crate) struct StepModel {
+    pub(crate) forward: DurationSampler,
+    pub(crate) scale: f64,
+    pub(crate) settle: f64,
+    /// Seconds; infinite when the step has none.
+    pub(crate) deadline: f64,
+    pub(crate) fail: f64,
+    pub(crate) in_doubt: f64,
+    pub(crate) checked_done: f64,
+    pub(crate) revert_fail: f64,
+    pub(crate) force: Option<Force>,
+    /// Seconds after success at which the run is aborted (`AbortAfter`).
+    pub(crate) abort_after: Option<f64>,
+    pub(crate) downtime: Option<Downtime>,
+    pub(crate) dns: DnsRole,
+}
+
+/// The events a step's effects can end in, built once so that feeding the
+/// machine allocates nothing.
+#[derive(Debug)]
+pub(crate) struct StepEvents {
+    pub(crate) succeeded: Event,
+    pub(crate) failed: Event,
+    pub(crate) deadline: Event,
+    pub(crate) in_doubt: Event,
+    pub(crate) checked: [Event; 2],
+    pub(crate) confirmed: Event,
+    pub(crate) declined: Event,
+    pub(crate) answered: [Event; 2],
+    pub(crate) reverted: Event,
+    pub(crate) revert_failed: Event,
+}
+
+impl StepEvents {
+    fn new(id: &str) -> StepEvents {
+        let step = || id.to_owned();
+        let reason = || "simulated failure".to_owned();
+        StepEvents {
+            succeeded: Event::StepSucceeded { step: step() },
+            failed: Event::StepFailed { step: step(), reason: reason() },
+            deadline: Event::DeadlineExceeded { step: step() },
+            in_doubt: Event::StepInDoubt { step: step(), reason: "simulated loss of the connection".into() },
+            checked: [Event::Checked { step: step(), done: false }, Event::Checked { step: step(), done: true }],
+            confirmed: Event::OperatorConfirmed { step: step() },
+            declined: Event::OperatorDeclined { step: step() },
+            answered: [
+                Event::OperatorAnswered { step: step(), done: false },
+                Event::OperatorAnswered { step: step(), done: true },
+            ],
+            reverted: Event::RevertSucceeded { step: step() },
+            revert_failed: Event::RevertFailed { step: step(), reason: reason() },
+        }
+    }
+}
+
+/// Everything a run needs that does not change between runs; shared by
+/// the worker threads.
+pub(crate) struct Model {
+    pub(crate) schedule: Arc<Schedule>,
+    /// The machine every run starts from, cloned for each run: after `Start`
+    /// and `PreflightPassed` (see [`Model::new`]), or in `Idle`.
+    pub(crate) template: StateMachine<RunMachine>,
+    /// The effects the template's last event produced, for each run to perform.
+    pub(crate) initial_effects: Vec<Effect>,
+    /// Whether the template is still in `Idle` (it then gets `Start` first).
+    pub(crate) from_idle: bool,
+    pub(crate) steps: Vec<StepModel>,
+    ids: StepIndex,
+    pub(crate) events: Vec<StepEvents>,
+    pub(crate) start: Event,
+    pub(crate) preflight_passed: Event,
+    pub(crate) abort: Event,
+    pub(crate) window_abort: Event,
+    /// Seconds after the start at which the window deadline aborts the run.
+    pub(crate) window_deadline: Option<f64>,
+    pub(crate) check_secs: f64,
+    pub(crate) answer_secs: f64,
+    /// Each record's TTL when the run starts (steps done before applied).
+    pub(crate) initial_ttl: Vec<f64>,
+    /// Events after which a run is declared endless.
+    pub(crate) event_limit: u64,
+    /// Scenario findings that are worth a warning.
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Model {
+    /// Prepares the pending steps of `plan` (or of one phase) with the
+    /// scenarios and measured durations applied.
+    pub(crate) fn new(
+        plan: &Plan,
+        phase: Option<&str>,
+        scenarios: &[Scenario],
+        measured: Option<&Measured>,
+    ) -> Result<Model, SimError> {
+        if let Some(name) = phase {
+            if plan.phase(name).is_none() {
+                return Err(SimError::UnknownPhase(name.to_owned()));
+            }
+        }
+        let selection = Selection { phase: phase.map(str::to_owned), ..Selection::default() };
+        let schedule = Arc::new(Schedule::new(plan, &selection));
+        let mut warnings = Vec::new();
+        let by_id: HashMap<&str, &Step> = plan.steps().map(|s| (s.id.as_str(), s)).collect();
+        let scheduled: Vec<&Step> = schedule
+            .steps
+            .iter()
+            .map(|s| by_id.get(s.id.as_str()).copied().ok_or_else(|| SimError::Options(format!("step `{}` is not in the plan", s.id))))
+            .collect::<Result<_, _>>()?;
+
+        // Scenario overrides per scheduled step, and the checks on them.
+        let mut overrides = vec![Override::default(); scheduled.len()];
+        // Steps a scenario names by id.
+        let mut named = vec![false; scheduled.len()];
+        let mut failure_rate = plan.failure_rate;
+        let mut revert_failure_rate = None;
+        let (mut check_secs, mut answer_secs) = (DEFAULT_CHECK_SECS, DEFAULT_ANSWER_SECS);
+        for scenario in scenarios {
+            failure_rate = scenario.failure_rate.unwrap_or(failure_rate);
+            revert_failure_rate = scenario.revert_failure_rate.or(revert_failure_rate);
+            check_secs = scenario.check.map_or(check_secs, |d| d.as_secs_f64());
+            answer_secs = scenario.answer.map_or(answer_secs, |d| d.as_secs_f64());
+            for (kind, o) in &scenario.kinds {
+                let mut matched = false;
+                for (ix, step) in scheduled.iter().enumerate() {
+                    if step.action.kind() == kind {
+                        overrides[ix].then(o);
+                        matched = true;
+                    }
+                }
+                if !matched {
+                    warnings.push(format!("scenario `{}`: no step to run is a {kind} step, so its `{kind}` override changes nothing", scenario.name));
+                }
+            }
+            for (id, o) in &scenario.steps {
+                if !by_id.contains_key(id.as_str()) {
+                    let mut known: Vec<&str> = plan.steps().map(|s| s.id.as_str()).collect();
+                    known.sort_unstable();
+                    return Err(SimError::Scenario {
+                        scenario: scenario.name.clone(),
+                        message: format!("the plan has no step `{id}`; its steps are {}", known.join(", ")),
+                    });
+                }
+                match schedule.index_of(id) {
+                    Some(ix) => {
+                        overrides[ix].then(o);
+                        named[ix] = true;
+                    }
+                    None => warnings.push(format!(
+                        "scenario `{}`: step `{id}` does not run (it is done, or not in the phase simulated), so its override changes nothing",
+                        scenario.name
+                    )),
+                }
+            }
+        }
+
+        let records: Vec<&str> = plan.dns.iter().flat_map(|d| &d.records).map(|r| r.name.as_str()).collect();
+        let record_ix = |name: &str| records.iter().position(|r| *r == name);
+        let initial_ttl = initial_ttls(plan, &schedule, &records);
+
+        let mut steps = Vec::with_capacity(scheduled.len());
+        // Forced events that cannot happen: warned about for steps named by
+        // id, and for kinds only when the force changes nothing at all.
+        let (mut cannot_overrun, mut cannot_doubt, mut can_overrun) = (Vec::new(), Vec::new(), false);
+        for (ix, (step, o)) in scheduled.iter().zip(&overrides).enumerate() {
+            let settle = step.settle.map_or(0.0, |d| d.as_secs_f64());
+            let forward = match (o.duration, measured.and_then(|m| m.observations(&step.id))) {
+                (Some(model), _) => DurationSampler::new(&model),
+                (None, Some(seen)) => {
+                    // Measured times include the settle; it is added back below.
+                    let settle = step.settle.unwrap_or_default();
+                    let seen: Vec<_> = seen.iter().map(|d| d.saturating_sub(settle)).collect();
+                    DurationSampler::observed(&seen).unwrap_or_else(|| DurationSampler::new(&step.duration))
+                }
+                (None, None) => DurationSampler::new(&step.duration),
+            };
+            let fail = o.failure_rate.or(step.failure_rate).unwrap_or(failure_rate);
+            let deadline = step.deadline.map_or(f64::INFINITY, |d| d.as_secs_f64());
+            let manual = schedule.steps[ix].manual;
+            match o.force {
+                Some(Force::DeadlineExceeded) if step.deadline.is_none() || manual => cannot_overrun.push((ix, step.id.as_str())),
+                Some(Force::DeadlineExceeded) => can_overrun = true,
+                Some(Force::InDoubt) if manual => cannot_doubt.push((ix, step.id.as_str())),
+                _ => {}
+            }
+            let dns = match &step.action {
+                Action::DnsTtl { record, ttl } => {
+                    record_ix(record).map_or(DnsRole::None, |record| DnsRole::Ttl { record, ttl: ttl.as_secs_f64() })
+                }
+                Action::DnsRecord { record, .. } => record_ix(record).map_or(DnsRole::None, |record| DnsRole::Switch { record }),
+                Action::WaitTtl { record } => record_ix(record).map_or(DnsRole::None, |record| DnsRole::WaitTtl { record }),
+                _ => DnsRole::None,
+            };
+            steps.push(StepModel {
+                forward,
+                scale: o.scale.unwrap_or(1.0),
+                settle,
+                deadline,
+                fail,
+                in_doubt: o.in_doubt_rate.unwrap_or(0.0),
+                checked_done: o.checked_done.unwrap_or(DEFAULT_CHECKED_DONE),
+                revert_fail: o.revert_failure_rate.or(revert_failure_rate).unwrap_or(fail),
+                force: o.force,
+                abort_after: match o.force {
+                    Some(Force::AbortAfter(d)) => Some(d.as_secs_f64()),
+                    _ => None,
+                },
+                downtime: step.downtime,
+                dns,
+            });
+        }
+
+        let list = |steps: &[(usize, &str)]| steps.iter().map(|(_, id)| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+        for (_, id) in cannot_overrun.iter().filter(|(ix, _)| named[*ix]) {
+            warnings.push(format!("`{id}` has no deadline (or is manual), so forcing it past its deadline changes nothing"));
+        }
+        if !can_overrun && cannot_overrun.iter().any(|(ix, _)| !named[*ix]) {
+            warnings.push(format!(
+                "none of the steps forced past their deadline has a deadline ({}), so that changes nothing",
+                list(&cannot_overrun)
+            ));
+        }
+        if !cannot_doubt.is_empty() {
+            warnings.push(format!("manual steps cannot be left in doubt; InDoubt is ignored for {}", list(&cannot_doubt)));
+        }
+        let ids = StepIndex::new(&schedule.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>());
+        let events = schedule.steps.iter().map(|s| StepEvents::new(&s.id)).collect();
+        let attempts: u64 = schedule.steps.iter().map(|s| u64::from(s.retries) + 1).sum();
+        let window_deadline = plan.window.deadline.map(|d| d.as_secs_f64());
+        // Every run begins alike: `Start`, the preflight passes at once, and
+        // the machine starts the first steps. No random draw is involved
+        // until those steps are performed, so the machine is fed these two
+        // events once here and each run clones it from there, with the
+        // effects they produced. (Unless a window deadline of zero could
+        // abort the run before the preflight.)
+        let mut template = RunMachine::new(Arc::clone(&schedule)).state_machine();
+        let mut initial_effects = Vec::new();
+        let from_idle = window_deadline.is_some_and(|d| d <= 0.0);
+        if !from_idle {
+            let mut outbox = Outbox::default();
+            template.handle_with_context(&Event::Start, &mut outbox);
+            let preflight_only = matches!(outbox.effects.as_slice(), [Effect::Preflight { .. }]);
+            outbox.effects.clear();
+            template.handle_with_context(&Event::PreflightPassed, &mut outbox);
+            initial_effects = outbox.effects;
+            if !preflight_only {
+                return Err(SimError::Options("the run machine did not ask for a preflight first".into()));
+            }
+        }
+        Ok(Model {
+            template,
+            initial_effects,
+            from_idle,
+            schedule,
+            steps,
+            ids,
+            events,
+            start: Event::Start,
+            preflight_passed: Event::PreflightPassed,
+            abort: Event::Abort { reason: "simulated abort after a step (scenario)".into() },
+            window_abort: Event::Abort { reason: "the window deadline passed".into() },
+            window_deadline,
+            check_secs,
+            answer_secs,
+            initial_ttl,
+            event_limit: 1_000 + 200 * attempts,
+            warnings,
+        })
+    }
+
+    /// How many steps a run schedules.
+    pub(crate) fn step_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub(crate) fn index(&self, id: &str) -> u32 {
+        // Every id the machine names comes from the schedule the index was built from.
+        self.ids.get(id)
+    }
+
+    /// The number of distinct end states a run can be tallied under.
+    pub(crate) fn end_slots(&self) -> usize {
+        2 + self.schedule.points.len() + 3 * self.steps.len()
+    }
+
+    /// Describes the end tallied in `slot`.
+    pub(crate) fn end_of_slot(&self, slot: usize) -> EndSlot {
+        let points = self.schedule.points.len();
+        match slot {
+            0 => EndSlot::Completed,
+            s if s <= points => EndSlot::RolledBack(self.schedule.points[s - 1].clone()),
+            s if s < 1 + points + 3 * self.steps.len() => {
+                let s = s - 1 - points;
+                EndSlot::Halted(Some(self.schedule.steps[s / 3].id.clone()), s % 3)
+            }
+            _ => EndSlot::Halted(None, 2),
+        }
+    }
+}
+
+/// An end state as tallied: `Halted(step, cause)` with cause 0 for a failed
+/// revert, 1 for a failure past the point of no return, 2 for anything else.
+pub(crate) enum EndSlot {
+    Completed,
+    RolledBack(String),
+    Halted(Option<String>, usize),
+}
+
+/// Each record's TTL in force when the simulated run starts: its TTL before
+/// the plan, then every `DnsTtl` step that is done or belongs to a phase
+/// before the simulated ones, in plan order.
+fn initial_ttls(plan: &Plan, schedule: &Schedule, records: &[&str]) -> Vec<f64> {
+    let mut ttl: Vec<f64> = plan.dns.iter().flat_map(|d| &d.records).map(|r| r.ttl.as_secs_f64()).collect();
+    let first_scheduled = schedule.steps.first().map(|s| s.id.as_str());
+    let mut before_run = true;
+    for phase in &plan.phases {
+        for entry in &phase.entries {
+            let Entry::Step(step) = entry else { continue };
+            if Some(step.id.as_str()) == first_scheduled {
+                before_run = false;
+            }
+            if schedule.index_of(&step.id).is_some() {
+                continue;
+            }
+            if let Action::DnsTtl { record, ttl: new } = &step.action {
+                if !step.pending() || before_run {
+                    if let Some(r) = records.iter().position(|x| x == record) {
+                        ttl[r] = new.as_secs_f64();
+                    }
+                }
+            }
+        }
+    }
+    ttl
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_index_finds_every_id() {
+        let ids: Vec<String> = (0..300).map(|i| format!("step-{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let index = StepIndex::new(&refs);
+        assert!(index.ids.is_none(), "short distinct ids have distinct fingerprints");
+        for (ix, id) in refs.iter().enumerate() {
+            assert_eq!(index.get(id), ix as u32);
+        }
+        assert_eq!(index.get("nope"), u32::MAX);
+    }
+
+    #[test]
+    fn step_index_compares_ids_when_fingerprints_collide() {
+        // Same length, same first and last 8 bytes.
+        let refs = ["abcdefgh-1-ijklmnop", "abcdefgh-2-ijklmnop", "x"];
+        let index = StepIndex::new(&refs);
+        assert!(index.ids.is_some());
+        for (ix, id) in refs.iter().enumerate() {
+            assert_eq!(index.get(id), ix as u32);
+        }
+    }
+}

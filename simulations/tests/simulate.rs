@@ -1,0 +1,319 @@
+//! The simulator end to end: plans in, estimates out, checked against cases
+//! whose answer is known in closed form, and for determinism.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use plan_core::journal::encode;
+use plan_core::machine::{Effect, Event, RunRecord};
+use plan_core::{load_path, load_str, Plan, Settings, Source};
+use simulations::{downtime_chart, estimate, EndState, Estimate, HaltCause, Measured, Options, Scenario, SimError};
+
+fn plan(text: &str) -> Plan {
+    let loaded = load_str(Source::new("test.ron", text), &Settings::default());
+    match loaded.plan {
+        Some(plan) if !loaded.diagnostics.has_errors() => plan,
+        _ => panic!("invalid test plan: {:?}", loaded.diagnostics),
+    }
+}
+
+fn mailman() -> Plan {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/mailman.ron");
+    load_path(&path, &Settings::default()).expect("readable").plan.expect("valid")
+}
+
+/// A window phase with these steps, no failures unless `extra` says.
+fn window(steps: &str, extra: &str) -> Plan {
+    plan(&format!(
+        r#"Plan(
+            name: "t", service: "t", window: Window(announced: "2h"), failure_rate: 0.0, {extra}
+            phases: [Phase(name: "window", at: "0", steps: [ {steps} ])],
+        )"#
+    ))
+}
+
+fn run(plan: &Plan, runs: u64, scenarios: &[Scenario]) -> Estimate {
+    let options = Options { runs, seed: 5, scenarios: scenarios.to_vec(), ..Options::default() };
+    estimate(plan, &options).expect("simulates")
+}
+
+fn scenario(text: &str) -> Scenario {
+    Scenario::parse("test", text).expect("valid scenario")
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+const BEGIN: &str = r#"Step(id: "begin", action: Wait("0"), downtime: Begins),"#;
+const END: &str = r#"Step(id: "end", action: Wait("0"), downtime: Ends),"#;
+
+#[test]
+fn a_uniform_step_inside_the_downtime_has_uniform_quantiles() {
+    let plan = window(&format!(r#"{BEGIN} Step(id: "work", action: Wait("0"), duration: Uniform(min: "10m", max: "20m")), {END}"#), "");
+    let e = run(&plan, 100_000, &[]);
+    // Uniform(600 s, 1200 s): P50 = 900 s, P90 = 1140 s (19m), P99 = 1194 s;
+    // the histogram's bins are under a second wide here, sampling adds ~2 s.
+    assert!((secs(e.downtime.p50) - 900.0).abs() < 5.0, "{:?}", e.downtime);
+    assert!((secs(e.downtime.p90) - 1140.0).abs() < 5.0, "{:?}", e.downtime);
+    assert!((secs(e.downtime.p95) - 1170.0).abs() < 5.0, "{:?}", e.downtime);
+    assert!((secs(e.downtime.p99) - 1194.0).abs() < 3.0, "{:?}", e.downtime);
+    assert!(secs(e.downtime.max) <= 1200.0 && secs(e.downtime.max) > 1199.0);
+    assert!((secs(e.downtime.mean) - 900.0).abs() < 3.0);
+    assert_eq!(e.rollback_probability, 0.0);
+    assert_eq!(e.end_states.len(), 1);
+    assert_eq!(e.end_states[0].end, EndState::Completed);
+}
+
+#[test]
+fn a_fixed_step_makes_every_quantile_the_same() {
+    let plan = window(&format!(r#"{BEGIN} Step(id: "work", action: Wait("12m")), {END}"#), "");
+    let e = run(&plan, 5_000, &[]);
+    let twelve = Duration::from_secs(720);
+    assert_eq!(
+        [e.downtime.p50, e.downtime.p90, e.downtime.p95, e.downtime.p99, e.downtime.max, e.downtime.mean],
+        [twelve; 6]
+    );
+}
+
+#[test]
+fn parallel_steps_overlap_in_virtual_time() {
+    let plan = window(
+        &format!(
+            r#"{BEGIN}
+            Step(id: "a", action: Wait("10m"), after: ["begin"]),
+            Step(id: "b", action: Wait("20m"), after: ["begin"]),
+            Step(id: "end", action: Wait("0"), downtime: Ends, after: ["a", "b"]),"#
+        ),
+        "",
+    );
+    let e = run(&plan, 1_000, &[]);
+    assert_eq!(e.downtime.max, Duration::from_secs(20 * 60));
+    assert_eq!(e.duration.max, Duration::from_secs(20 * 60));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_estimate_whatever_the_threads() {
+    let plan = mailman();
+    let slow = Scenario::named("slow-operator").expect("built in");
+    let with = |threads: usize, seed: u64| {
+        let options = Options { runs: 20_000, seed, threads, scenarios: vec![slow.clone()], ..Options::default() };
+        format!("{:?}", estimate(&plan, &options).expect("simulates"))
+    };
+    let one = with(1, 42);
+    assert_eq!(one, with(2, 42), "1 and 2 threads differ");
+    assert_eq!(one, with(7, 42), "1 and 7 threads differ");
+    assert_eq!(one, with(1, 42), "two runs with the same seed differ");
+    assert_ne!(one, with(1, 43), "another seed gives the very same estimate");
+}
+
+#[test]
+fn a_forced_failure_rolls_back_every_run() {
+    let plan = window(
+        r#"Step(id: "stop", action: Wait("1m"), downtime: Begins),
+           Step(id: "copy", action: Wait("0"), duration: Uniform(min: "5m", max: "10m")),
+           Step(id: "start", action: Wait("1m"), downtime: Ends),"#,
+        "",
+    );
+    let forced = scenario(r#"Scenario(description: "copy fails", steps: { "copy": Override(force: Fail) })"#);
+    let e = run(&plan, 2_000, &[forced]);
+    assert_eq!(e.rollback_probability, 1.0);
+    assert_eq!(e.end_states.len(), 1);
+    assert_eq!(e.end_states[0].end, EndState::RolledBack { point: "start".into() });
+    // Waits have nothing to undo: users are back once the failed copy stops.
+    assert!(e.downtime.max <= Duration::from_secs(11 * 60));
+}
+
+/// hold (Begins, 1m), then the switch (Ends, 30s) of a record whose TTL was
+/// lowered to 10s the day before (1h before that), then 10 minutes of
+/// watching.
+fn switch_plan() -> Plan {
+    plan(
+        r#"Plan(
+            name: "t", service: "t", window: Window(announced: "1h"), failure_rate: 0.0,
+            dns: Rfc2136(server: "ns.example.org:53", zone: "example.org.", key: TsigFile("/dev/null"),
+                         records: { "www.example.org.": Record(ttl: "1h") }),
+            phases: [
+                Phase(name: "day-before", at: "-1d", steps: [
+                    Step(id: "ttl", action: DnsTtl(record: "www.example.org.", ttl: "10s"), duration: Fixed("1m")),
+                ]),
+                Phase(name: "window", at: "0", steps: [
+                    Step(id: "hold", action: Shell(on: "local", run: "true", revert: Run("true")), check: Run("true"),
+                         duration: Fixed("1m"), downtime: Begins),
+                    Step(id: "switch", action: DnsRecord(record: "www.example.org.", addresses: ["192.0.2.7"]),
+                         duration: Fixed("30s"), downtime: Ends),
+                    Step(id: "watch", action: Wait("10m")),
+                ]),
+            ],
+        )"#,
+    )
+}
+
+#[test]
+fn a_dns_switch_keeps_users_down_for_the_ttl_in_force() {
+    let e = run(&switch_plan(), 100, &[]);
+    // 1m hold + 30s switch + the 10s TTL set the day before.
+    assert_eq!(e.downtime.max, Duration::from_secs(100));
+    assert_eq!(e.downtime.p50, Duration::from_secs(100));
+    // Without the day-before phase the TTL in force is still 10s: it was done.
+    let window_only = Options { runs: 100, phase: Some("window".into()), ..Options::default() };
+    assert_eq!(estimate(&switch_plan(), &window_only).expect("simulates").downtime.max, Duration::from_secs(100));
+}
+
+#[test]
+fn a_reverted_switch_counts_the_rollback_and_the_ttl() {
+    let e = run(&switch_plan(), 100, &[Scenario::named("dns-rollback").expect("built in")]);
+    // Down 0..1m40s (switch at 1m30s + 10s TTL); aborted at 6m30s, the run
+    // lets the watch finish (11m30s), then reverts the switch (down again
+    // from 11m30s, reverted at 12m, 10s TTL) and the hold (reverted at 13m):
+    // down 11m30s..13m. 100 s + 90 s.
+    assert_eq!(e.downtime.max, Duration::from_secs(190));
+    assert_eq!(e.downtime.p50, Duration::from_secs(190));
+    assert_eq!(e.rollback_probability, 1.0);
+    assert_eq!(e.end_states[0].end, EndState::RolledBack { point: "start".into() });
+    assert_eq!(e.open_outage_probability, 0.0);
+}
+
+#[test]
+fn a_failed_revert_halts_and_the_outage_stays_open() {
+    let e = run(&switch_plan(), 2_000, &[Scenario::named("revert-fails").expect("built in")]);
+    assert_eq!(e.end_states.len(), 1);
+    assert_eq!(e.end_states[0].end, EndState::Halted { step: Some("hold".into()), cause: HaltCause::RevertFailed });
+    assert_eq!(e.open_outage_probability, 1.0);
+    assert_eq!(e.rollback_probability, 1.0);
+    // Down from 0 until the halt: hold 1m, the switch fails within 30s, the
+    // revert of the hold fails within 1m.
+    assert!(e.downtime.max <= Duration::from_secs(150) && e.downtime.p50 > Duration::from_secs(60));
+}
+
+#[test]
+fn a_step_past_its_deadline_is_killed_and_rolled_back() {
+    let plan = window(
+        &format!(
+            r#"{BEGIN} Step(id: "copy", action: Wait("0"), duration: Uniform(min: "1m", max: "20m"), deadline: "10m"), {END}"#
+        ),
+        "",
+    );
+    let e = run(&plan, 50_000, &[]);
+    // P(U(1m, 20m) > 10m) = 10/19.
+    assert!((e.rollback_probability - 10.0 / 19.0).abs() < 0.01, "{}", e.rollback_probability);
+    assert_eq!(e.downtime.max, Duration::from_secs(600));
+    let overrun = scenario(r#"Scenario(description: "always", kinds: { "Wait": Override(force: DeadlineExceeded) })"#);
+    let e = run(&plan, 1_000, &[overrun]);
+    assert_eq!(e.rollback_probability, 1.0);
+    assert_eq!(e.downtime.p50, Duration::from_secs(600));
+}
+
+#[test]
+fn retries_and_failure_rates_follow_the_plan() {
+    let plan = window(
+        &format!(r#"{BEGIN} Step(id: "flaky", action: Wait("1m"), failure_rate: 0.5, retries: 1), {END}"#),
+        "",
+    );
+    let e = run(&plan, 50_000, &[]);
+    // Both attempts fail: 0.25.
+    assert!((e.rollback_probability - 0.25).abs() < 0.01, "{}", e.rollback_probability);
+}
+
+#[test]
+fn an_in_doubt_step_is_checked_and_rerun_when_not_done() {
+    let plan = window(&format!(r#"{BEGIN} Step(id: "work", action: Wait("10m")), {END}"#), "");
+    let done = scenario(
+        r#"Scenario(description: "x", check: "30s", steps: { "work": Override(force: InDoubt, checked_done: 1.0) })"#,
+    );
+    let e = run(&plan, 2_000, &[done]);
+    assert!(e.downtime.max <= Duration::from_secs(630) && e.downtime.max > Duration::from_secs(30));
+    let not_done = scenario(
+        r#"Scenario(description: "x", check: "30s", steps: { "work": Override(force: InDoubt, checked_done: 0.0) })"#,
+    );
+    let e = run(&plan, 2_000, &[not_done]);
+    // Dropped partway, checked (30s), run again in full (10m).
+    assert!(e.downtime.p50 > Duration::from_secs(630) && e.downtime.max <= Duration::from_secs(1230));
+    assert_eq!(e.rollback_probability, 0.0);
+}
+
+#[test]
+fn a_scenario_naming_an_unknown_step_is_an_error() {
+    let plan = window(&format!("{BEGIN} {END}"), "");
+    let typo = scenario(r#"Scenario(description: "x", steps: { "bgein": Override(force: Fail) })"#);
+    let options = Options { runs: 10, scenarios: vec![typo], ..Options::default() };
+    let err = estimate(&plan, &options).expect_err("unknown step");
+    assert!(matches!(err, SimError::Scenario { .. }));
+    let message = err.to_string();
+    assert!(message.contains("no step `bgein`") && message.contains("begin, end"), "{message}");
+}
+
+#[test]
+fn kinds_that_match_nothing_are_warned_about() {
+    let plan = window(&format!("{BEGIN} {END}"), "");
+    let e = run(&plan, 10, &[Scenario::named("rsync-overrun").expect("built in")]);
+    assert!(e.warnings.iter().any(|w| w.contains("Rsync")), "{:?}", e.warnings);
+}
+
+#[test]
+fn manual_steps_take_their_duration_and_slow_operators_longer() {
+    let plan = window(
+        &format!(r#"{BEGIN} Step(id: "ask", action: Manual(prompt: "do it", revert: Nothing("fine"))), {END}"#),
+        "",
+    );
+    assert_eq!(run(&plan, 100, &[]).downtime.max, Duration::from_secs(300));
+    let slow = Scenario::named("slow-operator").expect("built in");
+    assert_eq!(run(&plan, 100, &[slow]).downtime.max, Duration::from_secs(750));
+}
+
+#[test]
+fn measured_durations_replace_the_model() {
+    let plan = window(
+        &format!(r#"{BEGIN} Step(id: "work", action: Wait("0"), duration: Uniform(min: "10m", max: "20m")), {END}"#),
+        "",
+    );
+    let started = RunRecord::RunStarted {
+        plan: "t".into(),
+        phase: None,
+        already_done: vec![],
+        run_dir: "/tmp".into(),
+        version: "0".into(),
+        steps: vec![],
+    };
+    let records = [
+        ("2026-01-01T10:00:00Z", started),
+        ("2026-01-01T10:00:00Z", RunRecord::EffectStarted { effect: Effect::Forward { step: "work".into(), attempt: 1 } }),
+        ("2026-01-01T10:03:00Z", RunRecord::Event { event: Event::StepSucceeded { step: "work".into() } }),
+    ];
+    let text: String =
+        records.iter().enumerate().map(|(i, (t, r))| encode(i as u64 + 1, t, 1, r).expect("encodes")).collect();
+    let mut measured = Measured::new();
+    assert_eq!(measured.add_journal("rehearsal.journal", &text).expect("reads"), 1);
+    let options = Options { runs: 100, measured: Some(measured), ..Options::default() };
+    let e = estimate(&plan, &options).expect("simulates");
+    assert_eq!((e.downtime.p50, e.downtime.max), (Duration::from_secs(180), Duration::from_secs(180)));
+}
+
+#[test]
+fn the_mailman_plan_and_its_scenarios() {
+    let plan = mailman();
+    let base = run(&plan, 20_000, &[]);
+    assert!(base.downtime.p50 > Duration::from_secs(20 * 60) && base.downtime.p50 < Duration::from_secs(60 * 60));
+    assert!(base.rollback_probability > 0.05 && base.rollback_probability < 0.3, "{}", base.rollback_probability);
+    assert_eq!(base.tail_drivers[0].step.as_deref(), Some("final-rsync"), "{:?}", base.tail_drivers);
+
+    let overrun = run(&plan, 5_000, &[Scenario::named("rsync-overrun").expect("built in")]);
+    // Every run that reaches the final copy rolls back after its 75m deadline.
+    assert!(overrun.rollback_probability > 0.95, "{}", overrun.rollback_probability);
+    assert!(overrun.downtime.p95 > base.downtime.p95);
+    assert!(overrun.downtime.p50 > Duration::from_secs(75 * 60));
+
+    for (name, _) in simulations::scenario::BUILTIN {
+        let e = run(&plan, 500, &[Scenario::named(name).expect("built in")]);
+        assert!(e.warnings.is_empty(), "{name}: {:?}", e.warnings);
+        assert_eq!(e.runs, 500);
+    }
+}
+
+#[test]
+fn the_histogram_draws() {
+    let e = run(&mailman(), 5_000, &[]);
+    let svg = downtime_chart::svg(&e, "mailman").expect("draws");
+    assert!(svg.starts_with("<svg") && svg.contains("P50") && svg.contains("P95"));
+    assert!(svg.contains("downtime (minutes)"));
+}
