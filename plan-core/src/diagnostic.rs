@@ -388,11 +388,15 @@ impl SourceCode for Source {
 pub struct Diagnostics(Vec<Diagnostic>);
 
 impl Diagnostics {
-    pub(crate) fn push(&mut self, diagnostic: Diagnostic) {
+    /// Adds a problem found outside plan-core (e.g. by rehearsal); call
+    /// [`Diagnostics::attach`] afterwards to tie it to the plan's text.
+    pub fn push(&mut self, diagnostic: Diagnostic) {
         self.0.push(diagnostic);
     }
 
-    pub(crate) fn attach(&mut self, source: &Source) {
+    /// Ties every problem without a source to `source`, and sorts them by
+    /// their place in the file.
+    pub fn attach(&mut self, source: &Source) {
         for d in &mut self.0 {
             if d.source.is_none() {
                 d.source = Some(source.clone());

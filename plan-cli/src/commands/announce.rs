@@ -2,15 +2,13 @@
 //! mail, from the plan and its simulated downtime. Also the hook that lets
 //! `cutover check` compare the announced window with the simulated P95.
 
-use std::fmt;
 use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
-use plan_core::{Diagnostic, Plan, Source};
+use plan_core::{Diagnostic, Plan};
 use simulations::announce::{self, Facts, Figures, Format};
 use simulations::{timeline, Options, SimError};
 
@@ -169,74 +167,6 @@ pub(crate) fn window_warning(
     }
 }
 
-/// A diagnostic made outside `plan-core` (which cannot attach the plan's
-/// source to it) rendered with that source, as `check` renders its own.
-pub(crate) fn render_with_source(
-    diagnostic: &Diagnostic,
-    source: &Source,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
-    let theme = if colour {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .with_context_lines(1);
-    let mut text = String::new();
-    if handler
-        .render_report(&mut text, &WithSource { diagnostic, source })
-        .is_err()
-    {
-        text = format!("{}: {}\n", diagnostic.rule(), diagnostic.message());
-    }
-    writeln!(out, "{text}")
-}
-
-/// A plan diagnostic together with the text its labels point into.
-struct WithSource<'a> {
-    diagnostic: &'a Diagnostic,
-    source: &'a Source,
-}
-
-impl fmt::Debug for WithSource<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.diagnostic, f)
-    }
-}
-
-impl fmt::Display for WithSource<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.diagnostic, f)
-    }
-}
-
-impl std::error::Error for WithSource<'_> {}
-
-impl miette::Diagnostic for WithSource<'_> {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        miette::Diagnostic::code(self.diagnostic)
-    }
-
-    fn severity(&self) -> Option<miette::Severity> {
-        miette::Diagnostic::severity(self.diagnostic)
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        miette::Diagnostic::help(self.diagnostic)
-    }
-
-    fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(self.source as &dyn SourceCode)
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        miette::Diagnostic::labels(self.diagnostic)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -44,9 +44,9 @@ pub fn cmd_check(
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let loaded = args.plan.load()?;
-    let diagnostics = &loaded.diagnostics;
+    let mut all = loaded.diagnostics.clone();
     let name = args.plan.plan.display().to_string();
-    let code = if diagnostics.has_errors() {
+    let code = if all.has_errors() {
         exit_codes::INVALID_PLAN
     } else {
         exit_codes::OK
@@ -56,7 +56,12 @@ pub fn cmd_check(
         Some(plan) => super::announce::window_warning(plan, stderr)?,
         None => None,
     };
-    let warning_count = diagnostics.warning_count() + usize::from(window.is_some());
+    if let (Some(warning), Some(plan)) = (window, &loaded.plan) {
+        all.push(warning);
+        all.attach(&plan.source);
+    }
+    let diagnostics = &all;
+    let warning_count = diagnostics.warning_count();
     match args.format {
         CheckFormat::Json => {
             let report = JsonReport {
@@ -65,16 +70,13 @@ pub fn cmd_check(
                 errors: diagnostics.error_count(),
                 warnings: warning_count,
                 steps: loaded.plan.as_ref().map(|p| p.steps().count()),
-                diagnostics: diagnostics.iter().chain(&window).map(JsonDiagnostic::from).collect(),
+                diagnostics: diagnostics.iter().map(JsonDiagnostic::from).collect(),
             };
             serde_json::to_writer_pretty(&mut *stdout, &report)?;
             writeln!(stdout)?;
         }
         CheckFormat::Text => {
             render::diagnostics_text(diagnostics, stderr)?;
-            if let (Some(warning), Some(plan)) = (&window, &loaded.plan) {
-                super::announce::render_with_source(warning, &plan.source, stderr)?;
-            }
             let warnings = render::count(warning_count, "warning");
             match &loaded.plan {
                 Some(plan) => {
