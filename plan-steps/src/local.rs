@@ -42,7 +42,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -54,6 +53,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::output::{Capture, Lines, Stream};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 /// The shell that runs commands.
@@ -81,9 +82,6 @@ const POLL: Duration = Duration::from_millis(25);
 
 /// Bytes read from a pipe at once.
 const READ_CHUNK: usize = 8 * 1024;
-
-/// A line longer than this is logged in pieces.
-const LINE_LIMIT: usize = 8 * 1024;
 
 /// One command to run on this machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -490,22 +488,6 @@ fn parse_stat(stat: &str) -> Option<(char, i32)> {
     Some((state, pgrp))
 }
 
-/// Which pipe bytes came from.
-#[derive(Clone, Copy, Debug)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    fn name(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
-
 /// Reads stdout and stderr as bytes arrive, into one capture and the log.
 struct Pump {
     stdout: Option<ChildStdout>,
@@ -529,8 +511,8 @@ impl Pump {
             stderr,
             stdout_buf: vec![0; READ_CHUNK],
             stderr_buf: vec![0; READ_CHUNK],
-            stdout_lines: Lines::new(pid, Stream::Stdout),
-            stderr_lines: Lines::new(pid, Stream::Stderr),
+            stdout_lines: Lines::new(format_args!("local pid {pid}"), Stream::Stdout),
+            stderr_lines: Lines::new(format_args!("local pid {pid}"), Stream::Stderr),
             capture: Capture::new(limit),
         }
     }
@@ -581,7 +563,7 @@ impl Pump {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                tracing::warn!(pid = lines.pid, "cannot read {}: {e}", stream.name());
+                tracing::warn!(source = lines.source(), "cannot read {}: {e}", stream.name());
                 lines.flush();
                 self.close(stream);
             }
@@ -604,116 +586,6 @@ async fn read_some<R: AsyncRead + Unpin>(
     match pipe {
         Some(pipe) => pipe.read(buf).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Splits one stream into lines for the log.
-struct Lines {
-    pid: i32,
-    stream: Stream,
-    partial: Vec<u8>,
-}
-
-impl Lines {
-    fn new(pid: i32, stream: Stream) -> Self {
-        Lines {
-            pid,
-            stream,
-            partial: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, mut bytes: &[u8]) {
-        while let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
-            if self.partial.is_empty() {
-                self.emit(&bytes[..newline]);
-            } else {
-                self.partial.extend_from_slice(&bytes[..newline]);
-                let line = std::mem::take(&mut self.partial);
-                self.emit(&line);
-            }
-            bytes = &bytes[newline + 1..];
-        }
-        self.partial.extend_from_slice(bytes);
-        while self.partial.len() >= LINE_LIMIT {
-            let piece: Vec<u8> = self.partial.drain(..LINE_LIMIT).collect();
-            self.emit(&piece);
-        }
-    }
-
-    /// Logs an unterminated last line.
-    fn flush(&mut self) {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.emit(&line);
-        }
-    }
-
-    fn emit(&self, line: &[u8]) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        tracing::debug!(
-            target: OUTPUT_TARGET,
-            pid = self.pid,
-            stream = self.stream.name(),
-            "{}",
-            String::from_utf8_lossy(line)
-        );
-    }
-}
-
-/// The first and last bytes of the output, and how many fell in between.
-struct Capture {
-    head: Vec<u8>,
-    head_limit: usize,
-    tail: VecDeque<u8>,
-    tail_limit: usize,
-    total: u64,
-}
-
-impl Capture {
-    fn new(limit: usize) -> Self {
-        let head_limit = limit / 2;
-        Capture {
-            head: Vec::new(),
-            head_limit,
-            tail: VecDeque::new(),
-            tail_limit: limit - head_limit,
-            total: 0,
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        self.total += bytes.len() as u64;
-        let room = self.head_limit - self.head.len();
-        let (head, rest) = bytes.split_at(room.min(bytes.len()));
-        self.head.extend_from_slice(head);
-        let rest = &rest[rest.len().saturating_sub(self.tail_limit)..];
-        let overflow = (self.tail.len() + rest.len()).saturating_sub(self.tail_limit);
-        self.tail.drain(..overflow);
-        self.tail.extend(rest);
-    }
-
-    fn dropped(&self) -> u64 {
-        self.total - (self.head.len() + self.tail.len()) as u64
-    }
-
-    /// The text, with a note where bytes were left out, and their number.
-    fn into_output(self) -> (String, u64) {
-        let dropped = self.dropped();
-        let Capture { head, tail, .. } = self;
-        let tail = Vec::from(tail);
-        if dropped == 0 {
-            let mut all = head;
-            all.extend_from_slice(&tail);
-            return (String::from_utf8_lossy(&all).into_owned(), 0);
-        }
-        let mut text = String::from_utf8_lossy(&head).into_owned();
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&format!("[... {dropped} bytes of output left out ...]\n"));
-        text.push_str(&String::from_utf8_lossy(&tail));
-        (text, dropped)
     }
 }
 

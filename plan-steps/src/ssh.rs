@@ -49,7 +49,8 @@
 //! still be running, may have finished, or never started: the caller must
 //! treat the step as in doubt, [`Session::reconnect`], and let the step's
 //! check decide. A command is not killed when the connection drops (there is
-//! no terminal to hang up).
+//! no terminal to hang up). A host that vanishes without closing the
+//! connection is noticed by TCP keepalive within about a minute.
 //!
 //! # Example
 //!

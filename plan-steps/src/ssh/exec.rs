@@ -34,6 +34,11 @@ const KILL_SETTLE: Duration = Duration::from_secs(5);
 /// wait for it.
 const PGID_WAIT: Duration = Duration::from_secs(5);
 
+/// How long starting a command (channel, exec request) may take, waiting
+/// for other commands' starts included. The deadline is not applied there:
+/// stopping a command needs its process group, which it tells once started.
+const SETUP_LIMIT: Duration = Duration::from_secs(30);
+
 /// How long closing a finished channel may take.
 const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 
@@ -84,13 +89,30 @@ impl Link {
         &self.ssh
     }
 
-    /// Opens a channel and runs `command` on it, with stdin closed.
+    /// Opens a channel and runs `command` on it, with stdin closed, within
+    /// [`SETUP_LIMIT`] (a host that does not answer counts as unreachable).
     async fn start(&self, command: &str) -> Result<AsyncChannel<SessionSocket>, Start> {
-        let _one_at_a_time = self.setup.lock().await;
-        let mut channel = self.ssh.channel_session().await.map_err(Start::Open)?;
-        channel.exec(command).await.map_err(Start::Exec)?;
+        let until = tokio::time::Instant::now() + SETUP_LIMIT;
+        let no_answer = || {
+            let message = format!("no answer within {} s", SETUP_LIMIT.as_secs());
+            async_ssh2_lite::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, message))
+        };
+        let _one_at_a_time = tokio::time::timeout_at(until, self.setup.lock())
+            .await
+            .map_err(|_| Start::Open(no_answer()))?;
+        let mut channel = tokio::time::timeout_at(until, self.ssh.channel_session())
+            .await
+            .map_err(|_| Start::Open(no_answer()))?
+            .map_err(Start::Open)?;
+        tokio::time::timeout_at(until, channel.exec(command))
+            .await
+            .map_err(|_| Start::Exec(no_answer()))?
+            .map_err(Start::Exec)?;
         // Stdin is empty, as for local commands.
-        channel.send_eof().await.map_err(Start::Exec)?;
+        tokio::time::timeout_at(until, channel.send_eof())
+            .await
+            .map_err(|_| Start::Exec(no_answer()))?
+            .map_err(Start::Exec)?;
         Ok(channel)
     }
 }
@@ -148,6 +170,8 @@ pub(crate) async fn run(
     on_start: impl FnOnce(RemoteGroup),
 ) -> Result<ShellOutcome, SshError> {
     let started = Instant::now();
+    // The deadline counts from here, starting included.
+    let deadline_at = cmd.deadline.map(|d| tokio::time::Instant::now() + d);
     let nonce = nonce();
     // Once the exec request is sent the command may run; a run dropped from
     // then on kills it (when it told its process group).
@@ -175,6 +199,7 @@ pub(crate) async fn run(
         &mut channel,
         host,
         cmd,
+        deadline_at,
         &nonce,
         cancel,
         on_start,
@@ -203,6 +228,7 @@ async fn drive(
     channel: &mut AsyncChannel<SessionSocket>,
     host: &str,
     cmd: &ShellCommand,
+    deadline_at: Option<tokio::time::Instant>,
     nonce: &str,
     cancel: impl Future<Output = ()>,
     on_start: impl FnOnce(RemoteGroup),
@@ -211,8 +237,8 @@ async fn drive(
     let mut pump = Pump::new(host, channel, nonce, cmd.output_limit);
     let mut on_start = Some(on_start);
     let deadline = async {
-        match cmd.deadline {
-            Some(d) => tokio::time::sleep(d).await,
+        match deadline_at {
+            Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
     };

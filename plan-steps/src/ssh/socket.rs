@@ -28,6 +28,15 @@
 //! Waits for writing (a full send buffer, rare here) use tokio's write
 //! readiness directly; the call is retried inside `try_io`, so tokio forgets
 //! the readiness only when the retry still cannot send.
+//!
+//! # A host that vanishes
+//!
+//! A host that crashes or drops off the network sends no reset: a command
+//! without a deadline would wait for ever. So the socket has TCP keepalive
+//! (probes after [`KEEPALIVE_IDLE`] of silence) and, on Linux, a
+//! `TCP_USER_TIMEOUT` of [`USER_TIMEOUT`] for data that stays unacknowledged:
+//! a vanished host breaks the connection within about a minute, and the
+//! command in flight ends as lost.
 
 use std::io;
 use std::os::unix::io::{AsRawFd, RawFd};
@@ -42,6 +51,15 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+
+/// Keepalive probes start after this much silence on the connection...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// ... and go every this often...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ... this many times without answer before the connection is dropped.
+const KEEPALIVE_PROBES: u32 = 4;
+/// Sent data unacknowledged this long drops the connection (Linux).
+const USER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A session's TCP socket (with `TCP_NODELAY`) and its watcher.
 pub(crate) struct SessionSocket {
@@ -65,10 +83,20 @@ struct Shared {
 
 impl SessionSocket {
     /// Takes over a connected socket: sets `TCP_NODELAY` (without it every
-    /// small request waits for the peer's delayed ACK, ~40 ms a command),
-    /// and starts the watcher on the current runtime.
+    /// small request waits for the peer's delayed ACK, ~40 ms a command)
+    /// and the keepalive (see the module doc), and starts the watcher on
+    /// the current runtime.
     pub(crate) fn new(stream: TcpStream) -> io::Result<SessionSocket> {
         stream.set_nodelay(true)?;
+        let socket = socket2::SockRef::from(&stream);
+        socket.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(KEEPALIVE_IDLE)
+                .with_interval(KEEPALIVE_INTERVAL)
+                .with_retries(KEEPALIVE_PROBES),
+        )?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        socket.set_tcp_user_timeout(Some(USER_TIMEOUT))?;
         let shared = Arc::new(Shared {
             stream,
             generation: AtomicU64::new(0),

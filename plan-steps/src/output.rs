@@ -1,0 +1,142 @@
+//! A command's output, local or remote: kept bounded (head and tail, with
+//! a count of what fell in between) and logged line by line.
+
+use std::collections::VecDeque;
+
+use crate::local::OUTPUT_TARGET;
+
+/// A line longer than this is logged in pieces.
+const LINE_LIMIT: usize = 8 * 1024;
+
+/// Which stream bytes came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// The first and last bytes of the output, and how many fell in between
+/// (for local and remote commands alike).
+pub(crate) struct Capture {
+    head: Vec<u8>,
+    head_limit: usize,
+    tail: VecDeque<u8>,
+    tail_limit: usize,
+    total: u64,
+}
+
+impl Capture {
+    pub(crate) fn new(limit: usize) -> Self {
+        let head_limit = limit / 2;
+        Capture {
+            head: Vec::new(),
+            head_limit,
+            tail: VecDeque::new(),
+            tail_limit: limit - head_limit,
+            total: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        let room = self.head_limit - self.head.len();
+        let (head, rest) = bytes.split_at(room.min(bytes.len()));
+        self.head.extend_from_slice(head);
+        let rest = &rest[rest.len().saturating_sub(self.tail_limit)..];
+        let overflow = (self.tail.len() + rest.len()).saturating_sub(self.tail_limit);
+        self.tail.drain(..overflow);
+        self.tail.extend(rest);
+    }
+
+    fn dropped(&self) -> u64 {
+        self.total - (self.head.len() + self.tail.len()) as u64
+    }
+
+    /// The text, with a note where bytes were left out, and their number.
+    pub(crate) fn into_output(self) -> (String, u64) {
+        let dropped = self.dropped();
+        let Capture { head, tail, .. } = self;
+        let tail = Vec::from(tail);
+        if dropped == 0 {
+            let mut all = head;
+            all.extend_from_slice(&tail);
+            return (String::from_utf8_lossy(&all).into_owned(), 0);
+        }
+        let mut text = String::from_utf8_lossy(&head).into_owned();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("[... {dropped} bytes of output left out ...]\n"));
+        text.push_str(&String::from_utf8_lossy(&tail));
+        (text, dropped)
+    }
+}
+
+/// Splits one stream into lines for the log.
+pub(crate) struct Lines {
+    /// Where the output comes from: a host name, or `local pid N`.
+    source: String,
+    stream: Stream,
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    pub(crate) fn new(source: impl std::fmt::Display, stream: Stream) -> Self {
+        Lines {
+            source: source.to_string(),
+            stream,
+            partial: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
+            if self.partial.is_empty() {
+                self.emit(&bytes[..newline]);
+            } else {
+                self.partial.extend_from_slice(&bytes[..newline]);
+                let line = std::mem::take(&mut self.partial);
+                self.emit(&line);
+            }
+            bytes = &bytes[newline + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+        while self.partial.len() >= LINE_LIMIT {
+            let piece: Vec<u8> = self.partial.drain(..LINE_LIMIT).collect();
+            self.emit(&piece);
+        }
+    }
+
+    /// Where the output comes from.
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Logs an unterminated last line.
+    pub(crate) fn flush(&mut self) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.emit(&line);
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        tracing::debug!(
+            target: OUTPUT_TARGET,
+            source = %self.source,
+            stream = self.stream.name(),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
