@@ -255,6 +255,9 @@ impl View {
         }
         let text = match end {
             RunEnd::Completed => "completed: every step succeeded".to_owned(),
+            RunEnd::Halted { reason, .. } if crate::session::refused_at_preflight(end) => {
+                format!("not started: {reason}; nothing was changed")
+            }
             RunEnd::RolledBack { point, cause } => format!("rolled back to `{point}`: {cause}"),
             RunEnd::Halted { step, reason, done, left } => format!(
                 "HALTED{}: {reason}\n  done: {}\n  left: {}\n  an operator must look before anything else happens",

@@ -106,13 +106,21 @@ pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The exit code of a run's end.
+/// The exit code of a run's end. A run refused at preflight changed
+/// nothing: that is an error, not a halt that needs an operator.
 pub fn exit_code(end: &RunEnd) -> u8 {
     match end {
         RunEnd::Completed => exit_codes::OK,
         RunEnd::RolledBack { .. } => exit_codes::ROLLED_BACK,
+        end if refused_at_preflight(end) => exit_codes::ERROR,
         RunEnd::Halted { .. } => exit_codes::HALTED,
     }
+}
+
+/// Whether the run stopped at preflight, before changing anything.
+pub fn refused_at_preflight(end: &RunEnd) -> bool {
+    matches!(end, RunEnd::Halted { step: None, reason, done, .. }
+        if done.is_empty() && reason.starts_with(plan_core::machine::PREFLIGHT_FAILED))
 }
 
 /// Steps done by earlier runs of this journal.
@@ -140,6 +148,8 @@ pub struct Carried {
     pub captured: Vec<(String, String)>,
     /// How SSH hosts are reached.
     pub ssh: plan_steps::executor::SshOptions,
+    /// Process groups of in-doubt steps the stopped run may have left running.
+    pub leftovers: Vec<(String, plan_steps::executor::Leftover)>,
 }
 
 /// How SSH hosts are trusted, from the command line.
@@ -170,7 +180,7 @@ pub fn drive(
     interaction: Interaction,
     carried: Carried,
 ) -> Result<u8, CliError> {
-    let Carried { captured, ssh } = carried;
+    let Carried { captured, ssh, leftovers } = carried;
     let Interaction { mode, yes, assume } = interaction;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -212,7 +222,7 @@ pub fn drive(
                 }
             }
         });
-        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh);
+        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers);
         if let Some(record) = start {
             driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?;
         }

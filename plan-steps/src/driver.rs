@@ -140,6 +140,7 @@ impl<'a, O: Operator> Driver<'a, O> {
         match report {
             Report::Spawned { step, group } => self.record(&RunRecord::Process {
                 step,
+                host: (group.host != plan_core::Host::LOCAL).then_some(group.host),
                 pgid: group.pgid,
                 start_time: group.start_time,
             }),
@@ -166,6 +167,12 @@ impl<'a, O: Operator> Driver<'a, O> {
                 millis,
             }),
         }
+    }
+
+    /// Process groups a crashed run left behind, by step (from its journal).
+    pub fn with_leftovers(mut self, leftovers: impl IntoIterator<Item = (String, crate::executor::Leftover)>) -> Self {
+        self.executor = self.executor.with_leftovers(leftovers);
+        self
     }
 
     /// Reaches SSH hosts with these options.

@@ -57,12 +57,12 @@ impl Transcript {
 /// What a step tells the driver while it runs, for the journal.
 #[derive(Debug)]
 pub enum Report {
-    /// A local command's process group began.
+    /// A command's process group began (here or on an SSH host).
     Spawned {
         /// Step id.
         step: String,
-        /// The group.
-        group: ProcessGroup,
+        /// Where it runs.
+        group: Leftover,
     },
     /// Prior state, captured before the change; the change waits for `ack`,
     /// which the driver sends once the record is on disk.
@@ -117,6 +117,23 @@ impl Reporter {
     }
 }
 
+/// A process group a step's command runs in, which may outlive a crash of
+/// the driver or a lost connection; an in-doubt check waits for it first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    /// `local`, or the SSH host.
+    pub host: String,
+    /// Process group id (on that host).
+    pub pgid: i32,
+    /// The leader's start time, local only: tells a reused pid apart.
+    pub start_time: Option<u64>,
+}
+
+/// How long an in-doubt check waits at most for a leftover command on an
+/// SSH host when the step has no deadline (it is never killed: its pid
+/// cannot be told apart from a reused one there).
+pub const LEFTOVER_WAIT: Duration = Duration::from_secs(15 * 60);
+
 /// A command could not be run to an outcome.
 #[derive(Clone, Debug)]
 struct ExecError {
@@ -157,6 +174,8 @@ pub struct Executor {
     ssh: SshOptions,
     conns: Arc<RwLock<HashMap<String, Conn>>>,
     dns: Arc<tokio::sync::OnceCell<DnsClient>>,
+    /// Process groups of commands still running, or left by a crash, by step.
+    groups: Arc<std::sync::Mutex<HashMap<String, Leftover>>>,
     /// When each record's TTL was last changed by this run, and from what.
     ttl_changes: Arc<std::sync::Mutex<HashMap<String, (SystemTime, u32)>>>,
 }
@@ -169,8 +188,86 @@ impl Executor {
             reporter: None,
             ssh: SshOptions::default(),
             conns: Arc::default(),
+            groups: Arc::default(),
             dns: Arc::default(),
             ttl_changes: Arc::default(),
+        }
+    }
+
+    /// Process groups a crashed run left behind, by step (from its journal).
+    pub fn with_leftovers(self, leftovers: impl IntoIterator<Item = (String, Leftover)>) -> Executor {
+        if let Ok(mut groups) = self.groups.lock() {
+            groups.extend(leftovers);
+        }
+        self
+    }
+
+    fn started(&self, step: &str, group: Leftover) {
+        if let Ok(mut groups) = self.groups.lock() {
+            groups.insert(step.to_owned(), group.clone());
+        }
+        if let Some(reporter) = &self.reporter {
+            reporter.send(Report::Spawned { step: step.to_owned(), group });
+        }
+    }
+
+    fn finished(&self, step: &str) {
+        if let Ok(mut groups) = self.groups.lock() {
+            groups.remove(step);
+        }
+    }
+
+    /// Before an in-doubt step is checked: lets a command it left running
+    /// (after a crash, or a lost connection) finish, so the check sees its
+    /// effect and nothing runs twice at once. A local group is killed at the
+    /// step's deadline; a remote one is only waited for.
+    async fn settle_leftover(&self, step: &Step, transcript: &mut Transcript, mut cancel: Cancel<'_>) {
+        let Some(group) = self.groups.lock().ok().and_then(|mut g| g.remove(&step.id)) else { return };
+        if group.host == plan_core::Host::LOCAL {
+            let outcome = local::wait_leftover(
+                ProcessGroup { pgid: group.pgid, start_time: group.start_time },
+                step.deadline,
+            )
+            .await;
+            if outcome != local::Leftover::Gone {
+                transcript.note(&format!("[local] waited for process group {} left running: {outcome:?}", group.pgid));
+            }
+            return;
+        }
+        let limit = step.deadline.unwrap_or(LEFTOVER_WAIT);
+        let started = tokio::time::Instant::now();
+        let probe = format!("kill -0 -- -{} 2>/dev/null", group.pgid);
+        loop {
+            let mut quiet = Transcript::default();
+            let alive = self
+                .exec(&step.id, &group.host, &ShellCommand::new(&probe).with_deadline(CHECK_DEADLINE), cancel.as_mut(), &mut quiet)
+                .await
+                .map(|o| o.status == ExitKind::Exited(0));
+            match alive {
+                Ok(true) if started.elapsed() < limit => tokio::time::sleep(Duration::from_millis(250)).await,
+                Ok(true) => {
+                    transcript.note(&format!(
+                        "[{}] process group {} left by the stopped attempt still runs after {}s; checking anyway",
+                        group.host,
+                        group.pgid,
+                        limit.as_secs()
+                    ));
+                    return;
+                }
+                Ok(false) => {
+                    if started.elapsed() > Duration::from_millis(300) {
+                        transcript.note(&format!(
+                            "[{}] waited {:.1}s for process group {} left by the stopped attempt",
+                            group.host,
+                            started.elapsed().as_secs_f64(),
+                            group.pgid
+                        ));
+                    }
+                    return;
+                }
+                // The host cannot be asked: the check will say so.
+                Err(_) => return,
+            }
         }
     }
 
@@ -306,23 +403,24 @@ impl Executor {
     ) -> Result<ShellOutcome, ExecError> {
         let outcome = match self.conn(host).await? {
             Conn::Local => {
-                let reporter = self.reporter.clone();
-                local::run_reporting(command, cancel, |group| {
-                    if let Some(reporter) = reporter {
-                        reporter.send(Report::Spawned {
-                            step: step.to_owned(),
-                            group,
-                        });
-                    }
+                let outcome = local::run_reporting(command, cancel, |group| {
+                    self.started(step, Leftover { host: host.to_owned(), pgid: group.pgid, start_time: group.start_time })
                 })
                 .await
-                .map_err(|e| ExecError {
-                    lost: false,
-                    message: e.to_string(),
-                })?
+                .map_err(|e| ExecError { lost: false, message: e.to_string() })?;
+                self.finished(step);
+                outcome
             }
-            Conn::Ssh(session) => match session.exec(command, cancel).await {
-                Ok(outcome) => outcome,
+            Conn::Ssh(session) => match session
+                .exec_reporting(command, cancel, |group| {
+                    self.started(step, Leftover { host: host.to_owned(), pgid: group.pgid, start_time: None })
+                })
+                .await
+            {
+                Ok(outcome) => {
+                    self.finished(step);
+                    outcome
+                }
                 Err(e) => {
                     let lost = e.is_in_doubt();
                     if lost {
@@ -594,7 +692,14 @@ impl Executor {
             Err(reason) => return (Err(reason), transcript),
         };
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
+        self.settle_leftover(step, &mut transcript, cancel.as_mut()).await;
         let result = match (&step.action, &step.check) {
+            // A copy is done only when nothing is left to copy, whatever else
+            // its own check looks at (a partial copy passes most checks).
+            (Action::Rsync { .. }, Some(_)) => match self.rsync_done(step, &mut transcript, cancel.as_mut()).await {
+                Ok(true) => self.run_check(step, &mut transcript, cancel.as_mut()).await,
+                other => other,
+            },
             (_, Some(_)) => self.run_check(step, &mut transcript, cancel.as_mut()).await,
             (
                 Action::Service {
@@ -618,47 +723,7 @@ impl Executor {
                     .await
                     .is_ok())
             }
-            (
-                Action::Rsync {
-                    from,
-                    to,
-                    path,
-                    dest,
-                    delete,
-                    args,
-                },
-                None,
-            ) => {
-                // Done when a dry run finds nothing left to copy.
-                match self.plan.host(to) {
-                    Some(to_host) => {
-                        let copy = rsync::Copy {
-                            path,
-                            dest,
-                            to: to_host,
-                            delete: *delete,
-                            args,
-                        };
-                        let command = self
-                            .command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
-                        match self
-                            .exec(&step.id, from, &command, cancel.as_mut(), &mut transcript)
-                            .await
-                        {
-                            Ok(outcome) => {
-                                match (outcome.status, rsync::parse_stats(&outcome.output)) {
-                                    (ExitKind::Exited(0), Some(stats)) => {
-                                        Ok(stats.files_transferred == 0)
-                                    }
-                                    _ => Ok(false),
-                                }
-                            }
-                            Err(e) => Err(Failure::from(e)),
-                        }
-                    }
-                    None => Err(Failure::Failed(format!("no host `{to}`"))),
-                }
-            }
+            (Action::Rsync { .. }, None) => self.rsync_done(step, &mut transcript, cancel.as_mut()).await,
             (Action::DnsTtl { record, ttl }, None) => match self.dns().await {
                 Ok(dns) => dns
                     .query(record)
@@ -682,6 +747,21 @@ impl Executor {
             ))),
         };
         (result.map_err(|f| f.message()), transcript)
+    }
+
+    /// Whether a copy is complete: a dry run finds nothing left to copy.
+    async fn rsync_done(&self, step: &Step, transcript: &mut Transcript, cancel: Cancel<'_>) -> Result<bool, Failure> {
+        let Action::Rsync { from, to, path, dest, delete, args } = &step.action else {
+            return Err(Failure::Failed(format!("step `{}` is not a copy", step.id)));
+        };
+        let to_host = self.plan.host(to).ok_or_else(|| Failure::Failed(format!("no host `{to}`")))?;
+        let copy = rsync::Copy { path, dest, to: to_host, delete: *delete, args };
+        let command = self.command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
+        let outcome = self.exec(&step.id, from, &command, cancel, transcript).await?;
+        Ok(match (outcome.status, rsync::parse_stats(&outcome.output)) {
+            (ExitKind::Exited(0), Some(stats)) => stats.files_transferred == 0,
+            _ => false,
+        })
     }
 
     async fn run_check(

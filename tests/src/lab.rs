@@ -507,6 +507,63 @@ impl Lab {
         }
     }
 
+    /// A `cutover` process to spawn rather than wait for (a test that kills
+    /// it, or watches its journal grow), with this lab's variables in its
+    /// environment, as [`Lab::cutover`] gives them.
+    pub fn cutover_command(&self) -> Command {
+        let mut command = Command::new(crate::cutover_bin());
+        command.stdin(Stdio::null());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CUTOVER_VAR_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(self.cutover_vars());
+        command
+    }
+
+    /// The sshd processes serving `host`'s open connections now: the
+    /// descendants of its listener that are sshd (the privileged monitor and
+    /// the session process of each connection), not the commands they run.
+    /// As `scripts/lab down` finds sessions: by parent, from `/proc`.
+    pub fn ssh_sessions(&self, host: &str) -> Vec<u32> {
+        let Some(listener) = fs::read_to_string(&self.host(host).sshd_pidfile)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+        else {
+            return Vec::new();
+        };
+        let mut sessions = Vec::new();
+        let mut queue = vec![listener];
+        while let Some(pid) = queue.pop() {
+            for child in children_of(pid) {
+                // `sshd: user [priv]`, `sshd: user@notty` (or `sshd-session`
+                // in newer OpenSSH); a command's shell is not followed.
+                if cmdline(child).starts_with("sshd") {
+                    sessions.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+        sessions.sort_unstable();
+        sessions
+    }
+
+    /// Drops every SSH connection to `host` at once, as a network failure
+    /// would: SIGKILL to its session processes (the listener stays, so a
+    /// new connection works). Returns the PIDs signalled; the commands the
+    /// sessions ran are left running, as they would be.
+    pub fn kill_ssh_sessions(&self, host: &str) -> Vec<u32> {
+        let sessions = self.ssh_sessions(host);
+        for pid in &sessions {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        sessions
+    }
+
     /// `dig @SERVER -p PORT ARGS...` against the lab's DNS server.
     #[track_caller]
     pub fn dig(&self, args: &[&str]) -> Output {
@@ -686,6 +743,27 @@ pub fn is_running(pid: u32) -> bool {
         .rsplit_once(") ")
         .and_then(|(_, rest)| rest.chars().next());
     !matches!(state, None | Some('Z' | 'X' | 'x'))
+}
+
+/// The children of `pid`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command name in parentheses: the state, then the parent.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok())
+                == Some(parent)
+        })
+        .collect()
 }
 
 fn cmdline(pid: u32) -> String {

@@ -188,7 +188,7 @@ fn dns_serves_the_record_and_takes_only_signed_updates() {
     let host1 = lab.host("host1").address;
     let before = lab.lookup(RECORD);
     assert_eq!(before.len(), 1, "{before:?}");
-    assert_eq!((before[0].ttl, before[0].address), (300, host1));
+    assert_eq!((before[0].ttl, before[0].address), (30, host1));
 
     let key = lab.dns().tsig_key.clone();
     let signed = lab.nsupdate(

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod check;
+mod cutover_lab;
 mod dns;
 mod examples;
 mod graph;

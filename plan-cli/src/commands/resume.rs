@@ -115,7 +115,17 @@ pub fn cmd_resume(
             }
         }
     }
-    wait_for_leftovers(&plan, last, stderr)?;
+    // Commands of in-doubt steps may outlive the stopped run: the executor
+    // lets them finish before a step's check decides.
+    let leftovers = last
+        .processes
+        .iter()
+        .filter(|p| started.contains(&p.step))
+        .map(|p| {
+            let host = p.host.clone().unwrap_or_else(|| plan_core::Host::LOCAL.to_owned());
+            (p.step.clone(), plan_steps::executor::Leftover { host, pgid: p.pgid, start_time: p.start_time })
+        })
+        .collect();
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
     session::drive(
         Arc::new(plan),
@@ -128,60 +138,8 @@ pub fn cmd_resume(
             yes: args.yes,
             assume,
         },
-        Carried { captured, ssh: args.ssh.options() },
+        Carried { captured, ssh: args.ssh.options(), leftovers },
     )
-}
-
-/// Commands of in-doubt steps may outlive the crashed run (they run in
-/// their own process groups): let them finish (or kill them at the step's
-/// deadline) before the step's check decides, so nothing runs twice at once.
-fn wait_for_leftovers(
-    plan: &plan_core::Plan,
-    run: &plan_core::machine::ReplayedRun,
-    stderr: &mut dyn Write,
-) -> Result<(), CliError> {
-    use plan_steps::local::{wait_leftover, Leftover, ProcessGroup};
-    let leftovers: Vec<_> = run
-        .processes
-        .iter()
-        .filter(|(step, _, _)| run.started.contains(step))
-        .collect();
-    if leftovers.is_empty() {
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
-    for (step, pgid, start_time) in leftovers {
-        let group = ProcessGroup {
-            pgid: *pgid,
-            start_time: *start_time,
-        };
-        let limit = plan.step(step).and_then(|s| s.deadline);
-        let outcome = runtime.block_on(async {
-            let wait = wait_leftover(group, limit);
-            tokio::pin!(wait);
-            tokio::select! {
-                outcome = &mut wait => outcome,
-                () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
-                    let _ = writeln!(stderr, "waiting for step `{step}`'s commands, left running by the stopped run (process group {pgid}), to finish");
-                    wait.await
-                }
-            }
-        });
-        match outcome {
-            Leftover::Gone => {}
-            Leftover::Finished => {
-                writeln!(stderr, "step `{step}`'s leftover commands have finished")?
-            }
-            Leftover::Killed => writeln!(
-                stderr,
-                "step `{step}`'s leftover commands passed its deadline and were killed"
-            )?,
-        }
-    }
-    Ok(())
 }
 
 fn describe_end(end: &plan_core::machine::RunEnd) -> String {

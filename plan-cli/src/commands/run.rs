@@ -151,7 +151,7 @@ pub fn cmd_run(
             yes: args.yes,
             assume: None,
         },
-        Carried { captured: Vec::new(), ssh: args.ssh.options() },
+        Carried { ssh: args.ssh.options(), ..Carried::default() },
     )
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use clap::Args;
 use plan_core::duration::format_duration;
 use serde::Serialize;
-use simulations::{downtime_chart, EndState, Estimate, HaltCause, Measured, Options, Quantiles, Scenario, SimError};
+use simulations::{
+    downtime_chart, EndState, Estimate, HaltCause, Measured, Options, Quantiles, Scenario, SimError,
+};
 
 use crate::{exit_codes, CliError, PlanArgs};
 
@@ -46,9 +48,17 @@ pub struct SimulateArgs {
 }
 
 /// Simulates the plan and prints the estimate.
-pub fn cmd_simulate(args: &SimulateArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u8, CliError> {
+pub fn cmd_simulate(
+    args: &SimulateArgs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
-    let scenarios = args.scenarios.iter().map(|s| load_scenario(s)).collect::<Result<Vec<_>, _>>()?;
+    let scenarios = args
+        .scenarios
+        .iter()
+        .map(|s| load_scenario(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let measured = load_measured(&args.measured, stderr)?;
     let options = Options {
         runs: args.runs,
@@ -64,8 +74,12 @@ pub fn cmd_simulate(args: &SimulateArgs, stdout: &mut dyn Write, stderr: &mut dy
     }
     if let Some(path) = &args.histogram {
         let svg = downtime_chart::svg(&estimate, &plan.name).map_err(sim_error)?;
-        std::fs::write(path, svg)
-            .map_err(|e| CliError::Usage(format!("cannot write the histogram to `{}`: {e}", path.display())))?;
+        std::fs::write(path, svg).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot write the histogram to `{}`: {e}",
+                path.display()
+            ))
+        })?;
     }
     if args.json {
         serde_json::to_writer_pretty(&mut *stdout, &JsonEstimate::new(&plan.name, &estimate))?;
@@ -86,17 +100,22 @@ fn load_scenario(name: &str) -> Result<Scenario, CliError> {
     }
     let path = Path::new(name);
     if !path.exists() {
-        return Err(sim_error(Scenario::named(name).err().unwrap_or(SimError::UnknownScenario {
-            name: name.to_owned(),
-            known: String::new(),
-        })));
+        return Err(sim_error(Scenario::named(name).err().unwrap_or(
+            SimError::UnknownScenario {
+                name: name.to_owned(),
+                known: String::new(),
+            },
+        )));
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Usage(format!("cannot read the scenario file `{name}`: {e}")))?;
     Scenario::parse(name, &text).map_err(sim_error)
 }
 
-fn load_measured(journals: &[PathBuf], stderr: &mut dyn Write) -> Result<Option<Measured>, CliError> {
+fn load_measured(
+    journals: &[PathBuf],
+    stderr: &mut dyn Write,
+) -> Result<Option<Measured>, CliError> {
     if journals.is_empty() {
         return Ok(None);
     }
@@ -166,7 +185,12 @@ fn quantile_line(q: &Quantiles) -> String {
 }
 
 /// The report for people.
-fn report(name: &str, options: &Options, estimate: &Estimate, out: &mut dyn Write) -> std::io::Result<()> {
+fn report(
+    name: &str,
+    options: &Options,
+    estimate: &Estimate,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(out, "{name}")?;
     let what = match &options.phase {
         Some(phase) => format!("of phase `{phase}`"),
@@ -184,7 +208,11 @@ fn report(name: &str, options: &Options, estimate: &Estimate, out: &mut dyn Writ
     writeln!(out)?;
     writeln!(out, "downtime    {}", quantile_line(&estimate.downtime))?;
     writeln!(out, "run length  {}", quantile_line(&estimate.duration))?;
-    writeln!(out, "rollback    {} of runs", percent(estimate.rollback_probability))?;
+    writeln!(
+        out,
+        "rollback    {} of runs",
+        percent(estimate.rollback_probability)
+    )?;
     if estimate.open_outage_probability > 0.0 {
         writeln!(
             out,
@@ -206,9 +234,24 @@ fn report(name: &str, options: &Options, estimate: &Estimate, out: &mut dyn Writ
         group(estimate.tail_runs),
         human(estimate.tail_from)
     )?;
-    let width = estimate.tail_drivers.iter().map(|d| d.label().len()).max().unwrap_or(4).max(4);
-    writeln!(out, "  {:<width$}  {:>6}  {:>12}  {:>12}", "step", "share", "mean in tail", "mean overall")?;
-    for driver in estimate.tail_drivers.iter().filter(|d| d.share >= 0.005).take(10) {
+    let width = estimate
+        .tail_drivers
+        .iter()
+        .map(|d| d.label().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "  {:<width$}  {:>6}  {:>12}  {:>12}",
+        "step", "share", "mean in tail", "mean overall"
+    )?;
+    for driver in estimate
+        .tail_drivers
+        .iter()
+        .filter(|d| d.share >= 0.005)
+        .take(10)
+    {
         writeln!(
             out,
             "  {:<width$}  {:>5.0}%  {:>12}  {:>12}",
@@ -218,7 +261,10 @@ fn report(name: &str, options: &Options, estimate: &Estimate, out: &mut dyn Writ
             human(driver.mean)
         )?;
     }
-    writeln!(out, "  (time each step takes while users are down; steps side by side overlap)")?;
+    writeln!(
+        out,
+        "  (time each step takes while users are down; steps side by side overlap)"
+    )?;
     Ok(())
 }
 
@@ -301,7 +347,9 @@ impl<'a> JsonEstimate<'a> {
             .map(|s| {
                 let (end, point, step, cause) = match &s.end {
                     EndState::Completed => ("completed", None, None, None),
-                    EndState::RolledBack { point } => ("rolled_back", Some(point.clone()), None, None),
+                    EndState::RolledBack { point } => {
+                        ("rolled_back", Some(point.clone()), None, None)
+                    }
                     EndState::Halted { step, cause } => (
                         "halted",
                         None,
@@ -313,7 +361,15 @@ impl<'a> JsonEstimate<'a> {
                         }),
                     ),
                 };
-                JsonEnd { end, point, step, cause, runs: s.runs, share: s.share, text: s.end.to_string() }
+                JsonEnd {
+                    end,
+                    point,
+                    step,
+                    cause,
+                    runs: s.runs,
+                    share: s.share,
+                    text: s.end.to_string(),
+                }
             })
             .collect();
         let drivers = e
@@ -337,8 +393,86 @@ impl<'a> JsonEstimate<'a> {
             rollback_probability: e.rollback_probability,
             open_outage_probability: e.open_outage_probability,
             end_states,
-            tail: JsonTail { from_s: e.tail_from.as_secs_f64(), runs: e.tail_runs, drivers },
+            tail: JsonTail {
+                from_s: e.tail_from.as_secs_f64(),
+                runs: e.tail_runs,
+                drivers,
+            },
             warnings: &e.warnings,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::{exit_codes, Cli, CliError};
+
+    fn simulate(args: &[&str]) -> Result<(u8, String, String), CliError> {
+        let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/mailman.ron");
+        let mut argv = vec!["cutover", "simulate", plan];
+        argv.extend(args);
+        let cli = Cli::try_parse_from(argv).expect("valid arguments");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = crate::run(cli, &mut out, &mut err)?;
+        Ok((
+            code,
+            String::from_utf8(out).expect("utf-8"),
+            String::from_utf8(err).expect("utf-8"),
+        ))
+    }
+
+    #[test]
+    fn the_output_is_the_same_whatever_the_threads() {
+        let one = simulate(&["--runs", "3000", "--threads", "1"]).expect("runs");
+        let three = simulate(&["--runs", "3000", "--threads", "3"]).expect("runs");
+        assert_eq!(one, three);
+        assert_eq!(one.0, exit_codes::OK);
+        assert!(
+            one.1.contains("3,000 simulated runs") && one.1.contains("seed 1"),
+            "{}",
+            one.1
+        );
+        assert!(one.1.contains("what drives the tail"));
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let (_, out, _) = simulate(&[
+            "--runs",
+            "2000",
+            "--seed",
+            "9",
+            "--json",
+            "--scenario",
+            "slow-operator",
+        ])
+        .expect("runs");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+        assert_eq!(json["runs"], 2000);
+        assert_eq!(json["seed"], 9);
+        for q in ["p50", "p90", "p95", "p99", "max"] {
+            assert!(
+                json["downtime_s"][q].as_f64().is_some_and(|s| s > 0.0),
+                "{q}: {json}"
+            );
+        }
+        assert!(json["rollback_probability"].as_f64().is_some());
+        let ends = json["end_states"].as_array().expect("a list");
+        let total: f64 = ends.iter().filter_map(|e| e["share"].as_f64()).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert_eq!(json["scenarios"][0], "slow-operator");
+    }
+
+    #[test]
+    fn an_unknown_scenario_is_refused_with_the_names_there_are() {
+        let err = simulate(&["--runs", "10", "--scenario", "meteor"]).expect_err("unknown");
+        let message = err.to_string();
+        assert!(
+            message.contains("`meteor`") && message.contains("`rsync-overrun`"),
+            "{message}"
+        );
+        assert_eq!(err.exit_code(), exit_codes::ERROR);
     }
 }

@@ -65,9 +65,12 @@ pub enum RunRecord {
     Process {
         /// Step id.
         step: String,
+        /// The SSH host it runs on; `None` for this machine.
+        #[serde(default)]
+        host: Option<String>,
         /// Process group id.
         pgid: i32,
-        /// The group leader's start time, to tell a reused pid apart.
+        /// The group leader's start time, to tell a reused pid apart (local only).
         start_time: Option<u64>,
     },
     /// What a copy moved, from rsync's `--stats`, for estimates.
@@ -90,6 +93,19 @@ pub enum RunRecord {
     },
 }
 
+/// A process group a step's command ran in, as journaled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessGroupRecord {
+    /// Step id.
+    pub step: String,
+    /// The SSH host; `None` for this machine.
+    pub host: Option<String>,
+    /// Process group id.
+    pub pgid: i32,
+    /// The leader's start time (local only), to tell a reused pid apart.
+    pub start_time: Option<u64>,
+}
+
 /// One run found in a journal.
 #[derive(Clone)]
 pub struct ReplayedRun {
@@ -103,8 +119,8 @@ pub struct ReplayedRun {
     pub machine: StateMachine<RunMachine>,
     /// Steps whose forward or revert effect was started.
     pub started: Vec<String>,
-    /// The last process group each step's commands ran in: (step, pgid, start time).
-    pub processes: Vec<(String, i32, Option<u64>)>,
+    /// The last process group each step's commands ran in.
+    pub processes: Vec<ProcessGroupRecord>,
     /// The prior state each step captured before its change: (step, state).
     pub captured: Vec<(String, String)>,
     /// How it ended, if it did.
@@ -185,14 +201,15 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     run.captured.push((step.clone(), state.clone()));
                 }
             }
-            RunRecord::Process {
-                step,
-                pgid,
-                start_time,
-            } => {
+            RunRecord::Process { step, host, pgid, start_time } => {
                 let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
-                run.processes.retain(|(s, _, _)| s != step);
-                run.processes.push((step.clone(), *pgid, *start_time));
+                run.processes.retain(|p| p.step != *step);
+                run.processes.push(ProcessGroupRecord {
+                    step: step.clone(),
+                    host: host.clone(),
+                    pgid: *pgid,
+                    start_time: *start_time,
+                });
             }
             _ if runs.is_empty() => return Err(ReplayError::NoRunStarted),
             _ => {}

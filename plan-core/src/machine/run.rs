@@ -18,6 +18,9 @@ use statig::prelude::*;
 
 use super::schedule::{Schedule, StepIx};
 
+/// How the reason of a halt at preflight begins (nothing was changed).
+pub const PREFLIGHT_FAILED: &str = "preflight failed";
+
 /// What happened, as fed to the machine (and recorded in the journal).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -656,7 +659,7 @@ impl RunMachine {
                 self.next_response(next, false, context)
             }
             Event::PreflightFailed { reason } => {
-                self.halt(None, format!("preflight failed: {reason}"), context)
+                self.halt(None, format!("{PREFLIGHT_FAILED}: {reason}"), context)
             }
             Event::Resume { .. } => {
                 context.effects.push(Effect::Preflight {
