@@ -719,30 +719,6 @@ mod tests {
     }
 
     #[test]
-    fn capture_bounds_any_chunking() {
-        let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        for limit in [0, 1, 7, 100, 999, 1000, 5000] {
-            for chunk in [1, 3, 64, 1000] {
-                let mut capture = Capture::new(limit);
-                for piece in bytes.chunks(chunk) {
-                    capture.push(piece);
-                }
-                let kept = limit.min(1000);
-                assert_eq!(capture.dropped(), (1000 - kept) as u64, "limit {limit}");
-                let head_len = capture.head.len();
-                assert_eq!(capture.head, bytes[..head_len]);
-                let tail = Vec::from(capture.tail.clone());
-                assert_eq!(
-                    tail,
-                    bytes[1000 - tail.len()..],
-                    "limit {limit} chunk {chunk}"
-                );
-                assert_eq!(head_len + tail.len(), kept);
-            }
-        }
-    }
-
-    #[test]
     fn stat_lines_parse_with_odd_names() {
         assert_eq!(
             parse_stat("4242 (my (odd) name) S 1 4240 4240 0 -1"),
