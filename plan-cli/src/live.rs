@@ -200,6 +200,9 @@ impl View {
             }
             Progress::Event(Event::StepSucceeded { step }) => self.end_bar(step, "✓", ""),
             Progress::Event(Event::StepFailed { step, reason }) => self.end_bar(step, "✗", reason),
+            Progress::Event(Event::CheckFailed { step, reason }) => {
+                self.end_bar(step, "✗", &format!("{reason}; its effect will be undone"))
+            }
             Progress::Event(Event::DeadlineExceeded { step }) => self.end_bar(
                 step,
                 "✗",

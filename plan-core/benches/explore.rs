@@ -109,6 +109,12 @@ fn time(schedule: &Arc<Schedule>, max_faults: usize) -> (Duration, Exploration) 
 }
 
 fn main() {
+    // `cargo test --all-targets` runs benchmarks too, unoptimised: there they
+    // only prove they build. The figures come from `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark skipped: run it with `cargo bench`");
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument, if any, picks cases.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let cases: [(&str, Schedule); 3] = [

@@ -218,7 +218,7 @@ impl<'a, O: Operator> Driver<'a, O> {
                     event: event.clone(),
                 })?;
                 (self.progress)(Progress::Event(event.clone()));
-                let mut outbox = Outbox::default();
+                let mut outbox = Outbox::recording();
                 machine.handle_with_context(&event, &mut outbox);
                 for (from, to) in outbox.transitions {
                     (self.progress)(Progress::Transition {

@@ -662,11 +662,13 @@ impl Executor {
         if step.check.is_some() {
             match self.run_check(step, transcript, cancel.as_mut()).await {
                 Ok(true) => {}
+                // The action ran: its effect may well be in place, so the
+                // machine counts it completed and a rollback undoes it.
+                Ok(false) if matches!(step.action, Action::Verify | Action::Wait(_)) => {
+                    return Event::StepFailed { step: id, reason: "its check failed".into() }
+                }
                 Ok(false) => {
-                    return Event::StepFailed {
-                        step: id,
-                        reason: "its check failed after the action".into(),
-                    }
+                    return Event::CheckFailed { step: id, reason: "its check failed after the action".into() }
                 }
                 Err(failure) => return failure.into_event(&id),
             }

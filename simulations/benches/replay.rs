@@ -30,27 +30,58 @@ use statig::blocking::IntoStateMachineExt as _;
 const REPEATS: usize = 3;
 
 fn main() {
+    // `cargo test --all-targets` runs benchmarks too, unoptimised: there they
+    // only prove they build. The figures come from `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark skipped: run it with `cargo bench`");
+        return;
+    }
     // `cargo bench` passes `--bench`; everything else is ours.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let plan_path = args.first().map_or_else(|| root.join("examples/mailman.ron"), PathBuf::from);
-    let runs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let plan_path = args
+        .first()
+        .map_or_else(|| root.join("examples/mailman.ron"), PathBuf::from);
+    let runs: u64 = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let threads: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2);
-    let plan = load_path(&plan_path, &Settings::default()).ok().and_then(|l| l.plan).unwrap_or_else(|| {
-        eprintln!("cannot load a valid plan from {}", plan_path.display());
-        std::process::exit(1);
-    });
+    let plan = load_path(&plan_path, &Settings::default())
+        .ok()
+        .and_then(|l| l.plan)
+        .unwrap_or_else(|| {
+            eprintln!("cannot load a valid plan from {}", plan_path.display());
+            std::process::exit(1);
+        });
     let schedule = Arc::new(Schedule::new(&plan, &Selection::default()));
-    println!("{}: {} steps to run; {runs} replays on {threads} threads, best of {REPEATS}", plan_path.display(), schedule.steps.len());
+    println!(
+        "{}: {} steps to run; {runs} replays on {threads} threads, best of {REPEATS}",
+        plan_path.display(),
+        schedule.steps.len()
+    );
 
     let steps = pending_models(&plan, &schedule);
     let arithmetic = best(|| parallel(runs, threads, |range| arithmetic_loop(&steps, range)));
     let minutes = |m: u64| Duration::from_secs(60 * m);
-    let pert = DurationModel::Pert { min: minutes(10), likely: minutes(20), max: minutes(70) };
-    let pert20: Vec<(DurationSampler, f64, f64)> = (0..20).map(|_| (DurationSampler::new(&pert), 0.01, 0.0)).collect();
+    let pert = DurationModel::Pert {
+        min: minutes(10),
+        likely: minutes(20),
+        max: minutes(70),
+    };
+    let pert20: Vec<(DurationSampler, f64, f64)> = (0..20)
+        .map(|_| (DurationSampler::new(&pert), 0.01, 0.0))
+        .collect();
     let reference = best(|| parallel(runs, threads, |range| arithmetic_loop(&pert20, range)));
     let machine = best(|| parallel(runs, threads, |range| machine_loop(&schedule, range)));
-    let options = Options { runs, threads, ..Options::default() };
+    let options = Options {
+        runs,
+        threads,
+        ..Options::default()
+    };
     let simulator = best(|| {
         let start = Instant::now();
         black_box(estimate(&plan, &options).expect("the plan simulates"));
@@ -59,7 +90,11 @@ fn main() {
 
     let rate = |d: Duration| runs as f64 / d.as_secs_f64();
     let line = |name: &str, d: Duration| {
-        println!("{name:<44} {:>8.3} s  {:>12.0} replays/s", d.as_secs_f64(), rate(d));
+        println!(
+            "{name:<44} {:>8.3} s  {:>12.0} replays/s",
+            d.as_secs_f64(),
+            rate(d)
+        );
     };
     line("arithmetic (this plan's models, no machine)", arithmetic);
     line("arithmetic, 20 PERT steps (issue's loop)", reference);
@@ -78,7 +113,11 @@ fn best(mut f: impl FnMut() -> Duration) -> Duration {
 }
 
 /// Runs `work` over `runs` split evenly across `threads`; the wall time.
-fn parallel(runs: u64, threads: usize, work: impl Fn(std::ops::Range<u64>) -> u64 + Sync) -> Duration {
+fn parallel(
+    runs: u64,
+    threads: usize,
+    work: impl Fn(std::ops::Range<u64>) -> u64 + Sync,
+) -> Duration {
     let start = Instant::now();
     let per = runs.div_ceil(threads as u64);
     let total: u64 = std::thread::scope(|scope| {
@@ -88,7 +127,10 @@ fn parallel(runs: u64, threads: usize, work: impl Fn(std::ops::Range<u64>) -> u6
                 scope.spawn(move || work(t * per..((t + 1) * per).min(runs)))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("no panic")).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .sum()
     });
     black_box(total);
     start.elapsed()
@@ -102,7 +144,11 @@ fn pending_models(plan: &Plan, schedule: &Schedule) -> Vec<(DurationSampler, f64
         .filter_map(|s| plan.step(&s.id))
         .map(|step| {
             let rate = step.failure_rate.unwrap_or(plan.failure_rate);
-            (DurationSampler::new(&step.duration), rate, step.settle.map_or(0.0, |d| d.as_secs_f64()))
+            (
+                DurationSampler::new(&step.duration),
+                rate,
+                step.settle.map_or(0.0, |d| d.as_secs_f64()),
+            )
         })
         .collect()
 }
@@ -117,7 +163,11 @@ fn arithmetic_loop(steps: &[(DurationSampler, f64, f64)], runs: std::ops::Range<
         for (sampler, rate, settle) in steps {
             let d = sampler.sample(&mut rng);
             let u = rng.uniform();
-            total += if u < *rate { d * (u / rate) } else { d + settle };
+            total += if u < *rate {
+                d * (u / rate)
+            } else {
+                d + settle
+            };
         }
         histogram.record((total * 1000.0) as u64);
     }
@@ -130,7 +180,11 @@ struct Fnv(u64);
 
 impl std::hash::Hasher for Fnv {
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for b in bytes {
             h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
@@ -147,10 +201,23 @@ impl std::hash::Hasher for Fnv {
 /// the simulator, each replay clones a machine that has had `Start` and
 /// `PreflightPassed`.
 fn machine_loop(schedule: &Arc<Schedule>, runs: std::ops::Range<u64>) -> u64 {
-    let succeeded: Vec<Event> = schedule.steps.iter().map(|s| Event::StepSucceeded { step: s.id.clone() }).collect();
-    let confirmed: Vec<Event> = schedule.steps.iter().map(|s| Event::OperatorConfirmed { step: s.id.clone() }).collect();
+    let succeeded: Vec<Event> = schedule
+        .steps
+        .iter()
+        .map(|s| Event::StepSucceeded { step: s.id.clone() })
+        .collect();
+    let confirmed: Vec<Event> = schedule
+        .steps
+        .iter()
+        .map(|s| Event::OperatorConfirmed { step: s.id.clone() })
+        .collect();
     let index: std::collections::HashMap<&str, usize, std::hash::BuildHasherDefault<Fnv>> =
-        schedule.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        schedule
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
     let mut template = RunMachine::new(Arc::clone(schedule)).state_machine();
     let mut outbox = Outbox::default();
     template.handle_with_context(&Event::Start, &mut outbox);
@@ -160,7 +227,9 @@ fn machine_loop(schedule: &Arc<Schedule>, runs: std::ops::Range<u64>) -> u64 {
     // Answers to give, as (step index, manual).
     let mut queue: std::collections::VecDeque<(usize, bool)> = std::collections::VecDeque::new();
     let mut finished = 0;
-    let answer = |effect: &Effect, queue: &mut std::collections::VecDeque<(usize, bool)>, finished: &mut u64| match effect {
+    let answer = |effect: &Effect,
+                  queue: &mut std::collections::VecDeque<(usize, bool)>,
+                  finished: &mut u64| match effect {
         Effect::Forward { step, .. } => queue.push_back((index[step.as_str()], false)),
         Effect::Confirm { step } => queue.push_back((index[step.as_str()], true)),
         Effect::Finished { .. } => *finished += 1,
@@ -173,7 +242,11 @@ fn machine_loop(schedule: &Arc<Schedule>, runs: std::ops::Range<u64>) -> u64 {
             answer(effect, &mut queue, &mut finished);
         }
         while let Some((ix, manual)) = queue.pop_front() {
-            let event = if manual { &confirmed[ix] } else { &succeeded[ix] };
+            let event = if manual {
+                &confirmed[ix]
+            } else {
+                &succeeded[ix]
+            };
             machine.handle_with_context(event, &mut outbox);
             outbox.transitions.clear();
             for effect in outbox.effects.drain(..) {

@@ -44,15 +44,22 @@ pub fn svg(estimate: &Estimate, title: &str) -> Result<String, SimError> {
     }
     let off_chart = counts[BARS];
     let runs = estimate.runs.max(1) as f64;
-    let shares: Vec<f64> = counts[..BARS].iter().map(|&n| 100.0 * n as f64 / runs).collect();
+    let shares: Vec<f64> = counts[..BARS]
+        .iter()
+        .map(|&n| 100.0 * n as f64 / runs)
+        .collect();
     let y_end = shares.iter().copied().fold(0.0, f64::max).max(0.1) * 1.18;
 
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        root.draw(&Text::new(format!("{title} — simulated downtime"), (20, 14), (FONT, 20).into_font().color(&TEXT)))
-            .map_err(plot_error)?;
+        root.draw(&Text::new(
+            format!("{title} — simulated downtime"),
+            (20, 14),
+            (FONT, 20).into_font().color(&TEXT),
+        ))
+        .map_err(plot_error)?;
         let mut about = format!(
             "{} runs, seed {} · rollback in {:.1}% of runs · mean {}",
             group(estimate.runs),
@@ -64,9 +71,17 @@ pub fn svg(estimate: &Estimate, title: &str) -> Result<String, SimError> {
             about.push_str(&format!(" · scenarios: {}", estimate.scenarios.join(", ")));
         }
         if off_chart > 0 {
-            about.push_str(&format!(" · longest {} (off the chart)", format_duration(round_s(q.max))));
+            about.push_str(&format!(
+                " · longest {} (off the chart)",
+                format_duration(round_s(q.max))
+            ));
         }
-        root.draw(&Text::new(about, (20, 42), (FONT, 14).into_font().color(&MUTED))).map_err(plot_error)?;
+        root.draw(&Text::new(
+            about,
+            (20, 42),
+            (FONT, 14).into_font().color(&MUTED),
+        ))
+        .map_err(plot_error)?;
 
         let mut chart = ChartBuilder::on(&root)
             .margin_top(70)
@@ -85,26 +100,48 @@ pub fn svg(estimate: &Estimate, title: &str) -> Result<String, SimError> {
             .y_labels(8)
             .x_desc("downtime (minutes)")
             .y_desc("share of runs (%)")
-            .x_label_formatter(&|m| if m.fract() == 0.0 { format!("{m:.0}") } else { format!("{m:.1}") })
+            .x_label_formatter(&|m| {
+                if m.fract() == 0.0 {
+                    format!("{m:.0}")
+                } else {
+                    format!("{m:.1}")
+                }
+            })
             .y_label_formatter(&|p| format!("{p:.1}"))
             .label_style((FONT, 13).into_font().color(&TEXT))
             .axis_desc_style((FONT, 14).into_font().color(&TEXT))
             .draw()
             .map_err(plot_error)?;
         chart
-            .draw_series(shares.iter().enumerate().filter(|(_, &s)| s > 0.0).map(|(i, &s)| {
-                let x0 = i as f64 * width;
-                let colour = if i == 0 && zero > 0 { MUTED.mix(0.6) } else { BAR.mix(0.85) };
-                Rectangle::new([(x0, 0.0), (x0 + width * 0.92, s)], colour.filled())
-            }))
+            .draw_series(
+                shares
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &s)| s > 0.0)
+                    .map(|(i, &s)| {
+                        let x0 = i as f64 * width;
+                        let colour = if i == 0 && zero > 0 {
+                            MUTED.mix(0.6)
+                        } else {
+                            BAR.mix(0.85)
+                        };
+                        Rectangle::new([(x0, 0.0), (x0 + width * 0.92, s)], colour.filled())
+                    }),
+            )
             .map_err(plot_error)?;
         if zero > 0 {
-            let text = format!("← {:.1}% of runs: no downtime (stopped before users were affected)", 100.0 * zero as f64 / runs);
+            let text = format!(
+                "← {:.1}% of runs: no downtime (stopped before users were affected)",
+                100.0 * zero as f64 / runs
+            );
             chart
                 .draw_series(std::iter::once(Text::new(
                     text,
                     (width * 1.1, shares[0]),
-                    (FONT, 13).into_font().color(&MUTED).pos(Pos::new(HPos::Left, VPos::Center)),
+                    (FONT, 13)
+                        .into_font()
+                        .color(&MUTED)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
                 )))
                 .map_err(plot_error)?;
         }
@@ -119,7 +156,12 @@ pub fn svg(estimate: &Estimate, title: &str) -> Result<String, SimError> {
             if x > x_end {
                 continue;
             }
-            chart.draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, y_end)], style))).map_err(plot_error)?;
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, 0.0), (x, y_end)],
+                    style,
+                )))
+                .map_err(plot_error)?;
             // Labels sit right of their line, or left of it near the right edge.
             let right = x < x_end * 0.8;
             let anchor = Pos::new(if right { HPos::Left } else { HPos::Right }, VPos::Center);
@@ -146,7 +188,9 @@ fn label(d: Duration) -> String {
     if d < Duration::from_secs(600) {
         format_duration(round_s(d))
     } else {
-        format_duration(Duration::from_secs(60 * (d.as_secs_f64() / 60.0).round() as u64))
+        format_duration(Duration::from_secs(
+            60 * (d.as_secs_f64() / 60.0).round() as u64,
+        ))
     }
 }
 

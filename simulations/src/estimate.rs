@@ -13,11 +13,11 @@ use std::time::Duration;
 use plan_core::Plan;
 
 use crate::executor::Worker;
-use crate::model::{EndSlot, Model};
-use crate::tally::Tally;
 use crate::histogram::Histogram;
 use crate::measured::Measured;
+use crate::model::{EndSlot, Model};
 use crate::scenario::Scenario;
+use crate::tally::Tally;
 use crate::SimError;
 
 /// How many runs an estimate makes unless told otherwise.
@@ -46,7 +46,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { runs: DEFAULT_RUNS, seed: DEFAULT_SEED, threads: 0, scenarios: Vec::new(), measured: None, phase: None }
+        Options {
+            runs: DEFAULT_RUNS,
+            seed: DEFAULT_SEED,
+            threads: 0,
+            scenarios: Vec::new(),
+            measured: None,
+            phase: None,
+        }
     }
 }
 
@@ -162,7 +169,9 @@ impl fmt::Display for EndState {
                 }
                 match cause {
                     HaltCause::RevertFailed => write!(f, ": its revert failed"),
-                    HaltCause::PastPointOfNoReturn => write!(f, ": failed past the point of no return"),
+                    HaltCause::PastPointOfNoReturn => {
+                        write!(f, ": failed past the point of no return")
+                    }
                     HaltCause::Other => Ok(()),
                 }
             }
@@ -222,9 +231,16 @@ impl Estimate {
 /// Simulates `options.runs` runs of `plan` and sums them up.
 pub fn estimate(plan: &Plan, options: &Options) -> Result<Estimate, SimError> {
     if options.runs == 0 {
-        return Err(SimError::Options("an estimate needs at least one run".into()));
+        return Err(SimError::Options(
+            "an estimate needs at least one run".into(),
+        ));
     }
-    let model = Model::new(plan, options.phase.as_deref(), &options.scenarios, options.measured.as_ref())?;
+    let model = Model::new(
+        plan,
+        options.phase.as_deref(),
+        &options.scenarios,
+        options.measured.as_ref(),
+    )?;
     let tally = simulate(&model, options.runs, options.seed, options.threads)?;
     Ok(summarise(&model, &tally, options))
 }
@@ -236,7 +252,9 @@ fn simulate(model: &Model, runs: u64, seed: u64, threads: usize) -> Result<Tally
         n => n,
     };
     let chunks = runs.div_ceil(CHUNK);
-    let threads = threads.min(usize::try_from(chunks).unwrap_or(usize::MAX)).max(1);
+    let threads = threads
+        .min(usize::try_from(chunks).unwrap_or(usize::MAX))
+        .max(1);
     let next_chunk = AtomicU64::new(0);
     // The lowest failing run seen: chunks after it are skipped, chunks
     // before it still run, so the error reported is always the same one.
@@ -264,7 +282,10 @@ fn simulate(model: &Model, runs: u64, seed: u64, threads: usize) -> Result<Tally
             let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
                 .collect()
         })
     };
@@ -304,10 +325,18 @@ fn summarise(model: &Model, tally: &Tally, options: &Options) -> Estimate {
                 EndSlot::RolledBack(point) => EndState::RolledBack { point },
                 EndSlot::Halted(step, cause) => EndState::Halted {
                     step,
-                    cause: [HaltCause::RevertFailed, HaltCause::PastPointOfNoReturn, HaltCause::Other][cause.min(2)],
+                    cause: [
+                        HaltCause::RevertFailed,
+                        HaltCause::PastPointOfNoReturn,
+                        HaltCause::Other,
+                    ][cause.min(2)],
                 },
             };
-            EndShare { end, runs: n, share: share(n) }
+            EndShare {
+                end,
+                runs: n,
+                share: share(n),
+            }
         })
         .collect();
     end_states.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.end.cmp(&b.end)));
@@ -328,12 +357,20 @@ fn summarise(model: &Model, tally: &Tally, options: &Options) -> Estimate {
             }
             tail_drivers.push(TailDriver {
                 step: steps.get(column).map(|s| s.id.clone()),
-                share: if downtime_ms == 0 { 0.0 } else { tail as f64 / downtime_ms as f64 },
+                share: if downtime_ms == 0 {
+                    0.0
+                } else {
+                    tail as f64 / downtime_ms as f64
+                },
                 tail_mean: Duration::from_millis(tail / n),
                 mean: Duration::from_millis(overall / runs),
             });
         }
-        tail_drivers.sort_by(|a, b| b.tail_mean.cmp(&a.tail_mean).then_with(|| a.step.cmp(&b.step)));
+        tail_drivers.sort_by(|a, b| {
+            b.tail_mean
+                .cmp(&a.tail_mean)
+                .then_with(|| a.step.cmp(&b.step))
+        });
     }
 
     Estimate {

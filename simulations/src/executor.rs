@@ -17,8 +17,11 @@
 //! - `Confirm` (a manual step): the operator takes the step's duration and
 //!   declines with its failure rate. Manual steps have no deadline.
 //! - `Check` and `AskOperator` (for a step in doubt): take the scenario's
-//!   `check` (30 s) or `answer` (5 min) time, and find the action done with
-//!   the step's `checked_done` chance (0.5); the machine reruns it if not.
+//!   `check` (30 s) or `answer` (5 min) time. Whether they find the action
+//!   done is drawn when the connection is lost: with the step's
+//!   `checked_done` chance (0.5) the action had taken effect and the
+//!   connection was lost at its end; otherwise it was lost partway, and the
+//!   machine runs the step again.
 //! - `Revert`: takes a fresh draw of the step's forward duration model
 //!   (scaled, without `settle`): undoing a change is assumed to cost about
 //!   what making it did. It fails with the revert failure rate, which is the
@@ -40,9 +43,19 @@
 //! inside the outage) while users are down counts the downtime until it
 //! stops, and is counted as an open outage: an operator must act, so the
 //! real outage is longer.
+//!
+//! # Cost
+//!
+//! A run allocates nothing of its own: buffers live in each thread's worker and
+//! are reused, the events fed to the machine are built once per step, and
+//! every run starts from a clone of a machine that has already had `Start`
+//! and `PreflightPassed` (the same for every run, before any random draw).
+//! What remains is the machine's own work, about four fifths of the time:
+//! it formats the state names of every transition, partitions its ready
+//! list into fresh vectors on every step, and names steps by `String` in
+//! effects and events (a clone per effect, a hashed lookup per event).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 use plan_core::machine::{Effect, Event, Outbox, RunEnd, RunMachine, StepStatus};
 use plan_core::Downtime;
@@ -84,24 +97,40 @@ struct Pending {
     what: What,
 }
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
+impl Pending {
+    /// Whether this completes before `other`: earlier, or as early and
+    /// scheduled first.
+    #[inline]
+    fn before(&self, other: &Pending) -> bool {
+        self.at.total_cmp(&other.at).then(self.seq.cmp(&other.seq)) == Ordering::Less
     }
 }
 
-impl Eq for Pending {}
+/// The virtual clock's queue. It rarely holds more than a few completions
+/// (one per step running side by side), so a scan for the earliest beats a
+/// heap.
+#[derive(Debug, Default)]
+struct Queue(Vec<Pending>);
 
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl Queue {
+    fn clear(&mut self) {
+        self.0.clear();
     }
-}
 
-impl Ord for Pending {
-    /// Reversed, so that the max-heap pops the earliest (then first scheduled).
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.at.total_cmp(&self.at).then(other.seq.cmp(&self.seq))
+    fn push(&mut self, pending: Pending) {
+        self.0.push(pending);
+    }
+
+    /// Removes and returns the earliest completion.
+    #[inline]
+    fn pop(&mut self) -> Option<Pending> {
+        let mut first = 0;
+        for (i, p) in self.0.iter().enumerate().skip(1) {
+            if p.before(&self.0[first]) {
+                first = i;
+            }
+        }
+        (!self.0.is_empty()).then(|| self.0.swap_remove(first))
     }
 }
 
@@ -109,7 +138,7 @@ impl Ord for Pending {
 pub(crate) struct Worker<'m> {
     model: &'m Model,
     outbox: Outbox,
-    queue: BinaryHeap<Pending>,
+    queue: Queue,
     seq: u32,
     now: f64,
     ttl: Vec<f64>,
@@ -117,6 +146,9 @@ pub(crate) struct Worker<'m> {
     wait_ttl: Vec<f64>,
     /// Per step: the TTL its `DnsTtl` replaced, for its revert.
     ttl_before: Vec<f64>,
+    /// Per step: whether the attempt last left in doubt had taken effect
+    /// (what its check will find).
+    took_effect: Vec<bool>,
     /// (step, from, to) of every piece of work, for the tail report.
     work: Vec<(u32, f64, f64)>,
     outage: Outage,
@@ -131,12 +163,13 @@ impl<'m> Worker<'m> {
         Worker {
             model,
             outbox: Outbox::default(),
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             seq: 0,
             now: 0.0,
             ttl: model.initial_ttl.clone(),
             wait_ttl: model.initial_ttl.clone(),
             ttl_before: vec![0.0; model.step_count()],
+            took_effect: vec![false; model.step_count()],
             work: Vec::new(),
             outage: Outage::default(),
             times: vec![0; model.step_count() + 1],
@@ -148,7 +181,13 @@ impl<'m> Worker<'m> {
 
     fn schedule(&mut self, after: f64, ix: u32, what: What) {
         self.seq += 1;
-        self.queue.push(Pending { at: self.now + after, seq: self.seq, ix, since: self.now, what });
+        self.queue.push(Pending {
+            at: self.now + after,
+            seq: self.seq,
+            ix,
+            since: self.now,
+            what,
+        });
     }
 
     /// Simulates run `run` of the estimate seeded with `seed` and tallies it.
@@ -217,7 +256,9 @@ impl<'m> Worker<'m> {
                 {
                     self.step_done(ix);
                 }
-                What::Reverted if machine.statuses()[ix] == StepStatus::Reverted => self.step_reverted(ix),
+                What::Reverted if machine.statuses()[ix] == StepStatus::Reverted => {
+                    self.step_reverted(ix)
+                }
                 _ => {}
             }
         }
@@ -225,7 +266,10 @@ impl<'m> Worker<'m> {
             return Err(SimError::RunDidNotEnd {
                 run,
                 seed,
-                problem: format!("nothing left to do, but the machine is in {:?} and announced no end", machine.state()),
+                problem: format!(
+                    "nothing left to do, but the machine is in {:?} and announced no end",
+                    machine.state()
+                ),
             });
         };
         self.tally_run(end);
@@ -258,12 +302,12 @@ impl<'m> Worker<'m> {
             }
             Effect::Check { step } => {
                 let ix = model.index(step);
-                let done = rng.uniform() < model.steps[ix as usize].checked_done;
+                let done = self.took_effect[ix as usize];
                 self.schedule(model.check_secs, ix, What::Checked(done));
             }
             Effect::AskOperator { step } => {
                 let ix = model.index(step);
-                let done = rng.uniform() < model.steps[ix as usize].checked_done;
+                let done = self.took_effect[ix as usize];
                 self.schedule(model.answer_secs, ix, What::Answered(done));
             }
             Effect::Revert { step } => {
@@ -300,6 +344,15 @@ impl<'m> Worker<'m> {
                 }
             }
         };
+        if what == What::InDoubt {
+            // Whether the action took effect before the connection was lost:
+            // if so, it was lost at the end of the action, else partway.
+            let done = rng.uniform() < m.checked_done;
+            self.took_effect[ix as usize] = done;
+            if done {
+                at = length;
+            }
+        }
         if at > m.deadline {
             (at, what) = (m.deadline, What::Deadline);
         }
@@ -389,20 +442,24 @@ impl<'m> Worker<'m> {
         let points = schedule.points.len();
         match end {
             RunEnd::Completed => 0,
-            RunEnd::RolledBack { point, .. } => 1 + schedule.points.iter().position(|p| p == point).unwrap_or(0),
-            RunEnd::Halted { step, .. } => match step.as_deref().map(|s| self.model.index(s) as usize) {
-                Some(ix) if ix < self.model.step_count() => {
-                    let cause = if machine.statuses()[ix] == StepStatus::RevertFailed {
-                        0
-                    } else if schedule.steps[ix].past_no_return {
-                        1
-                    } else {
-                        2
-                    };
-                    1 + points + 3 * ix + cause
+            RunEnd::RolledBack { point, .. } => {
+                1 + schedule.points.iter().position(|p| p == point).unwrap_or(0)
+            }
+            RunEnd::Halted { step, .. } => {
+                match step.as_deref().map(|s| self.model.index(s) as usize) {
+                    Some(ix) if ix < self.model.step_count() => {
+                        let cause = if machine.statuses()[ix] == StepStatus::RevertFailed {
+                            0
+                        } else if schedule.steps[ix].past_no_return {
+                            1
+                        } else {
+                            2
+                        };
+                        1 + points + 3 * ix + cause
+                    }
+                    _ => 1 + points + 3 * self.model.step_count(),
                 }
-                _ => 1 + points + 3 * self.model.step_count(),
-            },
+            }
         }
     }
 
@@ -415,7 +472,8 @@ impl<'m> Worker<'m> {
         tally.downtime.record(downtime_ms);
         tally.duration.record(millis(self.now));
         tally.ends[end] += 1;
-        tally.rollbacks += u64::from(self.rolled_back || (1..=self.model.schedule.points.len()).contains(&end));
+        tally.rollbacks +=
+            u64::from(self.rolled_back || (1..=self.model.schedule.points.len()).contains(&end));
         tally.open_outages += u64::from(open);
         if downtime_ms > 0 {
             self.times.fill(0);

@@ -30,7 +30,13 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; BINS], total: 0, sum_ms: 0, min_ms: u64::MAX, max_ms: 0 }
+        Histogram {
+            counts: vec![0; BINS],
+            total: 0,
+            sum_ms: 0,
+            min_ms: u64::MAX,
+            max_ms: 0,
+        }
     }
 }
 
@@ -138,9 +144,17 @@ impl Histogram {
 
     /// The non-empty bins in order: (start, end, count); `end` is exclusive.
     pub fn bins(&self) -> impl Iterator<Item = (Duration, Duration, u64)> + '_ {
-        self.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(bin, &c)| {
-            (Duration::from_millis(bin_start(bin)), Duration::from_millis(bin_start(bin + 1)), c)
-        })
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(bin, &c)| {
+                (
+                    Duration::from_millis(bin_start(bin)),
+                    Duration::from_millis(bin_start(bin + 1)),
+                    c,
+                )
+            })
     }
 }
 
@@ -155,7 +169,10 @@ mod tests {
             let (start, end) = (bin_start(bin), bin_start(bin + 1));
             assert_eq!(start, previous_end, "bin {bin}");
             assert!(end > start);
-            assert!(end - start <= start.max(1024) / 1024 + 1, "bin {bin} is too wide: {start}..{end}");
+            assert!(
+                end - start <= start.max(1024) / 1024 + 1,
+                "bin {bin} is too wide: {start}..{end}"
+            );
             assert_eq!(bin_of(start), bin);
             assert_eq!(bin_of(end - 1), bin);
             previous_end = end;
@@ -168,7 +185,9 @@ mod tests {
         for s in 1..=100u64 {
             h.record(s * 60_000);
         }
-        let close = |d: Duration, minutes: u64| (d.as_secs_f64() - 60.0 * minutes as f64).abs() < 0.002 * 60.0 * minutes as f64;
+        let close = |d: Duration, minutes: u64| {
+            (d.as_secs_f64() - 60.0 * minutes as f64).abs() < 0.002 * 60.0 * minutes as f64
+        };
         assert!(close(h.quantile(0.5), 50), "{:?}", h.quantile(0.5));
         assert!(close(h.quantile(0.9), 90));
         assert!(close(h.quantile(0.99), 99));

@@ -49,14 +49,20 @@ impl StepIndex {
             }
             slots[slot] = (fp, ix as u32 + 1);
         }
-        StepIndex { slots, ids: (!unique).then(|| ids.iter().map(|s| (*s).to_owned()).collect()) }
+        StepIndex {
+            slots,
+            ids: (!unique).then(|| ids.iter().map(|s| (*s).to_owned()).collect()),
+        }
     }
 
     /// The index of `id`, or `u32::MAX` if it is none of the schedule's.
     #[inline]
     fn get(&self, id: &str) -> u32 {
         if let Some(ids) = &self.ids {
-            return ids.iter().position(|s| s == id).map_or(u32::MAX, |ix| ix as u32);
+            return ids
+                .iter()
+                .position(|s| s == id)
+                .map_or(u32::MAX, |ix| ix as u32);
         }
         let fp = fingerprint(id);
         let mask = self.slots.len() - 1;
@@ -93,11 +99,18 @@ fn fingerprint(id: &str) -> u64 {
 pub(crate) enum DnsRole {
     None,
     /// Sets the record's TTL (seconds).
-    Ttl { record: usize, ttl: f64 },
+    Ttl {
+        record: usize,
+        ttl: f64,
+    },
     /// Points the record at new addresses.
-    Switch { record: usize },
+    Switch {
+        record: usize,
+    },
     /// Waits for the record's previous TTL.
-    WaitTtl { record: usize },
+    WaitTtl {
+        record: usize,
+    },
 }
 
 /// One scheduled step as the simulator sees it, scenarios applied.
@@ -141,18 +154,42 @@ impl StepEvents {
         let reason = || "simulated failure".to_owned();
         StepEvents {
             succeeded: Event::StepSucceeded { step: step() },
-            failed: Event::StepFailed { step: step(), reason: reason() },
+            failed: Event::StepFailed {
+                step: step(),
+                reason: reason(),
+            },
             deadline: Event::DeadlineExceeded { step: step() },
-            in_doubt: Event::StepInDoubt { step: step(), reason: "simulated loss of the connection".into() },
-            checked: [Event::Checked { step: step(), done: false }, Event::Checked { step: step(), done: true }],
+            in_doubt: Event::StepInDoubt {
+                step: step(),
+                reason: "simulated loss of the connection".into(),
+            },
+            checked: [
+                Event::Checked {
+                    step: step(),
+                    done: false,
+                },
+                Event::Checked {
+                    step: step(),
+                    done: true,
+                },
+            ],
             confirmed: Event::OperatorConfirmed { step: step() },
             declined: Event::OperatorDeclined { step: step() },
             answered: [
-                Event::OperatorAnswered { step: step(), done: false },
-                Event::OperatorAnswered { step: step(), done: true },
+                Event::OperatorAnswered {
+                    step: step(),
+                    done: false,
+                },
+                Event::OperatorAnswered {
+                    step: step(),
+                    done: true,
+                },
             ],
             reverted: Event::RevertSucceeded { step: step() },
-            revert_failed: Event::RevertFailed { step: step(), reason: reason() },
+            revert_failed: Event::RevertFailed {
+                step: step(),
+                reason: reason(),
+            },
         }
     }
 }
@@ -201,14 +238,22 @@ impl Model {
                 return Err(SimError::UnknownPhase(name.to_owned()));
             }
         }
-        let selection = Selection { phase: phase.map(str::to_owned), ..Selection::default() };
+        let selection = Selection {
+            phase: phase.map(str::to_owned),
+            ..Selection::default()
+        };
         let schedule = Arc::new(Schedule::new(plan, &selection));
         let mut warnings = Vec::new();
         let by_id: HashMap<&str, &Step> = plan.steps().map(|s| (s.id.as_str(), s)).collect();
         let scheduled: Vec<&Step> = schedule
             .steps
             .iter()
-            .map(|s| by_id.get(s.id.as_str()).copied().ok_or_else(|| SimError::Options(format!("step `{}` is not in the plan", s.id))))
+            .map(|s| {
+                by_id
+                    .get(s.id.as_str())
+                    .copied()
+                    .ok_or_else(|| SimError::Options(format!("step `{}` is not in the plan", s.id)))
+            })
             .collect::<Result<_, _>>()?;
 
         // Scenario overrides per scheduled step, and the checks on them.
@@ -237,11 +282,9 @@ impl Model {
             }
             for (id, o) in &scenario.steps {
                 if !by_id.contains_key(id.as_str()) {
-                    let mut known: Vec<&str> = plan.steps().map(|s| s.id.as_str()).collect();
-                    known.sort_unstable();
                     return Err(SimError::Scenario {
                         scenario: scenario.name.clone(),
-                        message: format!("the plan has no step `{id}`; its steps are {}", known.join(", ")),
+                        message: unknown_step(plan, id),
                     });
                 }
                 match schedule.index_of(id) {
@@ -257,14 +300,20 @@ impl Model {
             }
         }
 
-        let records: Vec<&str> = plan.dns.iter().flat_map(|d| &d.records).map(|r| r.name.as_str()).collect();
+        let records: Vec<&str> = plan
+            .dns
+            .iter()
+            .flat_map(|d| &d.records)
+            .map(|r| r.name.as_str())
+            .collect();
         let record_ix = |name: &str| records.iter().position(|r| *r == name);
         let initial_ttl = initial_ttls(plan, &schedule, &records);
 
         let mut steps = Vec::with_capacity(scheduled.len());
         // Forced events that cannot happen: warned about for steps named by
         // id, and for kinds only when the force changes nothing at all.
-        let (mut cannot_overrun, mut cannot_doubt, mut can_overrun) = (Vec::new(), Vec::new(), false);
+        let (mut cannot_overrun, mut cannot_doubt, mut can_overrun) =
+            (Vec::new(), Vec::new(), false);
         for (ix, (step, o)) in scheduled.iter().zip(&overrides).enumerate() {
             let settle = step.settle.map_or(0.0, |d| d.as_secs_f64());
             let forward = match (o.duration, measured.and_then(|m| m.observations(&step.id))) {
@@ -273,7 +322,8 @@ impl Model {
                     // Measured times include the settle; it is added back below.
                     let settle = step.settle.unwrap_or_default();
                     let seen: Vec<_> = seen.iter().map(|d| d.saturating_sub(settle)).collect();
-                    DurationSampler::observed(&seen).unwrap_or_else(|| DurationSampler::new(&step.duration))
+                    DurationSampler::observed(&seen)
+                        .unwrap_or_else(|| DurationSampler::new(&step.duration))
                 }
                 (None, None) => DurationSampler::new(&step.duration),
             };
@@ -281,17 +331,26 @@ impl Model {
             let deadline = step.deadline.map_or(f64::INFINITY, |d| d.as_secs_f64());
             let manual = schedule.steps[ix].manual;
             match o.force {
-                Some(Force::DeadlineExceeded) if step.deadline.is_none() || manual => cannot_overrun.push((ix, step.id.as_str())),
+                Some(Force::DeadlineExceeded) if step.deadline.is_none() || manual => {
+                    cannot_overrun.push((ix, step.id.as_str()))
+                }
                 Some(Force::DeadlineExceeded) => can_overrun = true,
                 Some(Force::InDoubt) if manual => cannot_doubt.push((ix, step.id.as_str())),
                 _ => {}
             }
             let dns = match &step.action {
                 Action::DnsTtl { record, ttl } => {
-                    record_ix(record).map_or(DnsRole::None, |record| DnsRole::Ttl { record, ttl: ttl.as_secs_f64() })
+                    record_ix(record).map_or(DnsRole::None, |record| DnsRole::Ttl {
+                        record,
+                        ttl: ttl.as_secs_f64(),
+                    })
                 }
-                Action::DnsRecord { record, .. } => record_ix(record).map_or(DnsRole::None, |record| DnsRole::Switch { record }),
-                Action::WaitTtl { record } => record_ix(record).map_or(DnsRole::None, |record| DnsRole::WaitTtl { record }),
+                Action::DnsRecord { record, .. } => {
+                    record_ix(record).map_or(DnsRole::None, |record| DnsRole::Switch { record })
+                }
+                Action::WaitTtl { record } => {
+                    record_ix(record).map_or(DnsRole::None, |record| DnsRole::WaitTtl { record })
+                }
                 _ => DnsRole::None,
             };
             steps.push(StepModel {
@@ -302,7 +361,10 @@ impl Model {
                 fail,
                 in_doubt: o.in_doubt_rate.unwrap_or(0.0),
                 checked_done: o.checked_done.unwrap_or(DEFAULT_CHECKED_DONE),
-                revert_fail: o.revert_failure_rate.or(revert_failure_rate).unwrap_or(fail),
+                revert_fail: o
+                    .revert_failure_rate
+                    .or(revert_failure_rate)
+                    .unwrap_or(fail),
                 force: o.force,
                 abort_after: match o.force {
                     Some(Force::AbortAfter(d)) => Some(d.as_secs_f64()),
@@ -313,7 +375,13 @@ impl Model {
             });
         }
 
-        let list = |steps: &[(usize, &str)]| steps.iter().map(|(_, id)| format!("`{id}`")).collect::<Vec<_>>().join(", ");
+        let list = |steps: &[(usize, &str)]| {
+            steps
+                .iter()
+                .map(|(_, id)| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for (_, id) in cannot_overrun.iter().filter(|(ix, _)| named[*ix]) {
             warnings.push(format!("`{id}` has no deadline (or is manual), so forcing it past its deadline changes nothing"));
         }
@@ -324,11 +392,28 @@ impl Model {
             ));
         }
         if !cannot_doubt.is_empty() {
-            warnings.push(format!("manual steps cannot be left in doubt; InDoubt is ignored for {}", list(&cannot_doubt)));
+            warnings.push(format!(
+                "manual steps cannot be left in doubt; InDoubt is ignored for {}",
+                list(&cannot_doubt)
+            ));
         }
-        let ids = StepIndex::new(&schedule.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>());
-        let events = schedule.steps.iter().map(|s| StepEvents::new(&s.id)).collect();
-        let attempts: u64 = schedule.steps.iter().map(|s| u64::from(s.retries) + 1).sum();
+        let ids = StepIndex::new(
+            &schedule
+                .steps
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+        );
+        let events = schedule
+            .steps
+            .iter()
+            .map(|s| StepEvents::new(&s.id))
+            .collect();
+        let attempts: u64 = schedule
+            .steps
+            .iter()
+            .map(|s| u64::from(s.retries) + 1)
+            .sum();
         let window_deadline = plan.window.deadline.map(|d| d.as_secs_f64());
         // Every run begins alike: `Start`, the preflight passes at once, and
         // the machine starts the first steps. No random draw is involved
@@ -347,7 +432,9 @@ impl Model {
             template.handle_with_context(&Event::PreflightPassed, &mut outbox);
             initial_effects = outbox.effects;
             if !preflight_only {
-                return Err(SimError::Options("the run machine did not ask for a preflight first".into()));
+                return Err(SimError::Options(
+                    "the run machine did not ask for a preflight first".into(),
+                ));
             }
         }
         Ok(Model {
@@ -360,8 +447,12 @@ impl Model {
             events,
             start: Event::Start,
             preflight_passed: Event::PreflightPassed,
-            abort: Event::Abort { reason: "simulated abort after a step (scenario)".into() },
-            window_abort: Event::Abort { reason: "the window deadline passed".into() },
+            abort: Event::Abort {
+                reason: "simulated abort after a step (scenario)".into(),
+            },
+            window_abort: Event::Abort {
+                reason: "the window deadline passed".into(),
+            },
             window_deadline,
             check_secs,
             answer_secs,
@@ -409,11 +500,54 @@ pub(crate) enum EndSlot {
     Halted(Option<String>, usize),
 }
 
+/// "the plan has no step `x`", with the nearest id when one is close, else
+/// the ids of the plan.
+fn unknown_step(plan: &Plan, id: &str) -> String {
+    let nearest = plan
+        .steps()
+        .map(|s| (edit_distance(id, &s.id), s.id.as_str()))
+        .min();
+    match nearest {
+        Some((distance, near)) if distance <= 3 => {
+            format!("the plan has no step `{id}`; did you mean `{near}`?")
+        }
+        _ => {
+            let mut known: Vec<&str> = plan.steps().map(|s| s.id.as_str()).collect();
+            known.sort_unstable();
+            format!(
+                "the plan has no step `{id}`; its steps are {}",
+                known.join(", ")
+            )
+        }
+    }
+}
+
+/// Levenshtein distance, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// Each record's TTL in force when the simulated run starts: its TTL before
 /// the plan, then every `DnsTtl` step that is done or belongs to a phase
 /// before the simulated ones, in plan order.
 fn initial_ttls(plan: &Plan, schedule: &Schedule, records: &[&str]) -> Vec<f64> {
-    let mut ttl: Vec<f64> = plan.dns.iter().flat_map(|d| &d.records).map(|r| r.ttl.as_secs_f64()).collect();
+    let mut ttl: Vec<f64> = plan
+        .dns
+        .iter()
+        .flat_map(|d| &d.records)
+        .map(|r| r.ttl.as_secs_f64())
+        .collect();
     let first_scheduled = schedule.steps.first().map(|s| s.id.as_str());
     let mut before_run = true;
     for phase in &plan.phases {
@@ -437,7 +571,6 @@ fn initial_ttls(plan: &Plan, schedule: &Schedule, records: &[&str]) -> Vec<f64> 
     ttl
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,7 +580,10 @@ mod tests {
         let ids: Vec<String> = (0..300).map(|i| format!("step-{i}")).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let index = StepIndex::new(&refs);
-        assert!(index.ids.is_none(), "short distinct ids have distinct fingerprints");
+        assert!(
+            index.ids.is_none(),
+            "short distinct ids have distinct fingerprints"
+        );
         for (ix, id) in refs.iter().enumerate() {
             assert_eq!(index.get(id), ix as u32);
         }
@@ -463,5 +599,12 @@ mod tests {
         for (ix, id) in refs.iter().enumerate() {
             assert_eq!(index.get(id), ix as u32);
         }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("final-rsnyc", "final-rsync"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
     }
 }

@@ -68,7 +68,11 @@ impl Outage {
 
     pub(crate) fn up(&mut self, now: f64) {
         if let OutageState::Down { start } = self.state {
-            self.state = OutageState::Recovering { start, at: now, until: now.max(self.propagated_until) };
+            self.state = OutageState::Recovering {
+                start,
+                at: now,
+                until: now.max(self.propagated_until),
+            };
         }
     }
 
@@ -95,7 +99,9 @@ impl Outage {
     }
 
     pub(crate) fn overlap(&self, a: f64, b: f64) -> f64 {
-        self.intervals.iter().map(|&(s, e)| (b.min(e) - a.max(s)).max(0.0)).sum()
+        self.intervals
+            .iter()
+            .map(|&(s, e)| (b.min(e) - a.max(s)).max(0.0))
+            .sum()
     }
 }
-

@@ -112,7 +112,11 @@ impl Rng {
             let x = self.open01().ln() / ZIGGURAT_R;
             let y = self.open01().ln();
             if -2.0 * y >= x * x {
-                return if negative { x - ZIGGURAT_R } else { ZIGGURAT_R - x };
+                return if negative {
+                    x - ZIGGURAT_R
+                } else {
+                    ZIGGURAT_R - x
+                };
             }
         }
     }
@@ -158,7 +162,10 @@ impl Gamma {
     /// ≥ 1, and PERT's shapes are always between 1 and 5).
     pub fn new(shape: f64) -> Gamma {
         let d = shape.max(1.0) - 1.0 / 3.0;
-        Gamma { d, c: 1.0 / (9.0 * d).sqrt() }
+        Gamma {
+            d,
+            c: 1.0 / (9.0 * d).sqrt(),
+        }
     }
 }
 
@@ -185,7 +192,11 @@ fn ziggurat() -> &'static Ziggurat {
         for i in 2..256 {
             // Each layer has area V: x[i-1] · (f(x[i]) − f(x[i-1])) = V.
             let level = ZIGGURAT_V / x[i - 1] + density(x[i - 1]);
-            x[i] = if level < 1.0 { (-2.0 * level.ln()).sqrt() } else { 0.0 };
+            x[i] = if level < 1.0 {
+                (-2.0 * level.ln()).sqrt()
+            } else {
+                0.0
+            };
         }
         x[256] = 0.0;
         let mut f = [0.0; 257];
@@ -216,7 +227,12 @@ mod tests {
         let z = ziggurat();
         assert!(z.x[0] > z.x[1]);
         for i in 1..256 {
-            assert!(z.x[i] > z.x[i + 1], "layer {i}: {} <= {}", z.x[i], z.x[i + 1]);
+            assert!(
+                z.x[i] > z.x[i + 1],
+                "layer {i}: {} <= {}",
+                z.x[i],
+                z.x[i + 1]
+            );
         }
         // The recurrence should land close to 0 by itself at the top.
         assert!(z.x[255] > 0.0 && z.x[255] < 0.3, "{}", z.x[255]);
@@ -232,7 +248,13 @@ mod tests {
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.01, "variance {var}");
         draws.sort_by(f64::total_cmp);
-        for (q, z) in [(0.5, 0.0), (0.8413, 1.0), (0.9772, 2.0), (0.99865, 3.0), (0.02275, -2.0)] {
+        for (q, z) in [
+            (0.5, 0.0),
+            (0.8413, 1.0),
+            (0.9772, 2.0),
+            (0.99865, 3.0),
+            (0.02275, -2.0),
+        ] {
             let got = draws[(q * n as f64) as usize];
             assert!((got - z).abs() < 0.03, "quantile {q}: {got}, expected {z}");
         }
@@ -250,8 +272,14 @@ mod tests {
             let draws: Vec<f64> = (0..n).map(|_| rng.gamma(&gamma)).collect();
             let mean = draws.iter().sum::<f64>() / n as f64;
             let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-            assert!((mean - shape).abs() < 0.02 * shape, "shape {shape}: mean {mean}");
-            assert!((var - shape).abs() < 0.05 * shape, "shape {shape}: variance {var}");
+            assert!(
+                (mean - shape).abs() < 0.02 * shape,
+                "shape {shape}: mean {mean}"
+            );
+            assert!(
+                (var - shape).abs() < 0.05 * shape,
+                "shape {shape}: variance {var}"
+            );
             assert!(draws.iter().all(|&x| x > 0.0));
         }
     }

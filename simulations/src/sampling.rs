@@ -61,7 +61,8 @@ impl DurationSampler {
                 width: max.saturating_sub(min).as_secs_f64(),
             },
             DurationModel::Pert { min, likely, max } => {
-                let (min, likely, max) = (min.as_secs_f64(), likely.as_secs_f64(), max.as_secs_f64());
+                let (min, likely, max) =
+                    (min.as_secs_f64(), likely.as_secs_f64(), max.as_secs_f64());
                 let range = max - min;
                 if range <= 0.0 {
                     return DurationSampler::Fixed(min);
@@ -79,7 +80,10 @@ impl DurationSampler {
                     return DurationSampler::Fixed(p50);
                 }
                 let mu = p50.ln();
-                DurationSampler::LogNormal { mu, sigma: (p95.ln() - mu) / Z95 }
+                DurationSampler::LogNormal {
+                    mu,
+                    sigma: (p95.ln() - mu) / Z95,
+                }
             }
         }
     }
@@ -100,7 +104,12 @@ impl DurationSampler {
         match self {
             DurationSampler::Fixed(d) => *d,
             DurationSampler::Uniform { min, width } => min + width * rng.uniform(),
-            DurationSampler::Pert { min, range, alpha, beta } => min + range * rng.beta(alpha, beta),
+            DurationSampler::Pert {
+                min,
+                range,
+                alpha,
+                beta,
+            } => min + range * rng.beta(alpha, beta),
             DurationSampler::LogNormal { mu, sigma } => (mu + sigma * rng.normal()).exp(),
             DurationSampler::Observed(values) => {
                 let i = ((rng.uniform() * values.len() as f64) as usize).min(values.len() - 1);
@@ -134,11 +143,18 @@ mod tests {
     #[test]
     fn pert_mean_is_the_three_point_mean_and_bounds_hold() {
         for (min, likely, max) in [(10, 20, 70), (30, 60, 90), (1, 1, 5), (5, 9, 10)] {
-            let model = DurationModel::Pert { min: minutes(min), likely: minutes(likely), max: minutes(max) };
+            let model = DurationModel::Pert {
+                min: minutes(min),
+                likely: minutes(likely),
+                max: minutes(max),
+            };
             let v = draws(&model, 200_000);
             let mean = v.iter().sum::<f64>() / v.len() as f64;
             let expected = 60.0 * (min + 4 * likely + max) as f64 / 6.0;
-            assert!((mean - expected).abs() < 0.005 * expected, "{min}/{likely}/{max}: mean {mean}, expected {expected}");
+            assert!(
+                (mean - expected).abs() < 0.005 * expected,
+                "{min}/{likely}/{max}: mean {mean}, expected {expected}"
+            );
             assert!(v[0] >= 60.0 * min as f64 && v[v.len() - 1] <= 60.0 * max as f64);
             // The mode is near `likely`: more draws there than near the far end.
             let near = |c: f64| v.iter().filter(|&&x| (x - c).abs() < 30.0).count();
@@ -150,7 +166,10 @@ mod tests {
 
     #[test]
     fn lognormal_median_and_95th_percentile_are_the_given_ones() {
-        let model = DurationModel::LogNormal { p50: minutes(20), p95: minutes(45) };
+        let model = DurationModel::LogNormal {
+            p50: minutes(20),
+            p95: minutes(45),
+        };
         let v = draws(&model, 400_000);
         let p50 = v[v.len() / 2];
         let p95 = v[v.len() * 95 / 100];
@@ -160,25 +179,42 @@ mod tests {
 
     #[test]
     fn uniform_and_fixed() {
-        let v = draws(&DurationModel::Uniform { min: minutes(10), max: minutes(20) }, 100_000);
+        let v = draws(
+            &DurationModel::Uniform {
+                min: minutes(10),
+                max: minutes(20),
+            },
+            100_000,
+        );
         assert!(v[0] >= 600.0 && v[v.len() - 1] < 1200.0);
         assert!((v[v.len() / 2] - 900.0).abs() < 10.0);
         let v = draws(&DurationModel::Fixed(minutes(3)), 10);
         assert!(v.iter().all(|&x| x == 180.0));
-        let degenerate = DurationModel::Pert { min: minutes(3), likely: minutes(3), max: minutes(3) };
-        assert_eq!(DurationSampler::new(&degenerate), DurationSampler::Fixed(180.0));
+        let degenerate = DurationModel::Pert {
+            min: minutes(3),
+            likely: minutes(3),
+            max: minutes(3),
+        };
+        assert_eq!(
+            DurationSampler::new(&degenerate),
+            DurationSampler::Fixed(180.0)
+        );
     }
 
     #[test]
     fn observed_durations_are_resampled() {
-        let sampler = DurationSampler::observed(&[minutes(3), minutes(1), minutes(2)]).expect("three");
+        let sampler =
+            DurationSampler::observed(&[minutes(3), minutes(1), minutes(2)]).expect("three");
         let mut rng = Rng::from_seed(1);
         let mut seen = [0usize; 3];
         for _ in 0..30_000 {
             let x = sampler.sample(&mut rng);
             seen[(x / 60.0) as usize - 1] += 1;
         }
-        assert!(seen.iter().all(|&n| (9_000..11_000).contains(&n)), "{seen:?}");
+        assert!(
+            seen.iter().all(|&n| (9_000..11_000).contains(&n)),
+            "{seen:?}"
+        );
         assert!(DurationSampler::observed(&[]).is_none());
     }
 }

@@ -35,7 +35,7 @@
 //! | `scale` | multiplies every duration drawn for the step (forward and revert), e.g. `2.0` |
 //! | `failure_rate` | the chance that one attempt fails |
 //! | `in_doubt_rate` | the chance that the connection is lost during an attempt, leaving it in doubt (automatic steps) |
-//! | `checked_done` | when a step is in doubt, the chance that its check (or the operator) finds the action took effect; else it runs again (default 0.5) |
+//! | `checked_done` | when a step is in doubt, the chance that the action had taken effect when the connection was lost (at its end), so its check (or the operator) finds it done; else it was lost partway and the step runs again (default 0.5) |
 //! | `revert_failure_rate` | the chance that its revert fails |
 //! | `force` | an event that always happens, see below |
 //!
@@ -67,15 +67,37 @@ use crate::SimError;
 
 /// The built-in scenarios: (name, RON text), embedded in the binary.
 pub const BUILTIN: [(&str, &str); 5] = [
-    ("rsync-overrun", include_str!("../scenarios/rsync-overrun.ron")),
-    ("dns-rollback", include_str!("../scenarios/dns-rollback.ron")),
+    (
+        "rsync-overrun",
+        include_str!("../scenarios/rsync-overrun.ron"),
+    ),
+    (
+        "dns-rollback",
+        include_str!("../scenarios/dns-rollback.ron"),
+    ),
     ("ssh-drop", include_str!("../scenarios/ssh-drop.ron")),
-    ("revert-fails", include_str!("../scenarios/revert-fails.ron")),
-    ("slow-operator", include_str!("../scenarios/slow-operator.ron")),
+    (
+        "revert-fails",
+        include_str!("../scenarios/revert-fails.ron"),
+    ),
+    (
+        "slow-operator",
+        include_str!("../scenarios/slow-operator.ron"),
+    ),
 ];
 
 /// The action kinds a scenario's `kinds` may name.
-pub const KINDS: [&str; 9] = ["Shell", "Service", "Rsync", "DnsTtl", "DnsRecord", "WaitTtl", "Wait", "Manual", "Verify"];
+pub const KINDS: [&str; 9] = [
+    "Shell",
+    "Service",
+    "Rsync",
+    "DnsTtl",
+    "DnsRecord",
+    "WaitTtl",
+    "Wait",
+    "Manual",
+    "Verify",
+];
 
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,7 +157,15 @@ pub enum Force {
 impl Override {
     /// Each field of `later` that is set replaces this one's.
     pub(crate) fn then(&mut self, later: &Override) {
-        let Override { duration, scale, failure_rate, in_doubt_rate, checked_done, revert_failure_rate, force } = later;
+        let Override {
+            duration,
+            scale,
+            failure_rate,
+            in_doubt_rate,
+            checked_done,
+            revert_failure_rate,
+            force,
+        } = later;
         self.duration = duration.or(self.duration);
         self.scale = scale.or(self.scale);
         self.failure_rate = failure_rate.or(self.failure_rate);
@@ -158,33 +188,50 @@ impl Scenario {
     pub fn named(name: &str) -> Result<Scenario, SimError> {
         Scenario::builtin(name).ok_or_else(|| SimError::UnknownScenario {
             name: name.to_owned(),
-            known: BUILTIN.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            known: BUILTIN
+                .iter()
+                .map(|(n, _)| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 
     /// Parses and checks a scenario written in RON; `name` is how errors call it.
     pub fn parse(name: &str, text: &str) -> Result<Scenario, SimError> {
-        let invalid = |message: String| SimError::Scenario { scenario: name.to_owned(), message };
-        let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let invalid = |message: String| SimError::Scenario {
+            scenario: name.to_owned(),
+            message,
+        };
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
         let raw: RawScenario = options.from_str(text).map_err(|e| invalid(e.to_string()))?;
         let overrides = |map: BTreeMap<String, RawOverride>, what: &str| {
             map.into_iter()
-                .map(|(key, raw)| raw.validate().map(|o| (key.clone(), o)).map_err(|e| invalid(format!("{what} `{key}`: {e}"))))
+                .map(|(key, raw)| {
+                    raw.validate()
+                        .map(|o| (key.clone(), o))
+                        .map_err(|e| invalid(format!("{what} `{key}`: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()
         };
         for kind in raw.kinds.keys() {
             if !KINDS.contains(&kind.as_str()) {
-                return Err(invalid(format!("`{kind}` is not an action kind; kinds are {}", KINDS.join(", "))));
+                return Err(invalid(format!(
+                    "`{kind}` is not an action kind; kinds are {}",
+                    KINDS.join(", ")
+                )));
             }
         }
         let duration = |text: Option<String>, what: &str| {
-            text.map(|t| parse_duration(&t).map_err(|e| invalid(format!("{what}: {e}")))).transpose()
+            text.map(|t| parse_duration(&t).map_err(|e| invalid(format!("{what}: {e}"))))
+                .transpose()
         };
         Ok(Scenario {
             name: name.to_owned(),
             description: raw.description,
             failure_rate: probability(raw.failure_rate, "failure_rate").map_err(invalid)?,
-            revert_failure_rate: probability(raw.revert_failure_rate, "revert_failure_rate").map_err(invalid)?,
+            revert_failure_rate: probability(raw.revert_failure_rate, "revert_failure_rate")
+                .map_err(invalid)?,
             check: duration(raw.check, "check")?,
             answer: duration(raw.answer, "answer")?,
             kinds: overrides(raw.kinds, "kind")?,
@@ -234,9 +281,19 @@ struct RawOverride {
 #[derive(Deserialize)]
 enum RawDuration {
     Fixed(String),
-    Uniform { min: String, max: String },
-    Pert { min: String, likely: String, max: String },
-    LogNormal { p50: String, p95: String },
+    Uniform {
+        min: String,
+        max: String,
+    },
+    Pert {
+        min: String,
+        likely: String,
+        max: String,
+    },
+    LogNormal {
+        p50: String,
+        p95: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -250,7 +307,9 @@ enum RawForce {
 
 fn probability(value: Option<f64>, what: &str) -> Result<Option<f64>, String> {
     match value {
-        Some(p) if !(0.0..=1.0).contains(&p) => Err(format!("{what} must be between 0.0 and 1.0, not {p}")),
+        Some(p) if !(0.0..=1.0).contains(&p) => {
+            Err(format!("{what} must be between 0.0 and 1.0, not {p}"))
+        }
         other => Ok(other),
     }
 }
@@ -317,7 +376,10 @@ mod tests {
         for (name, text) in BUILTIN {
             let scenario = Scenario::parse(name, text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!scenario.description.trim().is_empty(), "{name}");
-            assert!(text.trim_start().starts_with("//"), "{name} opens with a comment saying what it models");
+            assert!(
+                text.trim_start().starts_with("//"),
+                "{name} opens with a comment saying what it models"
+            );
         }
         assert!(Scenario::builtin("rsync-overrun").is_some());
         assert!(Scenario::builtin("meteor-strike").is_none());
@@ -337,17 +399,32 @@ mod tests {
         assert_eq!(s.failure_rate, Some(0.02));
         assert_eq!(s.answer, Some(Duration::from_secs(600)));
         assert_eq!(s.kinds[0].0, "DnsRecord");
-        assert_eq!(s.kinds[0].1.force, Some(Force::AbortAfter(Duration::from_secs(300))));
+        assert_eq!(
+            s.kinds[0].1.force,
+            Some(Force::AbortAfter(Duration::from_secs(300)))
+        );
         assert_eq!(s.steps[0].1.force, Some(Force::Fail));
         assert_eq!(s.steps[0].1.failure_rate, Some(0.3));
     }
 
     #[test]
     fn mistakes_are_reported_clearly() {
-        let err = |text: &str| Scenario::parse("bad.ron", text).expect_err("invalid").to_string();
-        assert!(err(r#"Scenario(description: "x", kinds: { "Rsnyc": Override() })"#).contains("`Rsnyc` is not an action kind"));
-        assert!(err(r#"Scenario(description: "x", failure_rate: 1.5)"#).contains("between 0.0 and 1.0"));
-        assert!(err(r#"Scenario(description: "x", steps: { "a": Override(duration: Fixed("soon")) })"#).contains("step `a`"));
+        let err = |text: &str| {
+            Scenario::parse("bad.ron", text)
+                .expect_err("invalid")
+                .to_string()
+        };
+        assert!(
+            err(r#"Scenario(description: "x", kinds: { "Rsnyc": Override() })"#)
+                .contains("`Rsnyc` is not an action kind")
+        );
+        assert!(
+            err(r#"Scenario(description: "x", failure_rate: 1.5)"#).contains("between 0.0 and 1.0")
+        );
+        assert!(err(
+            r#"Scenario(description: "x", steps: { "a": Override(duration: Fixed("soon")) })"#
+        )
+        .contains("step `a`"));
         assert!(err(r#"Scenario(description: "x", colour: "red")"#).contains("colour"));
         let e = err(r#"Scenario(description: "x", steps: { "a": Override(force: Explode) })"#);
         assert!(e.starts_with("scenario `bad.ron`: 1:"), "{e}");
@@ -355,8 +432,19 @@ mod tests {
 
     #[test]
     fn later_overrides_win_field_by_field() {
-        let mut a = Override { scale: Some(2.0), failure_rate: Some(0.1), ..Override::default() };
-        a.then(&Override { failure_rate: Some(0.3), force: Some(Force::Fail), ..Override::default() });
-        assert_eq!((a.scale, a.failure_rate, a.force), (Some(2.0), Some(0.3), Some(Force::Fail)));
+        let mut a = Override {
+            scale: Some(2.0),
+            failure_rate: Some(0.1),
+            ..Override::default()
+        };
+        a.then(&Override {
+            failure_rate: Some(0.3),
+            force: Some(Force::Fail),
+            ..Override::default()
+        });
+        assert_eq!(
+            (a.scale, a.failure_rate, a.force),
+            (Some(2.0), Some(0.3), Some(Force::Fail))
+        );
     }
 }

@@ -26,7 +26,12 @@ const COARSE_BINS: usize = (BINS >> COARSE_SHIFT) + 1;
 
 impl Drivers {
     fn new(steps: usize) -> Drivers {
-        Drivers { width: steps + 1, rows: vec![None; COARSE_BINS], runs: vec![0; COARSE_BINS], downtime_ms: vec![0; COARSE_BINS] }
+        Drivers {
+            width: steps + 1,
+            rows: vec![None; COARSE_BINS],
+            runs: vec![0; COARSE_BINS],
+            downtime_ms: vec![0; COARSE_BINS],
+        }
     }
 
     pub(crate) fn record(&mut self, downtime_ms: u64, times: &[u64]) {
@@ -63,7 +68,11 @@ impl Drivers {
                 *s += v;
             }
         }
-        (self.runs[first..].iter().sum(), self.downtime_ms[first..].iter().sum(), sums)
+        (
+            self.runs[first..].iter().sum(),
+            self.downtime_ms[first..].iter().sum(),
+            sums,
+        )
     }
 }
 
@@ -104,4 +113,3 @@ impl Tally {
         self.drivers.merge(&other.drivers);
     }
 }
-

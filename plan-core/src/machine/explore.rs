@@ -473,6 +473,29 @@ mod tests {
         assert!(report.rolled_back > 0 && report.halted > 0, "{report:?}");
     }
 
+    /// Found by rehearsal: a DNS switch whose `Resolves` check then failed
+    /// was marked failed and never undone, so "rolled back" left it switched.
+    #[test]
+    fn a_step_whose_check_failed_after_its_action_is_undone_first() {
+        let steps = vec![step("a", vec![], 0, ("start", 0), false), step("b", vec![0], 0, ("start", 0), false)];
+        let schedule = Arc::new(Schedule::from_steps(steps, vec!["start".into()]));
+        let mut machine = RunMachine::new(schedule).state_machine();
+        let mut feed = |event: Event| {
+            let mut outbox = Outbox::default();
+            machine.handle_with_context(&event, &mut outbox);
+            outbox.effects
+        };
+        feed(Event::Start);
+        feed(Event::PreflightPassed);
+        feed(Event::StepSucceeded { step: "a".into() });
+        let effects = feed(Event::CheckFailed { step: "b".into(), reason: "no answer".into() });
+        assert_eq!(effects, vec![Effect::Revert { step: "b".into() }]);
+        let effects = feed(Event::RevertSucceeded { step: "b".into() });
+        assert_eq!(effects, vec![Effect::Revert { step: "a".into() }]);
+        let effects = feed(Event::RevertSucceeded { step: "a".into() });
+        assert!(matches!(effects.as_slice(), [Effect::Finished { end: RunEnd::RolledBack { .. } }]), "{effects:?}");
+    }
+
     #[test]
     fn past_the_point_of_no_return_a_failure_halts() {
         let steps = vec![

@@ -228,6 +228,7 @@ pub fn event_step(event: &Event) -> Option<&str> {
     match event {
         Event::StepSucceeded { step }
         | Event::StepFailed { step, .. }
+        | Event::CheckFailed { step, .. }
         | Event::StepInDoubt { step, .. }
         | Event::DeadlineExceeded { step }
         | Event::Checked { step, .. }

@@ -52,6 +52,14 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A step's action took effect but its check then failed: the effect is
+    /// in place, so a rollback must undo it.
+    CheckFailed {
+        /// Step id.
+        step: String,
+        /// Why.
+        reason: String,
+    },
     /// It is unknown whether a step took effect (e.g. the connection dropped).
     StepInDoubt {
         /// Step id.
@@ -229,8 +237,19 @@ pub struct RunMachine {
 pub struct Outbox {
     /// Effects for the driver to perform, in order.
     pub effects: Vec<Effect>,
-    /// State transitions as `(from, to)`, for the journal and tracing.
+    /// State transitions as `(from, to)`, for the journal and tracing; only
+    /// filled when `record_transitions` is set (rehearsal runs millions of
+    /// machines and needs none).
     pub transitions: Vec<(String, String)>,
+    /// Whether to record transitions.
+    pub record_transitions: bool,
+}
+
+impl Outbox {
+    /// An outbox that also records state transitions (for the journal).
+    pub fn recording() -> Outbox {
+        Outbox { record_transitions: true, ..Outbox::default() }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -373,27 +392,31 @@ impl RunMachine {
             return Next::Completed;
         }
         let segment = self.segment;
-        let steps = &self.schedule.steps;
-        let (startable, later): (Vec<StepIx>, Vec<StepIx>) = self.ready.iter().partition(|&&ix| {
-            steps[ix].segment == segment && self.status[ix] == StepStatus::Pending
-        });
-        let (manual, automatic): (Vec<StepIx>, Vec<StepIx>) =
-            startable.into_iter().partition(|&ix| steps[ix].manual);
-        self.ready = later;
-        for ix in automatic {
-            self.start(ix, context);
+        // Start every ready automatic step of the open segment, in order; the
+        // first ready manual step waits for the others (it starts alone).
+        let mut manual: Option<StepIx> = None;
+        let mut i = 0;
+        while i < self.ready.len() {
+            let ix = self.ready[i];
+            let step = &self.schedule.steps[ix];
+            if step.segment != segment || self.status[ix] != StepStatus::Pending {
+                i += 1;
+            } else if step.manual {
+                manual = manual.or(Some(ix));
+                i += 1;
+            } else {
+                self.ready.remove(i);
+                self.start(ix, context);
+            }
         }
-        // A manual step has the operator's full attention: it starts alone.
-        let mut manual = manual.into_iter();
-        if let Some(ix) = manual.next() {
-            self.ready.extend(manual);
+        if let Some(ix) = manual {
             if !self.in_flight() {
+                self.ready.retain(|&r| r != ix);
                 self.status[ix] = StepStatus::Running;
                 self.attempts[ix] += 1;
                 context.effects.push(Effect::Confirm { step: self.id(ix) });
                 return Next::Operator(ix);
             }
-            self.ready.push(ix);
         }
         Next::Forward
     }
@@ -613,9 +636,11 @@ impl RunMachine {
     }
 
     fn after_transition(&mut self, source: &State, target: &State, context: &mut Outbox) {
-        let (from, to) = (format!("{source:?}"), format!("{target:?}"));
-        tracing::debug!(target: "cutover::machine", %from, %to, "transition");
-        context.transitions.push((from, to));
+        if context.record_transitions {
+            let (from, to) = (format!("{source:?}"), format!("{target:?}"));
+            tracing::debug!(target: "cutover::machine", %from, %to, "transition");
+            context.transitions.push((from, to));
+        }
     }
 }
 
@@ -691,25 +716,32 @@ impl RunMachine {
                 }
                 _ => Handled,
             },
-            Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => {
-                match self.ix(step) {
-                    Some(ix) if self.status[ix] == StepStatus::Running => {
-                        if self.attempts[ix] <= self.schedule.steps[ix].retries {
-                            self.start(ix, context);
-                            return Handled;
-                        }
-                        self.status[ix] = StepStatus::Failed;
-                        let reason = match event {
-                            Event::StepFailed { reason, .. } => {
-                                format!("step `{step}` failed: {reason}")
-                            }
-                            _ => format!("step `{step}` ran past its deadline"),
-                        };
-                        self.fail(Some(ix), reason, context)
+            Event::StepFailed { step, .. }
+            | Event::CheckFailed { step, .. }
+            | Event::DeadlineExceeded { step } => match self.ix(step) {
+                Some(ix) if self.status[ix] == StepStatus::Running => {
+                    if self.attempts[ix] <= self.schedule.steps[ix].retries {
+                        self.start(ix, context);
+                        return Handled;
                     }
-                    _ => Handled,
+                    let reason = match event {
+                        Event::StepFailed { reason, .. } => format!("step `{step}` failed: {reason}"),
+                        Event::CheckFailed { reason, .. } => {
+                            format!("step `{step}` took effect, but its check failed: {reason}")
+                        }
+                        _ => format!("step `{step}` ran past its deadline"),
+                    };
+                    if matches!(event, Event::CheckFailed { .. }) {
+                        // Its effect is in place: it counts as completed, so
+                        // the rollback undoes it first.
+                        self.mark_done(ix);
+                    } else {
+                        self.status[ix] = StepStatus::Failed;
+                    }
+                    self.fail(Some(ix), reason, context)
                 }
-            }
+                _ => Handled,
+            },
             Event::StepInDoubt { step, .. } => {
                 match self.ix(step) {
                     Some(ix) if self.status[ix] == StepStatus::Running => {
@@ -795,7 +827,8 @@ impl RunMachine {
     #[state(superstate = "active")]
     fn reverting(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
         match event {
-            Event::StepSucceeded { step } => match self.ix(step) {
+            // A check that failed after the action: the effect is in place.
+            Event::StepSucceeded { step } | Event::CheckFailed { step, .. } => match self.ix(step) {
                 Some(ix)
                     if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) =>
                 {
@@ -946,7 +979,10 @@ impl RunMachine {
                     return Handled;
                 };
                 match (event, self.status[ix]) {
-                    (Event::StepSucceeded { .. } | Event::OperatorConfirmed { .. }, StepStatus::Running | StepStatus::InDoubt) => {
+                    (
+                        Event::StepSucceeded { .. } | Event::OperatorConfirmed { .. } | Event::CheckFailed { .. },
+                        StepStatus::Running | StepStatus::InDoubt,
+                    ) => {
                         self.mark_done(ix)
                     }
                     (Event::StepInDoubt { .. }, StepStatus::Running) => self.in_doubt(ix, context),
