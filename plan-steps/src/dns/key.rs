@@ -211,7 +211,7 @@ impl TsigKey {
 
     /// hickory's signer for this key.
     pub(crate) fn signer(&self) -> TSigner {
-        // `TSigner::new` fails only for algorithms hickory cannot sign with,
+        // invariant: `TSigner::new` fails only for algorithms hickory cannot sign with,
         // and `Algorithm` holds only those it can.
         TSigner::new(
             self.secret.clone(),

@@ -158,7 +158,7 @@ pub fn capture_to_string(rrset: &RRset) -> String {
         format: CAPTURE_FORMAT,
         rrset: rrset.clone(),
     };
-    // Serializing plain numbers and addresses into a string cannot fail.
+    // invariant: serializing plain numbers and addresses into a string cannot fail.
     serde_json::to_string(&capture).expect("an RRset serializes")
 }
 
