@@ -1,7 +1,9 @@
 //! What one run executes: the pending steps of the selected phases, with
 //! their dependencies, barriers and rollback points resolved to indices.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 
 use crate::plan::{Action, Entry, Plan};
 
@@ -47,7 +49,7 @@ pub struct Schedule {
     pub steps: Vec<ScheduledStep>,
     /// Rollback points of this run, by name (and `start`).
     pub points: Vec<String>,
-    index: HashMap<String, StepIx>,
+    index: FxHashMap<String, StepIx>,
 }
 
 /// Which part of a plan a run executes.
@@ -63,7 +65,7 @@ impl Schedule {
     /// The pending steps of the selected phases of `plan`.
     pub fn new(plan: &Plan, selection: &Selection) -> Schedule {
         let mut steps: Vec<ScheduledStep> = Vec::new();
-        let mut index: HashMap<String, StepIx> = HashMap::new();
+        let mut index: FxHashMap<String, StepIx> = FxHashMap::default();
         let mut points = vec![START_POINT.to_owned()];
         let mut segment = 0usize;
         let mut point = (START_POINT.to_owned(), 0usize);
