@@ -91,19 +91,7 @@ fn changed_steps(path: &Path, plan: &Plan) -> String {
 /// Take it from a plan loaded without a run directory, so `{{run_dir}}`,
 /// which differs from run to run, reads the same each time.
 pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
-    plan.steps()
-        .map(|s| {
-            let text = format!(
-                "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
-                s.action, s.check, s.after, s.deadline, s.retries, s.done
-            );
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in text.bytes() {
-                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-            (s.id.clone(), hash)
-        })
-        .collect()
+    plan.steps().map(|s| (s.id.clone(), s.fingerprint())).collect()
 }
 
 /// The exit code of a run's end. A run refused at preflight changed

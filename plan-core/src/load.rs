@@ -956,13 +956,7 @@ impl<'a> Validator<'a> {
                         let action_span = action.span;
                         let (action, revert_span) = self.action(action, done);
                         let check_span = check.as_ref().map(span_of);
-                        let host = match &action {
-                            Action::Shell { host, .. } | Action::Service { host, .. } => {
-                                Some(host.clone())
-                            }
-                            Action::Rsync { to, .. } => Some(to.clone()),
-                            _ => None,
-                        };
+                        let host = action.host().map(str::to_owned);
                         let check = check.and_then(|c| self.check(c, host.as_deref()));
                         if matches!(action, Action::Verify)
                             && check.is_none()
@@ -1457,8 +1451,9 @@ fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}")) || zone == "."
 }
 
-/// The candidate closest to `name` by edit distance, if close enough to be a typo.
-pub(crate) fn closest<'a>(
+/// The candidate closest to `name` by edit distance, if close enough to be a
+/// typo: what every "did you mean" suggests.
+pub fn closest<'a>(
     name: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
@@ -1495,22 +1490,28 @@ fn levenshtein(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// FNV-1a over the text and the variable values in force.
-fn plan_hash(text: &str, vars: &[&Variable]) -> u64 {
+/// FNV-1a, for hashes that must stay the same across builds and machines
+/// (journals name the plan by one).
+pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
+    for part in parts {
+        for b in *part {
             hash ^= u64::from(*b);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
         hash ^= 0xff;
-    };
-    feed(text.as_bytes());
-    for v in vars {
-        feed(v.name.as_bytes());
-        feed(v.value.as_bytes());
     }
     hash
+}
+
+/// FNV-1a over the text and the variable values in force.
+fn plan_hash(text: &str, vars: &[&Variable]) -> u64 {
+    let mut parts: Vec<&[u8]> = vec![text.as_bytes()];
+    for v in vars {
+        parts.push(v.name.as_bytes());
+        parts.push(v.value.as_bytes());
+    }
+    fnv1a(&parts)
 }
 
 #[cfg(test)]

@@ -272,11 +272,17 @@ impl Step {
 
     /// The host commands of this step run on, if it has one.
     pub fn host(&self) -> Option<&str> {
-        match &self.action {
-            Action::Shell { host, .. } | Action::Service { host, .. } => Some(host),
-            Action::Rsync { to, .. } => Some(to),
-            _ => None,
-        }
+        self.action.host()
+    }
+
+    /// A hash of what the step does (action, check, order, deadline,
+    /// retries, done), to tell which steps changed between two plans.
+    pub fn fingerprint(&self) -> u64 {
+        let text = format!(
+            "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
+            self.action, self.check, self.after, self.deadline, self.retries, self.done
+        );
+        crate::load::fnv1a(&[text.as_bytes()])
     }
 }
 
@@ -416,6 +422,16 @@ impl Action {
             Action::Wait(_) => "Wait",
             Action::Manual { .. } => "Manual",
             Action::Verify => "Verify",
+        }
+    }
+
+    /// The host its commands (and a `check: Run(..)`) run on: `on` for
+    /// Shell and Service, the destination for Rsync; none for the others.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Action::Shell { host, .. } | Action::Service { host, .. } => Some(host),
+            Action::Rsync { to, .. } => Some(to),
+            _ => None,
         }
     }
 

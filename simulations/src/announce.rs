@@ -145,7 +145,7 @@ pub fn announced_window_short(plan: &Plan) -> Result<Option<Diagnostic>, SimErro
             format!(
                 "the announced window of {announced} is shorter than the simulated P95 downtime of {} ({} runs of {}): in more than 1 run in 20, users are down for longer than announced",
                 format_duration(Duration::from_secs(p95.as_secs())),
-                thousands(CHECK_RUNS),
+                crate::thousands(CHECK_RUNS),
                 options.phase.as_ref().map_or("the plan".to_owned(), |p| format!("phase `{p}`")),
             ),
         )
@@ -301,7 +301,7 @@ pub fn confidence_words(confidence: f64) -> String {
     for whole in [100u32, 1_000, 10_000] {
         let part = confidence * f64::from(whole);
         if (part - part.round()).abs() < 1e-6 {
-            return format!("{} of {}", part.round(), thousands(u64::from(whole)));
+            return format!("{} of {}", part.round(), crate::thousands(u64::from(whole)));
         }
     }
     format!("{:.1} of 100", confidence * 100.0)
@@ -316,24 +316,13 @@ fn chance_words(p: f64) -> String {
     } else if p < 0.01 {
         format!(
             "about 1 in {}",
-            thousands(((1.0 / p) / 10.0).round() as u64 * 10)
+            crate::thousands(((1.0 / p) / 10.0).round() as u64 * 10)
         )
     } else {
         format!("about {} in 100", (p * 100.0).round())
     }
 }
 
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// One zone's view of the window.
 struct ZoneTimes {
@@ -481,7 +470,7 @@ pub fn compose(facts: &Facts, format: Format) -> String {
     };
     let basis = format!(
         "(Estimated with cutover from {} simulated runs of {scope} \"{}\"; times rounded to 5 minutes.)",
-        thousands(f.runs),
+        crate::thousands(f.runs),
         facts.name
     );
 

@@ -62,7 +62,7 @@ pub fn svg(estimate: &Estimate, title: &str) -> Result<String, SimError> {
         .map_err(plot_error)?;
         let mut about = format!(
             "{} runs, seed {} · rollback in {:.1}% of runs · mean {}",
-            group(estimate.runs),
+            crate::thousands(estimate.runs),
             estimate.seed,
             100.0 * estimate.rollback_probability,
             format_duration(round_s(q.mean))
@@ -199,15 +199,3 @@ fn round_s(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs_f64().round() as u64)
 }
 
-/// 100000 as "100,000".
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}

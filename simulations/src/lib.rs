@@ -86,6 +86,19 @@ pub mod scenario;
 mod tally;
 pub mod timeline;
 
+/// 100000 as "100,000", for reports.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub use error::SimError;
 pub use estimate::{
     estimate, EndShare, EndState, Estimate, HaltCause, Options, Quantiles, TailDriver, DEFAULT_RUNS, DEFAULT_SEED,

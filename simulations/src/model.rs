@@ -503,15 +503,9 @@ pub(crate) enum EndSlot {
 /// "the plan has no step `x`", with the nearest id when one is close, else
 /// the ids of the plan.
 fn unknown_step(plan: &Plan, id: &str) -> String {
-    let nearest = plan
-        .steps()
-        .map(|s| (edit_distance(id, &s.id), s.id.as_str()))
-        .min();
-    match nearest {
-        Some((distance, near)) if distance <= 3 => {
-            format!("the plan has no step `{id}`; did you mean `{near}`?")
-        }
-        _ => {
+    match plan_core::closest(id, plan.steps().map(|s| s.id.as_str())) {
+        Some(near) => format!("the plan has no step `{id}`; did you mean `{near}`?"),
+        None => {
             let mut known: Vec<&str> = plan.steps().map(|s| s.id.as_str()).collect();
             known.sort_unstable();
             format!(
@@ -522,21 +516,6 @@ fn unknown_step(plan: &Plan, id: &str) -> String {
     }
 }
 
-/// Levenshtein distance, for suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
 
 /// Each record's TTL in force when the simulated run starts: its TTL before
 /// the plan, then every `DnsTtl` step that is done or belongs to a phase
@@ -602,9 +581,15 @@ mod tests {
     }
 
     #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("final-rsnyc", "final-rsync"), 2);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
+    fn unknown_steps_get_the_nearest_id() {
+        let text = r#"Plan(name: "p", service: "p", window: Window(announced: "1h"), phases: [
+            Phase(name: "w", at: "0", steps: [
+                Step(id: "final-rsync", action: Wait("1m")),
+                Step(id: "switch", action: Wait("1m")),
+            ])])"#;
+        let plan = plan_core::load_str(plan_core::Source::new("p.ron", text), &plan_core::Settings::default());
+        let plan = plan.plan.expect("valid");
+        assert!(unknown_step(&plan, "final-rsnyc").contains("did you mean `final-rsync`?"));
+        assert!(unknown_step(&plan, "zzz").contains("its steps are"));
     }
 }

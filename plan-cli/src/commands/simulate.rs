@@ -159,18 +159,6 @@ fn percent(share: f64) -> String {
     }
 }
 
-/// 100000 as "100,000".
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn quantile_line(q: &Quantiles) -> String {
     format!(
@@ -199,7 +187,7 @@ fn report(
     writeln!(
         out,
         "{} simulated runs {what}, seed {} (the same seed gives the same figures)",
-        group(estimate.runs),
+        simulations::thousands(estimate.runs),
         estimate.seed
     )?;
     for scenario in &options.scenarios {
@@ -231,7 +219,7 @@ fn report(
     writeln!(
         out,
         "\nwhat drives the tail: the {} runs with a downtime of {} (P95) or more",
-        group(estimate.tail_runs),
+        simulations::thousands(estimate.tail_runs),
         human(estimate.tail_from)
     )?;
     let width = estimate

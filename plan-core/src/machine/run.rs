@@ -742,16 +742,6 @@ impl RunMachine {
                 }
                 _ => Handled,
             },
-            Event::StepInDoubt { step, .. } => {
-                match self.ix(step) {
-                    Some(ix) if self.status[ix] == StepStatus::Running => {
-                        self.in_doubt(ix, context)
-                    }
-                    Some(ix) => self.check_failed(ix, context),
-                    None => {}
-                }
-                Handled
-            }
             Event::Checked { step, done } | Event::OperatorAnswered { step, done } => {
                 match self
                     .ix(step)
@@ -844,16 +834,6 @@ impl RunMachine {
                     _ => Handled,
                 }
             }
-            Event::StepInDoubt { step, .. } => {
-                match self.ix(step) {
-                    Some(ix) if self.status[ix] == StepStatus::Running => {
-                        self.in_doubt(ix, context)
-                    }
-                    Some(ix) => self.check_failed(ix, context),
-                    None => {}
-                }
-                Handled
-            }
             // A manual step the operator was asked about before the abort.
             Event::OperatorConfirmed { step } | Event::OperatorDeclined { step } => {
                 match self.ix(step) {
@@ -923,10 +903,22 @@ impl RunMachine {
 
     /// Superstate of every state in which the run is under way.
     /// - `Abort` -> `Reverting` (or `Halted` past the point of no return)
+    /// - `StepInDoubt` -> stays; its check (or the operator) decides
     #[superstate]
     fn active(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
         match event {
             Event::Abort { reason } => self.fail(None, format!("aborted: {reason}"), context),
+            // Shared by Forward and Reverting: a running step whose outcome is
+            // unknown goes to its check; one whose check could not run, to the
+            // operator.
+            Event::StepInDoubt { step, .. } => {
+                match self.ix(step) {
+                    Some(ix) if self.status[ix] == StepStatus::Running => self.in_doubt(ix, context),
+                    Some(ix) => self.check_failed(ix, context),
+                    None => {}
+                }
+                Handled
+            }
             _ => Handled,
         }
     }
