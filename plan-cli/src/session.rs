@@ -91,7 +91,9 @@ fn changed_steps(path: &Path, plan: &Plan) -> String {
 /// Take it from a plan loaded without a run directory, so `{{run_dir}}`,
 /// which differs from run to run, reads the same each time.
 pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
-    plan.steps().map(|s| (s.id.clone(), s.fingerprint())).collect()
+    plan.steps()
+        .map(|s| (s.id.clone(), s.fingerprint()))
+        .collect()
 }
 
 /// The exit code of a run's end. A run refused at preflight changed
@@ -154,7 +156,10 @@ pub struct SshArgs {
 impl SshArgs {
     /// The executor's options.
     pub fn options(&self) -> plan_steps::executor::SshOptions {
-        plan_steps::executor::SshOptions { known_hosts: self.known_hosts.clone(), accept_new: self.accept_new }
+        plan_steps::executor::SshOptions {
+            known_hosts: self.known_hosts.clone(),
+            accept_new: self.accept_new,
+        }
     }
 }
 
@@ -168,7 +173,11 @@ pub fn drive(
     interaction: Interaction,
     carried: Carried,
 ) -> Result<u8, CliError> {
-    let Carried { captured, ssh, leftovers } = carried;
+    let Carried {
+        captured,
+        ssh,
+        leftovers,
+    } = carried;
     let Interaction { mode, yes, assume } = interaction;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

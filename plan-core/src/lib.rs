@@ -41,8 +41,8 @@ pub mod verify;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Label, Rule, Severity, Source};
 pub use load::{
-    closest, fnv1a, load_bytes, load_path, load_str, Loaded, ReadError, ReadErrorKind, Settings, ENV_PREFIX,
-    MAX_PLAN_BYTES, RUN_DIR, RUN_DIR_UNSET,
+    closest, fnv1a, load_bytes, load_path, load_str, Loaded, ReadError, ReadErrorKind, Settings,
+    ENV_PREFIX, MAX_PLAN_BYTES, RUN_DIR, RUN_DIR_UNSET,
 };
 pub use plan::*;
 pub use print::to_ron;

@@ -1453,10 +1453,7 @@ fn in_zone(name: &str, zone: &str) -> bool {
 
 /// The candidate closest to `name` by edit distance, if close enough to be a
 /// typo: what every "did you mean" suggests.
-pub fn closest<'a>(
-    name: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|c| (levenshtein(name, c), c))
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))

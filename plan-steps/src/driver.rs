@@ -170,7 +170,10 @@ impl<'a, O: Operator> Driver<'a, O> {
     }
 
     /// Process groups a crashed run left behind, by step (from its journal).
-    pub fn with_leftovers(mut self, leftovers: impl IntoIterator<Item = (String, crate::executor::Leftover)>) -> Self {
+    pub fn with_leftovers(
+        mut self,
+        leftovers: impl IntoIterator<Item = (String, crate::executor::Leftover)>,
+    ) -> Self {
         self.executor = self.executor.with_leftovers(leftovers);
         self
     }

@@ -19,8 +19,8 @@ use plan_core::{Action, Check, Plan, Revert, ServiceState, Step};
 use tokio::sync::{mpsc, oneshot, RwLock};
 
 use crate::dns::{capture_to_string, parse_capture, DnsClient, DnsError, RRset};
-use crate::ssh::{connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshTarget};
 use crate::local::{self, ExitKind, ProcessGroup, ShellCommand, ShellOutcome};
+use crate::ssh::{connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshTarget};
 use crate::{checks, rsync, service};
 
 /// How long a check may take when the step has no deadline.
@@ -195,7 +195,10 @@ impl Executor {
     }
 
     /// Process groups a crashed run left behind, by step (from its journal).
-    pub fn with_leftovers(self, leftovers: impl IntoIterator<Item = (String, Leftover)>) -> Executor {
+    pub fn with_leftovers(
+        self,
+        leftovers: impl IntoIterator<Item = (String, Leftover)>,
+    ) -> Executor {
         if let Ok(mut groups) = self.groups.lock() {
             groups.extend(leftovers);
         }
@@ -207,7 +210,10 @@ impl Executor {
             groups.insert(step.to_owned(), group.clone());
         }
         if let Some(reporter) = &self.reporter {
-            reporter.send(Report::Spawned { step: step.to_owned(), group });
+            reporter.send(Report::Spawned {
+                step: step.to_owned(),
+                group,
+            });
         }
     }
 
@@ -221,16 +227,29 @@ impl Executor {
     /// (after a crash, or a lost connection) finish, so the check sees its
     /// effect and nothing runs twice at once. A local group is killed at the
     /// step's deadline; a remote one is only waited for.
-    async fn settle_leftover(&self, step: &Step, transcript: &mut Transcript, mut cancel: Cancel<'_>) {
-        let Some(group) = self.groups.lock().ok().and_then(|mut g| g.remove(&step.id)) else { return };
+    async fn settle_leftover(
+        &self,
+        step: &Step,
+        transcript: &mut Transcript,
+        mut cancel: Cancel<'_>,
+    ) {
+        let Some(group) = self.groups.lock().ok().and_then(|mut g| g.remove(&step.id)) else {
+            return;
+        };
         if group.host == plan_core::Host::LOCAL {
             let outcome = local::wait_leftover(
-                ProcessGroup { pgid: group.pgid, start_time: group.start_time },
+                ProcessGroup {
+                    pgid: group.pgid,
+                    start_time: group.start_time,
+                },
                 step.deadline,
             )
             .await;
             if outcome != local::Leftover::Gone {
-                transcript.note(&format!("[local] waited for process group {} left running: {outcome:?}", group.pgid));
+                transcript.note(&format!(
+                    "[local] waited for process group {} left running: {outcome:?}",
+                    group.pgid
+                ));
             }
             return;
         }
@@ -240,11 +259,19 @@ impl Executor {
         loop {
             let mut quiet = Transcript::default();
             let alive = self
-                .exec(&step.id, &group.host, &ShellCommand::new(&probe).with_deadline(CHECK_DEADLINE), cancel.as_mut(), &mut quiet)
+                .exec(
+                    &step.id,
+                    &group.host,
+                    &ShellCommand::new(&probe).with_deadline(CHECK_DEADLINE),
+                    cancel.as_mut(),
+                    &mut quiet,
+                )
                 .await
                 .map(|o| o.status == ExitKind::Exited(0));
             match alive {
-                Ok(true) if started.elapsed() < limit => tokio::time::sleep(Duration::from_millis(250)).await,
+                Ok(true) if started.elapsed() < limit => {
+                    tokio::time::sleep(Duration::from_millis(250)).await
+                }
                 Ok(true) => {
                     transcript.note(&format!(
                         "[{}] process group {} left by the stopped attempt still runs after {}s; checking anyway",
@@ -279,8 +306,17 @@ impl Executor {
 
     /// The known_hosts file and policy in force.
     fn known_hosts(&self, env: &SshEnv) -> KnownHosts {
-        let policy = if self.ssh.accept_new { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
-        match self.ssh.known_hosts.as_ref().or(self.plan.known_hosts.as_ref()) {
+        let policy = if self.ssh.accept_new {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        };
+        match self
+            .ssh
+            .known_hosts
+            .as_ref()
+            .or(self.plan.known_hosts.as_ref())
+        {
             Some(path) => KnownHosts::new(env.expand_tilde(path), policy),
             None => KnownHosts::user(env, policy),
         }
@@ -292,7 +328,10 @@ impl Executor {
             lost: false,
             message: format!("the plan has no host `{host}`"),
         })?;
-        let config = SshConfig::load(env).map_err(|e| ExecError { lost: false, message: e.to_string() })?;
+        let config = SshConfig::load(env).map_err(|e| ExecError {
+            lost: false,
+            message: e.to_string(),
+        })?;
         Ok(SshTarget::resolve(plan_host, &config, env))
     }
 
@@ -326,7 +365,11 @@ impl Executor {
         for host in local {
             self.conn(&host).await.map_err(|e| e.message)?;
         }
-        let targets = remote.iter().map(|h| self.target(h, &env)).collect::<Result<Vec<_>, _>>().map_err(|e| e.message)?;
+        let targets = remote
+            .iter()
+            .map(|h| self.target(h, &env))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.message)?;
         let sessions = connect_all(&targets, &self.known_hosts(&env), CONNECT_TIMEOUT).await;
         let mut problems = Vec::new();
         let mut conns = self.conns.write().await;
@@ -346,7 +389,10 @@ impl Executor {
         let mut records: Vec<&str> = Vec::new();
         for scheduled in &schedule.steps {
             let step = self.step(&scheduled.id)?;
-            if let Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } | Action::WaitTtl { record } = &step.action {
+            if let Action::DnsTtl { record, .. }
+            | Action::DnsRecord { record, .. }
+            | Action::WaitTtl { record } = &step.action
+            {
                 records.push(record);
             }
             if let Some(Check::Resolves { record, .. }) = &step.check {
@@ -357,7 +403,9 @@ impl Executor {
         records.dedup();
         for record in records {
             let dns = self.dns().await.map_err(Failure::message)?;
-            dns.query(record).await.map_err(|e| Failure::from_dns(&e).message())?;
+            dns.query(record)
+                .await
+                .map_err(|e| Failure::from_dns(&e).message())?;
         }
         Ok(())
     }
@@ -375,17 +423,27 @@ impl Executor {
             let target = self.target(host, &env)?;
             let session = Session::connect(&target, &self.known_hosts(&env), CONNECT_TIMEOUT)
                 .await
-                .map_err(|e| ExecError { lost: false, message: e.to_string() })?;
+                .map_err(|e| ExecError {
+                    lost: false,
+                    message: e.to_string(),
+                })?;
             Conn::Ssh(session)
         };
-        self.conns.write().await.insert(host.to_owned(), conn.clone());
+        self.conns
+            .write()
+            .await
+            .insert(host.to_owned(), conn.clone());
         Ok(conn)
     }
 
     /// The DNS client, made on first use from the plan's `dns` section (the
     /// TSIG key is read then, never logged).
     async fn dns(&self) -> Result<&DnsClient, Failure> {
-        let dns = self.plan.dns.as_ref().ok_or_else(|| Failure::Failed("the plan has no `dns` section".into()))?;
+        let dns = self
+            .plan
+            .dns
+            .as_ref()
+            .ok_or_else(|| Failure::Failed("the plan has no `dns` section".into()))?;
         self.dns
             .get_or_try_init(|| async { DnsClient::from_plan(dns) })
             .await
@@ -404,16 +462,33 @@ impl Executor {
         let outcome = match self.conn(host).await? {
             Conn::Local => {
                 let outcome = local::run_reporting(command, cancel, |group| {
-                    self.started(step, Leftover { host: host.to_owned(), pgid: group.pgid, start_time: group.start_time })
+                    self.started(
+                        step,
+                        Leftover {
+                            host: host.to_owned(),
+                            pgid: group.pgid,
+                            start_time: group.start_time,
+                        },
+                    )
                 })
                 .await
-                .map_err(|e| ExecError { lost: false, message: e.to_string() })?;
+                .map_err(|e| ExecError {
+                    lost: false,
+                    message: e.to_string(),
+                })?;
                 self.finished(step);
                 outcome
             }
             Conn::Ssh(session) => match session
                 .exec_reporting(command, cancel, |group| {
-                    self.started(step, Leftover { host: host.to_owned(), pgid: group.pgid, start_time: None })
+                    self.started(
+                        step,
+                        Leftover {
+                            host: host.to_owned(),
+                            pgid: group.pgid,
+                            start_time: None,
+                        },
+                    )
                 })
                 .await
             {
@@ -428,7 +503,10 @@ impl Executor {
                         self.conns.write().await.remove(host);
                     }
                     transcript.note(&format!("[{host}] $ {}\n{e}", command.command));
-                    return Err(ExecError { lost, message: e.to_string() });
+                    return Err(ExecError {
+                        lost,
+                        message: e.to_string(),
+                    });
                 }
             },
         };
@@ -577,9 +655,14 @@ impl Executor {
                 let before = dns.query(record).await.map_err(|e| Failure::from_dns(&e))?;
                 self.capture(&step.id, capture_to_string(&before)).await?;
                 let seconds = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
-                let served = dns.set_ttl(record, seconds).await.map_err(|e| Failure::from_dns(&e))?;
+                let served = dns
+                    .set_ttl(record, seconds)
+                    .await
+                    .map_err(|e| Failure::from_dns(&e))?;
                 transcript.note(&format!("[dns] {record}: {before} -> {served}"));
-                if let (Some(previous), Ok(mut changes)) = (before.longest_ttl(), self.ttl_changes.lock()) {
+                if let (Some(previous), Ok(mut changes)) =
+                    (before.longest_ttl(), self.ttl_changes.lock())
+                {
                     changes.insert(record.clone(), (SystemTime::now(), previous));
                 }
                 Ok(())
@@ -589,19 +672,32 @@ impl Executor {
                 let before = dns.query(record).await.map_err(|e| Failure::from_dns(&e))?;
                 self.capture(&step.id, capture_to_string(&before)).await?;
                 let ttl = before.ttl.unwrap_or_else(|| {
-                    self.plan.record(record).map_or(300, |r| u32::try_from(r.ttl.as_secs()).unwrap_or(u32::MAX))
+                    self.plan
+                        .record(record)
+                        .map_or(300, |r| u32::try_from(r.ttl.as_secs()).unwrap_or(u32::MAX))
                 });
-                let served = dns.set_addresses(record, addresses, ttl).await.map_err(|e| Failure::from_dns(&e))?;
+                let served = dns
+                    .set_addresses(record, addresses, ttl)
+                    .await
+                    .map_err(|e| Failure::from_dns(&e))?;
                 transcript.note(&format!("[dns] {record}: {before} -> {served}"));
                 Ok(())
             }
             Action::WaitTtl { record } => {
                 let dns = self.dns().await?;
-                let change = self.ttl_changes.lock().ok().and_then(|c| c.get(record).copied());
+                let change = self
+                    .ttl_changes
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(record).copied());
                 // Without a change seen by this run (an earlier phase, or a
                 // resume), wait the whole previous TTL from now: never less.
-                let (changed_at, previous) = change
-                    .unwrap_or_else(|| (SystemTime::now(), previous_ttl(&self.plan, &step.id, record)));
+                let (changed_at, previous) = change.unwrap_or_else(|| {
+                    (
+                        SystemTime::now(),
+                        previous_ttl(&self.plan, &step.id, record),
+                    )
+                });
                 let waited = dns
                     .wait_ttl(record, previous, changed_at, None, cancel, |_| {})
                     .await
@@ -665,10 +761,16 @@ impl Executor {
                 // The action ran: its effect may well be in place, so the
                 // machine counts it completed and a rollback undoes it.
                 Ok(false) if matches!(step.action, Action::Verify | Action::Wait(_)) => {
-                    return Event::StepFailed { step: id, reason: "its check failed".into() }
+                    return Event::StepFailed {
+                        step: id,
+                        reason: "its check failed".into(),
+                    }
                 }
                 Ok(false) => {
-                    return Event::CheckFailed { step: id, reason: "its check failed after the action".into() }
+                    return Event::CheckFailed {
+                        step: id,
+                        reason: "its check failed after the action".into(),
+                    }
                 }
                 Err(failure) => return failure.into_event(&id),
             }
@@ -694,11 +796,15 @@ impl Executor {
             Err(reason) => return (Err(reason), transcript),
         };
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
-        self.settle_leftover(step, &mut transcript, cancel.as_mut()).await;
+        self.settle_leftover(step, &mut transcript, cancel.as_mut())
+            .await;
         let result = match (&step.action, &step.check) {
             // A copy is done only when nothing is left to copy, whatever else
             // its own check looks at (a partial copy passes most checks).
-            (Action::Rsync { .. }, Some(_)) => match self.rsync_done(step, &mut transcript, cancel.as_mut()).await {
+            (Action::Rsync { .. }, Some(_)) => match self
+                .rsync_done(step, &mut transcript, cancel.as_mut())
+                .await
+            {
                 Ok(true) => self.run_check(step, &mut transcript, cancel.as_mut()).await,
                 other => other,
             },
@@ -725,7 +831,10 @@ impl Executor {
                     .await
                     .is_ok())
             }
-            (Action::Rsync { .. }, None) => self.rsync_done(step, &mut transcript, cancel.as_mut()).await,
+            (Action::Rsync { .. }, None) => {
+                self.rsync_done(step, &mut transcript, cancel.as_mut())
+                    .await
+            }
             (Action::DnsTtl { record, ttl }, None) => match self.dns().await {
                 Ok(dns) => dns
                     .query(record)
@@ -738,7 +847,9 @@ impl Executor {
                 Ok(dns) => dns
                     .query(record)
                     .await
-                    .map(|served| RRset::new(0, addresses.iter().copied()).addresses == served.addresses)
+                    .map(|served| {
+                        RRset::new(0, addresses.iter().copied()).addresses == served.addresses
+                    })
                     .map_err(|e| Failure::from_dns(&e)),
                 Err(e) => Err(e),
             },
@@ -752,18 +863,44 @@ impl Executor {
     }
 
     /// Whether a copy is complete: a dry run finds nothing left to copy.
-    async fn rsync_done(&self, step: &Step, transcript: &mut Transcript, cancel: Cancel<'_>) -> Result<bool, Failure> {
-        let Action::Rsync { from, to, path, dest, delete, args } = &step.action else {
+    async fn rsync_done(
+        &self,
+        step: &Step,
+        transcript: &mut Transcript,
+        cancel: Cancel<'_>,
+    ) -> Result<bool, Failure> {
+        let Action::Rsync {
+            from,
+            to,
+            path,
+            dest,
+            delete,
+            args,
+        } = &step.action
+        else {
             return Err(Failure::Failed(format!("step `{}` is not a copy", step.id)));
         };
-        let to_host = self.plan.host(to).ok_or_else(|| Failure::Failed(format!("no host `{to}`")))?;
-        let copy = rsync::Copy { path, dest, to: to_host, delete: *delete, args };
+        let to_host = self
+            .plan
+            .host(to)
+            .ok_or_else(|| Failure::Failed(format!("no host `{to}`")))?;
+        let copy = rsync::Copy {
+            path,
+            dest,
+            to: to_host,
+            delete: *delete,
+            args,
+        };
         let command = self.command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
-        let outcome = self.exec(&step.id, from, &command, cancel, transcript).await?;
-        Ok(match (outcome.status, rsync::parse_stats(&outcome.output)) {
-            (ExitKind::Exited(0), Some(stats)) => stats.files_transferred == 0,
-            _ => false,
-        })
+        let outcome = self
+            .exec(&step.id, from, &command, cancel, transcript)
+            .await?;
+        Ok(
+            match (outcome.status, rsync::parse_stats(&outcome.output)) {
+                (ExitKind::Exited(0), Some(stats)) => stats.files_transferred == 0,
+                _ => false,
+            },
+        )
     }
 
     async fn run_check(
@@ -810,10 +947,17 @@ impl Executor {
             }
             Some(Check::Resolves { record, to }) => {
                 let dns = self.dns().await?;
-                let resolves = dns.resolves(record, *to).await.map_err(|e| Failure::from_dns(&e))?;
+                let resolves = dns
+                    .resolves(record, *to)
+                    .await
+                    .map_err(|e| Failure::from_dns(&e))?;
                 transcript.note(&format!(
                     "[check] {record} {} {to}",
-                    if resolves { "resolves to" } else { "does not resolve to" }
+                    if resolves {
+                        "resolves to"
+                    } else {
+                        "does not resolve to"
+                    }
                 ));
                 Ok(resolves)
             }
@@ -904,10 +1048,17 @@ impl Executor {
             }
             Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } => {
                 let before = captured
-                    .ok_or_else(|| Failure::Failed(format!("no captured records of {record} to restore")))
-                    .and_then(|text| parse_capture(text).map_err(|e| Failure::Failed(e.to_string())))?;
+                    .ok_or_else(|| {
+                        Failure::Failed(format!("no captured records of {record} to restore"))
+                    })
+                    .and_then(|text| {
+                        parse_capture(text).map_err(|e| Failure::Failed(e.to_string()))
+                    })?;
                 let dns = self.dns().await?;
-                let served = dns.restore(record, &before).await.map_err(|e| Failure::from_dns(&e))?;
+                let served = dns
+                    .restore(record, &before)
+                    .await
+                    .map_err(|e| Failure::from_dns(&e))?;
                 transcript.note(&format!("[dns] {record} restored: {served}"));
                 Ok(())
             }
@@ -983,7 +1134,9 @@ impl Failure {
 impl Failure {
     fn from_dns(error: &DnsError) -> Failure {
         if error.is_authentication() {
-            Failure::Failed(format!("DNS authentication failed (check the TSIG key): {error}"))
+            Failure::Failed(format!(
+                "DNS authentication failed (check the TSIG key): {error}"
+            ))
         } else {
             Failure::Failed(error.to_string())
         }

@@ -563,7 +563,11 @@ impl Pump {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                tracing::warn!(source = lines.source(), "cannot read {}: {e}", stream.name());
+                tracing::warn!(
+                    source = lines.source(),
+                    "cannot read {}: {e}",
+                    stream.name()
+                );
                 lines.flush();
                 self.close(stream);
             }

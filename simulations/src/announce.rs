@@ -323,7 +323,6 @@ fn chance_words(p: f64) -> String {
     }
 }
 
-
 /// One zone's view of the window.
 struct ZoneTimes {
     /// "UTC", "CET (Europe/Berlin, UTC+01:00)", or across a clock change

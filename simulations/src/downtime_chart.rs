@@ -198,4 +198,3 @@ fn label(d: Duration) -> String {
 fn round_s(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs_f64().round() as u64)
 }
-

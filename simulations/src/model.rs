@@ -516,7 +516,6 @@ fn unknown_step(plan: &Plan, id: &str) -> String {
     }
 }
 
-
 /// Each record's TTL in force when the simulated run starts: its TTL before
 /// the plan, then every `DnsTtl` step that is done or belongs to a phase
 /// before the simulated ones, in plan order.
@@ -587,7 +586,10 @@ mod tests {
                 Step(id: "final-rsync", action: Wait("1m")),
                 Step(id: "switch", action: Wait("1m")),
             ])])"#;
-        let plan = plan_core::load_str(plan_core::Source::new("p.ron", text), &plan_core::Settings::default());
+        let plan = plan_core::load_str(
+            plan_core::Source::new("p.ron", text),
+            &plan_core::Settings::default(),
+        );
         let plan = plan.plan.expect("valid");
         assert!(unknown_step(&plan, "final-rsnyc").contains("did you mean `final-rsync`?"));
         assert!(unknown_step(&plan, "zzz").contains("its steps are"));

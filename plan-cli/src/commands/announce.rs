@@ -167,7 +167,6 @@ pub(crate) fn window_warning(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;

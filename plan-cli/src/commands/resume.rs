@@ -122,8 +122,18 @@ pub fn cmd_resume(
         .iter()
         .filter(|p| started.contains(&p.step))
         .map(|p| {
-            let host = p.host.clone().unwrap_or_else(|| plan_core::Host::LOCAL.to_owned());
-            (p.step.clone(), plan_steps::executor::Leftover { host, pgid: p.pgid, start_time: p.start_time })
+            let host = p
+                .host
+                .clone()
+                .unwrap_or_else(|| plan_core::Host::LOCAL.to_owned());
+            (
+                p.step.clone(),
+                plan_steps::executor::Leftover {
+                    host,
+                    pgid: p.pgid,
+                    start_time: p.start_time,
+                },
+            )
         })
         .collect();
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
@@ -138,7 +148,11 @@ pub fn cmd_resume(
             yes: args.yes,
             assume,
         },
-        Carried { captured, ssh: args.ssh.options(), leftovers },
+        Carried {
+            captured,
+            ssh: args.ssh.options(),
+            leftovers,
+        },
     )
 }
 

@@ -12,7 +12,9 @@ use plan_core::{Entry, Plan, Settings};
 use statig::prelude::IntoStateMachineExt as _;
 
 use crate::live::{ask_yes_no, Mode};
-use crate::session::{self, already_done, fingerprints, journal_path, open_journal, Carried, Interaction};
+use crate::session::{
+    self, already_done, fingerprints, journal_path, open_journal, Carried, Interaction,
+};
 use crate::{exit_codes, CliError, PlanArgs};
 
 /// Arguments of `cutover run`.
@@ -80,11 +82,17 @@ pub fn cmd_run(
     }
     let done = already_done(&runs);
     let phase = pick_phase(&plan, args.phase.as_deref(), &done)?;
-    let selection = Selection { phase: phase.clone(), already_done: done.iter().cloned().collect() };
+    let selection = Selection {
+        phase: phase.clone(),
+        already_done: done.iter().cloned().collect(),
+    };
     let steps = Schedule::new(&plan, &selection);
     let mode = Mode::pick(args.json);
     if steps.steps.is_empty() {
-        writeln!(stderr, "nothing to run: every step of the selection is done")?;
+        writeln!(
+            stderr,
+            "nothing to run: every step of the selection is done"
+        )?;
         return Ok(exit_codes::OK);
     }
     if !args.yes {
@@ -93,7 +101,10 @@ pub fn cmd_run(
             steps.steps.len(),
             if steps.steps.len() == 1 { "" } else { "s" },
             plan.name,
-            phase.as_ref().map(|p| format!(", phase `{p}`")).unwrap_or_default(),
+            phase
+                .as_ref()
+                .map(|p| format!(", phase `{p}`"))
+                .unwrap_or_default(),
             steps.hosts().join(", ")
         );
         match ask_yes_no(&question) {
@@ -151,7 +162,10 @@ pub fn cmd_run(
             yes: args.yes,
             assume: None,
         },
-        Carried { ssh: args.ssh.options(), ..Carried::default() },
+        Carried {
+            ssh: args.ssh.options(),
+            ..Carried::default()
+        },
     )
 }
 

@@ -159,7 +159,6 @@ fn percent(share: f64) -> String {
     }
 }
 
-
 fn quantile_line(q: &Quantiles) -> String {
     format!(
         "P50 {:<9} P90 {:<9} P95 {:<9} P99 {:<9} max {:<9} mean {}",

@@ -163,7 +163,12 @@ pub fn simulate(
     sim.log = Some(Vec::new());
     sim.feed(Event::Start);
     let mut no_branches = Vec::new();
-    let end = drive(&schedule, &mut sim, &mut no_branches, event_limit(&schedule))?;
+    let end = drive(
+        &schedule,
+        &mut sim,
+        &mut no_branches,
+        event_limit(&schedule),
+    )?;
     Ok((sim.log.unwrap_or_default(), end))
 }
 
@@ -198,7 +203,12 @@ fn counterexample(
 
 /// Runs `sim` to its end, pushing a faulted branch at every fault point
 /// while the fault budget lasts.
-fn drive(schedule: &Arc<Schedule>, sim: &mut Sim, branches: &mut Vec<Sim>, limit: usize) -> Result<RunEnd, String> {
+fn drive(
+    schedule: &Arc<Schedule>,
+    sim: &mut Sim,
+    branches: &mut Vec<Sim>,
+    limit: usize,
+) -> Result<RunEnd, String> {
     loop {
         if sim.events > limit {
             return Err(format!(
@@ -477,7 +487,10 @@ mod tests {
     /// was marked failed and never undone, so "rolled back" left it switched.
     #[test]
     fn a_step_whose_check_failed_after_its_action_is_undone_first() {
-        let steps = vec![step("a", vec![], 0, ("start", 0), false), step("b", vec![0], 0, ("start", 0), false)];
+        let steps = vec![
+            step("a", vec![], 0, ("start", 0), false),
+            step("b", vec![0], 0, ("start", 0), false),
+        ];
         let schedule = Arc::new(Schedule::from_steps(steps, vec!["start".into()]));
         let mut machine = RunMachine::new(schedule).state_machine();
         let mut feed = |event: Event| {
@@ -488,12 +501,23 @@ mod tests {
         feed(Event::Start);
         feed(Event::PreflightPassed);
         feed(Event::StepSucceeded { step: "a".into() });
-        let effects = feed(Event::CheckFailed { step: "b".into(), reason: "no answer".into() });
+        let effects = feed(Event::CheckFailed {
+            step: "b".into(),
+            reason: "no answer".into(),
+        });
         assert_eq!(effects, vec![Effect::Revert { step: "b".into() }]);
         let effects = feed(Event::RevertSucceeded { step: "b".into() });
         assert_eq!(effects, vec![Effect::Revert { step: "a".into() }]);
         let effects = feed(Event::RevertSucceeded { step: "a".into() });
-        assert!(matches!(effects.as_slice(), [Effect::Finished { end: RunEnd::RolledBack { .. } }]), "{effects:?}");
+        assert!(
+            matches!(
+                effects.as_slice(),
+                [Effect::Finished {
+                    end: RunEnd::RolledBack { .. }
+                }]
+            ),
+            "{effects:?}"
+        );
     }
 
     #[test]

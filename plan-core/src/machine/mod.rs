@@ -7,6 +7,8 @@ mod schedule;
 
 pub use explore::FaultPoint;
 pub use explore::{explore, simulate, Counterexample, Exploration};
-pub use record::{done_by_runs, event_step, replay, ProcessGroupRecord, ReplayError, ReplayedRun, RunRecord};
+pub use record::{
+    done_by_runs, event_step, replay, ProcessGroupRecord, ReplayError, ReplayedRun, RunRecord,
+};
 pub use run::{Effect, Event, Outbox, RunEnd, RunMachine, State, StepStatus, PREFLIGHT_FAILED};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

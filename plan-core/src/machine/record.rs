@@ -201,7 +201,12 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     run.captured.push((step.clone(), state.clone()));
                 }
             }
-            RunRecord::Process { step, host, pgid, start_time } => {
+            RunRecord::Process {
+                step,
+                host,
+                pgid,
+                start_time,
+            } => {
                 let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
                 run.processes.retain(|p| p.step != *step);
                 run.processes.push(ProcessGroupRecord {

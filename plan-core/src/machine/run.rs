@@ -248,7 +248,10 @@ pub struct Outbox {
 impl Outbox {
     /// An outbox that also records state transitions (for the journal).
     pub fn recording() -> Outbox {
-        Outbox { record_transitions: true, ..Outbox::default() }
+        Outbox {
+            record_transitions: true,
+            ..Outbox::default()
+        }
     }
 }
 
@@ -725,7 +728,9 @@ impl RunMachine {
                         return Handled;
                     }
                     let reason = match event {
-                        Event::StepFailed { reason, .. } => format!("step `{step}` failed: {reason}"),
+                        Event::StepFailed { reason, .. } => {
+                            format!("step `{step}` failed: {reason}")
+                        }
                         Event::CheckFailed { reason, .. } => {
                             format!("step `{step}` took effect, but its check failed: {reason}")
                         }
@@ -818,14 +823,16 @@ impl RunMachine {
     fn reverting(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
         match event {
             // A check that failed after the action: the effect is in place.
-            Event::StepSucceeded { step } | Event::CheckFailed { step, .. } => match self.ix(step) {
-                Some(ix)
-                    if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) =>
-                {
-                    self.drained(ix, true, context)
+            Event::StepSucceeded { step } | Event::CheckFailed { step, .. } => {
+                match self.ix(step) {
+                    Some(ix)
+                        if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) =>
+                    {
+                        self.drained(ix, true, context)
+                    }
+                    _ => Handled,
                 }
-                _ => Handled,
-            },
+            }
             Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => {
                 match self.ix(step) {
                     Some(ix) if self.status[ix] == StepStatus::Running => {
@@ -913,7 +920,9 @@ impl RunMachine {
             // operator.
             Event::StepInDoubt { step, .. } => {
                 match self.ix(step) {
-                    Some(ix) if self.status[ix] == StepStatus::Running => self.in_doubt(ix, context),
+                    Some(ix) if self.status[ix] == StepStatus::Running => {
+                        self.in_doubt(ix, context)
+                    }
                     Some(ix) => self.check_failed(ix, context),
                     None => {}
                 }
@@ -958,7 +967,9 @@ impl RunMachine {
             Event::Resume { started } => {
                 for ix in 0..self.status.len() {
                     match self.status[ix] {
-                        StepStatus::Running if started.contains(&self.schedule.steps[ix].id) => self.in_doubt(ix, context),
+                        StepStatus::Running if started.contains(&self.schedule.steps[ix].id) => {
+                            self.in_doubt(ix, context)
+                        }
                         // Never begun: it stays to do.
                         StepStatus::Running => self.status[ix] = StepStatus::Pending,
                         StepStatus::InDoubt => self.in_doubt(ix, context),
@@ -972,14 +983,19 @@ impl RunMachine {
                 };
                 match (event, self.status[ix]) {
                     (
-                        Event::StepSucceeded { .. } | Event::OperatorConfirmed { .. } | Event::CheckFailed { .. },
+                        Event::StepSucceeded { .. }
+                        | Event::OperatorConfirmed { .. }
+                        | Event::CheckFailed { .. },
                         StepStatus::Running | StepStatus::InDoubt,
-                    ) => {
-                        self.mark_done(ix)
-                    }
+                    ) => self.mark_done(ix),
                     (Event::StepInDoubt { .. }, StepStatus::Running) => self.in_doubt(ix, context),
-                    (Event::StepInDoubt { .. }, StepStatus::InDoubt) => self.check_failed(ix, context),
-                    (Event::Checked { done, .. } | Event::OperatorAnswered { done, .. }, StepStatus::InDoubt) => {
+                    (Event::StepInDoubt { .. }, StepStatus::InDoubt) => {
+                        self.check_failed(ix, context)
+                    }
+                    (
+                        Event::Checked { done, .. } | Event::OperatorAnswered { done, .. },
+                        StepStatus::InDoubt,
+                    ) => {
                         if *done {
                             self.mark_done(ix);
                         } else {

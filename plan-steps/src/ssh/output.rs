@@ -1,7 +1,6 @@
 //! A remote command's output: kept bounded, logged line by line, and
 //! stripped of the markers the wrapper writes to stderr.
 
-
 pub(crate) use crate::output::{Capture, Lines, Stream};
 
 /// The wrapper's two markers, for one command.
