@@ -31,8 +31,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use plan_core::machine::{
-    event_step, explore, Effect, Event, Outbox, RunEnd, RunMachine, Schedule, ScheduledStep, State,
-    StepIx, StepStatus, START_POINT,
+    explore, feed as feed_named, Effect, Event, Outbox, RunEnd, RunMachine, Schedule,
+    ScheduledStep, State, StepIx, StepStatus, START_POINT,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -417,9 +417,9 @@ impl<'a> Run<'a> {
         self.events.push(event.clone());
         self.journal.push(Entry::Event(event.clone()));
         let mut outbox = Outbox::default();
-        self.machine.handle_with_context(&event, &mut outbox);
+        let effects = feed_named(&mut self.machine, &event, &mut outbox);
         self.last_started.clear();
-        for effect in outbox.effects {
+        for effect in effects {
             let journal_slot = match &effect {
                 Effect::Forward { step, .. } | Effect::Revert { step } => {
                     self.journal.push(Entry::Started(step.clone()));
@@ -764,7 +764,7 @@ impl<'a> Run<'a> {
 fn replay(schedule: &Arc<Schedule>, events: &[Event]) -> StateMachine<RunMachine> {
     let mut machine = RunMachine::new(Arc::clone(schedule)).state_machine();
     for event in events {
-        machine.handle_with_context(event, &mut Outbox::default());
+        feed_named(&mut machine, event, &mut Outbox::default());
     }
     machine
 }
@@ -797,7 +797,7 @@ fn started_steps(journal: &[Entry]) -> Vec<String> {
                 }
             }
             Entry::Event(event) => {
-                if let Some(step) = event_step(event) {
+                if let Some(step) = event.step() {
                     started.retain(|s| s != step);
                 }
             }
@@ -1059,9 +1059,7 @@ fn step(
 }
 
 fn feed(machine: &mut StateMachine<RunMachine>, event: Event) -> Vec<Effect> {
-    let mut outbox = Outbox::default();
-    machine.handle_with_context(&event, &mut outbox);
-    outbox.effects
+    feed_named(machine, &event, &mut Outbox::default())
 }
 
 fn started(machine: &mut StateMachine<RunMachine>) -> Vec<Effect> {

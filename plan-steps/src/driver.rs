@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 
-use plan_core::machine::{Effect, Event, Outbox, RunEnd, RunMachine, RunRecord};
+use plan_core::machine::{feed, Effect, Event, Outbox, RunEnd, RunMachine, RunRecord};
 use plan_core::{Plan, Step};
 use statig::prelude::*;
 use tokio::sync::{mpsc, watch};
@@ -222,7 +222,7 @@ impl<'a, O: Operator> Driver<'a, O> {
                 })?;
                 (self.progress)(Progress::Event(event.clone()));
                 let mut outbox = Outbox::recording();
-                machine.handle_with_context(&event, &mut outbox);
+                let effects = feed(machine, &event, &mut outbox);
                 for (from, to) in outbox.transitions {
                     (self.progress)(Progress::Transition {
                         from: from.clone(),
@@ -230,7 +230,7 @@ impl<'a, O: Operator> Driver<'a, O> {
                     });
                     self.record(&RunRecord::Transition { from, to })?;
                 }
-                for effect in outbox.effects {
+                for effect in effects {
                     if let Some(event) = self
                         .perform(
                             machine,

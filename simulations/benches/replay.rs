@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plan_core::machine::{Effect, Event, Outbox, RunMachine, Schedule, Selection};
+use plan_core::machine::{Command, Effect, Event, Input, Outbox, RunMachine, Schedule, Selection};
 use plan_core::{load_path, DurationModel, Plan, Settings};
 use simulations::random::Rng;
 use simulations::sampling::DurationSampler;
@@ -174,64 +174,30 @@ fn arithmetic_loop(steps: &[(DurationSampler, f64, f64)], runs: std::ops::Range<
     histogram.count()
 }
 
-/// FNV-1a, so that looking up the step of an effect costs little here.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-        self.0 = h;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// Drives the run machine through each replay answering every effect with
 /// success, in the order the effects come: no clock, no random draws. Like
 /// the simulator, each replay clones a machine that has had `Start` and
 /// `PreflightPassed`.
 fn machine_loop(schedule: &Arc<Schedule>, runs: std::ops::Range<u64>) -> u64 {
-    let succeeded: Vec<Event> = schedule
-        .steps
-        .iter()
-        .map(|s| Event::StepSucceeded { step: s.id.clone() })
+    let n = schedule.steps.len();
+    let succeeded: Vec<Input> = (0..n).map(|step| Event::StepSucceeded { step }).collect();
+    let confirmed: Vec<Input> = (0..n)
+        .map(|step| Event::OperatorConfirmed { step })
         .collect();
-    let confirmed: Vec<Event> = schedule
-        .steps
-        .iter()
-        .map(|s| Event::OperatorConfirmed { step: s.id.clone() })
-        .collect();
-    let index: std::collections::HashMap<&str, usize, std::hash::BuildHasherDefault<Fnv>> =
-        schedule
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
     let mut template = RunMachine::new(Arc::clone(schedule)).state_machine();
     let mut outbox = Outbox::default();
     template.handle_with_context(&Event::Start, &mut outbox);
     outbox.effects.clear();
     template.handle_with_context(&Event::PreflightPassed, &mut outbox);
-    let first: Vec<Effect> = std::mem::take(&mut outbox.effects);
+    let first: Vec<Command> = std::mem::take(&mut outbox.effects);
     // Answers to give, as (step index, manual).
     let mut queue: std::collections::VecDeque<(usize, bool)> = std::collections::VecDeque::new();
     let mut finished = 0;
-    let answer = |effect: &Effect,
+    let answer = |effect: &Command,
                   queue: &mut std::collections::VecDeque<(usize, bool)>,
                   finished: &mut u64| match effect {
-        Effect::Forward { step, .. } => queue.push_back((index[step.as_str()], false)),
-        Effect::Confirm { step } => queue.push_back((index[step.as_str()], true)),
+        Effect::Forward { step, .. } => queue.push_back((*step, false)),
+        Effect::Confirm { step } => queue.push_back((*step, true)),
         Effect::Finished { .. } => *finished += 1,
         _ => {}
     };

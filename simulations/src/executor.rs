@@ -57,7 +57,7 @@
 
 use std::cmp::Ordering;
 
-use plan_core::machine::{Effect, Event, Outbox, RunEnd, RunMachine, StepStatus};
+use plan_core::machine::{Command, Effect, Input, Outbox, RunEnd, RunMachine, StepStatus};
 use plan_core::Downtime;
 use statig::blocking::StateMachine;
 
@@ -277,7 +277,7 @@ impl<'m> Worker<'m> {
     }
 
     /// Feeds one event and performs the effects it produced, at `now`.
-    fn feed(&mut self, machine: &mut StateMachine<RunMachine>, event: &Event, rng: &mut Rng) {
+    fn feed(&mut self, machine: &mut StateMachine<RunMachine>, event: &Input, rng: &mut Rng) {
         machine.handle_with_context(event, &mut self.outbox);
         self.outbox.transitions.clear();
         let mut effects = std::mem::take(&mut self.outbox.effects);
@@ -288,32 +288,24 @@ impl<'m> Worker<'m> {
         self.outbox.effects = effects;
     }
 
-    fn perform(&mut self, machine: &StateMachine<RunMachine>, effect: &Effect, rng: &mut Rng) {
+    fn perform(&mut self, machine: &StateMachine<RunMachine>, effect: &Command, rng: &mut Rng) {
         let model = self.model;
         match effect {
             Effect::Preflight { .. } => self.schedule(0.0, u32::MAX, What::PreflightPassed),
-            Effect::Forward { step, attempt } => {
-                let ix = model.index(step);
-                self.forward(ix, *attempt, rng);
-            }
-            Effect::Confirm { step } => {
-                let ix = model.index(step);
-                self.confirm(ix, rng);
-            }
+            // Step indices fit in u32: a plan file holds far fewer steps.
+            Effect::Forward { step, attempt } => self.forward(*step as u32, *attempt, rng),
+            Effect::Confirm { step } => self.confirm(*step as u32, rng),
             Effect::Check { step } => {
-                let ix = model.index(step);
-                let done = self.took_effect[ix as usize];
-                self.schedule(model.check_secs, ix, What::Checked(done));
+                let done = self.took_effect[*step];
+                self.schedule(model.check_secs, *step as u32, What::Checked(done));
             }
             Effect::AskOperator { step } => {
-                let ix = model.index(step);
-                let done = self.took_effect[ix as usize];
-                self.schedule(model.answer_secs, ix, What::Answered(done));
+                let done = self.took_effect[*step];
+                self.schedule(model.answer_secs, *step as u32, What::Answered(done));
             }
             Effect::Revert { step } => {
-                let ix = model.index(step);
                 self.rolled_back = true;
-                self.revert(ix, rng);
+                self.revert(*step as u32, rng);
             }
             Effect::Finished { end } => self.end = Some(self.end_slot(machine, end)),
         }
@@ -446,7 +438,7 @@ impl<'m> Worker<'m> {
                 1 + schedule.points.iter().position(|p| p == point).unwrap_or(0)
             }
             RunEnd::Halted { step, .. } => {
-                match step.as_deref().map(|s| self.model.index(s) as usize) {
+                match step.as_deref().and_then(|s| schedule.index_of(s)) {
                     Some(ix) if ix < self.model.step_count() => {
                         let cause = if machine.statuses()[ix] == StepStatus::RevertFailed {
                             0

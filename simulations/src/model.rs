@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use plan_core::machine::{Effect, Event, Outbox, RunMachine, Schedule, Selection};
+use plan_core::machine::{
+    Command, Effect, Event, Input, Outbox, RunMachine, Schedule, Selection, StepIx,
+};
 use plan_core::{Action, Downtime, Entry, Plan, Step};
 use statig::blocking::{IntoStateMachineExt as _, StateMachine};
 
@@ -21,78 +23,6 @@ const DEFAULT_CHECK_SECS: f64 = 30.0;
 const DEFAULT_ANSWER_SECS: f64 = 300.0;
 /// The chance that an in-doubt step turns out done, unless a scenario says.
 const DEFAULT_CHECKED_DONE: f64 = 0.5;
-
-/// Finds a step's index from the id an effect names, without hashing or
-/// comparing the whole string: a fingerprint of its length and first and
-/// last 8 bytes, in an open-addressed table. The machine only names ids of
-/// its schedule, so a fingerprint that is unique among them identifies the
-/// step; when two ids share one, every lookup compares the id instead.
-#[derive(Clone, Debug)]
-struct StepIndex {
-    /// (fingerprint, step index + 1; 0 for an empty slot), a power of two long.
-    slots: Vec<(u64, u32)>,
-    /// The ids, when fingerprints collide.
-    ids: Option<Vec<String>>,
-}
-
-impl StepIndex {
-    fn new(ids: &[&str]) -> StepIndex {
-        let size = (ids.len() * 2).next_power_of_two().max(2);
-        let mut slots = vec![(0u64, 0u32); size];
-        let mut unique = true;
-        for (ix, id) in ids.iter().enumerate() {
-            let fp = fingerprint(id);
-            let mut slot = (fp as usize) & (size - 1);
-            while slots[slot].1 != 0 {
-                unique &= slots[slot].0 != fp;
-                slot = (slot + 1) & (size - 1);
-            }
-            slots[slot] = (fp, ix as u32 + 1);
-        }
-        StepIndex {
-            slots,
-            ids: (!unique).then(|| ids.iter().map(|s| (*s).to_owned()).collect()),
-        }
-    }
-
-    /// The index of `id`, or `u32::MAX` if it is none of the schedule's.
-    #[inline]
-    fn get(&self, id: &str) -> u32 {
-        if let Some(ids) = &self.ids {
-            return ids
-                .iter()
-                .position(|s| s == id)
-                .map_or(u32::MAX, |ix| ix as u32);
-        }
-        let fp = fingerprint(id);
-        let mask = self.slots.len() - 1;
-        let mut slot = (fp as usize) & mask;
-        loop {
-            match self.slots[slot] {
-                (_, 0) => return u32::MAX,
-                (f, ix) if f == fp => return ix - 1,
-                _ => slot = (slot + 1) & mask,
-            }
-        }
-    }
-}
-
-#[inline]
-fn fingerprint(id: &str) -> u64 {
-    let bytes = id.as_bytes();
-    let n = bytes.len();
-    let word = |part: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..part.len()].copy_from_slice(part);
-        u64::from_le_bytes(w)
-    };
-    let head = word(&bytes[..n.min(8)]);
-    let tail = word(&bytes[n.saturating_sub(8)..]);
-    let mut h = (head ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    h ^= h >> 32;
-    h = (h ^ tail).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    h ^ (h >> 29)
-}
 
 /// What a step does to DNS, with records as indices.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -136,21 +66,21 @@ pub(crate) struct StepModel {
 /// machine allocates nothing.
 #[derive(Debug)]
 pub(crate) struct StepEvents {
-    pub(crate) succeeded: Event,
-    pub(crate) failed: Event,
-    pub(crate) deadline: Event,
-    pub(crate) in_doubt: Event,
-    pub(crate) checked: [Event; 2],
-    pub(crate) confirmed: Event,
-    pub(crate) declined: Event,
-    pub(crate) answered: [Event; 2],
-    pub(crate) reverted: Event,
-    pub(crate) revert_failed: Event,
+    pub(crate) succeeded: Input,
+    pub(crate) failed: Input,
+    pub(crate) deadline: Input,
+    pub(crate) in_doubt: Input,
+    pub(crate) checked: [Input; 2],
+    pub(crate) confirmed: Input,
+    pub(crate) declined: Input,
+    pub(crate) answered: [Input; 2],
+    pub(crate) reverted: Input,
+    pub(crate) revert_failed: Input,
 }
 
 impl StepEvents {
-    fn new(id: &str) -> StepEvents {
-        let step = || id.to_owned();
+    fn new(ix: StepIx) -> StepEvents {
+        let step = || ix;
         let reason = || "simulated failure".to_owned();
         StepEvents {
             succeeded: Event::StepSucceeded { step: step() },
@@ -202,16 +132,15 @@ pub(crate) struct Model {
     /// and `PreflightPassed` (see [`Model::new`]), or in `Idle`.
     pub(crate) template: StateMachine<RunMachine>,
     /// The effects the template's last event produced, for each run to perform.
-    pub(crate) initial_effects: Vec<Effect>,
+    pub(crate) initial_effects: Vec<Command>,
     /// Whether the template is still in `Idle` (it then gets `Start` first).
     pub(crate) from_idle: bool,
     pub(crate) steps: Vec<StepModel>,
-    ids: StepIndex,
     pub(crate) events: Vec<StepEvents>,
-    pub(crate) start: Event,
-    pub(crate) preflight_passed: Event,
-    pub(crate) abort: Event,
-    pub(crate) window_abort: Event,
+    pub(crate) start: Input,
+    pub(crate) preflight_passed: Input,
+    pub(crate) abort: Input,
+    pub(crate) window_abort: Input,
     /// Seconds after the start at which the window deadline aborts the run.
     pub(crate) window_deadline: Option<f64>,
     pub(crate) check_secs: f64,
@@ -397,18 +326,7 @@ impl Model {
                 list(&cannot_doubt)
             ));
         }
-        let ids = StepIndex::new(
-            &schedule
-                .steps
-                .iter()
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>(),
-        );
-        let events = schedule
-            .steps
-            .iter()
-            .map(|s| StepEvents::new(&s.id))
-            .collect();
+        let events = (0..schedule.steps.len()).map(StepEvents::new).collect();
         let attempts: u64 = schedule
             .steps
             .iter()
@@ -443,7 +361,6 @@ impl Model {
             from_idle,
             schedule,
             steps,
-            ids,
             events,
             start: Event::Start,
             preflight_passed: Event::PreflightPassed,
@@ -465,11 +382,6 @@ impl Model {
     /// How many steps a run schedules.
     pub(crate) fn step_count(&self) -> usize {
         self.steps.len()
-    }
-
-    pub(crate) fn index(&self, id: &str) -> u32 {
-        // Every id the machine names comes from the schedule the index was built from.
-        self.ids.get(id)
     }
 
     /// The number of distinct end states a run can be tallied under.
@@ -552,32 +464,6 @@ fn initial_ttls(plan: &Plan, schedule: &Schedule, records: &[&str]) -> Vec<f64> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn step_index_finds_every_id() {
-        let ids: Vec<String> = (0..300).map(|i| format!("step-{i}")).collect();
-        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let index = StepIndex::new(&refs);
-        assert!(
-            index.ids.is_none(),
-            "short distinct ids have distinct fingerprints"
-        );
-        for (ix, id) in refs.iter().enumerate() {
-            assert_eq!(index.get(id), ix as u32);
-        }
-        assert_eq!(index.get("nope"), u32::MAX);
-    }
-
-    #[test]
-    fn step_index_compares_ids_when_fingerprints_collide() {
-        // Same length, same first and last 8 bytes.
-        let refs = ["abcdefgh-1-ijklmnop", "abcdefgh-2-ijklmnop", "x"];
-        let index = StepIndex::new(&refs);
-        assert!(index.ids.is_some());
-        for (ix, id) in refs.iter().enumerate() {
-            assert_eq!(index.get(id), ix as u32);
-        }
-    }
 
     #[test]
     fn unknown_steps_get_the_nearest_id() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use plan_core::duration::format_duration;
-use plan_core::machine::{event_step, replay, Effect, RunRecord, StepStatus};
+use plan_core::machine::{replay, Effect, RunRecord, StepStatus};
 use plan_core::{Entry, Plan};
 use plan_steps::journal_file::JournalFile;
 use serde::Serialize;
@@ -125,7 +125,7 @@ fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, Cl
                 }
             }
             RunRecord::Event { event } => {
-                if let (Some(step), Some(end)) = (event_step(event), time) {
+                if let (Some(step), Some(end)) = (event.step(), time) {
                     if let Some(begin) = started.remove(step) {
                         let seconds = end.duration_since(begin).as_secs_f64();
                         took.insert(step.to_owned(), seconds);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use statig::prelude::*;
 
-use super::run::{Effect, Event, Outbox, RunEnd, RunMachine, State, StepStatus};
+use super::run::{Command, Effect, Event, Input, Outbox, RunEnd, RunMachine, State, StepStatus};
 use super::schedule::{Schedule, StepIx};
 
 /// Where a fault is injected.
@@ -80,7 +80,7 @@ fn serde_json_like(event: &Event) -> String {
 #[derive(Clone)]
 struct Sim {
     machine: StateMachine<RunMachine>,
-    queue: VecDeque<Effect>,
+    queue: VecDeque<Command>,
     faults: Vec<FaultPoint>,
     budget: usize,
     completed: Vec<bool>,
@@ -91,8 +91,8 @@ struct Sim {
     last_revert: Option<usize>,
     ends: Vec<RunEnd>,
     events: usize,
-    trace: Option<Vec<Event>>,
-    log: Option<Vec<Effect>>,
+    trace: Option<Vec<Input>>,
+    log: Option<Vec<Command>>,
 }
 
 impl Sim {
@@ -115,7 +115,7 @@ impl Sim {
         }
     }
 
-    fn feed(&mut self, event: Event) {
+    fn feed(&mut self, event: Input) {
         self.events += 1;
         if let Some(trace) = &mut self.trace {
             trace.push(event.clone());
@@ -169,7 +169,8 @@ pub fn simulate(
         &mut no_branches,
         event_limit(&schedule),
     )?;
-    Ok((sim.log.unwrap_or_default(), end))
+    let log = sim.log.unwrap_or_default();
+    Ok((log.iter().map(|c| schedule.name(c)).collect(), end))
 }
 
 fn event_limit(schedule: &Schedule) -> usize {
@@ -196,7 +197,12 @@ fn counterexample(
         .collect();
     Counterexample {
         faults: names,
-        events: sim.trace.unwrap_or_default(),
+        events: sim
+            .trace
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|event| event.map_step(|&ix| Some(schedule.steps[ix].id.clone())))
+            .collect(),
         problem,
     }
 }
@@ -225,13 +231,14 @@ fn drive(
         match effect {
             Effect::Preflight { .. } => sim.feed(Event::PreflightPassed),
             Effect::Forward { step, .. } | Effect::Confirm { step } => {
-                let ix = index(schedule, &step)?;
+                let (ix, id) = index(schedule, step)?;
+                let step = ix;
                 if sim.completed[ix] {
-                    return Err(format!("step `{step}` is started again after it completed"));
+                    return Err(format!("step `{id}` is started again after it completed"));
                 }
                 if sim.starts[ix] != sim.failures[ix] {
                     return Err(format!(
-                        "step `{step}` is started again while its previous start has no outcome"
+                        "step `{id}` is started again while its previous start has no outcome"
                     ));
                 }
                 sim.starts[ix] += 1;
@@ -244,10 +251,10 @@ fn drive(
                     branch.faults.push(fault);
                     branch.failures[ix] += 1;
                     branch.feed(if manual {
-                        Event::OperatorDeclined { step: step.clone() }
+                        Event::OperatorDeclined { step }
                     } else {
                         Event::StepFailed {
-                            step: step.clone(),
+                            step,
                             reason: "injected fault".into(),
                         }
                     });
@@ -276,14 +283,15 @@ fn drive(
             Effect::Check { step } => sim.feed(Event::Checked { step, done: true }),
             Effect::AskOperator { step } => sim.feed(Event::OperatorAnswered { step, done: true }),
             Effect::Revert { step } => {
-                let ix = index(schedule, &step)?;
+                let (ix, id) = index(schedule, step)?;
+                let step = ix;
                 if !sim.completed[ix] {
-                    return Err(format!("step `{step}` is reverted but never completed"));
+                    return Err(format!("step `{id}` is reverted but never completed"));
                 }
                 if let Some(previous) = sim.last_revert {
                     if sim.position[ix] > previous {
                         return Err(format!(
-                            "step `{step}` is reverted out of reverse completion order"
+                            "step `{id}` is reverted out of reverse completion order"
                         ));
                     }
                 }
@@ -295,7 +303,7 @@ fn drive(
                     branch.budget -= 1;
                     branch.faults.push(fault);
                     branch.feed(Event::RevertFailed {
-                        step: step.clone(),
+                        step,
                         reason: "injected fault".into(),
                     });
                     branches.push(branch);
@@ -315,10 +323,13 @@ fn drive(
     }
 }
 
-fn index(schedule: &Schedule, step: &str) -> Result<StepIx, String> {
+/// A step the machine named, with its id.
+fn index(schedule: &Schedule, step: StepIx) -> Result<(StepIx, &str), String> {
     schedule
-        .index_of(step)
-        .ok_or_else(|| format!("the machine named an unknown step `{step}`"))
+        .steps
+        .get(step)
+        .map(|s| (step, s.id.as_str()))
+        .ok_or_else(|| format!("the machine named step {step}, which the schedule does not have"))
 }
 
 /// Checks how a run ended.
@@ -495,8 +506,7 @@ mod tests {
         let mut machine = RunMachine::new(schedule).state_machine();
         let mut feed = |event: Event| {
             let mut outbox = Outbox::default();
-            machine.handle_with_context(&event, &mut outbox);
-            outbox.effects
+            crate::machine::feed(&mut machine, &event, &mut outbox)
         };
         feed(Event::Start);
         feed(Event::PreflightPassed);

@@ -7,8 +7,9 @@ mod schedule;
 
 pub use explore::FaultPoint;
 pub use explore::{explore, simulate, Counterexample, Exploration};
-pub use record::{
-    done_by_runs, event_step, replay, ProcessGroupRecord, ReplayError, ReplayedRun, RunRecord,
+pub use record::{done_by_runs, replay, ProcessGroupRecord, ReplayError, ReplayedRun, RunRecord};
+pub use run::{
+    feed, Command, Effect, Event, Input, Outbox, RunEnd, RunMachine, State, StepStatus,
+    PREFLIGHT_FAILED,
 };
-pub use run::{Effect, Event, Outbox, RunEnd, RunMachine, State, StepStatus, PREFLIGHT_FAILED};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use statig::prelude::*;
 
-use super::run::{Effect, Event, Outbox, RunEnd, RunMachine, StepStatus};
+use super::run::{feed, Effect, Event, Outbox, RunEnd, RunMachine, StepStatus};
 use super::schedule::{Schedule, Selection};
 use crate::plan::Plan;
 
@@ -175,15 +175,14 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
             }
             RunRecord::Event { event } => {
                 let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
-                if let Some(step) = event_step(event) {
+                if let Some(step) = event.step() {
                     if run.machine.schedule().index_of(step).is_none() {
                         return Err(ReplayError::UnknownStep(step.to_owned()));
                     }
                     started.remove(step);
                 }
                 let mut outbox = Outbox::default();
-                run.machine.handle_with_context(event, &mut outbox);
-                for effect in outbox.effects {
+                for effect in feed(&mut run.machine, event, &mut outbox) {
                     if let Effect::Finished { end } = effect {
                         run.end = Some(end);
                     }
@@ -226,24 +225,6 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
         run.started = list;
     }
     Ok(runs)
-}
-
-/// The step an event is about, if any.
-pub fn event_step(event: &Event) -> Option<&str> {
-    match event {
-        Event::StepSucceeded { step }
-        | Event::StepFailed { step, .. }
-        | Event::CheckFailed { step, .. }
-        | Event::StepInDoubt { step, .. }
-        | Event::DeadlineExceeded { step }
-        | Event::Checked { step, .. }
-        | Event::OperatorConfirmed { step }
-        | Event::OperatorDeclined { step }
-        | Event::OperatorAnswered { step, .. }
-        | Event::RevertSucceeded { step }
-        | Event::RevertFailed { step, .. } => Some(step),
-        _ => None,
-    }
 }
 
 /// Steps that finished runs left done (completed and not reverted).

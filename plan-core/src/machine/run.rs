@@ -22,16 +22,21 @@ use super::schedule::{Schedule, StepIx};
 pub const PREFLIGHT_FAILED: &str = "preflight failed";
 
 /// What happened, as fed to the machine (and recorded in the journal).
+///
+/// `S` names a step: its id (`String`, the default) in the journal and the
+/// real driver, its index in the run's [`Schedule`] ([`Input`]) inside the
+/// machine, so that a run (and a million rehearsed runs) never looks a step
+/// up by its name; [`Schedule::resolve`] and [`feed`] translate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
+pub enum Event<S = String> {
     /// Begin the run.
     Start,
     /// Continue after a crash; `started` lists the steps whose forward (or
     /// revert) the journal shows as begun, so they are in doubt.
     Resume {
         /// Steps whose forward or revert effect was journaled as started.
-        started: Vec<String>,
+        started: Vec<S>,
     },
     /// Every host answered.
     PreflightPassed,
@@ -43,12 +48,12 @@ pub enum Event {
     /// A step's action and check succeeded.
     StepSucceeded {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// A step's action or check failed.
     StepFailed {
         /// Step id.
-        step: String,
+        step: S,
         /// Why.
         reason: String,
     },
@@ -56,55 +61,55 @@ pub enum Event {
     /// in place, so a rollback must undo it.
     CheckFailed {
         /// Step id.
-        step: String,
+        step: S,
         /// Why.
         reason: String,
     },
     /// It is unknown whether a step took effect (e.g. the connection dropped).
     StepInDoubt {
         /// Step id.
-        step: String,
+        step: S,
         /// Why.
         reason: String,
     },
     /// A step ran past its deadline and was killed.
     DeadlineExceeded {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// The check of an in-doubt step ran: has the forward action taken effect?
     Checked {
         /// Step id.
-        step: String,
+        step: S,
         /// Whether the forward action's effect is in place.
         done: bool,
     },
     /// The operator confirmed a manual step as done.
     OperatorConfirmed {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// The operator declined a manual step (or the change as a whole).
     OperatorDeclined {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// The operator answered whether an in-doubt step took effect.
     OperatorAnswered {
         /// Step id.
-        step: String,
+        step: S,
         /// Whether the forward action's effect is in place.
         done: bool,
     },
     /// A step's revert succeeded.
     RevertSucceeded {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// A step's revert failed.
     RevertFailed {
         /// Step id.
-        step: String,
+        step: S,
         /// Why.
         reason: String,
     },
@@ -116,9 +121,12 @@ pub enum Event {
 }
 
 /// What the driver must do next.
+///
+/// `S` names a step as in [`Event`]: the machine asks with indices
+/// ([`Command`]), [`Schedule::name`] gives the ids the journal records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
-pub enum Effect {
+pub enum Effect<S = String> {
     /// Reach every host before changing anything.
     Preflight {
         /// Hosts the run touches.
@@ -127,35 +135,166 @@ pub enum Effect {
     /// Capture prior state, perform the step's action, then its check.
     Forward {
         /// Step id.
-        step: String,
+        step: S,
         /// 1 for the first try.
         attempt: u32,
     },
     /// Run the step's check to settle whether it took effect.
     Check {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// Ask the operator to perform a manual step and confirm.
     Confirm {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// Ask the operator whether an uncheckable in-doubt step took effect.
     AskOperator {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// Undo a completed step.
     Revert {
         /// Step id.
-        step: String,
+        step: S,
     },
     /// The run is over.
     Finished {
         /// How it ended.
         end: RunEnd,
     },
+}
+
+/// An event as the machine takes it: steps named by schedule index.
+pub type Input = Event<StepIx>;
+
+/// An effect as the machine asks for it: steps named by schedule index.
+pub type Command = Effect<StepIx>;
+
+impl<S> Event<S> {
+    /// The step this event is about, if any.
+    pub fn step(&self) -> Option<&S> {
+        match self {
+            Event::StepSucceeded { step }
+            | Event::StepFailed { step, .. }
+            | Event::CheckFailed { step, .. }
+            | Event::StepInDoubt { step, .. }
+            | Event::DeadlineExceeded { step }
+            | Event::Checked { step, .. }
+            | Event::OperatorConfirmed { step }
+            | Event::OperatorDeclined { step }
+            | Event::OperatorAnswered { step, .. }
+            | Event::RevertSucceeded { step }
+            | Event::RevertFailed { step, .. } => Some(step),
+            Event::Start
+            | Event::Resume { .. }
+            | Event::PreflightPassed
+            | Event::PreflightFailed { .. }
+            | Event::Abort { .. } => None,
+        }
+    }
+
+    /// The same event with each step named by `name(step)`: `None` when the
+    /// step it is about has no name there; steps of `Resume` without one are
+    /// left out.
+    pub fn map_step<T>(&self, mut name: impl FnMut(&S) -> Option<T>) -> Option<Event<T>> {
+        Some(match self {
+            Event::Start => Event::Start,
+            Event::Resume { started } => Event::Resume {
+                started: started.iter().filter_map(&mut name).collect(),
+            },
+            Event::PreflightPassed => Event::PreflightPassed,
+            Event::PreflightFailed { reason } => Event::PreflightFailed {
+                reason: reason.clone(),
+            },
+            Event::StepSucceeded { step } => Event::StepSucceeded { step: name(step)? },
+            Event::StepFailed { step, reason } => Event::StepFailed {
+                step: name(step)?,
+                reason: reason.clone(),
+            },
+            Event::CheckFailed { step, reason } => Event::CheckFailed {
+                step: name(step)?,
+                reason: reason.clone(),
+            },
+            Event::StepInDoubt { step, reason } => Event::StepInDoubt {
+                step: name(step)?,
+                reason: reason.clone(),
+            },
+            Event::DeadlineExceeded { step } => Event::DeadlineExceeded { step: name(step)? },
+            Event::Checked { step, done } => Event::Checked {
+                step: name(step)?,
+                done: *done,
+            },
+            Event::OperatorConfirmed { step } => Event::OperatorConfirmed { step: name(step)? },
+            Event::OperatorDeclined { step } => Event::OperatorDeclined { step: name(step)? },
+            Event::OperatorAnswered { step, done } => Event::OperatorAnswered {
+                step: name(step)?,
+                done: *done,
+            },
+            Event::RevertSucceeded { step } => Event::RevertSucceeded { step: name(step)? },
+            Event::RevertFailed { step, reason } => Event::RevertFailed {
+                step: name(step)?,
+                reason: reason.clone(),
+            },
+            Event::Abort { reason } => Event::Abort {
+                reason: reason.clone(),
+            },
+        })
+    }
+}
+
+impl<S> Effect<S> {
+    /// The step this effect is about, if any.
+    pub fn step(&self) -> Option<&S> {
+        match self {
+            Effect::Forward { step, .. }
+            | Effect::Check { step }
+            | Effect::Confirm { step }
+            | Effect::AskOperator { step }
+            | Effect::Revert { step } => Some(step),
+            Effect::Preflight { .. } | Effect::Finished { .. } => None,
+        }
+    }
+
+    /// The same effect with its step named by `name(step)`.
+    pub fn map_step<T>(&self, name: impl FnOnce(&S) -> T) -> Effect<T> {
+        match self {
+            Effect::Preflight { hosts } => Effect::Preflight {
+                hosts: hosts.clone(),
+            },
+            Effect::Forward { step, attempt } => Effect::Forward {
+                step: name(step),
+                attempt: *attempt,
+            },
+            Effect::Check { step } => Effect::Check { step: name(step) },
+            Effect::Confirm { step } => Effect::Confirm { step: name(step) },
+            Effect::AskOperator { step } => Effect::AskOperator { step: name(step) },
+            Effect::Revert { step } => Effect::Revert { step: name(step) },
+            Effect::Finished { end } => Effect::Finished { end: end.clone() },
+        }
+    }
+}
+
+/// Feeds `event`, which names steps by id, to `machine` and returns the
+/// effects it asks for, named the same way: how the real driver, resume and
+/// exploration drive the machine. An event about a step this run does not
+/// have changes nothing, as the machine ignores any event that does not
+/// apply. Transitions stay in `outbox` when it records them.
+pub fn feed(
+    machine: &mut StateMachine<RunMachine>,
+    event: &Event,
+    outbox: &mut Outbox,
+) -> Vec<Effect> {
+    if let Some(input) = machine.schedule().resolve(event) {
+        machine.handle_with_context(&input, outbox);
+    }
+    let schedule = machine.schedule();
+    outbox
+        .effects
+        .drain(..)
+        .map(|command| schedule.name(&command))
+        .collect()
 }
 
 /// How a run ended.
@@ -236,7 +375,7 @@ pub struct RunMachine {
 #[derive(Debug, Default)]
 pub struct Outbox {
     /// Effects for the driver to perform, in order.
-    pub effects: Vec<Effect>,
+    pub effects: Vec<Command>,
     /// State transitions as `(from, to)`, for the journal and tracing; only
     /// filled when `record_transitions` is set (rehearsal runs millions of
     /// machines and needs none).
@@ -340,8 +479,9 @@ impl RunMachine {
         self.rollback.as_ref().map(|r| r.point.as_str())
     }
 
-    fn ix(&self, id: &str) -> Option<StepIx> {
-        self.schedule.index_of(id)
+    /// The step an input names, if this run has it.
+    fn ix(&self, step: &StepIx) -> Option<StepIx> {
+        (*step < self.status.len()).then_some(*step)
     }
 
     fn id(&self, ix: StepIx) -> String {
@@ -358,7 +498,7 @@ impl RunMachine {
         self.status[ix] = StepStatus::Running;
         self.attempts[ix] += 1;
         context.effects.push(Effect::Forward {
-            step: self.id(ix),
+            step: ix,
             attempt: self.attempts[ix],
         });
     }
@@ -378,7 +518,7 @@ impl RunMachine {
 
     fn in_doubt(&mut self, ix: StepIx, context: &mut Outbox) {
         self.status[ix] = StepStatus::InDoubt;
-        let step = self.id(ix);
+        let step = ix;
         if self.schedule.steps[ix].checkable {
             context.effects.push(Effect::Check { step });
         } else {
@@ -417,7 +557,7 @@ impl RunMachine {
                 self.ready.retain(|&r| r != ix);
                 self.status[ix] = StepStatus::Running;
                 self.attempts[ix] += 1;
-                context.effects.push(Effect::Confirm { step: self.id(ix) });
+                context.effects.push(Effect::Confirm { step: ix });
                 return Next::Operator(ix);
             }
         }
@@ -524,9 +664,7 @@ impl RunMachine {
             self.status[ix],
             StepStatus::InDoubt | StepStatus::RevertInDoubt
         ) {
-            context
-                .effects
-                .push(Effect::AskOperator { step: self.id(ix) });
+            context.effects.push(Effect::AskOperator { step: ix });
         }
     }
 
@@ -562,7 +700,7 @@ impl RunMachine {
                 StepStatus::Reverting | StepStatus::RevertInDoubt => return RevertNext::Waiting,
                 _ if self.schedule.steps[ix].undoable => {
                     self.status[ix] = StepStatus::Reverting;
-                    context.effects.push(Effect::Revert { step: self.id(ix) });
+                    context.effects.push(Effect::Revert { step: ix });
                     return RevertNext::Waiting;
                 }
                 // Nothing to undo (e.g. a copy to the new host): counts as reverted.
@@ -590,33 +728,33 @@ impl RunMachine {
     }
 
     /// Re-issues what was in flight when the run stopped.
-    fn resume_in_flight(&mut self, started: &[String], context: &mut Outbox) {
+    fn resume_in_flight(&mut self, started: &[StepIx], context: &mut Outbox) {
         for ix in 0..self.status.len() {
-            let was_started = started.iter().any(|s| *s == self.schedule.steps[ix].id);
+            let was_started = started.contains(&ix);
             match self.status[ix] {
                 StepStatus::Running if self.schedule.steps[ix].manual && !was_started => {
-                    context.effects.push(Effect::Confirm { step: self.id(ix) });
+                    context.effects.push(Effect::Confirm { step: ix });
                 }
                 StepStatus::Running if was_started => self.in_doubt(ix, context),
                 StepStatus::Running => {
                     context.effects.push(Effect::Forward {
-                        step: self.id(ix),
+                        step: ix,
                         attempt: self.attempts[ix],
                     });
                 }
                 StepStatus::InDoubt => self.in_doubt(ix, context),
                 StepStatus::Reverting if was_started => {
                     self.status[ix] = StepStatus::RevertInDoubt;
-                    let step = self.id(ix);
+                    let step = ix;
                     context.effects.push(if self.schedule.steps[ix].checkable {
                         Effect::Check { step }
                     } else {
                         Effect::AskOperator { step }
                     });
                 }
-                StepStatus::Reverting => context.effects.push(Effect::Revert { step: self.id(ix) }),
+                StepStatus::Reverting => context.effects.push(Effect::Revert { step: ix }),
                 StepStatus::RevertInDoubt => {
-                    let step = self.id(ix);
+                    let step = ix;
                     context.effects.push(if self.schedule.steps[ix].checkable {
                         Effect::Check { step }
                     } else {
@@ -663,7 +801,7 @@ impl RunMachine {
     /// Nothing has happened yet.
     /// - `Start`, `Resume` -> `Preflight`
     #[state]
-    fn idle(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+    fn idle(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
             Event::Start | Event::Resume { .. } => {
                 context.effects.push(Effect::Preflight {
@@ -680,7 +818,7 @@ impl RunMachine {
     /// - `PreflightFailed` -> `Halted`
     /// - `Abort` -> `RolledBack(start)` via `Active`
     #[state(superstate = "active")]
-    fn preflight(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+    fn preflight(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
             Event::PreflightPassed => {
                 let next = self.advance(context);
@@ -707,7 +845,7 @@ impl RunMachine {
     /// - `StepInDoubt` -> stays; its check (or the operator) decides
     /// - `Abort` -> `Reverting` via `Active`
     #[state(superstate = "active")]
-    fn forward(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+    fn forward(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
             Event::StepSucceeded { step } => match self.ix(step) {
                 Some(ix)
@@ -727,6 +865,7 @@ impl RunMachine {
                         self.start(ix, context);
                         return Handled;
                     }
+                    let step = &self.schedule.steps[ix].id;
                     let reason = match event {
                         Event::StepFailed { reason, .. } => {
                             format!("step `{step}` failed: {reason}")
@@ -787,7 +926,7 @@ impl RunMachine {
         &mut self,
         context: &mut Outbox,
         step: &mut StepIx,
-        event: &Event,
+        event: &Input,
     ) -> Outcome<State> {
         let current = *step;
         match event {
@@ -800,14 +939,15 @@ impl RunMachine {
                 self.status[current] = StepStatus::Failed;
                 self.fail(
                     Some(current),
-                    format!("the operator declined step `{step}`"),
+                    format!(
+                        "the operator declined step `{}`",
+                        self.schedule.steps[current].id
+                    ),
                     context,
                 )
             }
             Event::Resume { .. } => {
-                context.effects.push(Effect::Confirm {
-                    step: self.id(current),
-                });
+                context.effects.push(Effect::Confirm { step: current });
                 Handled
             }
             _ => Super,
@@ -820,7 +960,7 @@ impl RunMachine {
     /// - `RevertFailed` -> `Halted`
     /// - `Abort` -> ignored: already rolling back
     #[state(superstate = "active")]
-    fn reverting(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+    fn reverting(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
             // A check that failed after the action: the effect is in place.
             Event::StepSucceeded { step } | Event::CheckFailed { step, .. } => {
@@ -860,7 +1000,7 @@ impl RunMachine {
                     // The forward effect is still there: the revert is needed.
                     Some(ix) if self.status[ix] == StepStatus::RevertInDoubt && *done => {
                         self.status[ix] = StepStatus::Reverting;
-                        context.effects.push(Effect::Revert { step: step.clone() });
+                        context.effects.push(Effect::Revert { step: ix });
                         Handled
                     }
                     Some(ix) if self.status[ix] == StepStatus::RevertInDoubt => {
@@ -889,7 +1029,10 @@ impl RunMachine {
                         .unwrap_or_default();
                     self.halt(
                         Some(ix),
-                        format!("{cause}; then the revert of `{step}` failed: {reason}"),
+                        format!(
+                            "{cause}; then the revert of `{}` failed: {reason}",
+                            self.schedule.steps[ix].id
+                        ),
                         context,
                     )
                 }
@@ -912,7 +1055,7 @@ impl RunMachine {
     /// - `Abort` -> `Reverting` (or `Halted` past the point of no return)
     /// - `StepInDoubt` -> stays; its check (or the operator) decides
     #[superstate]
-    fn active(&mut self, context: &mut Outbox, event: &Event) -> Outcome<State> {
+    fn active(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
             Event::Abort { reason } => self.fail(None, format!("aborted: {reason}"), context),
             // Shared by Forward and Reverting: a running step whose outcome is
@@ -934,14 +1077,14 @@ impl RunMachine {
 
     /// Every step succeeded. Terminal.
     #[state]
-    fn completed(&mut self, event: &Event) -> Outcome<State> {
+    fn completed(&mut self, event: &Input) -> Outcome<State> {
         let _ = event;
         Handled
     }
 
     /// A failure was rolled back to `point`. Terminal.
     #[state]
-    fn rolled_back(&mut self, point: &mut String, event: &Event) -> Outcome<State> {
+    fn rolled_back(&mut self, point: &mut String, event: &Input) -> Outcome<State> {
         let _ = (point, event);
         Handled
     }
@@ -957,7 +1100,7 @@ impl RunMachine {
         context: &mut Outbox,
         step: &mut Option<String>,
         reason: &mut String,
-        event: &Event,
+        event: &Input,
     ) -> Outcome<State> {
         // Steps that were running when the run halted still report; what
         // they did is recorded, and the end is announced once none runs.
@@ -967,9 +1110,7 @@ impl RunMachine {
             Event::Resume { started } => {
                 for ix in 0..self.status.len() {
                     match self.status[ix] {
-                        StepStatus::Running if started.contains(&self.schedule.steps[ix].id) => {
-                            self.in_doubt(ix, context)
-                        }
+                        StepStatus::Running if started.contains(&ix) => self.in_doubt(ix, context),
                         // Never begun: it stays to do.
                         StepStatus::Running => self.status[ix] = StepStatus::Pending,
                         StepStatus::InDoubt => self.in_doubt(ix, context),
@@ -978,7 +1119,7 @@ impl RunMachine {
                 }
             }
             _ => {
-                let Some(ix) = super::record::event_step(event).and_then(|id| self.ix(id)) else {
+                let Some(ix) = event.step().and_then(|step| self.ix(step)) else {
                     return Handled;
                 };
                 match (event, self.status[ix]) {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use rustc_hash::FxHashMap;
 
+use super::run::{Command, Effect, Event, Input};
 use crate::plan::{Action, Entry, Plan};
 
 /// Index of a step in a [`Schedule`].
@@ -154,6 +155,19 @@ impl Schedule {
     /// The index of the step with this id.
     pub fn index_of(&self, id: &str) -> Option<StepIx> {
         self.index.get(id).copied()
+    }
+
+    /// The machine's form of `event`: `None` when it is about a step this
+    /// run does not have (the machine would ignore it).
+    pub fn resolve(&self, event: &Event) -> Option<Input> {
+        event.map_step(|id| self.index_of(id))
+    }
+
+    /// `command`, which the machine of this schedule asked for, with its step
+    /// named by id.
+    pub fn name(&self, command: &Command) -> Effect {
+        // invariant: the machine only names steps of its own schedule.
+        command.map_step(|&ix| self.steps[ix].id.clone())
     }
 
     /// Every host the run touches, in first-use order.
