@@ -184,7 +184,8 @@ fn machine_loop(schedule: &Arc<Schedule>, runs: std::ops::Range<u64>) -> u64 {
     let confirmed: Vec<Input> = (0..n)
         .map(|step| Event::OperatorConfirmed { step })
         .collect();
-    let mut template = RunMachine::new(Arc::clone(schedule)).state_machine();
+    // A schedule of this thread's own, as the simulator's workers have.
+    let mut template = RunMachine::new(Arc::new(Schedule::clone(schedule))).state_machine();
     let mut outbox = Outbox::default();
     template.handle_with_context(&Event::Start, &mut outbox);
     outbox.effects.clear();

@@ -137,6 +137,8 @@ impl Queue {
 /// One thread's simulator: buffers reused from run to run.
 pub(crate) struct Worker<'m> {
     model: &'m Model,
+    /// The model's template machine, this thread's own copy.
+    template: StateMachine<RunMachine>,
     outbox: Outbox,
     queue: Queue,
     seq: u32,
@@ -162,6 +164,7 @@ impl<'m> Worker<'m> {
     pub(crate) fn new(model: &'m Model) -> Worker<'m> {
         Worker {
             model,
+            template: model.thread_template(),
             outbox: Outbox::default(),
             queue: Queue::default(),
             seq: 0,
@@ -194,7 +197,7 @@ impl<'m> Worker<'m> {
     pub(crate) fn run(&mut self, run: u64, seed: u64) -> Result<(), SimError> {
         let model = self.model;
         let mut rng = Rng::for_run(seed, run);
-        let mut machine = model.template.clone();
+        let mut machine = self.template.clone();
         self.queue.clear();
         self.seq = 0;
         self.now = 0.0;

@@ -24,6 +24,26 @@ const DEFAULT_ANSWER_SECS: f64 = 300.0;
 /// The chance that an in-doubt step turns out done, unless a scenario says.
 const DEFAULT_CHECKED_DONE: f64 = 0.5;
 
+/// The machine every run starts from, and the effects it asks for there:
+/// after `Start` and a passed preflight, or in `Idle` when `from_idle`. It
+/// stays in `Idle` if `Start` asked for more than a preflight.
+fn prepare(schedule: Arc<Schedule>, from_idle: bool) -> (StateMachine<RunMachine>, Vec<Command>) {
+    let mut machine = RunMachine::new(schedule).state_machine();
+    if from_idle {
+        return (machine, Vec::new());
+    }
+    let mut started = machine.clone();
+    let mut outbox = Outbox::default();
+    started.handle_with_context(&Event::Start, &mut outbox);
+    if !matches!(outbox.effects.as_slice(), [Effect::Preflight { .. }]) {
+        return (machine, Vec::new());
+    }
+    outbox.effects.clear();
+    started.handle_with_context(&Event::PreflightPassed, &mut outbox);
+    machine = started;
+    (machine, outbox.effects)
+}
+
 /// What a step does to DNS, with records as indices.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum DnsRole {
@@ -128,10 +148,8 @@ impl StepEvents {
 /// the worker threads.
 pub(crate) struct Model {
     pub(crate) schedule: Arc<Schedule>,
-    /// The machine every run starts from, cloned for each run: after `Start`
-    /// and `PreflightPassed` (see [`Model::new`]), or in `Idle`.
-    pub(crate) template: StateMachine<RunMachine>,
-    /// The effects the template's last event produced, for each run to perform.
+    /// The effects the machine every run starts from (see
+    /// [`Model::thread_template`]) asked for last, for each run to perform.
     pub(crate) initial_effects: Vec<Command>,
     /// Whether the template is still in `Idle` (it then gets `Start` first).
     pub(crate) from_idle: bool,
@@ -339,24 +357,14 @@ impl Model {
         // events once here and each run clones it from there, with the
         // effects they produced. (Unless a window deadline of zero could
         // abort the run before the preflight.)
-        let mut template = RunMachine::new(Arc::clone(&schedule)).state_machine();
-        let mut initial_effects = Vec::new();
         let from_idle = window_deadline.is_some_and(|d| d <= 0.0);
-        if !from_idle {
-            let mut outbox = Outbox::default();
-            template.handle_with_context(&Event::Start, &mut outbox);
-            let preflight_only = matches!(outbox.effects.as_slice(), [Effect::Preflight { .. }]);
-            outbox.effects.clear();
-            template.handle_with_context(&Event::PreflightPassed, &mut outbox);
-            initial_effects = outbox.effects;
-            if !preflight_only {
-                return Err(SimError::Options(
-                    "the run machine did not ask for a preflight first".into(),
-                ));
-            }
+        let (template, initial_effects) = prepare(Arc::clone(&schedule), from_idle);
+        if !from_idle && matches!(template.state(), plan_core::machine::State::Idle {}) {
+            return Err(SimError::Options(
+                "the run machine did not ask for a preflight first".into(),
+            ));
         }
         Ok(Model {
-            template,
             initial_effects,
             from_idle,
             schedule,
@@ -377,6 +385,15 @@ impl Model {
             event_limit: 1_000 + 200 * attempts,
             warnings,
         })
+    }
+
+    /// The machine every run starts from (after `Start` and `PreflightPassed`,
+    /// or in `Idle`), for one worker thread, with a schedule of its own: each
+    /// run clones the machine, and so counts references to its schedule; a
+    /// million counts on one schedule shared by every thread would have the
+    /// threads contend for it.
+    pub(crate) fn thread_template(&self) -> StateMachine<RunMachine> {
+        prepare(Arc::new(Schedule::clone(&self.schedule)), self.from_idle).0
     }
 
     /// How many steps a run schedules.

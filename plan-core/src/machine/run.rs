@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smallvec::{smallvec, SmallVec};
 use statig::prelude::*;
 
 use super::schedule::{Schedule, StepIx};
@@ -347,26 +348,44 @@ pub enum StepStatus {
     RevertFailed,
 }
 
+/// How many steps a machine's tables hold inline. Rehearsal clones a
+/// machine for each of a million runs; up to this many steps (the seed plan
+/// has 18) that clone is a copy, with no allocation.
+const INLINE_STEPS: usize = 32;
+
+/// A per-step (or per-segment) table of a run.
+type Table<T> = SmallVec<[T; INLINE_STEPS]>;
+
+/// A step index as a machine's lists hold it: half the bytes of a
+/// [`StepIx`] to copy per run. A plan has far fewer than 2^32 steps (its
+/// file is refused above 50 MB), so [`slot`] never truncates.
+type Slot = u32;
+
+#[inline]
+fn slot(ix: StepIx) -> Slot {
+    ix as Slot
+}
+
 /// The machine's shared storage: the step table and the effects to perform.
 #[derive(Clone, Debug)]
 pub struct RunMachine {
     schedule: Arc<Schedule>,
     /// Steps that depend on each step (from `deps`), shared by clones.
     dependents: Arc<Vec<Vec<StepIx>>>,
-    status: Vec<StepStatus>,
-    attempts: Vec<u32>,
+    status: Table<StepStatus>,
+    attempts: Table<u32>,
     /// Unfinished dependencies of each step.
-    waiting: Vec<u32>,
+    waiting: Table<u32>,
     /// Steps not yet done in each segment.
-    open_in_segment: Vec<u32>,
+    open_in_segment: Table<u32>,
     /// The lowest segment with steps not done.
     segment: usize,
     /// Steps whose dependencies are done, not yet started, in order.
-    ready: Vec<StepIx>,
+    ready: Table<Slot>,
     /// Completion order.
-    completed: Vec<StepIx>,
+    completed: Table<Slot>,
     /// Reverts still to do, next last.
-    reverts: Vec<StepIx>,
+    reverts: Table<Slot>,
     /// What set off the rollback, and where it rolls back to.
     rollback: Option<Rollback>,
 }
@@ -416,14 +435,14 @@ impl RunMachine {
     pub fn new(schedule: Arc<Schedule>) -> RunMachine {
         let n = schedule.steps.len();
         let mut dependents = vec![Vec::new(); n];
-        let mut waiting = vec![0u32; n];
+        let mut waiting: Table<u32> = smallvec![0; n];
         let segments = schedule
             .steps
             .iter()
             .map(|s| s.segment + 1)
             .max()
             .unwrap_or(0);
-        let mut open_in_segment = vec![0u32; segments];
+        let mut open_in_segment: Table<u32> = smallvec![0; segments];
         for (ix, step) in schedule.steps.iter().enumerate() {
             open_in_segment[step.segment] += 1;
             for &dep in &step.deps {
@@ -431,18 +450,18 @@ impl RunMachine {
                 waiting[ix] += 1;
             }
         }
-        let ready = (0..n).filter(|&ix| waiting[ix] == 0).collect();
+        let ready = (0..n).filter(|&ix| waiting[ix] == 0).map(slot).collect();
         RunMachine {
             schedule,
             dependents: Arc::new(dependents),
-            status: vec![StepStatus::Pending; n],
-            attempts: vec![0; n],
+            status: smallvec![StepStatus::Pending; n],
+            attempts: smallvec![0; n],
             waiting,
             open_in_segment,
             segment: 0,
             ready,
-            completed: Vec::new(),
-            reverts: Vec::new(),
+            completed: Table::new(),
+            reverts: Table::new(),
             rollback: None,
         }
     }
@@ -466,7 +485,7 @@ impl RunMachine {
     pub fn completion_order(&self) -> impl Iterator<Item = &str> {
         self.completed
             .iter()
-            .map(|&ix| self.schedule.steps[ix].id.as_str())
+            .map(|&ix| self.schedule.steps[ix as StepIx].id.as_str())
     }
 
     /// How many times each step's forward was started.
@@ -505,13 +524,13 @@ impl RunMachine {
 
     fn mark_done(&mut self, ix: StepIx) {
         self.status[ix] = StepStatus::Done;
-        self.completed.push(ix);
+        self.completed.push(slot(ix));
         let segment = self.schedule.steps[ix].segment;
         self.open_in_segment[segment] -= 1;
         for &dependent in self.dependents.get(ix).into_iter().flatten() {
             self.waiting[dependent] -= 1;
             if self.waiting[dependent] == 0 {
-                self.ready.push(dependent);
+                self.ready.push(slot(dependent));
             }
         }
     }
@@ -540,7 +559,7 @@ impl RunMachine {
         let mut manual: Option<StepIx> = None;
         let mut i = 0;
         while i < self.ready.len() {
-            let ix = self.ready[i];
+            let ix = self.ready[i] as StepIx;
             let step = &self.schedule.steps[ix];
             if step.segment != segment || self.status[ix] != StepStatus::Pending {
                 i += 1;
@@ -554,7 +573,7 @@ impl RunMachine {
         }
         if let Some(ix) = manual {
             if !self.in_flight() {
-                self.ready.retain(|&r| r != ix);
+                self.ready.retain(|r| *r != slot(ix));
                 self.status[ix] = StepStatus::Running;
                 self.attempts[ix] += 1;
                 context.effects.push(Effect::Confirm { step: ix });
@@ -641,8 +660,9 @@ impl RunMachine {
         let done = self
             .completed
             .iter()
-            .filter(|&&ix| self.status[ix] == StepStatus::Done)
-            .map(|&ix| self.id(ix))
+            .map(|&ix| ix as StepIx)
+            .filter(|&ix| self.status[ix] == StepStatus::Done)
+            .map(|ix| self.id(ix))
             .collect();
         let left = (0..self.status.len())
             .filter(|&ix| !matches!(self.status[ix], StepStatus::Done | StepStatus::Reverted))
@@ -690,12 +710,13 @@ impl RunMachine {
                 .iter()
                 .copied()
                 .filter(|&ix| {
+                    let ix = ix as StepIx;
                     self.schedule.steps[ix].segment >= segment
                         && self.status[ix] == StepStatus::Done
                 })
                 .collect();
         }
-        while let Some(&ix) = self.reverts.last() {
+        while let Some(ix) = self.reverts.last().map(|&ix| ix as StepIx) {
             match self.status[ix] {
                 StepStatus::Reverting | StepStatus::RevertInDoubt => return RevertNext::Waiting,
                 _ if self.schedule.steps[ix].undoable => {
@@ -1005,7 +1026,7 @@ impl RunMachine {
                     }
                     Some(ix) if self.status[ix] == StepStatus::RevertInDoubt => {
                         self.status[ix] = StepStatus::Reverted;
-                        self.reverts.retain(|&r| r != ix);
+                        self.reverts.retain(|r| *r != slot(ix));
                         self.next_revert(context)
                     }
                     _ => Handled,
@@ -1014,7 +1035,7 @@ impl RunMachine {
             Event::RevertSucceeded { step } => match self.ix(step) {
                 Some(ix) if self.status[ix] == StepStatus::Reverting => {
                     self.status[ix] = StepStatus::Reverted;
-                    self.reverts.retain(|&r| r != ix);
+                    self.reverts.retain(|r| *r != slot(ix));
                     self.next_revert(context)
                 }
                 _ => Handled,
