@@ -8,9 +8,8 @@
 //! shell-quoted), so that is what is printed, together with the variables in
 //! force. Loading the output gives the same plan, and printing that plan
 //! again gives the same text: [`to_ron`] is a fixpoint after one round.
-//! (Except when a variable's value itself contains `{{`: the plan format has
-//! no way to write a literal `{{` in a command, so the printed command would
-//! be expanded a second time.)
+//! A literal `{{` in a field that is expanded (whether written `{{{{` or
+//! brought in by a variable's value) is printed `{{{{` again.
 //!
 //! ```
 //! use plan_core::{load_str, to_ron, Settings, Source};
@@ -35,6 +34,7 @@ use crate::plan::{
     Action, Check, Dns, Done, Downtime, DurationModel, Entry, Host, Phase, Plan, Revert,
     ServiceState, Step, TsigKeySource, Variable, Window,
 };
+use crate::template;
 
 /// Lines longer than this are broken over several lines.
 const WIDTH: usize = 100;
@@ -89,6 +89,11 @@ impl Node {
         Node::Atom(string(text))
     }
 
+    /// A field the loader expands: printed so that it expands to `text`.
+    fn template(text: &str) -> Node {
+        Node::str(&template::escape(text))
+    }
+
     fn duration(d: Duration) -> Node {
         Node::str(&duration_text(d))
     }
@@ -96,6 +101,13 @@ impl Node {
     fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Node {
         Node::List {
             items: items.into_iter().map(|s| Node::str(s)).collect(),
+            broken: false,
+        }
+    }
+
+    fn templates<'a>(items: impl IntoIterator<Item = &'a String>) -> Node {
+        Node::List {
+            items: items.into_iter().map(|s| Node::template(s)).collect(),
             broken: false,
         }
     }
@@ -337,7 +349,10 @@ fn plan_node(plan: &Plan) -> Node {
         },
     ));
     if let Some(path) = &plan.known_hosts {
-        fields.push((Some("known_hosts"), Node::str(&path.display().to_string())));
+        fields.push((
+            Some("known_hosts"),
+            Node::template(&path.display().to_string()),
+        ));
     }
     if plan.failure_rate != crate::plan::DEFAULT_FAILURE_RATE {
         fields.push((Some("failure_rate"), Node::Atom(float(plan.failure_rate))));
@@ -378,15 +393,18 @@ fn vars_node(vars: &[Variable]) -> Node {
 }
 
 fn host_node(host: &Host) -> Node {
-    let mut fields = vec![(Some("address"), Node::str(&host.address))];
+    let mut fields = vec![(Some("address"), Node::template(&host.address))];
     if let Some(user) = &host.user {
-        fields.push((Some("user"), Node::str(user)));
+        fields.push((Some("user"), Node::template(user)));
     }
     if let Some(port) = host.port {
         fields.push((Some("port"), Node::Atom(port.to_string())));
     }
     if let Some(identity) = &host.identity {
-        fields.push((Some("identity"), Node::str(&identity.to_string_lossy())));
+        fields.push((
+            Some("identity"),
+            Node::template(&identity.to_string_lossy()),
+        ));
     }
     if !host.vars.is_empty() {
         fields.push((Some("vars"), vars_node(&host.vars)));
@@ -396,11 +414,13 @@ fn host_node(host: &Host) -> Node {
 
 fn dns_node(dns: &Dns) -> Node {
     let key = match &dns.key {
-        TsigKeySource::File(path) => Node::wrap("TsigFile", Node::str(&path.to_string_lossy())),
+        TsigKeySource::File(path) => {
+            Node::wrap("TsigFile", Node::template(&path.to_string_lossy()))
+        }
         TsigKeySource::Env(var) => Node::wrap("TsigEnv", Node::str(var)),
     };
     let mut fields = vec![
-        (Some("server"), Node::str(&dns.server)),
+        (Some("server"), Node::template(&dns.server)),
         (Some("zone"), Node::str(&dns.zone)),
         (Some("key"), key),
     ];
@@ -511,7 +531,7 @@ fn step_node(step: &Step, write_number: bool) -> Node {
         fields.push((Some("settle"), Node::duration(settle)));
     }
     if let Some(notice) = &step.notice {
-        fields.push((Some("notice"), Node::str(notice)));
+        fields.push((Some("notice"), Node::template(notice)));
     }
     if let Some(rate) = step.failure_rate {
         fields.push((Some("failure_rate"), Node::Atom(float(rate))));
@@ -533,20 +553,24 @@ fn default_duration(action: &Action) -> DurationModel {
 /// `revert: ...`, unless the loader's stand-in for an unwritten revert (only
 /// allowed on steps that are done).
 fn revert_field(revert: &Revert) -> Option<(Option<&'static str>, Node)> {
+    // Commands and manual instructions are expanded; reasons are not.
     let (kind, text) = match revert {
-        Revert::Run(t) => ("Run", t),
-        Revert::Manual(t) => ("Manual", t),
-        Revert::Irreversible(t) => ("Irreversible", t),
+        Revert::Run(t) => ("Run", Node::template(t)),
+        Revert::Manual(t) => ("Manual", Node::template(t)),
+        Revert::Irreversible(t) => ("Irreversible", Node::str(t)),
         Revert::Nothing(t) if t.is_empty() => return None,
-        Revert::Nothing(t) => ("Nothing", t),
+        Revert::Nothing(t) => ("Nothing", Node::str(t)),
     };
-    Some((Some("revert"), Node::wrap(kind, Node::str(text))))
+    Some((Some("revert"), Node::wrap(kind, text)))
 }
 
 fn action_node(action: &Action) -> Node {
     match action {
         Action::Shell { host, run, revert } => {
-            let mut fields = vec![(Some("on"), Node::str(host)), (Some("run"), Node::str(run))];
+            let mut fields = vec![
+                (Some("on"), Node::str(host)),
+                (Some("run"), Node::template(run)),
+            ];
             fields.extend(revert_field(revert));
             Node::call("Shell", fields)
         }
@@ -562,7 +586,7 @@ fn action_node(action: &Action) -> Node {
             };
             let mut fields = vec![
                 (Some("on"), Node::str(host)),
-                (Some("unit"), Node::str(unit)),
+                (Some("unit"), Node::template(unit)),
                 (Some("state"), Node::Atom(state.into())),
             ];
             if let crate::plan::ServiceControl::Commands {
@@ -571,9 +595,9 @@ fn action_node(action: &Action) -> Node {
                 status,
             } = control
             {
-                fields.push((Some("start"), Node::str(start)));
-                fields.push((Some("stop"), Node::str(stop)));
-                fields.push((Some("status"), Node::str(status)));
+                fields.push((Some("start"), Node::template(start)));
+                fields.push((Some("stop"), Node::template(stop)));
+                fields.push((Some("status"), Node::template(status)));
             }
             Node::call("Service", fields)
         }
@@ -588,16 +612,16 @@ fn action_node(action: &Action) -> Node {
             let mut fields = vec![
                 (Some("from"), Node::str(from)),
                 (Some("to"), Node::str(to)),
-                (Some("path"), Node::str(path)),
+                (Some("path"), Node::template(path)),
             ];
             if dest != path {
-                fields.push((Some("dest"), Node::str(dest)));
+                fields.push((Some("dest"), Node::template(dest)));
             }
             if *delete {
                 fields.push((Some("delete"), Node::Atom("true".into())));
             }
             if !args.is_empty() {
-                fields.push((Some("args"), Node::strings(args)));
+                fields.push((Some("args"), Node::templates(args)));
             }
             Node::call("Rsync", fields)
         }
@@ -623,7 +647,7 @@ fn action_node(action: &Action) -> Node {
         }
         Action::Wait(d) => Node::wrap("Wait", Node::duration(*d)),
         Action::Manual { prompt, revert } => {
-            let mut fields = vec![(Some("prompt"), Node::str(prompt))];
+            let mut fields = vec![(Some("prompt"), Node::template(prompt))];
             fields.extend(revert_field(revert));
             Node::call("Manual", fields)
         }
@@ -635,13 +659,13 @@ fn action_node(action: &Action) -> Node {
 fn check_node(check: &Check, step_host: Option<&str>) -> Node {
     match check {
         Check::Run { host, command } if step_host == Some(host.as_str()) => {
-            Node::wrap("Run", Node::str(command))
+            Node::wrap("Run", Node::template(command))
         }
         Check::Run { host, command } => Node::call(
             "RunOn",
             vec![
                 (Some("host"), Node::str(host)),
-                (Some("run"), Node::str(command)),
+                (Some("run"), Node::template(command)),
             ],
         ),
         Check::Tcp { host, port } => Node::call(
@@ -652,7 +676,7 @@ fn check_node(check: &Check, step_host: Option<&str>) -> Node {
             ],
         ),
         Check::Http { url, status } => {
-            let mut fields = vec![(Some("url"), Node::str(url))];
+            let mut fields = vec![(Some("url"), Node::template(url))];
             if *status != 200 {
                 fields.push((Some("status"), Node::Atom(status.to_string())));
             }
@@ -1020,5 +1044,48 @@ mod tests {
         assert!(!printed.contains("duration:"), "{printed}");
         // A variable whose value looks like a placeholder is printed as it is.
         assert!(printed.contains("\"v\": \"{{x}}\""), "{printed}");
+    }
+
+    #[test]
+    fn literal_braces_are_printed_escaped_and_read_back_the_same() {
+        let text = r#"Plan(name: "b", service: "b", window: Window(announced: "1h"),
+            vars: { "fmt": "{{.State.Running}}" },
+            hosts: { "a": Host(address: "a") },
+            phases: [Phase(name: "w", at: "0", steps: [
+                Step(id: "up", action: Shell(on: "a", run: "docker start web",
+                     revert: Run("docker stop web")),
+                     check: Run("docker inspect -f '{{{{.State.Running}}' web | grep -qx true")),
+                Step(id: "var", action: Shell(on: "a", run: "docker inspect -f {{fmt}} web",
+                     revert: Nothing("reads only")), check: Run("true")),
+                Step(id: "ask", action: Manual(prompt: "look at {{{{ this }} in the UI",
+                     revert: Nothing("only looks"))),
+            ])])"#;
+        let plan = load(text);
+        let commands: Vec<String> = plan
+            .steps()
+            .filter_map(|s| s.check.as_ref())
+            .filter_map(|c| match c {
+                Check::Run { command, .. } => Some(command.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            commands[0],
+            "docker inspect -f '{{.State.Running}}' web | grep -qx true"
+        );
+        let printed = round_trip(text);
+        for expected in [
+            "check: Run(\"docker inspect -f '{{{{.State.Running}}' web | grep -qx true\")",
+            // A value holding `{{`, quoted into the command, escaped in print.
+            "run: \"docker inspect -f '{{{{.State.Running}}' web\"",
+            "prompt: \"look at {{{{ this }} in the UI\"",
+        ] {
+            assert!(
+                printed.contains(expected),
+                "missing {expected:?} in\n{printed}"
+            );
+        }
+        // The printed plan loads to the same commands.
+        assert_eq!(load(&printed).steps().count(), plan.steps().count());
     }
 }

@@ -1,5 +1,8 @@
 //! `{{name}}` variables in commands and texts, and POSIX shell quoting.
 //!
+//! `{{{{` is a literal `{{` (for Go templates in checks such as
+//! `docker inspect -f '{{{{.State.Running}}'`); a `}}` needs no escape.
+//!
 //! In shell commands a variable expands to its value *quoted*, so a value can
 //! never split into words or run as code. In other texts (paths, prompts,
 //! addresses) it expands as is and the result is validated like any value.
@@ -24,23 +27,42 @@ pub(crate) enum TemplateError {
     Malformed(String),
 }
 
+/// How a literal `{{` is written in a template.
+const ESCAPED_OPEN: &str = "{{{{";
+
+/// `text` written as a template that expands to exactly `text`: every `{{`
+/// doubled.
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
+    if text.contains("{{") {
+        Cow::Owned(text.replace("{{", ESCAPED_OPEN))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// Splits a template into literal text and placeholders.
 fn parse(template: &str) -> Result<Vec<Result<&str, Placeholder>>, TemplateError> {
     let mut parts = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
+        if rest[open..].starts_with(ESCAPED_OPEN) {
+            // The literal `{{`, written `{{{{`.
+            parts.push(Ok(&rest[..open + 2]));
+            rest = &rest[open + ESCAPED_OPEN.len()..];
+            continue;
+        }
         parts.push(Ok(&rest[..open]));
         let after = &rest[open + 2..];
         let Some(close) = after.find("}}") else {
             return Err(TemplateError::Malformed(format!(
-                "`{{{{` at `{}` is not closed with `}}}}`",
+                "`{{{{` at `{}` is not closed with `}}}}` (a literal `{{{{` is written `{{{{{{{{`)",
                 truncate(&rest[open..], 20)
             )));
         };
         let name = after[..close].trim();
         if !is_name(name) {
             return Err(TemplateError::Malformed(format!(
-                "`{{{{{}}}}}` is not a variable; names are letters, digits and `_`",
+                "`{{{{{}}}}}` is not a variable; names are letters, digits and `_` (a literal `{{{{` is written `{{{{{{{{`)",
                 &after[..close]
             )));
         }
@@ -157,6 +179,40 @@ mod tests {
         assert!(
             matches!(expand("echo {{a b}}", true, vars), Err(e) if matches!(e[0], TemplateError::Malformed(_)))
         );
+    }
+
+    #[test]
+    fn four_braces_are_a_literal_pair() {
+        assert_eq!(
+            expand(
+                "docker inspect -f '{{{{.State.Running}}' {{dir}}",
+                true,
+                vars
+            ),
+            Ok("docker inspect -f '{{.State.Running}}' /var/lib/mailman".into())
+        );
+        assert_eq!(expand("{{{{dir}}", false, vars), Ok("{{dir}}".into()));
+        assert_eq!(
+            expand("{{{{{{dir}}", false, vars),
+            Ok("{{/var/lib/mailman".into())
+        );
+        assert_eq!(expand("a {{{{{{{{ b", false, vars), Ok("a {{{{ b".into()));
+        // Three braces are not an escape: `{{` around `{dir`, not a name.
+        assert!(matches!(
+            expand("{{{dir}}}", false, vars),
+            Err(e) if matches!(&e[0], TemplateError::Malformed(m) if m.contains("written `{{{{`"))
+        ));
+    }
+
+    proptest::proptest! {
+        /// Escaping any text gives a template that expands back to it, in
+        /// plain and in shell fields (literal text is never quoted).
+        #[test]
+        fn escaped_text_expands_to_itself(text in "[{}a ]{0,24}") {
+            let template = escape(&text);
+            proptest::prop_assert_eq!(expand(&template, false, vars), Ok(text.clone()));
+            proptest::prop_assert_eq!(expand(&template, true, vars), Ok(text));
+        }
     }
 
     #[test]

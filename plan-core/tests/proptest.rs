@@ -74,6 +74,8 @@ fn word_text() -> impl Strategy<Value = String> {
         "[a-zA-Z0-9 /._-]{1,16}",
         free_text().prop_map(|s| s.replace(['{', '}'], "")),
         Just("it's \"quoted\" $(id) `x` \\n".to_owned()),
+        // A literal `{{` (a Go template), escaped as the format wants it.
+        Just("docker inspect -f '{{{{.State.Running}}' web".to_owned()),
     ]
 }
 
