@@ -428,13 +428,14 @@ impl<'a> Validator<'a> {
                     name: name.value.clone(),
                     address: String::new(),
                     user: None,
-                    port: host.port.map(|p| p.value),
+                    port: None,
                     identity: None,
                     vars: Vec::new(),
                     span: name.span,
                 },
                 address: host.address,
                 user: host.user,
+                port: host.port,
                 identity: host.identity,
             });
             self.hosts.insert(name.value);
@@ -524,6 +525,7 @@ impl<'a> Validator<'a> {
             mut host,
             address,
             user,
+            port,
             identity,
         } = pending;
         let scope = host.name.clone();
@@ -536,8 +538,36 @@ impl<'a> Validator<'a> {
             );
         }
         host.user = user.map(|u| self.expand(&u, Some(&scope), false));
+        host.port = port.and_then(|p| self.port(p, &scope));
         host.identity = identity.map(|i| PathBuf::from(self.expand(&i, Some(&scope), false)));
         host
+    }
+
+    /// A host's port, its variables expanded; `None` (and reported) unless
+    /// it is a number from 1 to 65535.
+    fn port(&mut self, port: Spanned<RawPort>, host: &str) -> Option<u16> {
+        let before = self.diagnostics.len();
+        let text = match port.value {
+            RawPort::Number(n) => n.to_string(),
+            RawPort::Text(text) => self.expand(
+                &Spanned {
+                    value: text,
+                    span: port.span,
+                },
+                Some(host),
+                false,
+            ),
+        };
+        let number = text.trim().parse::<u16>().ok().filter(|&n| n != 0);
+        // An unknown variable is reported already.
+        if number.is_none() && self.diagnostics.len() == before {
+            self.invalid(
+                port.span,
+                format!("`{text}` is not a port"),
+                "a port is a number from 1 to 65535 (or a variable that holds one)",
+            );
+        }
+        number
     }
 
     fn lookup_var(&self, host: Option<&str>, name: &str) -> Option<&str> {
@@ -1404,6 +1434,7 @@ struct PendingHost {
     host: Host,
     address: Spanned<String>,
     user: Option<Spanned<String>>,
+    port: Option<Spanned<RawPort>>,
     identity: Option<Spanned<String>>,
 }
 

@@ -52,7 +52,7 @@ pub(crate) struct RawHost {
     #[serde(default)]
     pub user: Option<S<String>>,
     #[serde(default)]
-    pub port: Option<S<u16>>,
+    pub port: Option<S<RawPort>>,
     #[serde(default)]
     pub identity: Option<S<String>>,
     #[serde(default)]
@@ -248,6 +248,42 @@ pub(crate) enum RawMarker {
 pub(crate) enum RawServiceState {
     Running,
     Stopped,
+}
+
+/// A host's `port`: a number, or a text with `{{variables}}` that expands to
+/// one (`port: "{{ssh_port}}"`). Its range is checked once it is expanded.
+#[derive(Clone, Debug)]
+pub(crate) enum RawPort {
+    Number(i128),
+    Text(String),
+}
+
+impl<'de> serde::Deserialize<'de> for RawPort {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = RawPort;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number like 22, or a text like \"{{ssh_port}}\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPort, E> {
+                Ok(RawPort::Number(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawPort, E> {
+                Ok(RawPort::Number(v.into()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<RawPort, E> {
+                Ok(RawPort::Number(v))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<RawPort, E> {
+                Ok(RawPort::Number(i128::try_from(v).unwrap_or(i128::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPort, E> {
+                Ok(RawPort::Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// `done: true`, `done: false` or `done: "in progress"`.

@@ -48,11 +48,6 @@ pub const ZONE: &str = "lab.test.";
 /// The service's record: an A record pointing at `host1` when the lab starts.
 pub const RECORD: &str = "www.lab.test.";
 
-/// The host port `examples/lab/cutover.ron` is written for (a host's `port`
-/// is a literal number in a plan, not a variable): [`Lab::example_plan`]
-/// replaces it.
-pub const EXAMPLE_SSH_PORT: u16 = 2222;
-
 /// `scripts/lab up` takes a second or two; this only catches a hang.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -431,21 +426,13 @@ impl Lab {
             .fold(Cutover::new(), |run, (k, v)| run.env(k, v))
     }
 
-    /// `examples/lab/cutover.ron` for this lab: its variables come from
-    /// [`Lab::cutover`] (or [`Lab::set_args`]); only the hosts' port, a
-    /// literal in a plan, is replaced here.
+    /// `examples/lab/cutover.ron`, as it is: its variables (the hosts'
+    /// addresses and SSH port, the DNS server, ...) come from
+    /// [`Lab::cutover`] (or [`Lab::set_args`]).
     #[track_caller]
     pub fn example_plan(&self) -> String {
         let path = workspace_file("examples/lab/cutover.ron");
-        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let literal = format!("port: {EXAMPLE_SSH_PORT},");
-        assert!(
-            text.contains(&literal),
-            "{} has no `{literal}` to replace",
-            path.display()
-        );
-        let port = self.hosts.first().map_or(EXAMPLE_SSH_PORT, |h| h.ssh_port);
-        text.replace(&literal, &format!("port: {port},"))
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     /// `ssh -F DIR/ssh_config HOST`, to add options and a command to.

@@ -140,6 +140,87 @@ fn invalid_value() {
 }
 
 #[test]
+fn ports_are_numbers_from_1_to_65535_written_or_from_a_variable() {
+    let host = r#""sodium": Host(address: "sodium.example.org")"#;
+    for port in ["22", "65535", r#""{{ssh_port}}""#, r#"" 2222 ""#] {
+        let plan = edit(
+            BASE,
+            host,
+            &format!(
+                r#""sodium": Host(address: "sodium.example.org", port: {port}, vars: {{ "ssh_port": "2222" }})"#
+            ),
+        );
+        Cutover::new()
+            .arg("check")
+            .plan_text(&plan)
+            .run()
+            .assert_no_panic()
+            .assert_code(0);
+    }
+    for port in ["0", "65536", "-1", r#""ssh""#] {
+        let plan = edit(
+            BASE,
+            host,
+            &format!(r#""sodium": Host(address: "sodium.example.org", port: {port})"#),
+        );
+        let d = check(&plan, "cutover::invalid-value", 2);
+        assert_label(&plan, &d, 0, port, 0);
+        assert!(d.message.contains("is not a port"), "{d:?}");
+    }
+    // `--set` reaches it, and a value that is no port is reported at the field.
+    let plan = edit(
+        BASE,
+        host,
+        r#""sodium": Host(address: "sodium.example.org", port: "{{ssh_port}}", vars: { "ssh_port": "22" })"#,
+    );
+    let d = check_with(
+        &plan,
+        &["--set", "sodium.ssh_port=99999"],
+        "cutover::invalid-value",
+        2,
+    );
+    assert_label(&plan, &d, 0, r#""{{ssh_port}}""#, 0);
+    assert!(d.message.contains("`99999`"), "{d:?}");
+    // An unknown variable is one problem, not two.
+    let plan = edit(
+        BASE,
+        host,
+        r#""sodium": Host(address: "sodium.example.org", port: "{{sshport}}")"#,
+    );
+    let run = Cutover::new()
+        .arg("check")
+        .plan_text(&plan)
+        .args(["--format", "json"])
+        .run();
+    run.assert_code(2);
+    assert_eq!(run.json()["errors"], 1, "{}", run.describe());
+    run.diagnostic("cutover::unknown-variable");
+}
+
+#[test]
+fn four_braces_are_a_literal_pair_of_braces() {
+    let plan = edit(
+        BASE,
+        r#"check: Run("held")"#,
+        r#"check: Run("docker inspect -f '{{{{.State.Running}}' held")"#,
+    );
+    Cutover::new()
+        .arg("check")
+        .plan_text(&plan)
+        .run()
+        .assert_no_panic()
+        .assert_code(0);
+    // Without the escape, the Go template is taken for a variable.
+    let plan = edit(
+        BASE,
+        r#"check: Run("held")"#,
+        r#"check: Run("docker inspect -f '{{.State.Running}}' held")"#,
+    );
+    let d = check(&plan, "cutover::invalid-value", 2);
+    assert!(d.message.contains("written `{{{{`"), "{d:?}");
+}
+
+#[test]
 fn duplicate_id() {
     let plan = edit(BASE, r#"id: "copy""#, r#"id: "hold""#);
     let d = check(&plan, "cutover::duplicate-id", 2);
