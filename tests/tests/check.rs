@@ -139,40 +139,41 @@ fn invalid_value() {
     assert_label(&plan, &d, 0, r#""10.0.0.256""#, 0);
 }
 
+/// `BASE` with host sodium's `port` (and `vars`) as given.
+fn with_port(port: &str, vars: &str) -> String {
+    edit(
+        BASE,
+        r#""sodium": Host(address: "sodium.example.org")"#,
+        &format!(
+            r#""sodium": Host(address: "sodium.example.org", port: {port}, vars: {{ {vars} }})"#
+        ),
+    )
+}
+
+/// Asserts that `cutover check` finds `plan` valid.
+#[track_caller]
+fn assert_valid(plan: &str) {
+    Cutover::new()
+        .arg("check")
+        .plan_text(plan)
+        .run()
+        .assert_no_panic()
+        .assert_code(0);
+}
+
 #[test]
 fn ports_are_numbers_from_1_to_65535_written_or_from_a_variable() {
-    let host = r#""sodium": Host(address: "sodium.example.org")"#;
     for port in ["22", "65535", r#""{{ssh_port}}""#, r#"" 2222 ""#] {
-        let plan = edit(
-            BASE,
-            host,
-            &format!(
-                r#""sodium": Host(address: "sodium.example.org", port: {port}, vars: {{ "ssh_port": "2222" }})"#
-            ),
-        );
-        Cutover::new()
-            .arg("check")
-            .plan_text(&plan)
-            .run()
-            .assert_no_panic()
-            .assert_code(0);
+        assert_valid(&with_port(port, r#""ssh_port": "2222""#));
     }
     for port in ["0", "65536", "-1", r#""ssh""#] {
-        let plan = edit(
-            BASE,
-            host,
-            &format!(r#""sodium": Host(address: "sodium.example.org", port: {port})"#),
-        );
+        let plan = with_port(port, "");
         let d = check(&plan, "cutover::invalid-value", 2);
         assert_label(&plan, &d, 0, port, 0);
         assert!(d.message.contains("is not a port"), "{d:?}");
     }
     // `--set` reaches it, and a value that is no port is reported at the field.
-    let plan = edit(
-        BASE,
-        host,
-        r#""sodium": Host(address: "sodium.example.org", port: "{{ssh_port}}", vars: { "ssh_port": "22" })"#,
-    );
+    let plan = with_port(r#""{{ssh_port}}""#, r#""ssh_port": "22""#);
     let d = check_with(
         &plan,
         &["--set", "sodium.ssh_port=99999"],
@@ -182,14 +183,9 @@ fn ports_are_numbers_from_1_to_65535_written_or_from_a_variable() {
     assert_label(&plan, &d, 0, r#""{{ssh_port}}""#, 0);
     assert!(d.message.contains("`99999`"), "{d:?}");
     // An unknown variable is one problem, not two.
-    let plan = edit(
-        BASE,
-        host,
-        r#""sodium": Host(address: "sodium.example.org", port: "{{sshport}}")"#,
-    );
     let run = Cutover::new()
         .arg("check")
-        .plan_text(&plan)
+        .plan_text(&with_port(r#""{{sshport}}""#, ""))
         .args(["--format", "json"])
         .run();
     run.assert_code(2);
@@ -199,23 +195,16 @@ fn ports_are_numbers_from_1_to_65535_written_or_from_a_variable() {
 
 #[test]
 fn four_braces_are_a_literal_pair_of_braces() {
-    let plan = edit(
-        BASE,
-        r#"check: Run("held")"#,
-        r#"check: Run("docker inspect -f '{{{{.State.Running}}' held")"#,
-    );
-    Cutover::new()
-        .arg("check")
-        .plan_text(&plan)
-        .run()
-        .assert_no_panic()
-        .assert_code(0);
+    let with_check = |command: &str| {
+        edit(
+            BASE,
+            r#"check: Run("held")"#,
+            &format!("check: Run({command:?})"),
+        )
+    };
+    assert_valid(&with_check("docker inspect -f '{{{{.State.Running}}' held"));
     // Without the escape, the Go template is taken for a variable.
-    let plan = edit(
-        BASE,
-        r#"check: Run("held")"#,
-        r#"check: Run("docker inspect -f '{{.State.Running}}' held")"#,
-    );
+    let plan = with_check("docker inspect -f '{{.State.Running}}' held");
     let d = check(&plan, "cutover::invalid-value", 2);
     assert!(d.message.contains("written `{{{{`"), "{d:?}");
 }
