@@ -354,9 +354,10 @@ impl Model {
         // Every run begins alike: `Start`, the preflight passes at once, and
         // the machine starts the first steps. No random draw is involved
         // until those steps are performed, so the machine is fed these two
-        // events once here and each run clones it from there, with the
-        // effects they produced. (Unless a window deadline of zero could
-        // abort the run before the preflight.)
+        // events once per thread ([`prepare`], [`Model::thread_template`]) and
+        // each run clones it from there, with the effects they produced.
+        // (Unless a window deadline of zero could abort the run before the
+        // preflight.)
         let from_idle = window_deadline.is_some_and(|d| d <= 0.0);
         let (template, initial_effects) = prepare(Arc::clone(&schedule), from_idle);
         if !from_idle && matches!(template.state(), plan_core::machine::State::Idle {}) {

@@ -231,8 +231,7 @@ fn drive(
         match effect {
             Effect::Preflight { .. } => sim.feed(Event::PreflightPassed),
             Effect::Forward { step, .. } | Effect::Confirm { step } => {
-                let (ix, id) = index(schedule, step)?;
-                let step = ix;
+                let (ix, id) = (step, id_of(schedule, step)?);
                 if sim.completed[ix] {
                     return Err(format!("step `{id}` is started again after it completed"));
                 }
@@ -283,8 +282,7 @@ fn drive(
             Effect::Check { step } => sim.feed(Event::Checked { step, done: true }),
             Effect::AskOperator { step } => sim.feed(Event::OperatorAnswered { step, done: true }),
             Effect::Revert { step } => {
-                let (ix, id) = index(schedule, step)?;
-                let step = ix;
+                let (ix, id) = (step, id_of(schedule, step)?);
                 if !sim.completed[ix] {
                     return Err(format!("step `{id}` is reverted but never completed"));
                 }
@@ -323,12 +321,12 @@ fn drive(
     }
 }
 
-/// A step the machine named, with its id.
-fn index(schedule: &Schedule, step: StepIx) -> Result<(StepIx, &str), String> {
+/// The id of a step the machine named.
+fn id_of(schedule: &Schedule, step: StepIx) -> Result<&str, String> {
     schedule
         .steps
         .get(step)
-        .map(|s| (step, s.id.as_str()))
+        .map(|s| s.id.as_str())
         .ok_or_else(|| format!("the machine named step {step}, which the schedule does not have"))
 }
 

@@ -36,7 +36,7 @@ pub enum Event<S = String> {
     /// Continue after a crash; `started` lists the steps whose forward (or
     /// revert) the journal shows as begun, so they are in doubt.
     Resume {
-        /// Steps whose forward or revert effect was journaled as started.
+        /// Steps whose forward or revert effect was journaled as started (see `S`).
         started: Vec<S>,
     },
     /// Every host answered.
@@ -48,12 +48,12 @@ pub enum Event<S = String> {
     },
     /// A step's action and check succeeded.
     StepSucceeded {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// A step's action or check failed.
     StepFailed {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
         /// Why.
         reason: String,
@@ -61,55 +61,55 @@ pub enum Event<S = String> {
     /// A step's action took effect but its check then failed: the effect is
     /// in place, so a rollback must undo it.
     CheckFailed {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
         /// Why.
         reason: String,
     },
     /// It is unknown whether a step took effect (e.g. the connection dropped).
     StepInDoubt {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
         /// Why.
         reason: String,
     },
     /// A step ran past its deadline and was killed.
     DeadlineExceeded {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// The check of an in-doubt step ran: has the forward action taken effect?
     Checked {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
         /// Whether the forward action's effect is in place.
         done: bool,
     },
     /// The operator confirmed a manual step as done.
     OperatorConfirmed {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// The operator declined a manual step (or the change as a whole).
     OperatorDeclined {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// The operator answered whether an in-doubt step took effect.
     OperatorAnswered {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
         /// Whether the forward action's effect is in place.
         done: bool,
     },
     /// A step's revert succeeded.
     RevertSucceeded {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// A step's revert failed.
     RevertFailed {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
         /// Why.
         reason: String,
@@ -135,29 +135,29 @@ pub enum Effect<S = String> {
     },
     /// Capture prior state, perform the step's action, then its check.
     Forward {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
         /// 1 for the first try.
         attempt: u32,
     },
     /// Run the step's check to settle whether it took effect.
     Check {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// Ask the operator to perform a manual step and confirm.
     Confirm {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// Ask the operator whether an uncheckable in-doubt step took effect.
     AskOperator {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// Undo a completed step.
     Revert {
-        /// Step id.
+        /// The step (see `S`).
         step: S,
     },
     /// The run is over.
