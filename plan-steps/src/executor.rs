@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, oneshot, RwLock};
 
 use crate::dns::{capture_to_string, parse_capture, DnsClient, DnsError, RRset};
 use crate::local::{self, ExitKind, ProcessGroup, ShellCommand, ShellOutcome};
-use crate::ssh::{connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshTarget};
+use crate::ssh::{
+    connect_all, HostKeyPolicy, KnownHosts, RemoteGroup, Session, SshConfig, SshEnv, SshTarget,
+};
 use crate::{checks, rsync, service};
 
 /// How long a check may take when the step has no deadline.
@@ -125,13 +127,14 @@ pub struct Leftover {
     pub host: String,
     /// Process group id (on that host).
     pub pgid: i32,
-    /// The leader's start time, local only: tells a reused pid apart.
+    /// The leader's start time, from `/proc`: tells a reused pid apart.
+    /// `None` on an SSH host without `/proc` (or in an older journal).
     pub start_time: Option<u64>,
 }
 
-/// How long an in-doubt check waits at most for a leftover command on an
-/// SSH host when the step has no deadline (it is never killed: its pid
-/// cannot be told apart from a reused one there).
+/// How long an in-doubt check waits at most for a leftover command when the
+/// step has no deadline. It is then left running: no deadline says it may
+/// be stopped.
 pub const LEFTOVER_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// A command could not be run to an outcome.
@@ -225,8 +228,10 @@ impl Executor {
 
     /// Before an in-doubt step is checked: lets a command it left running
     /// (after a crash, or a lost connection) finish, so the check sees its
-    /// effect and nothing runs twice at once. A local group is killed at the
-    /// step's deadline; a remote one is only waited for.
+    /// effect and nothing runs twice at once. At the step's deadline the group
+    /// is killed, as the deadline would have, if its leader is still the
+    /// process that was started (its start time tells; on a host without
+    /// `/proc`, where it cannot, the group is only waited for).
     async fn settle_leftover(
         &self,
         step: &Step,
@@ -237,25 +242,38 @@ impl Executor {
             return;
         };
         if group.host == plan_core::Host::LOCAL {
-            let outcome = local::wait_leftover(
-                ProcessGroup {
-                    pgid: group.pgid,
-                    start_time: group.start_time,
-                },
-                step.deadline,
-            )
-            .await;
-            if outcome != local::Leftover::Gone {
-                transcript.note(&format!(
+            let leftover = ProcessGroup {
+                pgid: group.pgid,
+                start_time: group.start_time,
+            };
+            // Stopped at the deadline; without one nothing says it may be
+            // stopped: waited for, at most LEFTOVER_WAIT, as on an SSH host.
+            let wait = local::wait_leftover(leftover, step.deadline);
+            let waited = match step.deadline {
+                Some(_) => Ok(wait.await),
+                None => tokio::time::timeout(LEFTOVER_WAIT, wait).await,
+            };
+            match waited {
+                Ok(local::Leftover::Gone) => {}
+                Ok(outcome) => transcript.note(&format!(
                     "[local] waited for process group {} left running: {outcome:?}",
                     group.pgid
-                ));
+                )),
+                Err(_) => transcript.note(&format!(
+                    "[local] process group {} left by the stopped attempt still runs after {}s; checking anyway",
+                    group.pgid,
+                    LEFTOVER_WAIT.as_secs()
+                )),
             }
             return;
         }
         let limit = step.deadline.unwrap_or(LEFTOVER_WAIT);
         let started = tokio::time::Instant::now();
-        let probe = format!("kill -0 -- -{} 2>/dev/null", group.pgid);
+        let remote = RemoteGroup {
+            pgid: group.pgid,
+            start_time: group.start_time,
+        };
+        let probe = crate::ssh::leftover_probe(remote);
         loop {
             let mut quiet = Transcript::default();
             let alive = self
@@ -273,11 +291,36 @@ impl Executor {
                     tokio::time::sleep(Duration::from_millis(250)).await
                 }
                 Ok(true) => {
+                    let kill = step
+                        .deadline
+                        .and_then(|_| crate::ssh::leftover_kill(remote, local::KILL_GRACE));
+                    let Some(kill) = kill else {
+                        transcript.note(&format!(
+                            "[{}] process group {} left by the stopped attempt still runs after {}s; checking anyway",
+                            group.host,
+                            group.pgid,
+                            limit.as_secs()
+                        ));
+                        return;
+                    };
+                    let killed = self
+                        .exec(
+                            &step.id,
+                            &group.host,
+                            &ShellCommand::new(&kill).with_deadline(CHECK_DEADLINE),
+                            cancel.as_mut(),
+                            &mut Transcript::default(),
+                        )
+                        .await;
                     transcript.note(&format!(
-                        "[{}] process group {} left by the stopped attempt still runs after {}s; checking anyway",
+                        "[{}] process group {} left by the stopped attempt ran past the step's deadline ({}s): {}",
                         group.host,
                         group.pgid,
-                        limit.as_secs()
+                        limit.as_secs(),
+                        match killed {
+                            Ok(_) => "stopped",
+                            Err(_) => "it could not be stopped (the check decides)",
+                        }
                     ));
                     return;
                 }
@@ -486,7 +529,7 @@ impl Executor {
                         Leftover {
                             host: host.to_owned(),
                             pgid: group.pgid,
-                            start_time: None,
+                            start_time: group.start_time,
                         },
                     )
                 })

@@ -410,7 +410,7 @@ async fn wait_group_gone(pgid: Pid, limit: Duration) -> Members {
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`).
-fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     // Fields after `comm` start at 3 (state); start time is field 22.

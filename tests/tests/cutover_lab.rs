@@ -695,3 +695,97 @@ fn a_connection_dropped_mid_step_makes_it_in_doubt_and_its_check_decides() {
     );
     assert!(marked.exists(), "the step's effect is not there");
 }
+
+#[test]
+fn resume_stops_a_remote_command_a_killed_run_left_running_past_its_deadline() {
+    let lab = Lab::builder().hosts(1).start().expect("the lab starts");
+    let host1 = lab.host("host1");
+    let started = host1.dir.join("run/started");
+    // A command that would outlive everything: its step's deadline says how
+    // long it may run.
+    let text = format!(
+        r#"Plan(
+    name: "a leftover",
+    service: "www.lab.test",
+    window: Window(announced: "10m"),
+    vars: {{ "lab_dir": "/tmp/lab", "lab_user": "cutover-lab" }},
+    known_hosts: "{{{{lab_dir}}}}/known_hosts",
+    hosts: {{
+        "host1": Host(address: "{address}", port: {port}, user: "{{{{lab_user}}}}",
+                      identity: "{{{{lab_dir}}}}/id_ed25519"),
+    }},
+    phases: [
+        Phase(name: "window", at: "0", steps: [
+            Step(id: "long", title: "start, then sleep long",
+                 action: Shell(on: "host1",
+                               run: "touch {{{{lab_dir}}}}/host1/run/started && sleep 61",
+                               revert: Nothing("only sleeps")),
+                 check: Run("test -f {{{{lab_dir}}}}/host1/run/started"),
+                 duration: Fixed("1s"), deadline: "4s"),
+        ]),
+    ],
+)
+"#,
+        address = host1.address,
+        port = host1.ssh_port
+    );
+    let plan = write_plan(&lab, "leftover.ron", &text);
+    let journal = Journal::new(&lab, "leftover.journal");
+    let output = lab.dir().join("leftover-run.out");
+    let out = File::create(&output).expect("a file can be created");
+    let mut child = lab
+        .cutover_command()
+        .arg("run")
+        .arg(&plan)
+        .args(["--yes", "--journal"])
+        .arg(&journal.path)
+        .stdout(out.try_clone().expect("a file handle"))
+        .stderr(out)
+        .spawn()
+        .expect("cutover starts");
+    wait_until(
+        &mut child,
+        Duration::from_secs(30),
+        "the command running on host1 and its group journaled",
+        || started.exists() && journal.contains(r#""type":"process""#),
+    );
+    // Our own child, by its handle: SIGKILL. The remote command runs on.
+    child.kill().expect("cutover can be killed");
+    let _ = child.wait();
+    let group = journal
+        .entries()
+        .into_iter()
+        .find(|e| e["type"] == "process" && e["step"] == "long")
+        .unwrap_or_else(|| panic!("no process record\n{}", journal.text()));
+    assert_eq!(group["host"], "host1", "{group}");
+    assert!(
+        group["start_time"].as_u64().is_some(),
+        "the remote leader's start time is journaled: {group}"
+    );
+    assert!(
+        !processes_with("sleep 61").is_empty(),
+        "the remote command did not outlive the killed run"
+    );
+
+    let begun = Instant::now();
+    let resumed = cutover(&lab, "resume", &plan, &journal, &[]);
+    let took = begun.elapsed();
+    resumed.assert_code(0);
+    assert!(
+        processes_with("sleep 61").is_empty(),
+        "the leftover still runs after resume: {:?}\n{}",
+        processes_with("sleep 61"),
+        resumed.describe()
+    );
+    // Waited for up to the deadline, then stopped; not the whole minute.
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(40),
+        "resume took {took:?}\n{}",
+        resumed.describe()
+    );
+    assert!(
+        journal.contains("ran past the step's deadline"),
+        "{}",
+        journal.text()
+    );
+}

@@ -70,7 +70,8 @@ pub enum RunRecord {
         host: Option<String>,
         /// Process group id.
         pgid: i32,
-        /// The group leader's start time, to tell a reused pid apart (local only).
+        /// The group leader's start time (from `/proc`), to tell a reused pid
+        /// apart; `None` where the host has no `/proc`.
         start_time: Option<u64>,
     },
     /// What a copy moved, from rsync's `--stats`, for estimates.
@@ -102,7 +103,7 @@ pub struct ProcessGroupRecord {
     pub host: Option<String>,
     /// Process group id.
     pub pgid: i32,
-    /// The leader's start time (local only), to tell a reused pid apart.
+    /// The leader's start time (from `/proc`), to tell a reused pid apart.
     pub start_time: Option<u64>,
 }
 
