@@ -128,9 +128,14 @@ pub struct Leftover {
     /// Process group id (on that host).
     pub pgid: i32,
     /// The leader's start time, from `/proc`: tells a reused pid apart.
-    /// `None` on an SSH host without `/proc` (or in an older journal).
+    /// `None` on an SSH host until the command has run for
+    /// [`START_TIME_AFTER`], or where the host has no `/proc`.
     pub start_time: Option<u64>,
 }
+
+/// How long an SSH command runs before its leader's start time is asked for
+/// (see [`Leftover::start_time`]).
+pub const START_TIME_AFTER: Duration = Duration::from_millis(500);
 
 /// How long an in-doubt check waits at most for a leftover command when the
 /// step has no deadline. It is then left running: no deadline says it may
@@ -269,11 +274,7 @@ impl Executor {
         }
         let limit = step.deadline.unwrap_or(LEFTOVER_WAIT);
         let started = tokio::time::Instant::now();
-        let remote = RemoteGroup {
-            pgid: group.pgid,
-            start_time: group.start_time,
-        };
-        let probe = crate::ssh::leftover_probe(remote);
+        let probe = crate::ssh::leftover_probe(group.pgid, group.start_time);
         loop {
             let mut quiet = Transcript::default();
             let alive = self
@@ -291,9 +292,9 @@ impl Executor {
                     tokio::time::sleep(Duration::from_millis(250)).await
                 }
                 Ok(true) => {
-                    let kill = step
-                        .deadline
-                        .and_then(|_| crate::ssh::leftover_kill(remote, local::KILL_GRACE));
+                    let kill = step.deadline.and_then(|_| {
+                        crate::ssh::leftover_kill(group.pgid, group.start_time, local::KILL_GRACE)
+                    });
                     let Some(kill) = kill else {
                         transcript.note(&format!(
                             "[{}] process group {} left by the stopped attempt still runs after {}s; checking anyway",
@@ -493,6 +494,48 @@ impl Executor {
             .map_err(|e| Failure::from_dns(&e))
     }
 
+    /// Runs `command` on an SSH host and tells where it runs (see
+    /// [`Leftover`]): its process group once it starts, and, should it run
+    /// longer than [`START_TIME_AFTER`], its leader's start time, which a
+    /// resume needs to tell the group from a later process with the same pid.
+    /// Only a longer command is asked about: asking costs a channel, and a
+    /// shorter one a crash leaves behind ends soon anyway.
+    async fn exec_ssh(
+        &self,
+        session: &Session,
+        step: &str,
+        host: &str,
+        command: &ShellCommand,
+        cancel: Cancel<'_>,
+    ) -> Result<ShellOutcome, crate::ssh::SshError> {
+        let group = std::sync::OnceLock::new();
+        let leftover = |pgid, start_time| Leftover {
+            host: host.to_owned(),
+            pgid,
+            start_time,
+        };
+        let run = session.exec_reporting(command, cancel, |g: RemoteGroup| {
+            let _ = group.set(g.pgid);
+            self.started(step, leftover(g.pgid, None));
+        });
+        let learn = async {
+            tokio::time::sleep(START_TIME_AFTER).await;
+            // While the command runs its group keeps the pid from reuse: the
+            // leader found now is the one that started it.
+            if let Some(&pgid) = group.get() {
+                if let Ok(Some(start)) = session.start_time(pgid).await {
+                    self.started(step, leftover(pgid, Some(start)));
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            biased;
+            outcome = run => outcome,
+            () = learn => unreachable!("learning the start time never ends"),
+        }
+    }
+
     /// Runs `command` on `host`; `step` names whose command it is.
     async fn exec(
         &self,
@@ -522,36 +565,26 @@ impl Executor {
                 self.finished(step);
                 outcome
             }
-            Conn::Ssh(session) => match session
-                .exec_reporting(command, cancel, |group| {
-                    self.started(
-                        step,
-                        Leftover {
-                            host: host.to_owned(),
-                            pgid: group.pgid,
-                            start_time: group.start_time,
-                        },
-                    )
-                })
-                .await
-            {
-                Ok(outcome) => {
-                    self.finished(step);
-                    outcome
-                }
-                Err(e) => {
-                    let lost = e.is_in_doubt();
-                    if lost {
-                        // The next command to this host connects afresh.
-                        self.conns.write().await.remove(host);
+            Conn::Ssh(session) => {
+                match self.exec_ssh(&session, step, host, command, cancel).await {
+                    Ok(outcome) => {
+                        self.finished(step);
+                        outcome
                     }
-                    transcript.note(&format!("[{host}] $ {}\n{e}", command.command));
-                    return Err(ExecError {
-                        lost,
-                        message: e.to_string(),
-                    });
+                    Err(e) => {
+                        let lost = e.is_in_doubt();
+                        if lost {
+                            // The next command to this host connects afresh.
+                            self.conns.write().await.remove(host);
+                        }
+                        transcript.note(&format!("[{host}] $ {}\n{e}", command.command));
+                        return Err(ExecError {
+                            lost,
+                            message: e.to_string(),
+                        });
+                    }
                 }
-            },
+            }
         };
         transcript.add(host, &command.command, &outcome);
         Ok(outcome)

@@ -23,17 +23,13 @@
 //! command without a terminal). [`Session::exec`] sends, for a command `CMD`:
 //!
 //! ```text
-//! t=START; echo cutover-NONCE-pgid $$ $t >&2; /bin/sh -c 'CMD'; s=$?; printf '\001cutover-NONCE-exit %s\n' $s >&2; exit $s
+//! echo cutover-NONCE-pgid $$ >&2; /bin/sh -c 'CMD'; s=$?; printf '\001cutover-NONCE-exit %s\n' $s >&2; exit $s
 //! ```
-//!
-//! where `START` reads the shell's start time from `/proc/$$/stat` with
-//! builtins (nothing where there is no `/proc`).
 //!
 //! `CMD` is quoted with [`plan_core::template::quote`], so the login shell
 //! passes it to `/bin/sh` unchanged, and commands run under `/bin/sh` as they
 //! do locally. The first marker tells the process group of everything the
-//! command starts, and when its leader started (so that a later process with
-//! the same pid is never taken for it); the second tells that the command ended and how, even
+//! command starts; the second tells that the command ended and how, even
 //! when a background process it left still holds the output open (`sshd`
 //! closes the channel only when every writer is gone). `NONCE` is random per
 //! command, so output cannot fake a marker; both markers are removed from the

@@ -52,11 +52,6 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct RemoteGroup {
     /// The process group id on the host.
     pub pgid: i32,
-    /// The leader's start time (field 22 of `/proc/PGID/stat`), where the
-    /// host has `/proc`: it tells the group apart from a later process that
-    /// got the same pid.
-    #[serde(default)]
-    pub start_time: Option<u64>,
 }
 
 /// One connection's libssh2 session, and the lock under which channels are
@@ -126,46 +121,50 @@ impl Link {
 pub(crate) fn wrap(command: &str, nonce: &str) -> String {
     let quoted = plan_core::template::quote(command);
     format!(
-        "{LEADER_START}echo cutover-{nonce}-pgid $$ $t >&2; {SHELL} -c {quoted}; s=$?; \
+        "echo cutover-{nonce}-pgid $$ >&2; {SHELL} -c {quoted}; s=$?; \
          printf '\\001cutover-{nonce}-exit %s\\n' $s >&2; exit $s"
     )
 }
 
-/// Sets `t` to the login shell's start time (field 22 of its
-/// `/proc/$$/stat`, after the command name, which may hold spaces), or to
-/// nothing where there is no `/proc`. Builtins only: no process is started.
-const LEADER_START: &str = "t=; [ -r /proc/$$/stat ] && read -r t < /proc/$$/stat && \
-     t=${t##*') '} && set -- $t && t=${20}; ";
+/// Reads process `pid`'s start time: field 22 of `/proc/PID/stat`, after
+/// the command name (which may hold spaces). Prints nothing where there is
+/// no such process, or no `/proc`.
+const START_TIME: &str = "read -r l 2>/dev/null < /proc/$P/stat || return 1; \
+     l=${l##*') '}; set -- $l; t=${20}";
+
+/// A script that prints the start time of process `pid` (see
+/// [`START_TIME`]), or nothing.
+pub(crate) fn start_time_script(pid: i32) -> String {
+    format!("P={pid}; st() {{ {START_TIME}; }}; st && echo \"$t\"")
+}
 
 /// Defines `ours`, which succeeds while process `pgid` is the one that
 /// started at `start` (a pid the host has since given to another process,
 /// or no process at all, fails).
 fn ours_function(pgid: i32, start: u64) -> String {
-    format!(
-        "ours() {{ read -r l 2>/dev/null < /proc/{pgid}/stat || return 1; \
-         l=${{l##*') '}}; set -- $l; [ \"${{20}}\" = {start} ]; }}; "
-    )
+    format!("P={pgid}; ours() {{ {START_TIME}; [ \"$t\" = {start} ]; }}; ")
 }
 
-/// A script that exits 0 while `group`, left running by an earlier attempt,
-/// still runs: while its leader is the process that was started, where the
-/// start time is known; else while any process is in a group of that id.
-pub(crate) fn leftover_probe(group: RemoteGroup) -> String {
-    match group.start_time {
-        Some(start) => format!("{}ours", ours_function(group.pgid, start)),
-        None => format!("kill -s 0 -- -{} 2>/dev/null", group.pgid),
+/// A script that exits 0 while group `pgid`, left running by an earlier
+/// attempt, still runs: while its leader is the process that started at
+/// `start_time`, where that is known; else while any process is in a group
+/// of that id.
+pub(crate) fn leftover_probe(pgid: i32, start_time: Option<u64>) -> String {
+    match start_time {
+        Some(start) => format!("{}ours", ours_function(pgid, start)),
+        None => format!("kill -s 0 -- -{pgid} 2>/dev/null"),
     }
 }
 
-/// A script that stops `group`, left running by an earlier attempt, as a
-/// deadline would ([`kill_script`]), if its leader is still the process
-/// that was started; `None` when that cannot be told (no start time).
-pub(crate) fn leftover_kill(group: RemoteGroup, grace: Duration) -> Option<String> {
-    let start = group.start_time?;
+/// A script that stops group `pgid`, left running by an earlier attempt, as
+/// a deadline would ([`kill_script`]), if its leader is still the process
+/// that started at `start_time`; `None` when that is not known.
+pub(crate) fn leftover_kill(pgid: i32, start_time: Option<u64>, grace: Duration) -> Option<String> {
+    let start = start_time?;
     Some(format!(
         "{}ours || exit 0; {}",
-        ours_function(group.pgid, start),
-        kill_script(group.pgid, grace)
+        ours_function(pgid, start),
+        kill_script(pgid, grace)
     ))
 }
 
@@ -298,10 +297,10 @@ async fn drive(
             biased;
             step = pump.step() => {
                 step?;
-                if let (Some(group), None) = (pump.group, guard.pgid) {
-                    guard.pgid = Some(group.pgid);
+                if let (Some(pgid), None) = (pump.pgid, guard.pgid) {
+                    guard.pgid = Some(pgid);
                     if let Some(on_start) = on_start.take() {
-                        on_start(group);
+                        on_start(RemoteGroup { pgid });
                     }
                 }
                 if pump.exit.is_some() && !draining {
@@ -421,9 +420,9 @@ async fn stop_group(
     pump: &mut Pump,
     host: &str,
 ) -> Result<(), SshError> {
-    if pump.group.is_none() {
+    if pump.pgid.is_none() {
         let waited = tokio::time::timeout(PGID_WAIT, async {
-            while pump.group.is_none() && !pump.finished() {
+            while pump.pgid.is_none() && !pump.finished() {
                 pump.step().await?;
             }
             Ok::<(), SshError>(())
@@ -441,7 +440,7 @@ async fn stop_group(
             }
         }
     }
-    if let Some(pgid) = pump.group.map(|g| g.pgid).filter(|_| !pump.finished()) {
+    if let Some(pgid) = pump.pgid.filter(|_| !pump.finished()) {
         let killed = pump
             .run_while(tokio::time::timeout(
                 KILL_LIMIT,
@@ -553,7 +552,7 @@ struct Pump {
     stderr_lines: Lines,
     filter: StderrFilter,
     capture: Capture,
-    group: Option<RemoteGroup>,
+    pgid: Option<i32>,
     exit: Option<i32>,
 }
 
@@ -569,7 +568,7 @@ impl Pump {
             stderr_lines: Lines::new(host, Stream::Stderr),
             filter: StderrFilter::new(Markers::new(nonce)),
             capture: Capture::new(limit),
-            group: None,
+            pgid: None,
             exit: None,
         }
     }
@@ -624,7 +623,7 @@ impl Pump {
                     self.filter.finish(&mut out);
                 } else {
                     let found = self.filter.push(&self.stderr_buf[..n], &mut out);
-                    self.group = self.group.or(found.group);
+                    self.pgid = self.pgid.or(found.pgid);
                     self.exit = self.exit.or(found.exit);
                 }
                 self.capture.push(&out);
@@ -663,11 +662,8 @@ mod tests {
         let wrapped = wrap("echo 'it''s' $HOME; exit 3", "abc");
         assert_eq!(
             wrapped,
-            format!(
-                "{LEADER_START}echo cutover-abc-pgid $$ $t >&2; \
-                 /bin/sh -c 'echo '\\''it'\\'''\\''s'\\'' $HOME; exit 3'; \
-                 s=$?; printf '\\001cutover-abc-exit %s\\n' $s >&2; exit $s"
-            )
+            "echo cutover-abc-pgid $$ >&2; /bin/sh -c 'echo '\\''it'\\'''\\''s'\\'' $HOME; exit 3'; \
+             s=$?; printf '\\001cutover-abc-exit %s\\n' $s >&2; exit $s"
         );
     }
 
@@ -684,55 +680,31 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&output.stdout), "out\n/bin/sh");
         let stderr = String::from_utf8_lossy(&output.stderr);
         let mut lines = stderr.lines();
-        let group: Vec<&str> = lines
-            .next()
-            .and_then(|l| l.strip_prefix("cutover-n-pgid "))
-            .map(|g| g.split(' ').collect())
-            .unwrap_or_default();
-        // The shell's pid, and its start time (this machine has /proc).
-        assert!(
-            matches!(group.as_slice(), [pgid, start]
-                if pgid.parse::<i32>().is_ok() && start.parse::<u64>().is_ok()),
-            "{stderr}"
-        );
+        let pgid = lines.next().and_then(|l| l.strip_prefix("cutover-n-pgid "));
+        assert!(pgid.is_some_and(|p| p.parse::<i32>().is_ok()), "{stderr}");
         assert_eq!(
             lines.collect::<Vec<_>>(),
             ["err 2", "\u{1}cutover-n-exit 7"]
         );
     }
 
-    #[test]
-    fn the_wrapper_tells_the_start_time_proc_gives_its_shell() {
-        // The command reads its parent's (the wrapper shell's) start time.
-        let command = "read -r l < /proc/$PPID/stat; l=${l##*') '}; set -- $l; echo ${20}";
+    /// Runs `script` with `/bin/sh`: whether it exited 0, and its stdout.
+    fn sh(script: &str) -> (bool, String) {
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(wrap(command, "n"))
+            .arg(script)
             .output()
             .expect("sh runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let told = stderr
-            .lines()
-            .next()
-            .and_then(|l| l.split(' ').nth(2))
-            .unwrap_or_default();
-        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), told);
-    }
-
-    /// Runs `script` with `/bin/sh`; whether it exited 0.
-    fn sh(script: &str) -> bool {
-        std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .status()
-            .expect("sh runs")
-            .success()
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
     }
 
     #[test]
     fn a_leftover_is_probed_and_stopped_only_while_its_leader_is_the_same_process() {
-        // A real group on this machine, its leader's start time from /proc.
         use std::os::unix::process::CommandExt as _;
+        // A real group on this machine.
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .process_group(0)
@@ -740,40 +712,25 @@ mod tests {
             .expect("sleep starts");
         let pgid = i32::try_from(child.id()).expect("a pid fits");
         let start = crate::local::start_time(pgid).expect("this machine has /proc");
-        let ours = RemoteGroup {
-            pgid,
-            start_time: Some(start),
-        };
-        let reused = RemoteGroup {
-            pgid,
-            start_time: Some(start + 1),
-        };
-        assert!(sh(&leftover_probe(ours)));
-        assert!(!sh(&leftover_probe(reused)), "another process's pid");
-        assert!(sh(&leftover_probe(RemoteGroup {
-            pgid,
-            start_time: None
-        })));
+        // The script reads the start time /proc gives.
+        assert_eq!(sh(&start_time_script(pgid)), (true, format!("{start}\n")));
+        let other = Some(start + 1);
+        assert!(sh(&leftover_probe(pgid, Some(start))).0);
+        assert!(!sh(&leftover_probe(pgid, other)).0, "another process's pid");
+        assert!(sh(&leftover_probe(pgid, None)).0);
         // The kill leaves a process that is not ours alone ...
-        let kill = leftover_kill(reused, Duration::from_millis(500)).expect("a start time");
-        assert!(sh(&kill));
+        let grace = Duration::from_millis(500);
+        assert!(sh(&leftover_kill(pgid, other, grace).expect("a start time")).0);
         assert!(child.try_wait().expect("waitable").is_none(), "killed");
         // ... stops ours ...
-        let kill = leftover_kill(ours, Duration::from_millis(500)).expect("a start time");
-        assert!(sh(&kill));
+        assert!(sh(&leftover_kill(pgid, Some(start), grace).expect("a start time")).0);
         let status = child.wait().expect("waitable");
         assert!(!status.success(), "{status}");
-        // ... and, gone, it is no longer probed as running.
-        assert!(!sh(&leftover_probe(ours)));
+        // ... and, gone, it is no longer probed as running, nor has a start.
+        assert!(!sh(&leftover_probe(pgid, Some(start))).0);
+        assert_eq!(sh(&start_time_script(pgid)), (false, String::new()));
         // Without a start time nothing tells a reused pid: no kill.
-        assert!(leftover_kill(
-            RemoteGroup {
-                pgid,
-                start_time: None
-            },
-            Duration::ZERO
-        )
-        .is_none());
+        assert!(leftover_kill(pgid, None, Duration::ZERO).is_none());
     }
 
     #[test]

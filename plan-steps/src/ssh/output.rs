@@ -3,12 +3,9 @@
 
 pub(crate) use crate::output::{Capture, Lines, Stream};
 
-use super::exec::RemoteGroup;
-
 /// The wrapper's two markers, for one command.
 pub(crate) struct Markers {
-    /// `cutover-NONCE-pgid ` (then the pid, its start time where the host
-    /// tells it, a newline).
+    /// `cutover-NONCE-pgid ` (then the pid, a newline).
     pgid: Vec<u8>,
     /// `\x01cutover-NONCE-exit ` (then the status, a newline): the
     /// control character makes holding back a possible start of it rare.
@@ -28,7 +25,7 @@ impl Markers {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Found {
     /// The command's process group.
-    pub(crate) group: Option<RemoteGroup>,
+    pub(crate) pgid: Option<i32>,
     /// The command's exit status.
     pub(crate) exit: Option<i32>,
 }
@@ -80,19 +77,13 @@ impl StderrFilter {
                         return found;
                     };
                     let line: Vec<u8> = self.held.drain(..=newline).collect();
-                    let group = line
+                    let pid = line
                         .strip_prefix(self.markers.pgid.as_slice())
                         .and_then(|rest| std::str::from_utf8(rest).ok())
-                        .and_then(|rest| {
-                            let mut words = rest.split_whitespace();
-                            Some(RemoteGroup {
-                                pgid: words.next()?.parse().ok()?,
-                                start_time: words.next().and_then(|t| t.parse().ok()),
-                            })
-                        });
-                    match group {
-                        Some(group) => {
-                            found.group = Some(group);
+                        .and_then(|rest| rest.trim_end().parse().ok());
+                    match pid {
+                        Some(pid) => {
+                            found.pgid = Some(pid);
                             self.phase = Phase::Body;
                         }
                         None => out.extend_from_slice(&line),
@@ -154,17 +145,17 @@ mod tests {
     }
 
     /// Feeds `input` in pieces of `chunk` bytes; returns output and findings.
-    fn run(input: &[u8], chunk: usize) -> (Vec<u8>, Option<RemoteGroup>, Option<i32>) {
+    fn run(input: &[u8], chunk: usize) -> (Vec<u8>, Option<i32>, Option<i32>) {
         let mut f = filter();
         let mut out = Vec::new();
-        let (mut group, mut exit) = (None, None);
+        let (mut pgid, mut exit) = (None, None);
         for piece in input.chunks(chunk) {
             let found = f.push(piece, &mut out);
-            group = group.or(found.group);
+            pgid = pgid.or(found.pgid);
             exit = exit.or(found.exit);
         }
         f.finish(&mut out);
-        (out, group, exit)
+        (out, pgid, exit)
     }
 
     #[test]
@@ -172,41 +163,22 @@ mod tests {
         let input =
             b"motd from bashrc\ncutover-n0nce-pgid 4242\nerr 1\npartial\x01cutover-n0nce-exit 3\nlate\n";
         for chunk in [1, 2, 5, 7, 64, 1000] {
-            let (out, group, exit) = run(input, chunk);
+            let (out, pgid, exit) = run(input, chunk);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 "motd from bashrc\nerr 1\npartiallate\n",
                 "chunk {chunk}"
             );
-            assert_eq!(
-                group,
-                Some(RemoteGroup {
-                    pgid: 4242,
-                    start_time: None
-                })
-            );
+            assert_eq!(pgid, Some(4242));
             assert_eq!(exit, Some(3));
         }
     }
 
     #[test]
-    fn the_leaders_start_time_comes_with_the_pgid_where_the_host_tells_it() {
-        let (out, group, _) = run(b"cutover-n0nce-pgid 4242 987654\nerr\n", 5);
-        assert_eq!(
-            group,
-            Some(RemoteGroup {
-                pgid: 4242,
-                start_time: Some(987_654)
-            })
-        );
-        assert_eq!(String::from_utf8_lossy(&out), "err\n");
-    }
-
-    #[test]
     fn output_like_a_marker_from_another_nonce_is_kept() {
         let input = b"cutover-n0nce-pgid 7\n\x01cutover-other-exit 1\n\x01cutover-n0nce-exi";
-        let (out, group, exit) = run(input, 3);
-        assert_eq!(group.map(|g| g.pgid), Some(7));
+        let (out, pgid, exit) = run(input, 3);
+        assert_eq!(pgid, Some(7));
         assert_eq!(exit, None);
         assert_eq!(
             String::from_utf8_lossy(&out),

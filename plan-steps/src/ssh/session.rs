@@ -127,6 +127,16 @@ impl Session {
         exec::run(&self.inner.link, host, cmd, cancel, on_start).await
     }
 
+    /// The start time of process `pid` on the host (field 22 of its
+    /// `/proc/PID/stat`), which tells it apart from a later process that gets
+    /// the same pid; `None` when there is no such process, or no `/proc`.
+    pub async fn start_time(&self, pid: i32) -> Result<Option<u64>, SshError> {
+        let script =
+            ShellCommand::new(exec::start_time_script(pid)).with_deadline(Duration::from_secs(30));
+        let outcome = self.exec(&script, std::future::pending()).await?;
+        Ok(outcome.output.trim().parse().ok())
+    }
+
     /// Says goodbye to the server. Dropping the last clone closes the
     /// connection too, only less politely.
     pub async fn close(&self) {
