@@ -203,6 +203,48 @@ fn wait_until(child: &mut Child, limit: Duration, what: &str, mut ready: impl Fn
     }
 }
 
+/// A plan named `name` with one host of the lab, `host`, and one phase
+/// holding `steps` (plan text, with `{{lab_dir}}` for the lab's directory).
+fn one_host_plan(lab: &Lab, host: &str, name: &str, steps: &str) -> String {
+    let h = lab.host(host);
+    format!(
+        r#"Plan(
+    name: "{name}",
+    service: "www.lab.test",
+    window: Window(announced: "10m"),
+    vars: {{ "lab_dir": "/tmp/lab", "lab_user": "cutover-lab" }},
+    known_hosts: "{{{{lab_dir}}}}/known_hosts",
+    hosts: {{
+        "{host}": Host(address: "{address}", port: {port}, user: "{{{{lab_user}}}}",
+                      identity: "{{{{lab_dir}}}}/id_ed25519"),
+    }},
+    phases: [
+        Phase(name: "window", at: "0", steps: [
+            {steps}
+        ]),
+    ],
+)
+"#,
+        address = h.address,
+        port = h.ssh_port
+    )
+}
+
+/// Starts `cutover run PLAN --yes --journal J` in the background, its output
+/// to `output` in the lab's directory.
+fn spawn_run(lab: &Lab, plan: &Path, journal: &Journal, output: &str) -> Child {
+    let out = File::create(lab.dir().join(output)).expect("a file can be created");
+    lab.cutover_command()
+        .arg("run")
+        .arg(plan)
+        .args(["--yes", "--journal"])
+        .arg(&journal.path)
+        .stdout(out.try_clone().expect("a file handle"))
+        .stderr(out)
+        .spawn()
+        .expect("cutover starts")
+}
+
 /// The first index of an entry of `entries` from `from` on that `matches`.
 fn position(entries: &[Value], from: usize, matches: impl Fn(&Value) -> bool) -> Option<usize> {
     entries
@@ -335,17 +377,7 @@ fn a_run_killed_mid_rsync_resumes_to_complete_and_correct_data() {
     let plan = write_plan(&lab, "cutover.ron", &text);
     let journal = Journal::new(&lab, "cutover.journal");
     let output = lab.dir().join("killed-run.out");
-    let out = File::create(&output).expect("a file can be created");
-    let mut child = lab
-        .cutover_command()
-        .arg("run")
-        .arg(&plan)
-        .args(["--yes", "--journal"])
-        .arg(&journal.path)
-        .stdout(out.try_clone().expect("a file handle"))
-        .stderr(out)
-        .spawn()
-        .expect("cutover starts");
+    let mut child = spawn_run(&lab, &plan, &journal, "killed-run.out");
 
     // Mid-rsync: the copy is journaled as started and has begun writing on
     // host2 (its first file, or the temporary file of one).
@@ -601,49 +633,21 @@ fn a_connection_dropped_mid_step_makes_it_in_doubt_and_its_check_decides() {
     let host2 = lab.host("host2");
     let started = host2.dir.join("run/started");
     let marked = host2.dir.join("run/marked");
-    let text = format!(
-        r#"Plan(
-    name: "a dropped connection",
-    service: "www.lab.test",
-    window: Window(announced: "10m"),
-    vars: {{
-        "lab_dir": "/tmp/lab",
-        "lab_user": "cutover-lab",
-        "host2_address": "127.0.0.3",
-    }},
-    known_hosts: "{{{{lab_dir}}}}/known_hosts",
-    hosts: {{
-        "host2": Host(address: "{{{{host2_address}}}}", port: {port}, user: "{{{{lab_user}}}}",
-                      identity: "{{{{lab_dir}}}}/id_ed25519"),
-    }},
-    phases: [
-        Phase(name: "window", at: "0", steps: [
-            Step(id: "slow-mark", title: "mark host2 after two seconds",
+    let text = one_host_plan(
+        &lab,
+        "host2",
+        "a dropped connection",
+        r#"Step(id: "slow-mark", title: "mark host2 after two seconds",
                  action: Shell(on: "host2",
-                               run: "touch {{{{lab_dir}}}}/host2/run/started && sleep 2 && touch {{{{lab_dir}}}}/host2/run/marked",
-                               revert: Run("rm -f {{{{lab_dir}}}}/host2/run/marked")),
-                 check: Run("test -f {{{{lab_dir}}}}/host2/run/marked"),
-                 duration: Fixed("2s")),
-        ]),
-    ],
-)
-"#,
-        port = host2.ssh_port
+                               run: "touch {{lab_dir}}/host2/run/started && sleep 2 && touch {{lab_dir}}/host2/run/marked",
+                               revert: Run("rm -f {{lab_dir}}/host2/run/marked")),
+                 check: Run("test -f {{lab_dir}}/host2/run/marked"),
+                 duration: Fixed("2s")),"#,
     );
     let plan = write_plan(&lab, "drop.ron", &text);
     let journal = Journal::new(&lab, "drop.journal");
     let output = lab.dir().join("drop-run.out");
-    let out = File::create(&output).expect("a file can be created");
-    let mut child = lab
-        .cutover_command()
-        .arg("run")
-        .arg(&plan)
-        .args(["--yes", "--journal"])
-        .arg(&journal.path)
-        .stdout(out.try_clone().expect("a file handle"))
-        .stderr(out)
-        .spawn()
-        .expect("cutover starts");
+    let mut child = spawn_run(&lab, &plan, &journal, "drop-run.out");
 
     // The step's command runs on host2: drop the connection under it.
     wait_until(
@@ -703,46 +707,20 @@ fn resume_stops_a_remote_command_a_killed_run_left_running_past_its_deadline() {
     let started = host1.dir.join("run/started");
     // A command that would outlive everything: its step's deadline says how
     // long it may run.
-    let text = format!(
-        r#"Plan(
-    name: "a leftover",
-    service: "www.lab.test",
-    window: Window(announced: "10m"),
-    vars: {{ "lab_dir": "/tmp/lab", "lab_user": "cutover-lab" }},
-    known_hosts: "{{{{lab_dir}}}}/known_hosts",
-    hosts: {{
-        "host1": Host(address: "{address}", port: {port}, user: "{{{{lab_user}}}}",
-                      identity: "{{{{lab_dir}}}}/id_ed25519"),
-    }},
-    phases: [
-        Phase(name: "window", at: "0", steps: [
-            Step(id: "long", title: "start, then sleep long",
+    let text = one_host_plan(
+        &lab,
+        "host1",
+        "a leftover",
+        r#"Step(id: "long", title: "start, then sleep long",
                  action: Shell(on: "host1",
-                               run: "touch {{{{lab_dir}}}}/host1/run/started && sleep 61",
+                               run: "touch {{lab_dir}}/host1/run/started && sleep 61",
                                revert: Nothing("only sleeps")),
-                 check: Run("test -f {{{{lab_dir}}}}/host1/run/started"),
-                 duration: Fixed("1s"), deadline: "4s"),
-        ]),
-    ],
-)
-"#,
-        address = host1.address,
-        port = host1.ssh_port
+                 check: Run("test -f {{lab_dir}}/host1/run/started"),
+                 duration: Fixed("1s"), deadline: "4s"),"#,
     );
     let plan = write_plan(&lab, "leftover.ron", &text);
     let journal = Journal::new(&lab, "leftover.journal");
-    let output = lab.dir().join("leftover-run.out");
-    let out = File::create(&output).expect("a file can be created");
-    let mut child = lab
-        .cutover_command()
-        .arg("run")
-        .arg(&plan)
-        .args(["--yes", "--journal"])
-        .arg(&journal.path)
-        .stdout(out.try_clone().expect("a file handle"))
-        .stderr(out)
-        .spawn()
-        .expect("cutover starts");
+    let mut child = spawn_run(&lab, &plan, &journal, "leftover-run.out");
     wait_until(
         &mut child,
         Duration::from_secs(30),
