@@ -23,18 +23,17 @@ const REPEATS: usize = 3;
 
 fn step(i: usize, deps: Vec<StepIx>, segment: usize, point: &(String, usize)) -> ScheduledStep {
     ScheduledStep {
-        id: format!("step-{i:04}"),
-        deps,
-        segment,
-        rollback_point: point.0.clone(),
-        rollback_segment: point.1,
-        past_no_return: false,
         retries: if i % 7 == 0 { 1 } else { 0 },
-        manual: false,
-        checkable: true,
         // Some steps (copies, checks) have nothing to undo.
         undoable: i % 5 != 0,
         hosts: vec![format!("host-{}", i % 3)],
+        ..ScheduledStep::automatic(
+            &format!("step-{i:04}"),
+            deps,
+            segment,
+            (&point.0, point.1),
+            false,
+        )
     }
 }
 

@@ -38,6 +38,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use statig::prelude::*;
 
+mod common;
+use common::SplitMix as Rng;
+
 // ---------------------------------------------------------------------------
 // Generated schedules
 // ---------------------------------------------------------------------------
@@ -248,27 +251,6 @@ impl Faults {
 // ---------------------------------------------------------------------------
 // The reference executor
 // ---------------------------------------------------------------------------
-
-/// SplitMix64: small, seeded, good enough to pick an order.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-}
 
 /// Whether a crash may also come while a halted run waits for the steps
 /// still running. Off until `bug_a_crash_while_a_halt_waits_for_running_steps_resumes_to_an_end`
@@ -1043,19 +1025,7 @@ fn step(
     point: (&str, usize),
     past_no_return: bool,
 ) -> ScheduledStep {
-    ScheduledStep {
-        id: id.into(),
-        deps,
-        segment,
-        rollback_point: point.0.into(),
-        rollback_segment: point.1,
-        past_no_return,
-        retries: 0,
-        manual: false,
-        checkable: true,
-        undoable: true,
-        hosts: vec!["local".into()],
-    }
+    ScheduledStep::automatic(id, deps, segment, point, past_no_return)
 }
 
 fn feed(machine: &mut StateMachine<RunMachine>, event: Event) -> Vec<Effect> {

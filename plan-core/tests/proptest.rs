@@ -17,6 +17,9 @@ use std::time::Duration;
 use plan_core::{load_bytes, to_ron, Loaded, Plan, Settings};
 use proptest::prelude::*;
 
+mod common;
+use common::SplitMix as Choices;
+
 // ---------------------------------------------------------------------------
 // Generating valid plans
 // ---------------------------------------------------------------------------
@@ -105,31 +108,6 @@ fn spec_strategy() -> impl Strategy<Value = Spec> {
                 addresses,
             },
         )
-}
-
-/// splitmix64: the choices that need no shrinking.
-struct Choices(u64);
-
-impl Choices {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
 }
 
 /// A RON string literal, escaped (the printer prefers raw strings, so the

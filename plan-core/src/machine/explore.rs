@@ -419,19 +419,7 @@ mod tests {
         point: (&str, usize),
         past_no_return: bool,
     ) -> ScheduledStep {
-        ScheduledStep {
-            id: id.into(),
-            deps,
-            segment,
-            rollback_point: point.0.into(),
-            rollback_segment: point.1,
-            past_no_return,
-            retries: 0,
-            manual: false,
-            checkable: true,
-            undoable: true,
-            hosts: vec!["local".into()],
-        }
+        ScheduledStep::automatic(id, deps, segment, point, past_no_return)
     }
 
     fn linear(n: usize, point_every: usize) -> Schedule {

@@ -43,6 +43,33 @@ pub struct ScheduledStep {
     pub hosts: Vec<String>,
 }
 
+impl ScheduledStep {
+    /// An automatic step on `local` that rolls back to `point` (its name and
+    /// first segment): no retries, checkable, with something to undo. The
+    /// common case, for tests, generators and benchmarks.
+    pub fn automatic(
+        id: &str,
+        deps: Vec<StepIx>,
+        segment: usize,
+        point: (&str, usize),
+        past_no_return: bool,
+    ) -> ScheduledStep {
+        ScheduledStep {
+            id: id.into(),
+            deps,
+            segment,
+            rollback_point: point.0.into(),
+            rollback_segment: point.1,
+            past_no_return,
+            retries: 0,
+            manual: false,
+            checkable: true,
+            undoable: true,
+            hosts: vec!["local".into()],
+        }
+    }
+}
+
 /// The steps of one run, in plan order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schedule {
