@@ -1018,16 +1018,6 @@ fn the_generated_runs_cover_every_end_crashes_and_aborts() {
 // Fixed cases
 // ---------------------------------------------------------------------------
 
-fn step(
-    id: &str,
-    deps: Vec<StepIx>,
-    segment: usize,
-    point: (&str, usize),
-    past_no_return: bool,
-) -> ScheduledStep {
-    ScheduledStep::automatic(id, deps, segment, point, past_no_return)
-}
-
 fn feed(machine: &mut StateMachine<RunMachine>, event: Event) -> Vec<Effect> {
     feed_named(machine, &event, &mut Outbox::default())
 }
@@ -1041,11 +1031,11 @@ fn started(machine: &mut StateMachine<RunMachine>) -> Vec<Effect> {
 fn parallel_branches_revert_in_reverse_completion_order_whatever_the_finishing_order() {
     // a; then b, c, d in parallel; e after all. e fails.
     let steps = vec![
-        step("a", vec![], 0, (START_POINT, 0), false),
-        step("b", vec![0], 0, (START_POINT, 0), false),
-        step("c", vec![0], 0, (START_POINT, 0), false),
-        step("d", vec![0], 0, (START_POINT, 0), false),
-        step("e", vec![1, 2, 3], 0, (START_POINT, 0), false),
+        ScheduledStep::automatic("a", vec![], 0, (START_POINT, 0), false),
+        ScheduledStep::automatic("b", vec![0], 0, (START_POINT, 0), false),
+        ScheduledStep::automatic("c", vec![0], 0, (START_POINT, 0), false),
+        ScheduledStep::automatic("d", vec![0], 0, (START_POINT, 0), false),
+        ScheduledStep::automatic("e", vec![1, 2, 3], 0, (START_POINT, 0), false),
     ];
     let schedule = Arc::new(Schedule::from_steps(steps, vec![START_POINT.into()]));
     for seed in 0..64 {
@@ -1068,7 +1058,7 @@ fn parallel_branches_revert_in_reverse_completion_order_whatever_the_finishing_o
 fn a_crash_mid_step_resumes_by_checking_and_never_runs_a_step_twice() {
     let steps = (0..4)
         .map(|i| {
-            step(
+            ScheduledStep::automatic(
                 &format!("s{i}"),
                 if i == 0 { vec![] } else { vec![i - 1] },
                 0,
@@ -1095,7 +1085,13 @@ fn a_crash_mid_step_resumes_by_checking_and_never_runs_a_step_twice() {
 #[test]
 fn an_in_doubt_step_that_did_not_take_effect_runs_again_and_one_that_did_does_not() {
     let schedule = Arc::new(Schedule::from_steps(
-        vec![step("a", vec![], 0, (START_POINT, 0), false)],
+        vec![ScheduledStep::automatic(
+            "a",
+            vec![],
+            0,
+            (START_POINT, 0),
+            false,
+        )],
         vec![START_POINT.into()],
     ));
     let mut machine = RunMachine::new(Arc::clone(&schedule)).state_machine();
@@ -1152,7 +1148,13 @@ fn an_in_doubt_step_that_did_not_take_effect_runs_again_and_one_that_did_does_no
 #[test]
 fn a_check_that_cannot_run_asks_the_operator() {
     let schedule = Arc::new(Schedule::from_steps(
-        vec![step("a", vec![], 0, (START_POINT, 0), false)],
+        vec![ScheduledStep::automatic(
+            "a",
+            vec![],
+            0,
+            (START_POINT, 0),
+            false,
+        )],
         vec![START_POINT.into()],
     ));
     let mut machine = RunMachine::new(Arc::clone(&schedule)).state_machine();
@@ -1199,9 +1201,12 @@ fn a_check_that_cannot_run_asks_the_operator() {
 /// Regression: `Reverting` ignored that answer and the machine was stuck.
 #[test]
 fn abort_while_awaiting_the_operator_ends_the_run() {
-    let mut manual = step("m", vec![0], 0, (START_POINT, 0), false);
+    let mut manual = ScheduledStep::automatic("m", vec![0], 0, (START_POINT, 0), false);
     manual.manual = true;
-    let steps = vec![step("a", vec![], 0, (START_POINT, 0), false), manual];
+    let steps = vec![
+        ScheduledStep::automatic("a", vec![], 0, (START_POINT, 0), false),
+        manual,
+    ];
     let schedule = Arc::new(Schedule::from_steps(steps, vec![START_POINT.into()]));
     for answer in [
         Event::OperatorConfirmed { step: "m".into() },
@@ -1241,9 +1246,9 @@ fn abort_while_awaiting_the_operator_ends_the_run() {
 #[test]
 fn a_step_finishing_after_a_halt_counts_as_done() {
     let steps = vec![
-        step("a", vec![], 0, (START_POINT, 0), false),
-        step("b", vec![0], 1, (START_POINT, 0), true),
-        step("c", vec![0], 1, (START_POINT, 0), true),
+        ScheduledStep::automatic("a", vec![], 0, (START_POINT, 0), false),
+        ScheduledStep::automatic("b", vec![0], 1, (START_POINT, 0), true),
+        ScheduledStep::automatic("c", vec![0], 1, (START_POINT, 0), true),
     ];
     let schedule = Arc::new(Schedule::from_steps(steps, vec![START_POINT.into()]));
     let mut machine = RunMachine::new(Arc::clone(&schedule)).state_machine();
@@ -1289,9 +1294,9 @@ fn a_step_finishing_after_a_halt_counts_as_done() {
 #[test]
 fn bug_a_crash_while_a_halt_waits_for_running_steps_resumes_to_an_end() {
     let steps = vec![
-        step("a", vec![], 0, (START_POINT, 0), false),
-        step("b", vec![0], 1, (START_POINT, 0), true),
-        step("c", vec![0], 1, (START_POINT, 0), true),
+        ScheduledStep::automatic("a", vec![], 0, (START_POINT, 0), false),
+        ScheduledStep::automatic("b", vec![0], 1, (START_POINT, 0), true),
+        ScheduledStep::automatic("c", vec![0], 1, (START_POINT, 0), true),
     ];
     let schedule = Arc::new(Schedule::from_steps(steps, vec![START_POINT.into()]));
     let mut events = vec![

@@ -412,16 +412,6 @@ mod tests {
     use super::*;
     use crate::machine::ScheduledStep;
 
-    fn step(
-        id: &str,
-        deps: Vec<StepIx>,
-        segment: usize,
-        point: (&str, usize),
-        past_no_return: bool,
-    ) -> ScheduledStep {
-        ScheduledStep::automatic(id, deps, segment, point, past_no_return)
-    }
-
     fn linear(n: usize, point_every: usize) -> Schedule {
         let mut steps = Vec::new();
         let mut points = vec!["start".to_owned()];
@@ -437,7 +427,7 @@ mod tests {
             } else {
                 vec![i - 1]
             };
-            steps.push(step(
+            steps.push(ScheduledStep::automatic(
                 &format!("s{i}"),
                 deps,
                 segment,
@@ -467,10 +457,10 @@ mod tests {
     #[test]
     fn parallel_branches_are_explored() {
         let steps = vec![
-            step("a", vec![], 0, ("start", 0), false),
-            step("b", vec![0], 0, ("start", 0), false),
-            step("c", vec![0], 0, ("start", 0), false),
-            step("d", vec![1, 2], 0, ("start", 0), false),
+            ScheduledStep::automatic("a", vec![], 0, ("start", 0), false),
+            ScheduledStep::automatic("b", vec![0], 0, ("start", 0), false),
+            ScheduledStep::automatic("c", vec![0], 0, ("start", 0), false),
+            ScheduledStep::automatic("d", vec![1, 2], 0, ("start", 0), false),
         ];
         let report = explore(
             Arc::new(Schedule::from_steps(steps, vec!["start".into()])),
@@ -485,8 +475,8 @@ mod tests {
     #[test]
     fn a_step_whose_check_failed_after_its_action_is_undone_first() {
         let steps = vec![
-            step("a", vec![], 0, ("start", 0), false),
-            step("b", vec![0], 0, ("start", 0), false),
+            ScheduledStep::automatic("a", vec![], 0, ("start", 0), false),
+            ScheduledStep::automatic("b", vec![0], 0, ("start", 0), false),
         ];
         let schedule = Arc::new(Schedule::from_steps(steps, vec!["start".into()]));
         let mut machine = RunMachine::new(schedule).state_machine();
@@ -519,8 +509,8 @@ mod tests {
     #[test]
     fn past_the_point_of_no_return_a_failure_halts() {
         let steps = vec![
-            step("a", vec![], 0, ("start", 0), false),
-            step("b", vec![0], 1, ("start", 0), true),
+            ScheduledStep::automatic("a", vec![], 0, ("start", 0), false),
+            ScheduledStep::automatic("b", vec![0], 1, ("start", 0), true),
         ];
         let report = explore(
             Arc::new(Schedule::from_steps(steps, vec!["start".into()])),
