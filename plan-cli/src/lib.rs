@@ -116,9 +116,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    // Unlocked handles: each write takes the stream's lock for that write
+    // only. Holding `stderr().lock()` for the whole command deadlocks a run
+    // on a terminal: indicatif's ticker thread draws the live view to stderr
+    // while holding its bar's state, and this thread then waits for that
+    // state (issue 9). The live view owns the terminal while it is shown.
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     match run(cli, &mut out, &mut err) {
         Ok(code) => ExitCode::from(code),
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
