@@ -10,6 +10,8 @@ pub mod commands;
 pub mod error;
 pub mod exit_codes;
 mod live;
+mod operator;
+mod prompt;
 mod render;
 mod session;
 

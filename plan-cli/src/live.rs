@@ -1,16 +1,19 @@
 //! What a run shows while it goes: a live view on a terminal, plain lines
-//! otherwise, or one JSON object per line with `--json`; and the operator's
-//! prompts.
+//! otherwise, or one JSON object per line with `--json`.
+//!
+//! The live view owns the terminal while it is shown: everything a run says
+//! goes through it ([`View::note`] prints above the bars), and a prompt
+//! takes the terminal over only after [`View::pause`] has hidden the bars.
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plan_core::machine::{Effect, Event, RunEnd};
-use plan_core::{duration::format_duration, Plan, Step};
-use plan_steps::driver::{Operator, Progress};
+use plan_core::machine::{Effect, Event, FailureChoice, Question, RunEnd};
+use plan_core::{duration::format_duration, Plan};
+use plan_steps::driver::Progress;
 use serde::Serialize;
 
 /// How progress is shown.
@@ -45,6 +48,9 @@ pub struct View {
     running: HashMap<String, (ProgressBar, Instant)>,
     /// The rollback point in force while each step runs.
     points: HashMap<String, String>,
+    /// A prompt has the terminal: the bars are hidden, notes go straight
+    /// to stderr.
+    paused: bool,
 }
 
 #[derive(Serialize)]
@@ -57,12 +63,31 @@ struct JsonLine<'a> {
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum JsonWhat<'a> {
-    Effect { effect: &'a Effect },
-    Event { event: &'a Event },
-    Transition { from: &'a str, to: &'a str },
-    Output { step: &'a str, text: &'a str },
-    End { end: &'a RunEnd },
-    Note { text: &'a str },
+    Effect {
+        effect: &'a Effect,
+    },
+    Event {
+        event: &'a Event,
+    },
+    Transition {
+        from: &'a str,
+        to: &'a str,
+    },
+    Output {
+        step: &'a str,
+        text: &'a str,
+    },
+    Waiting {
+        step: Option<&'a str>,
+        question: Question,
+        waited_secs: u64,
+    },
+    End {
+        end: &'a RunEnd,
+    },
+    Note {
+        text: &'a str,
+    },
 }
 
 impl View {
@@ -91,6 +116,7 @@ impl View {
             bars: MultiProgress::with_draw_target(target),
             running: HashMap::new(),
             points,
+            paused: false,
         }
     }
 
@@ -110,10 +136,10 @@ impl View {
     pub fn note(&self, text: &str) {
         match self.mode {
             Mode::Json => self.json(JsonWhat::Note { text }),
-            Mode::Live => {
+            Mode::Live if !self.paused => {
                 let _ = self.bars.println(text);
             }
-            Mode::Plain => eprintln!("{text}"),
+            Mode::Live | Mode::Plain => eprintln!("{text}"),
         }
     }
 
@@ -136,7 +162,9 @@ impl View {
             .unwrap_or_default();
         let bar = self.bars.add(ProgressBar::new_spinner());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed}{msg}")
+            // `wide_msg`: cut to the terminal's width, so a long title never
+            // wraps (a wrapped line is redrawn as garbage).
+            ProgressStyle::with_template("{spinner} [{elapsed}{wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(format!(
@@ -179,6 +207,15 @@ impl View {
                 Progress::Event(event) => self.json(JsonWhat::Event { event }),
                 Progress::Transition { from, to } => self.json(JsonWhat::Transition { from, to }),
                 Progress::Output { step, text } => self.json(JsonWhat::Output { step, text }),
+                Progress::Waiting {
+                    step,
+                    question,
+                    waited,
+                } => self.json(JsonWhat::Waiting {
+                    step: step.as_deref(),
+                    question: *question,
+                    waited_secs: waited.as_secs(),
+                }),
             }
             return;
         }
@@ -238,6 +275,36 @@ impl View {
             Progress::Event(Event::PreflightFailed { reason }) => {
                 self.note(&format!("✗ preflight failed: {reason}"))
             }
+            Progress::Event(Event::CrossedNoReturn) => {
+                self.note("→ crossed the point of no return: from here on a failure halts")
+            }
+            Progress::Event(Event::OperatorChose { step, choice }) => self.note(&format!(
+                "· {}: the operator chose to {}",
+                self.title(step),
+                match choice {
+                    FailureChoice::Retry => "retry it",
+                    FailureChoice::Rollback => "roll back",
+                    FailureChoice::Halt => "halt",
+                }
+            )),
+            Progress::Waiting {
+                step,
+                question,
+                waited,
+            } => self.note(&format!(
+                "… still waiting for the operator ({}) {}: the run is paused{}",
+                format_duration(Duration::from_secs(waited.as_secs())),
+                match question {
+                    Question::Confirm => "to confirm a manual step",
+                    Question::InDoubt => "to say whether an in-doubt step took effect",
+                    Question::RevertByHand => "to undo a step by hand",
+                    Question::CrossNoReturn => "to type `go` at the point of no return",
+                    Question::OnFailure => "to choose retry, roll back or halt",
+                },
+                step.as_ref()
+                    .map(|s| format!(" at `{s}`"))
+                    .unwrap_or_default()
+            )),
             Progress::Transition { to, .. } => {
                 if to.starts_with("Reverting") {
                     self.note("rolling back: undoing completed steps in reverse order");
@@ -272,9 +339,21 @@ impl View {
         eprintln!("{text}");
     }
 
-    /// Runs `f` with the live bars hidden (for prompts).
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.bars.suspend(f)
+    /// Hides the live view while a prompt has the terminal.
+    pub fn pause(&mut self) {
+        if self.mode == Mode::Live && !self.paused {
+            let _ = self.bars.clear();
+            self.bars.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        self.paused = true;
+    }
+
+    /// Shows the live view again after a prompt.
+    pub fn resume(&mut self) {
+        if self.mode == Mode::Live && self.paused {
+            self.bars.set_draw_target(ProgressDrawTarget::stderr());
+        }
+        self.paused = false;
     }
 }
 
@@ -283,76 +362,5 @@ fn format_elapsed(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         format_duration(Duration::from_secs(d.as_secs()))
-    }
-}
-
-/// Answers of the operator at a terminal, or fixed by flags.
-pub struct TtyOperator {
-    /// `--yes`: manual steps count as confirmed without asking.
-    pub yes: bool,
-    /// `--assume done|not-done` for in-doubt steps without a check.
-    pub assume: Option<bool>,
-    /// The view, to hide bars while asking.
-    pub view: Arc<Mutex<View>>,
-}
-
-/// Asks a yes/no question on the terminal; `Err` without one.
-pub fn ask_yes_no(question: &str) -> Result<bool, String> {
-    if !std::io::stdin().is_terminal() {
-        return Err(format!("no terminal to ask \"{question}\""));
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the answer: {e}"))?;
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
-}
-
-impl TtyOperator {
-    fn ask(&self, question: String) -> Result<bool, String> {
-        match self.view.lock() {
-            Ok(view) => view.suspend(|| ask_yes_no(&question)),
-            Err(_) => ask_yes_no(&question),
-        }
-    }
-}
-
-impl Operator for TtyOperator {
-    async fn confirm(&mut self, step: &Step) -> Result<bool, String> {
-        if self.yes {
-            return Ok(true);
-        }
-        let prompt = match &step.action {
-            plan_core::Action::Manual { prompt, .. } => prompt.clone(),
-            _ => step.title.clone(),
-        };
-        self.ask(format!(
-            "MANUAL STEP `{}`: {}\n  {prompt}\n  Done?",
-            step.id, step.title
-        ))
-    }
-
-    async fn ask_done(&mut self, step: &Step) -> Result<bool, String> {
-        if let Some(done) = self.assume {
-            return Ok(done);
-        }
-        self.ask(format!(
-            "Step `{}` ({}) was under way when the run stopped and has no check. Did it take effect?",
-            step.id, step.title
-        ))
-        .map_err(|e| format!("{e}; pass --assume done or --assume not-done"))
-    }
-
-    async fn revert_by_hand(&mut self, step: &Step, instructions: &str) -> Result<bool, String> {
-        self.ask(format!(
-            "UNDO BY HAND `{}`: {instructions}\n  Done?",
-            step.id
-        ))
     }
 }

@@ -11,7 +11,8 @@ use plan_steps::journal_file::{JournalFile, JournalFileErrorKind};
 use statig::prelude::StateMachine;
 use tokio::sync::mpsc;
 
-use crate::live::{Mode, TtyOperator, View};
+use crate::live::{Mode, View};
+use crate::operator::TtyOperator;
 use crate::{exit_codes, CliError};
 
 /// The journal of `plan` unless `--journal` says otherwise: `<plan>.journal`.
@@ -129,6 +130,16 @@ pub struct Interaction {
     pub yes: bool,
     /// `--assume`: the answer for in-doubt steps without a check.
     pub assume: Option<bool>,
+    /// After how long a wait for the operator is said and journaled.
+    pub remind_after: std::time::Duration,
+}
+
+/// What the operator is asked, on the command line of `run` and `resume`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct OperatorArgs {
+    /// Say (and journal) that the run waits for an answer once it has waited this long
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = plan_core::duration::parse_duration)]
+    pub remind_after: std::time::Duration,
 }
 
 /// What a run carries into the driver besides the machine.
@@ -178,7 +189,12 @@ pub fn drive(
         ssh,
         leftovers,
     } = carried;
-    let Interaction { mode, yes, assume } = interaction;
+    let Interaction {
+        mode,
+        yes,
+        assume,
+        remind_after,
+    } = interaction;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -188,10 +204,14 @@ pub fn drive(
         Arc::clone(&plan),
         machine.schedule(),
     )));
+    // Ctrl-C presses, counted: the driver gets them as interrupts, and a
+    // prompt waiting for an answer sees the count change.
+    let (pressed, presses) = tokio::sync::watch::channel(0u32);
     let operator = TtyOperator {
         yes,
         assume,
         view: Arc::clone(&view),
+        interrupts: presses,
     };
     let progress_view = Arc::clone(&view);
     let mut progress = move |p: plan_steps::driver::Progress| {
@@ -207,6 +227,7 @@ pub fn drive(
             while tokio::signal::ctrl_c().await.is_ok() {
                 count += 1;
                 let interrupt = if count == 1 { Interrupt::Abort } else { Interrupt::Stop };
+                pressed.send_replace(count);
                 if let Ok(v) = ctrl_c_view.lock() {
                     v.note(if count == 1 {
                         "Ctrl-C: rolling back in order; press Ctrl-C again to stop at once (resumable)"
@@ -219,7 +240,7 @@ pub fn drive(
                 }
             }
         });
-        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers);
+        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers).with_remind_after(remind_after);
         if let Some(record) = start {
             driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?;
         }

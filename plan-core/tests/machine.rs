@@ -22,7 +22,10 @@
 //!   segments) are not done;
 //! - replaying the recorded events into a fresh machine gives the same state
 //!   and the same step statuses (at every crash and at the end);
-//! - [`explore`] finds no counterexample in the schedule.
+//! - [`explore`] finds no counterexample in the schedule;
+//! - the operator is asked to cross the point of no return only when
+//!   nothing past it runs; with `--on-failure ask`, any sequence of answers
+//!   (retry, roll back, halt) to failed steps ends safely too.
 //!
 //! Tests named `bug_*` reproduce defects not fixed yet; they are ignored
 //! until then (run them with `--ignored`).
@@ -31,8 +34,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use plan_core::machine::{
-    explore, feed as feed_named, Effect, Event, Outbox, RunEnd, RunMachine, Schedule,
-    ScheduledStep, State, StepIx, StepStatus, START_POINT,
+    explore, feed as feed_named, Effect, Event, FailureChoice, OnFailure, Outbox, RunEnd,
+    RunMachine, Schedule, ScheduledStep, State, StepIx, StepStatus, START_POINT,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -71,6 +74,9 @@ struct ScheduleSpec {
     steps: Vec<StepSpec>,
     /// The step the point of no return comes before, if any.
     no_return: Option<Index>,
+    /// Whether this run crosses that point itself (the operator is asked),
+    /// rather than an earlier phase's run having crossed it.
+    gate: bool,
 }
 
 fn step_spec() -> impl Strategy<Value = StepSpec> {
@@ -98,8 +104,13 @@ fn schedule_spec() -> impl Strategy<Value = ScheduleSpec> {
     (
         prop::collection::vec(step_spec(), 1..=30),
         prop::option::weighted(0.4, any::<Index>()),
+        prop::bool::weighted(0.7),
     )
-        .prop_map(|(steps, no_return)| ScheduleSpec { steps, no_return })
+        .prop_map(|(steps, no_return, gate)| ScheduleSpec {
+            steps,
+            no_return,
+            gate,
+        })
 }
 
 /// Builds the schedule as `Schedule::new` would for such a plan: a rollback
@@ -148,7 +159,12 @@ fn build(spec: &ScheduleSpec) -> Schedule {
             hosts: vec![format!("h{}", s.host)],
         });
     }
-    Schedule::from_steps(steps, points)
+    let schedule = Schedule::from_steps(steps, points);
+    if no_return.is_some() && spec.gate {
+        schedule.with_no_return("the old host is wiped")
+    } else {
+        schedule
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -182,6 +198,20 @@ struct FaultSpec {
     crashes: Vec<usize>,
     /// Order in which effects in flight finish, crash details.
     seed: u64,
+    /// The run asks the operator when a step fails (`--on-failure ask`).
+    ask: bool,
+    /// The operator's answers to failed steps, in order (then: roll back).
+    choices: Vec<FailureChoice>,
+    /// The operator does not cross the point of no return (rolls back).
+    decline_gate: bool,
+}
+
+fn choice() -> impl Strategy<Value = FailureChoice> {
+    prop_oneof![
+        2 => Just(FailureChoice::Retry),
+        2 => Just(FailureChoice::Rollback),
+        1 => Just(FailureChoice::Halt),
+    ]
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -201,9 +231,23 @@ fn fault_spec() -> impl Strategy<Value = FaultSpec> {
         prop::option::weighted(0.2, 0usize..80),
         prop::collection::vec(0usize..80, 0..3),
         any::<u64>(),
+        (
+            prop::bool::weighted(0.4),
+            prop::collection::vec(choice(), 0..4),
+            prop::bool::weighted(0.2),
+        ),
     )
         .prop_map(
-            |(forward, reverts, checks, preflight_fails, abort_at, mut crashes, seed)| {
+            |(
+                forward,
+                reverts,
+                checks,
+                preflight_fails,
+                abort_at,
+                mut crashes,
+                seed,
+                (ask, choices, decline_gate),
+            )| {
                 crashes.sort_unstable();
                 FaultSpec {
                     forward,
@@ -213,6 +257,9 @@ fn fault_spec() -> impl Strategy<Value = FaultSpec> {
                     abort_at,
                     crashes,
                     seed,
+                    ask,
+                    choices,
+                    decline_gate,
                 }
             },
         )
@@ -228,6 +275,9 @@ struct Faults {
     abort_at: Option<usize>,
     crashes: Vec<usize>,
     seed: u64,
+    on_failure: OnFailure,
+    choices: Vec<FailureChoice>,
+    decline_gate: bool,
 }
 
 impl Faults {
@@ -244,6 +294,13 @@ impl Faults {
             abort_at: spec.abort_at,
             crashes: spec.crashes.clone(),
             seed: spec.seed,
+            on_failure: if spec.ask {
+                OnFailure::Ask
+            } else {
+                OnFailure::Rollback
+            },
+            choices: spec.choices.clone(),
+            decline_gate: spec.decline_gate,
         }
     }
 }
@@ -296,6 +353,10 @@ struct Outcomes {
     crashes: usize,
     /// Whether the operator aborted it.
     aborted: bool,
+    /// How many times the operator chose what to do about a failed step.
+    asked: usize,
+    /// How many times the operator was asked to cross the point of no return.
+    gated: usize,
 }
 
 struct Run<'a> {
@@ -324,6 +385,9 @@ struct Run<'a> {
     next_crash: usize,
     crashes: usize,
     limit: usize,
+    /// The operator's answers to failed steps given so far.
+    answered: usize,
+    gated: usize,
 }
 
 impl<'a> Run<'a> {
@@ -331,7 +395,9 @@ impl<'a> Run<'a> {
         let n = schedule.steps.len();
         let retries: usize = schedule.steps.iter().map(|s| s.retries as usize).sum();
         Run {
-            machine: RunMachine::new(Arc::clone(&schedule)).state_machine(),
+            machine: RunMachine::new(Arc::clone(&schedule))
+                .with_on_failure(faults.on_failure)
+                .state_machine(),
             schedule,
             faults,
             rng: Rng(faults.seed),
@@ -352,6 +418,8 @@ impl<'a> Run<'a> {
             next_crash: 0,
             crashes: 0,
             limit: 40 * (n + retries) + 200,
+            answered: 0,
+            gated: 0,
         }
     }
 
@@ -594,6 +662,49 @@ impl<'a> Run<'a> {
                     self.feed(Event::RevertSucceeded { step });
                 }
             }
+            Effect::CrossNoReturn { reason } => {
+                if let Some(ix) = (0..self.schedule.steps.len())
+                    .find(|&ix| self.schedule.steps[ix].past_no_return && self.open_start[ix])
+                {
+                    return Err(format!(
+                        "asked to cross the point of no return ({reason}) while `{}` past it runs",
+                        self.id(ix)
+                    ));
+                }
+                self.gated += 1;
+                if self.faults.decline_gate {
+                    self.aborted = true;
+                    self.feed(Event::Abort {
+                        reason: "the operator did not cross the point of no return".into(),
+                    });
+                } else {
+                    self.feed(Event::CrossedNoReturn);
+                }
+            }
+            Effect::AskOnFailure {
+                step,
+                can_roll_back,
+                ..
+            } => {
+                let ix = self.ix(&step)?;
+                if can_roll_back == self.schedule.steps[ix].past_no_return {
+                    return Err(format!(
+                        "asked about `{step}` offering a rollback: {can_roll_back}"
+                    ));
+                }
+                let choice = self
+                    .faults
+                    .choices
+                    .get(self.answered)
+                    .copied()
+                    .unwrap_or(FailureChoice::Rollback);
+                self.answered += 1;
+                // A retried step is no longer what set off a rollback.
+                if choice == FailureChoice::Retry && self.fatal == Some(ix) {
+                    self.fatal = None;
+                }
+                self.feed(Event::OperatorChose { step, choice });
+            }
             Effect::Finished { .. } => unreachable!("kept out of the in-flight list"),
         }
         Ok(())
@@ -688,8 +799,12 @@ impl<'a> Run<'a> {
                     let ix = self.ix(&step)?;
                     self.open_start[ix] = false;
                 }
+                // Questions to the operator: nothing happened yet; the
+                // resumed machine asks again.
                 Effect::Check { .. }
                 | Effect::AskOperator { .. }
+                | Effect::CrossNoReturn { .. }
+                | Effect::AskOnFailure { .. }
                 | Effect::Preflight { .. }
                 | Effect::Finished { .. } => {}
             }
@@ -701,7 +816,7 @@ impl<'a> Run<'a> {
         }
         self.last_started.clear();
         self.crashes += 1;
-        let replayed = replay(&self.schedule, &self.events);
+        let replayed = replay(&self.schedule, self.faults.on_failure, &self.events);
         compare(&replayed, &self.machine, "at a crash")?;
         self.machine = replayed;
         let started = started_steps(&self.journal);
@@ -724,7 +839,7 @@ impl<'a> Run<'a> {
                 self.ends
             ));
         };
-        let replayed = replay(&self.schedule, &self.events);
+        let replayed = replay(&self.schedule, self.faults.on_failure, &self.events);
         compare(&replayed, &self.machine, "at the end")?;
         Ok(Outcomes {
             state,
@@ -738,13 +853,21 @@ impl<'a> Run<'a> {
             machine_completion: self.machine.completion_order().map(str::to_owned).collect(),
             crashes: self.crashes,
             aborted: self.aborted,
+            asked: self.answered,
+            gated: self.gated,
         })
     }
 }
 
 /// A fresh machine fed `events`, as `resume` rebuilds one from the journal.
-fn replay(schedule: &Arc<Schedule>, events: &[Event]) -> StateMachine<RunMachine> {
-    let mut machine = RunMachine::new(Arc::clone(schedule)).state_machine();
+fn replay(
+    schedule: &Arc<Schedule>,
+    on_failure: OnFailure,
+    events: &[Event],
+) -> StateMachine<RunMachine> {
+    let mut machine = RunMachine::new(Arc::clone(schedule))
+        .with_on_failure(on_failure)
+        .state_machine();
     for event in events {
         feed_named(&mut machine, event, &mut Outbox::default());
     }
@@ -974,6 +1097,7 @@ fn the_generated_runs_cover_every_end_crashes_and_aborts() {
     let mut runner = TestRunner::deterministic();
     let (mut completed, mut rolled_back, mut halted, mut crashed, mut aborted, mut parallel) =
         (0, 0, 0, 0, 0, 0);
+    let (mut asked, mut gated) = (0, 0);
     for _ in 0..2000 {
         let spec = schedule_spec()
             .new_tree(&mut runner)
@@ -993,6 +1117,8 @@ fn the_generated_runs_cover_every_end_crashes_and_aborts() {
         }
         crashed += usize::from(run.crashes > 0);
         aborted += usize::from(run.aborted);
+        asked += usize::from(run.asked > 0);
+        gated += usize::from(run.gated > 0);
         let segments = schedule
             .steps
             .iter()
@@ -1012,6 +1138,9 @@ fn the_generated_runs_cover_every_end_crashes_and_aborts() {
         crashed > 100 && aborted > 50 && parallel > 100,
         "{counts:?}"
     );
+    // The operator's questions: what to do after a failure, and the point
+    // of no return.
+    assert!(asked > 100 && gated > 100, "asked {asked}, gated {gated}");
 }
 
 // ---------------------------------------------------------------------------
@@ -1308,7 +1437,7 @@ fn bug_a_crash_while_a_halt_waits_for_running_steps_resumes_to_an_end() {
         step: "b".into(),
         reason: "boom".into(),
     });
-    let mut machine = replay(&schedule, &events);
+    let mut machine = replay(&schedule, OnFailure::Rollback, &events);
     assert!(
         matches!(machine.state(), State::Halted { .. }),
         "{:?}",

@@ -10,8 +10,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use plan_core::machine::{feed, Effect, Event, Outbox, RunEnd, RunMachine, RunRecord};
+use plan_core::machine::{
+    feed, AnsweredBy, Effect, Event, FailureChoice, Outbox, Question, RunEnd, RunMachine, RunRecord,
+};
 use plan_core::{Plan, Step};
 use statig::prelude::*;
 use tokio::sync::{mpsc, watch};
@@ -21,6 +24,10 @@ use crate::journal_file::{JournalFile, JournalFileError};
 
 /// How much of a step's output goes into the journal.
 pub const JOURNAL_OUTPUT_LIMIT: usize = 16 * 1024;
+
+/// How long the run waits for an operator's answer before it says so (and
+/// journals the wait), unless the driver is told otherwise.
+pub const REMIND_AFTER: Duration = Duration::from_secs(3 * 60);
 
 /// What the driver reports as it goes, for a live view or JSON lines.
 #[derive(Clone, Debug)]
@@ -43,20 +50,73 @@ pub enum Progress {
         /// The output.
         text: String,
     },
+    /// The run has waited this long for the operator's answer.
+    Waiting {
+        /// The step asked about; `None` at the point of no return.
+        step: Option<String>,
+        /// What was asked.
+        question: Question,
+        /// How long so far.
+        waited: Duration,
+    },
 }
 
-/// Someone who answers what the machine cannot decide alone.
+/// An operator's answer, and who gave it: a person at the terminal, or a
+/// flag given in advance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer<T> {
+    /// The answer.
+    pub value: T,
+    /// Who gave it.
+    pub by: AnsweredBy,
+}
+
+impl<T> Answer<T> {
+    /// An answer a person gave.
+    pub fn operator(value: T) -> Answer<T> {
+        Answer {
+            value,
+            by: AnsweredBy::Operator,
+        }
+    }
+
+    /// An answer a flag gave.
+    pub fn flag(value: T) -> Answer<T> {
+        Answer {
+            value,
+            by: AnsweredBy::Flag,
+        }
+    }
+}
+
+/// Someone who answers what the machine cannot decide alone. An `Err` means
+/// nobody can be asked (no terminal, input closed): the run stops and is
+/// left for `resume`.
 pub trait Operator {
     /// Asks the operator to perform a manual step; `true` once done.
-    fn confirm(&mut self, step: &Step) -> impl Future<Output = Result<bool, String>>;
+    fn confirm(&mut self, step: &Step) -> impl Future<Output = Result<Answer<bool>, String>>;
     /// Asks whether an in-doubt step took effect.
-    fn ask_done(&mut self, step: &Step) -> impl Future<Output = Result<bool, String>>;
+    fn ask_done(&mut self, step: &Step) -> impl Future<Output = Result<Answer<bool>, String>>;
     /// Asks the operator to undo a step by hand; `true` once done.
     fn revert_by_hand(
         &mut self,
         step: &Step,
         instructions: &str,
-    ) -> impl Future<Output = Result<bool, String>>;
+    ) -> impl Future<Output = Result<Answer<bool>, String>>;
+    /// Asks whether to cross the point of no return: `true` to go on,
+    /// `false` to roll back instead.
+    fn cross_no_return(
+        &mut self,
+        reason: &str,
+    ) -> impl Future<Output = Result<Answer<bool>, String>>;
+    /// A step failed after its retries: retry it, roll back (only when
+    /// `can_roll_back`) or halt.
+    fn on_failure(
+        &mut self,
+        step: &Step,
+        reason: &str,
+        can_roll_back: bool,
+    ) -> impl Future<Output = Result<Answer<FailureChoice>, String>>;
 }
 
 /// A request from outside to stop going forward.
@@ -93,6 +153,8 @@ pub struct Driver<'a, O: Operator> {
     progress: &'a mut dyn FnMut(Progress),
     /// Prior state captured by each step, for its revert.
     captured: std::collections::HashMap<String, String>,
+    /// After how long a wait for the operator is shown and journaled.
+    remind_after: Duration,
 }
 
 impl<'a, O: Operator> Driver<'a, O> {
@@ -111,13 +173,72 @@ impl<'a, O: Operator> Driver<'a, O> {
             operator,
             progress,
             captured: Default::default(),
+            remind_after: REMIND_AFTER,
         }
     }
 
+    /// Says (and journals) a wait for the operator after `after`, and again
+    /// at each multiple of it (default [`REMIND_AFTER`]).
+    pub fn with_remind_after(mut self, after: Duration) -> Self {
+        self.remind_after = after.max(Duration::from_millis(1));
+        self
+    }
+
     fn record(&mut self, record: &RunRecord) -> Result<(), DriveError> {
-        let time = jiff::Timestamp::now().to_string();
-        self.journal.append(&time, record)?;
-        Ok(())
+        append(self.journal, record)
+    }
+
+    /// Asks the operator through `ask` and waits for the answer, saying so
+    /// (and journaling it) when the wait grows long; journals the answer and
+    /// who gave it.
+    async fn ask<T>(
+        &mut self,
+        step: Option<&str>,
+        question: Question,
+        ask: impl AsyncFnOnce(&mut O) -> Result<Answer<T>, String>,
+        words: impl Fn(&T) -> &'static str,
+    ) -> Result<T, DriveError> {
+        let Driver {
+            operator,
+            journal,
+            progress,
+            remind_after,
+            ..
+        } = self;
+        let started = tokio::time::Instant::now();
+        let answer = ask(operator);
+        tokio::pin!(answer);
+        let mut remind_at = started + *remind_after;
+        let answer = loop {
+            tokio::select! {
+                answer = &mut answer => break answer.map_err(DriveError::NoOperator)?,
+                () = tokio::time::sleep_until(remind_at) => {
+                    let waited = started.elapsed();
+                    append(journal, &RunRecord::OperatorWaiting {
+                        step: step.map(str::to_owned),
+                        question,
+                        waited_ms: millis(waited),
+                    })?;
+                    progress(Progress::Waiting {
+                        step: step.map(str::to_owned),
+                        question,
+                        waited,
+                    });
+                    remind_at += *remind_after;
+                }
+            }
+        };
+        append(
+            journal,
+            &RunRecord::Answered {
+                step: step.map(str::to_owned),
+                question,
+                answer: words(&answer.value).to_owned(),
+                by: answer.by,
+                waited_ms: millis(started.elapsed()),
+            },
+        )?;
+        Ok(answer.value)
     }
 
     fn transcript(&mut self, step: &str, transcript: Transcript) -> Result<(), DriveError> {
@@ -331,10 +452,13 @@ impl<'a, O: Operator> Driver<'a, O> {
                             effect: effect.clone(),
                         })?;
                         let done = self
-                            .operator
-                            .revert_by_hand(&s, text)
-                            .await
-                            .map_err(DriveError::NoOperator)?;
+                            .ask(
+                                Some(&s.id),
+                                Question::RevertByHand,
+                                async |o: &mut O| o.revert_by_hand(&s, text).await,
+                                yes_no,
+                            )
+                            .await?;
                         let id = s.id.clone();
                         return Ok(Some(if done {
                             Event::RevertSucceeded { step: id }
@@ -403,10 +527,13 @@ impl<'a, O: Operator> Driver<'a, O> {
                     effect: effect.clone(),
                 })?;
                 let done = self
-                    .operator
-                    .confirm(&s)
-                    .await
-                    .map_err(DriveError::NoOperator)?;
+                    .ask(
+                        Some(&s.id),
+                        Question::Confirm,
+                        async |o: &mut O| o.confirm(&s).await,
+                        yes_no,
+                    )
+                    .await?;
                 let id = s.id.clone();
                 Ok(Some(if done {
                     Event::OperatorConfirmed { step: id }
@@ -418,16 +545,85 @@ impl<'a, O: Operator> Driver<'a, O> {
                 let s = step_of(step)
                     .ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
                 let done = self
-                    .operator
-                    .ask_done(&s)
-                    .await
-                    .map_err(DriveError::NoOperator)?;
+                    .ask(
+                        Some(&s.id),
+                        Question::InDoubt,
+                        async |o: &mut O| o.ask_done(&s).await,
+                        |done| if *done { "done" } else { "not done" },
+                    )
+                    .await?;
                 Ok(Some(Event::OperatorAnswered {
                     step: s.id.clone(),
                     done,
                 }))
             }
+            Effect::CrossNoReturn { ref reason } => {
+                self.record(&RunRecord::EffectStarted {
+                    effect: effect.clone(),
+                })?;
+                let go = self
+                    .ask(
+                        None,
+                        Question::CrossNoReturn,
+                        async |o: &mut O| o.cross_no_return(reason).await,
+                        |go| if *go { "go" } else { "roll back" },
+                    )
+                    .await?;
+                Ok(Some(if go {
+                    Event::CrossedNoReturn
+                } else {
+                    Event::Abort {
+                        reason: "the operator did not cross the point of no return".into(),
+                    }
+                }))
+            }
+            Effect::AskOnFailure {
+                ref step,
+                ref reason,
+                can_roll_back,
+            } => {
+                let s = step_of(step)
+                    .ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
+                self.record(&RunRecord::EffectStarted {
+                    effect: effect.clone(),
+                })?;
+                let choice = self
+                    .ask(
+                        Some(&s.id),
+                        Question::OnFailure,
+                        async |o: &mut O| o.on_failure(&s, reason, can_roll_back).await,
+                        |choice| match choice {
+                            FailureChoice::Retry => "retry",
+                            FailureChoice::Rollback => "roll back",
+                            FailureChoice::Halt => "halt",
+                        },
+                    )
+                    .await?;
+                Ok(Some(Event::OperatorChose {
+                    step: s.id.clone(),
+                    choice,
+                }))
+            }
         }
+    }
+}
+
+/// Appends `record` to `journal`, stamped with the time now.
+fn append(journal: &mut JournalFile, record: &RunRecord) -> Result<(), DriveError> {
+    let time = jiff::Timestamp::now().to_string();
+    journal.append(&time, record)?;
+    Ok(())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn yes_no(yes: &bool) -> &'static str {
+    if *yes {
+        "yes"
+    } else {
+        "no"
     }
 }
 

@@ -22,6 +22,7 @@
 //!   `checked_done` chance (0.5) the action had taken effect and the
 //!   connection was lost at its end; otherwise it was lost partway, and the
 //!   machine runs the step again.
+//! - `CrossNoReturn`: the operator crosses the point of no return at once.
 //! - `Revert`: takes a fresh draw of the step's forward duration model
 //!   (scaled, without `settle`): undoing a change is assumed to cost about
 //!   what making it did. It fails with the revert failure rate, which is the
@@ -74,6 +75,8 @@ use crate::SimError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum What {
     PreflightPassed,
+    Crossed,
+    ChoseRollback,
     Succeeded,
     Failed,
     Deadline,
@@ -241,6 +244,8 @@ impl<'m> Worker<'m> {
             }
             let event = match next.what {
                 What::PreflightPassed => &model.preflight_passed,
+                What::Crossed => &model.crossed,
+                What::ChoseRollback => &model.events[ix].chose_rollback,
                 What::Abort => &model.abort,
                 What::WindowAbort => &model.window_abort,
                 What::Succeeded => &model.events[ix].succeeded,
@@ -311,6 +316,13 @@ impl<'m> Worker<'m> {
             Effect::Revert { step } => {
                 self.rolled_back = true;
                 self.revert(*step as u32, rng);
+            }
+            // The operator types `go` at once: rehearsal counts the steps'
+            // time, not the operator's.
+            Effect::CrossNoReturn { .. } => self.schedule(0.0, u32::MAX, What::Crossed),
+            // Rehearsals run with the default policy, which never asks.
+            Effect::AskOnFailure { step, .. } => {
+                self.schedule(0.0, *step as u32, What::ChoseRollback)
             }
             Effect::Finished { end } => self.end = Some(self.end_slot(machine, end)),
         }

@@ -134,6 +134,7 @@ mod tests {
             run_dir: "/tmp/x".into(),
             version: "0".into(),
             steps: vec![],
+            on_failure: Default::default(),
         };
         let forward = |step: &str, attempt| RunRecord::EffectStarted {
             effect: Effect::Forward {

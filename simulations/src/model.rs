@@ -96,6 +96,9 @@ pub(crate) struct StepEvents {
     pub(crate) answered: [Input; 2],
     pub(crate) reverted: Input,
     pub(crate) revert_failed: Input,
+    /// The answer when a step's failure asks the operator (a rehearsal
+    /// rolls back, as a run with the default policy does).
+    pub(crate) chose_rollback: Input,
 }
 
 impl StepEvents {
@@ -140,6 +143,10 @@ impl StepEvents {
                 step: step(),
                 reason: reason(),
             },
+            chose_rollback: Event::OperatorChose {
+                step: step(),
+                choice: plan_core::machine::FailureChoice::Rollback,
+            },
         }
     }
 }
@@ -157,6 +164,8 @@ pub(crate) struct Model {
     pub(crate) events: Vec<StepEvents>,
     pub(crate) start: Input,
     pub(crate) preflight_passed: Input,
+    /// The operator crosses the point of no return at once.
+    pub(crate) crossed: Input,
     pub(crate) abort: Input,
     pub(crate) window_abort: Input,
     /// Seconds after the start at which the window deadline aborts the run.
@@ -373,6 +382,7 @@ impl Model {
             events,
             start: Event::Start,
             preflight_passed: Event::PreflightPassed,
+            crossed: Event::CrossedNoReturn,
             abort: Event::Abort {
                 reason: "simulated abort after a step (scenario)".into(),
             },

@@ -416,6 +416,7 @@ fn measured_durations_replace_the_model() {
         run_dir: "/tmp".into(),
         version: "0".into(),
         steps: vec![],
+        on_failure: Default::default(),
     };
     let records = [
         ("2026-01-01T10:00:00Z", started),

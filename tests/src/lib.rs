@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod lab;
+pub mod pty;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 use plan_core::machine::Event;
 use plan_core::Settings;
 
-use crate::live::{ask_yes_no, Mode};
+use crate::live::Mode;
+use crate::prompt::ask_yes_no;
 use crate::session::{self, journal_path, open_journal, Carried, Interaction};
 use crate::{CliError, PlanArgs};
 
@@ -31,6 +32,8 @@ pub struct ResumeArgs {
     json: bool,
     #[command(flatten)]
     ssh: crate::session::SshArgs,
+    #[command(flatten)]
+    operator: crate::session::OperatorArgs,
 }
 
 /// The answer for in-doubt steps without a check.
@@ -147,6 +150,7 @@ pub fn cmd_resume(
             mode,
             yes: args.yes,
             assume,
+            remind_after: args.operator.remind_after,
         },
         Carried {
             captured,

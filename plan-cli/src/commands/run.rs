@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use clap::Args;
 use plan_core::machine::{
-    simulate, Effect, Event, FaultPoint, RunEnd, RunMachine, RunRecord, Schedule, Selection,
+    simulate, Effect, Event, FaultPoint, OnFailure, RunEnd, RunMachine, RunRecord, Schedule,
+    Selection,
 };
 use plan_core::{Entry, Plan, Settings};
 use statig::prelude::IntoStateMachineExt as _;
 
-use crate::live::{ask_yes_no, Mode};
+use crate::live::Mode;
+use crate::prompt::ask_yes_no;
 use crate::session::{
     self, already_done, fingerprints, journal_path, open_journal, Carried, Interaction,
 };
@@ -28,9 +30,12 @@ pub struct RunArgs {
     /// Print what would run, in order, with the revert plan; change nothing
     #[arg(long)]
     dry_run: bool,
-    /// Do not ask before the first change or at manual steps
+    /// Do not ask: not before the first change, at manual steps, at the point of no return, nor after a failure
     #[arg(long, short = 'y')]
     yes: bool,
+    /// When a step fails after its retries: roll back at once, or ask the operator (retry, roll back, halt)
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "rollback")]
+    on_failure: OnFailureArg,
     /// Journal file (default: the plan's path with `.journal` appended)
     #[arg(long, value_name = "PATH")]
     journal: Option<PathBuf>,
@@ -39,6 +44,26 @@ pub struct RunArgs {
     json: bool,
     #[command(flatten)]
     ssh: crate::session::SshArgs,
+    #[command(flatten)]
+    operator: crate::session::OperatorArgs,
+}
+
+/// What a failed step leads to, on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum OnFailureArg {
+    /// Roll back to the rollback point (halt past the point of no return)
+    Rollback,
+    /// Ask: retry the step, roll back, or halt (with --yes: roll back without asking)
+    Ask,
+}
+
+impl From<OnFailureArg> for OnFailure {
+    fn from(arg: OnFailureArg) -> OnFailure {
+        match arg {
+            OnFailureArg::Rollback => OnFailure::Rollback,
+            OnFailureArg::Ask => OnFailure::Ask,
+        }
+    }
 }
 
 /// Runs the plan: exit 0 completed, 3 rolled back, 4 halted, 2 invalid plan.
@@ -148,8 +173,11 @@ pub fn cmd_run(
         run_dir,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         steps: fingerprints,
+        on_failure: args.on_failure.into(),
     };
-    let mut machine = RunMachine::new(schedule).state_machine();
+    let mut machine = RunMachine::new(schedule)
+        .with_on_failure(args.on_failure.into())
+        .state_machine();
     let plan = Arc::new(plan);
     session::drive(
         plan,
@@ -161,6 +189,7 @@ pub fn cmd_run(
             mode,
             yes: args.yes,
             assume: None,
+            remind_after: args.operator.remind_after,
         },
         Carried {
             ssh: args.ssh.options(),

@@ -281,6 +281,16 @@ fn drive(
             }
             Effect::Check { step } => sim.feed(Event::Checked { step, done: true }),
             Effect::AskOperator { step } => sim.feed(Event::OperatorAnswered { step, done: true }),
+            // The operator's Ctrl-C at the point of no return is an `Abort`,
+            // which the machine takes in every state alike; the property
+            // tests feed it there.
+            Effect::CrossNoReturn { .. } => sim.feed(Event::CrossedNoReturn),
+            // Exploration runs with the automatic policy, which never asks;
+            // its answer would be this.
+            Effect::AskOnFailure { step, .. } => sim.feed(Event::OperatorChose {
+                step,
+                choice: super::run::FailureChoice::Rollback,
+            }),
             Effect::Revert { step } => {
                 let (ix, id) = (step, id_of(schedule, step)?);
                 if !sim.completed[ix] {

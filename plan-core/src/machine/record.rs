@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use statig::prelude::*;
 
-use super::run::{feed, Effect, Event, Outbox, RunEnd, RunMachine, StepStatus};
+use super::run::{feed, Effect, Event, OnFailure, Outbox, RunEnd, RunMachine, StepStatus};
 use super::schedule::{Schedule, Selection};
 use crate::plan::Plan;
 
@@ -35,6 +35,10 @@ pub enum RunRecord {
         /// plan no longer matches the journal.
         #[serde(default)]
         steps: Vec<(String, u64)>,
+        /// What a step's failure leads to (`--on-failure`); journals from
+        /// before it was recorded roll back.
+        #[serde(default)]
+        on_failure: OnFailure,
     },
     /// An event fed to the machine.
     Event {
@@ -92,6 +96,56 @@ pub enum RunRecord {
         /// What was there, as text in a shape the step kind decides.
         state: String,
     },
+    /// The run has waited this long for the operator's answer (written once
+    /// the wait passes `--remind-after`, and again at each multiple of it).
+    OperatorWaiting {
+        /// The step asked about; `None` at the point of no return.
+        step: Option<String>,
+        /// What was asked.
+        question: Question,
+        /// How long the run has waited so far, in milliseconds.
+        waited_ms: u64,
+    },
+    /// How a question to the operator was answered, and by whom: the audit
+    /// trail keeps what a person typed apart from what a flag decided.
+    Answered {
+        /// The step asked about; `None` at the point of no return.
+        step: Option<String>,
+        /// What was asked.
+        question: Question,
+        /// The answer, in words (`yes`, `no`, `go`, `retry`, ...).
+        answer: String,
+        /// Who answered.
+        by: AnsweredBy,
+        /// How long the run waited for it, in milliseconds.
+        waited_ms: u64,
+    },
+}
+
+/// A question a run asks its operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Question {
+    /// Perform a manual step and confirm it.
+    Confirm,
+    /// Did an in-doubt step without a check take effect?
+    InDoubt,
+    /// Undo a step by hand.
+    RevertByHand,
+    /// Cross the point of no return (type `go`).
+    CrossNoReturn,
+    /// A step failed: retry, roll back or halt.
+    OnFailure,
+}
+
+/// Who gave an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnsweredBy {
+    /// A person, at the terminal (Ctrl-C at a prompt included).
+    Operator,
+    /// A command-line flag given in advance (`--yes`, `--assume`).
+    Flag,
 }
 
 /// A process group a step's command ran in, as journaled.
@@ -152,6 +206,7 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                 phase,
                 already_done,
                 run_dir,
+                on_failure,
                 ..
             } => {
                 if let Some(run) = runs.last_mut() {
@@ -166,7 +221,9 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     phase: phase.clone(),
                     already_done: already_done.clone(),
                     run_dir: run_dir.clone(),
-                    machine: RunMachine::new(schedule).state_machine(),
+                    machine: RunMachine::new(schedule)
+                        .with_on_failure(*on_failure)
+                        .state_machine(),
                     started: Vec::new(),
                     processes: Vec::new(),
                     captured: Vec::new(),

@@ -119,6 +119,40 @@ pub enum Event<S = String> {
         /// Why.
         reason: String,
     },
+    /// The operator (or `--yes`) let the run cross the point of no return.
+    CrossedNoReturn,
+    /// The operator chose what to do about a step that failed (the run's
+    /// failure policy is [`OnFailure::Ask`]).
+    OperatorChose {
+        /// The step (see `S`).
+        step: S,
+        /// What to do.
+        choice: FailureChoice,
+    },
+}
+
+/// What a run does when a step fails after its retries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Roll back to the rollback point (halt past the point of no return).
+    #[default]
+    Rollback,
+    /// Ask the operator: retry the step, roll back, or halt.
+    Ask,
+}
+
+/// The operator's answer to a failed step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureChoice {
+    /// Run the step again.
+    Retry,
+    /// Undo completed steps back to the rollback point (past the point of
+    /// no return there is nothing to roll back: the run halts).
+    Rollback,
+    /// Stop here, leaving everything as it is, for the operator.
+    Halt,
 }
 
 /// What the driver must do next.
@@ -160,6 +194,22 @@ pub enum Effect<S = String> {
         /// The step (see `S`).
         step: S,
     },
+    /// Every step before the point of no return is done: ask the operator
+    /// to cross it (answered by `CrossedNoReturn`, or `Abort` to roll back).
+    CrossNoReturn {
+        /// Why there is no way back, from the plan.
+        reason: String,
+    },
+    /// A step failed after its retries and the run's policy is to ask:
+    /// retry, roll back or halt (answered by `OperatorChose`).
+    AskOnFailure {
+        /// The step (see `S`).
+        step: S,
+        /// Why it failed.
+        reason: String,
+        /// Whether a rollback is possible (not past the point of no return).
+        can_roll_back: bool,
+    },
     /// The run is over.
     Finished {
         /// How it ended.
@@ -187,12 +237,14 @@ impl<S> Event<S> {
             | Event::OperatorDeclined { step }
             | Event::OperatorAnswered { step, .. }
             | Event::RevertSucceeded { step }
-            | Event::RevertFailed { step, .. } => Some(step),
+            | Event::RevertFailed { step, .. }
+            | Event::OperatorChose { step, .. } => Some(step),
             Event::Start
             | Event::Resume { .. }
             | Event::PreflightPassed
             | Event::PreflightFailed { .. }
-            | Event::Abort { .. } => None,
+            | Event::Abort { .. }
+            | Event::CrossedNoReturn => None,
         }
     }
 
@@ -241,6 +293,11 @@ impl<S> Event<S> {
             Event::Abort { reason } => Event::Abort {
                 reason: reason.clone(),
             },
+            Event::CrossedNoReturn => Event::CrossedNoReturn,
+            Event::OperatorChose { step, choice } => Event::OperatorChose {
+                step: name(step)?,
+                choice: *choice,
+            },
         })
     }
 }
@@ -253,8 +310,11 @@ impl<S> Effect<S> {
             | Effect::Check { step }
             | Effect::Confirm { step }
             | Effect::AskOperator { step }
-            | Effect::Revert { step } => Some(step),
-            Effect::Preflight { .. } | Effect::Finished { .. } => None,
+            | Effect::Revert { step }
+            | Effect::AskOnFailure { step, .. } => Some(step),
+            Effect::Preflight { .. } | Effect::Finished { .. } | Effect::CrossNoReturn { .. } => {
+                None
+            }
         }
     }
 
@@ -272,6 +332,18 @@ impl<S> Effect<S> {
             Effect::Confirm { step } => Effect::Confirm { step: name(step) },
             Effect::AskOperator { step } => Effect::AskOperator { step: name(step) },
             Effect::Revert { step } => Effect::Revert { step: name(step) },
+            Effect::CrossNoReturn { reason } => Effect::CrossNoReturn {
+                reason: reason.clone(),
+            },
+            Effect::AskOnFailure {
+                step,
+                reason,
+                can_roll_back,
+            } => Effect::AskOnFailure {
+                step: name(step),
+                reason: reason.clone(),
+                can_roll_back: *can_roll_back,
+            },
             Effect::Finished { end } => Effect::Finished { end: end.clone() },
         }
     }
@@ -388,6 +460,24 @@ pub struct RunMachine {
     reverts: Table<Slot>,
     /// What set off the rollback, and where it rolls back to.
     rollback: Option<Rollback>,
+    /// What a step's failure (after its retries) leads to.
+    on_failure: OnFailure,
+    /// The segment that begins past the point of no return, when this run
+    /// crosses it (the operator is asked first).
+    gate: Option<usize>,
+    /// Whether the run has crossed the point of no return.
+    crossed: bool,
+    /// A failed step the operator is deciding about; nothing new starts.
+    deciding: Option<Decision>,
+}
+
+/// A failed step waiting for the operator's choice.
+#[derive(Clone, Debug)]
+struct Decision {
+    step: Slot,
+    /// Its effect is in place (its check failed after the action).
+    in_place: bool,
+    cause: String,
 }
 
 /// What one event made the machine do: statig's external context.
@@ -451,6 +541,14 @@ impl RunMachine {
             }
         }
         let ready = (0..n).filter(|&ix| waiting[ix] == 0).map(slot).collect();
+        let gate = schedule.no_return.as_ref().and_then(|_| {
+            schedule
+                .steps
+                .iter()
+                .filter(|s| s.past_no_return)
+                .map(|s| s.segment)
+                .min()
+        });
         RunMachine {
             schedule,
             dependents: Arc::new(dependents),
@@ -463,7 +561,22 @@ impl RunMachine {
             completed: Table::new(),
             reverts: Table::new(),
             rollback: None,
+            on_failure: OnFailure::Rollback,
+            gate,
+            crossed: false,
+            deciding: None,
         }
+    }
+
+    /// The same machine with this failure policy (before the run starts).
+    pub fn with_on_failure(mut self, on_failure: OnFailure) -> RunMachine {
+        self.on_failure = on_failure;
+        self
+    }
+
+    /// What a step's failure leads to in this run.
+    pub fn on_failure(&self) -> OnFailure {
+        self.on_failure
     }
 
     /// The schedule this machine runs.
@@ -553,7 +666,16 @@ impl RunMachine {
         if self.segment == self.open_in_segment.len() {
             return Next::Completed;
         }
+        // The operator is choosing what to do about a failed step.
+        if self.deciding.is_some() {
+            return Next::Forward;
+        }
         let segment = self.segment;
+        if !self.crossed && self.gate == Some(segment) {
+            let reason = self.schedule.no_return.clone().unwrap_or_default();
+            context.effects.push(Effect::CrossNoReturn { reason });
+            return Next::Gate;
+        }
         // Start every ready automatic step of the open segment, in order; the
         // first ready manual step waits for the others (it starts alone).
         let mut manual: Option<StepIx> = None;
@@ -592,6 +714,7 @@ impl RunMachine {
                 Transition(State::completed())
             }
             Next::Operator(ix) => Transition(State::awaiting_operator(ix)),
+            Next::Gate => Transition(State::at_point_of_no_return()),
             Next::Forward if stay => Handled,
             Next::Forward => Transition(State::forward()),
         }
@@ -605,6 +728,7 @@ impl RunMachine {
         cause: String,
         context: &mut Outbox,
     ) -> Outcome<State> {
+        self.settle_decision();
         // The furthest the run got decides where it rolls back to.
         let reached = failed.or_else(|| {
             (0..self.status.len())
@@ -647,6 +771,7 @@ impl RunMachine {
         reason: String,
         context: &mut Outbox,
     ) -> Outcome<State> {
+        self.settle_decision();
         let step = step.map(|ix| self.id(ix));
         // Steps still running (or being checked) finish first, their outcome
         // recorded in `Halted`, so that what is done and what is left is true.
@@ -676,6 +801,75 @@ impl RunMachine {
                 left,
             },
         });
+    }
+
+    /// Ends a pending decision without the operator's choice (an abort, a
+    /// second failure): a step whose effect is in place counts as done, so
+    /// a rollback undoes it and a halt lists it.
+    fn settle_decision(&mut self) {
+        if let Some(decision) = self.deciding.take() {
+            if decision.in_place {
+                self.mark_done(decision.step as StepIx);
+            }
+        }
+    }
+
+    /// A step failed after its retries: roll back (or halt), or, when the
+    /// policy says so, ask the operator first.
+    fn failed(
+        &mut self,
+        ix: StepIx,
+        cause: String,
+        in_place: bool,
+        context: &mut Outbox,
+    ) -> Outcome<State> {
+        if self.on_failure == OnFailure::Ask && self.deciding.is_none() {
+            self.status[ix] = StepStatus::Failed;
+            context.effects.push(Effect::AskOnFailure {
+                step: ix,
+                reason: cause.clone(),
+                can_roll_back: !self.schedule.steps[ix].past_no_return,
+            });
+            self.deciding = Some(Decision {
+                step: slot(ix),
+                in_place,
+                cause,
+            });
+            return Handled;
+        }
+        if in_place {
+            // Its effect is in place: it counts as completed, so the
+            // rollback undoes it first.
+            self.mark_done(ix);
+        } else {
+            self.status[ix] = StepStatus::Failed;
+        }
+        self.fail(Some(ix), cause, context)
+    }
+
+    /// The operator chose what to do about the failed step `ix`.
+    fn chose(&mut self, ix: StepIx, choice: FailureChoice, context: &mut Outbox) -> Outcome<State> {
+        let Some(cause) = self
+            .deciding
+            .as_ref()
+            .filter(|d| d.step as StepIx == ix)
+            .map(|d| d.cause.clone())
+        else {
+            return Handled;
+        };
+        match choice {
+            FailureChoice::Retry => {
+                self.deciding = None;
+                self.start(ix, context);
+                Handled
+            }
+            FailureChoice::Rollback => self.fail(Some(ix), cause, context),
+            FailureChoice::Halt => self.halt(
+                Some(ix),
+                format!("{cause}; the operator chose to halt"),
+                context,
+            ),
+        }
     }
 
     /// A check could not settle an in-doubt step: the operator decides.
@@ -809,6 +1003,8 @@ impl RunMachine {
 enum Next {
     Completed,
     Operator(StepIx),
+    /// The next segment lies past the point of no return.
+    Gate,
     Forward,
 }
 
@@ -862,7 +1058,9 @@ impl RunMachine {
     /// - `StepSucceeded`, `Checked{done}`, `OperatorAnswered{done}` -> stays, or
     ///   `Completed`, or `AwaitingOperator` for a manual step
     /// - `StepFailed`, `DeadlineExceeded` -> retry, or `Reverting`, or `Halted`
-    ///   past the point of no return
+    ///   past the point of no return; with [`OnFailure::Ask`], stays and asks
+    /// - `OperatorChose` -> retry (stays), `Reverting` or `Halted`
+    /// - next segment past the point of no return -> `AtPointOfNoReturn`
     /// - `StepInDoubt` -> stays; its check (or the operator) decides
     /// - `Abort` -> `Reverting` via `Active`
     #[state(superstate = "active")]
@@ -896,16 +1094,14 @@ impl RunMachine {
                         }
                         _ => format!("step `{step}` ran past its deadline"),
                     };
-                    if matches!(event, Event::CheckFailed { .. }) {
-                        // Its effect is in place: it counts as completed, so
-                        // the rollback undoes it first.
-                        self.mark_done(ix);
-                    } else {
-                        self.status[ix] = StepStatus::Failed;
-                    }
-                    self.fail(Some(ix), reason, context)
+                    let in_place = matches!(event, Event::CheckFailed { .. });
+                    self.failed(ix, reason, in_place, context)
                 }
                 _ => Handled,
+            },
+            Event::OperatorChose { step, choice } => match self.ix(step) {
+                Some(ix) => self.chose(ix, *choice, context),
+                None => Handled,
             },
             Event::Checked { step, done } | Event::OperatorAnswered { step, done } => {
                 match self
@@ -927,6 +1123,15 @@ impl RunMachine {
             }
             Event::Resume { started } => {
                 self.resume_in_flight(started, context);
+                // The question was open when the run stopped: ask again.
+                if let Some(d) = &self.deciding {
+                    let ix = d.step as StepIx;
+                    context.effects.push(Effect::AskOnFailure {
+                        step: ix,
+                        reason: d.cause.clone(),
+                        can_roll_back: !self.schedule.steps[ix].past_no_return,
+                    });
+                }
                 if self.in_flight() {
                     Handled
                 } else {
@@ -969,6 +1174,28 @@ impl RunMachine {
             }
             Event::Resume { .. } => {
                 context.effects.push(Effect::Confirm { step: current });
+                Handled
+            }
+            _ => Super,
+        }
+    }
+
+    /// Every step before the point of no return is done; the operator is
+    /// asked to cross it. Nothing runs meanwhile.
+    /// - `CrossedNoReturn` -> `Forward`, `AwaitingOperator` or `Completed`
+    /// - `Abort` -> `Reverting` via `Active` (the point is not crossed)
+    #[state(superstate = "active")]
+    fn at_point_of_no_return(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
+        match event {
+            Event::CrossedNoReturn => {
+                self.crossed = true;
+                let next = self.advance(context);
+                self.next_response(next, false, context)
+            }
+            Event::Resume { .. } => {
+                context.effects.push(Effect::CrossNoReturn {
+                    reason: self.schedule.no_return.clone().unwrap_or_default(),
+                });
                 Handled
             }
             _ => Super,

@@ -77,6 +77,9 @@ pub struct Schedule {
     pub steps: Vec<ScheduledStep>,
     /// Rollback points of this run, by name (and `start`).
     pub points: Vec<String>,
+    /// The reason of the point of no return this run crosses, if it does
+    /// (one passed in an earlier phase's run is not crossed again).
+    pub no_return: Option<String>,
     index: FxHashMap<String, StepIx>,
 }
 
@@ -98,6 +101,7 @@ impl Schedule {
         let mut segment = 0usize;
         let mut point = (START_POINT.to_owned(), 0usize);
         let mut past_no_return = false;
+        let mut no_return = None;
         let mut first_phase = true;
         let mut reached_selection = false;
         for phase in &plan.phases {
@@ -123,9 +127,10 @@ impl Schedule {
                         point = (marker.text.clone(), segment);
                         points.push(marker.text.clone());
                     }
-                    Entry::PointOfNoReturn(_) => {
+                    Entry::PointOfNoReturn(marker) => {
                         segment += 1;
                         past_no_return = true;
+                        no_return = Some(marker.text.clone());
                     }
                     Entry::Step(step) => {
                         if !step.pending() || selection.already_done.contains(&step.id) {
@@ -161,6 +166,7 @@ impl Schedule {
         Schedule {
             steps,
             points,
+            no_return,
             index,
         }
     }
@@ -175,8 +181,16 @@ impl Schedule {
         Schedule {
             steps,
             points,
+            no_return: None,
             index,
         }
+    }
+
+    /// The same schedule, crossing a point of no return for this reason
+    /// before its first step past it (for tests and generators).
+    pub fn with_no_return(mut self, reason: &str) -> Schedule {
+        self.no_return = Some(reason.to_owned());
+        self
     }
 
     /// The index of the step with this id.

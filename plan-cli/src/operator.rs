@@ -1,0 +1,183 @@
+//! The operator at the terminal: the questions a run asks, and the answers
+//! flags give in advance (`--yes`, `--assume`).
+//!
+//! Each question hides the live view, asks on stderr, and waits for a line
+//! without blocking the run (see [`crate::prompt`]). A Ctrl-C at a question
+//! is an answer too: the safe one for that question (decline, roll back),
+//! or, where no answer is safe, stopping the run for `resume`.
+
+use std::sync::{Arc, Mutex};
+
+use plan_core::machine::FailureChoice;
+use plan_core::Step;
+use plan_steps::driver::{Answer, Operator};
+use tokio::sync::watch;
+
+use crate::live::View;
+use crate::prompt::{self, is_yes, Reply};
+
+/// Answers of the operator at a terminal, or fixed by flags.
+pub struct TtyOperator {
+    /// `--yes`: manual steps and the point of no return pass without asking.
+    pub yes: bool,
+    /// `--assume done|not-done` for in-doubt steps without a check.
+    pub assume: Option<bool>,
+    /// The view, hidden while asking.
+    pub view: Arc<Mutex<View>>,
+    /// How many times Ctrl-C was pressed (it ends a wait for an answer).
+    pub interrupts: watch::Receiver<u32>,
+}
+
+impl TtyOperator {
+    /// Asks with the live view hidden. The view's lock is never held while
+    /// waiting: the Ctrl-C handler and the progress callback take it.
+    async fn ask(&mut self, question: &str) -> Result<Reply, String> {
+        if let Ok(mut view) = self.view.lock() {
+            view.pause();
+        }
+        let reply = prompt::ask(question, &mut self.interrupts).await;
+        if let Ok(mut view) = self.view.lock() {
+            view.resume();
+        }
+        reply
+    }
+
+    /// Asks until one of `choices` (lower-cased) is typed.
+    async fn choose<T: Copy>(
+        &mut self,
+        question: &str,
+        choices: &[(&[&str], T)],
+        on_interrupt: Result<T, String>,
+    ) -> Result<T, String> {
+        let mut question = question.to_owned();
+        loop {
+            match self.ask(&question).await? {
+                Reply::Interrupted => return on_interrupt,
+                Reply::Line(line) => {
+                    let line = line.to_ascii_lowercase();
+                    if let Some((_, value)) = choices
+                        .iter()
+                        .find(|(words, _)| words.contains(&line.as_str()))
+                    {
+                        return Ok(*value);
+                    }
+                    let words: Vec<String> =
+                        choices.iter().map(|(w, _)| format!("`{}`", w[0])).collect();
+                    question = format!("  Please type {}:", words.join(" or "));
+                }
+            }
+        }
+    }
+}
+
+impl Operator for TtyOperator {
+    async fn confirm(&mut self, step: &Step) -> Result<Answer<bool>, String> {
+        if self.yes {
+            return Ok(Answer::flag(true));
+        }
+        let prompt = match &step.action {
+            plan_core::Action::Manual { prompt, .. } => prompt.clone(),
+            _ => step.title.clone(),
+        };
+        let question = format!(
+            "MANUAL STEP `{}`: {}\n  {prompt}\n  Done? (y: done and go on; n or Enter: not done, the run rolls back) [y/N]",
+            step.id, step.title
+        );
+        match self.ask(&question).await? {
+            Reply::Line(answer) => Ok(Answer::operator(is_yes(&answer))),
+            // Ctrl-C declines the step: the run rolls back.
+            Reply::Interrupted => Ok(Answer::operator(false)),
+        }
+    }
+
+    async fn ask_done(&mut self, step: &Step) -> Result<Answer<bool>, String> {
+        if let Some(done) = self.assume {
+            return Ok(Answer::flag(done));
+        }
+        let question = format!(
+            "IN DOUBT `{}` ({}): it was under way when the run stopped and has no check.\n  Did it take effect? (y: it did; n: it did not, run it again) [y/n]",
+            step.id, step.title
+        );
+        self.choose(
+            &question,
+            &[(&["y", "yes"], true), (&["n", "no"], false)],
+            Err("Ctrl-C at the question about an in-doubt step".into()),
+        )
+        .await
+        .map(Answer::operator)
+        .map_err(|e| format!("{e}; pass --assume done or --assume not-done"))
+    }
+
+    async fn revert_by_hand(
+        &mut self,
+        step: &Step,
+        instructions: &str,
+    ) -> Result<Answer<bool>, String> {
+        let question = format!(
+            "UNDO BY HAND `{}`: {instructions}\n  Done? (y: undone; n: not undone, the run halts) [y/n]",
+            step.id
+        );
+        self.choose(
+            &question,
+            &[(&["y", "yes"], true), (&["n", "no"], false)],
+            Err("Ctrl-C at an undo by hand".into()),
+        )
+        .await
+        .map(Answer::operator)
+    }
+
+    async fn cross_no_return(&mut self, reason: &str) -> Result<Answer<bool>, String> {
+        if self.yes {
+            return Ok(Answer::flag(true));
+        }
+        let question = format!(
+            "POINT OF NO RETURN: {reason}\n  Every step so far can still be rolled back. Past this point a failure halts for the operator and nothing is reverted.\n  Type `go` to cross it, or `rollback` to undo the run instead:"
+        );
+        self.choose(
+            &question,
+            &[(&["go"], true), (&["rollback", "roll back"], false)],
+            // Ctrl-C: do not cross; the run rolls back.
+            Ok(false),
+        )
+        .await
+        .map(Answer::operator)
+    }
+
+    async fn on_failure(
+        &mut self,
+        step: &Step,
+        reason: &str,
+        can_roll_back: bool,
+    ) -> Result<Answer<FailureChoice>, String> {
+        let safe = if can_roll_back {
+            FailureChoice::Rollback
+        } else {
+            FailureChoice::Halt
+        };
+        if self.yes {
+            return Ok(Answer::flag(safe));
+        }
+        let (offer, choices): (&str, &[(&[&str], FailureChoice)]) = if can_roll_back {
+            (
+                "[r]etry it, roll [b]ack, or [h]alt here for the operator?",
+                &[
+                    (&["r", "retry"], FailureChoice::Retry),
+                    (&["b", "rollback", "roll back"], FailureChoice::Rollback),
+                    (&["h", "halt"], FailureChoice::Halt),
+                ],
+            )
+        } else {
+            (
+                "Past the point of no return nothing is rolled back: [r]etry it, or [h]alt here for the operator?",
+                &[
+                    (&["r", "retry"], FailureChoice::Retry),
+                    (&["h", "halt"], FailureChoice::Halt),
+                ],
+            )
+        };
+        let question = format!("STEP FAILED `{}`: {reason}\n  {offer}", step.id);
+        self.choose(&question, choices, Ok(safe))
+            .await
+            .map(Answer::operator)
+    }
+}
