@@ -450,3 +450,47 @@ pub fn nth_offset(text: &str, needle: &str, n: usize) -> usize {
         .map(|(i, _)| i)
         .unwrap_or_else(|| panic!("`{needle}` does not occur {} times", n + 1))
 }
+
+/// A run directory `cutover` created; removed when dropped.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    /// The `demo` directory the local example plans make in it.
+    pub fn demo(&self) -> PathBuf {
+        self.0.join("demo")
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        // Only what `cutover` creates: a `cutover-run-*` directory of its own.
+        let ours = self
+            .0
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("cutover-run-"));
+        if ours {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The run directory named by a `run directory: PATH` line of `output`.
+pub fn run_dir_in(output: &str) -> Option<RunDir> {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("run directory: "))
+        .map(|p| RunDir(PathBuf::from(p.trim())))
+}
+
+/// The `entry` of every whole record of a journal (a torn last line is left out).
+pub fn journal_entries(path: &Path) -> Vec<Value> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["entry"].clone())
+        .collect()
+}

@@ -43,6 +43,8 @@ struct Output {
     closed: bool,
     /// Escape-sequence state of the transcript filter.
     escape: Escape,
+    /// The first bytes of a character the last read cut in two.
+    pending: Vec<u8>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,21 +61,30 @@ enum Escape {
 impl Output {
     fn take(&mut self, bytes: &[u8]) {
         self.screen.process(bytes);
-        for &b in String::from_utf8_lossy(bytes).as_bytes() {
-            self.escape = match (self.escape, b) {
-                (Escape::None, 0x1b) => Escape::Start,
-                (Escape::None, b'\r') => Escape::None,
+        // A character may be cut between two reads: keep its first bytes.
+        self.pending.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(text) => text.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.pending.len(),
+        };
+        let text = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+        self.pending.drain(..valid);
+        for c in text.chars() {
+            self.escape = match (self.escape, c) {
+                (Escape::None, '\x1b') => Escape::Start,
+                (Escape::None, '\r') => Escape::None,
                 (Escape::None, _) => {
-                    self.transcript.push(b as char);
+                    self.transcript.push(c);
                     Escape::None
                 }
-                (Escape::Start, b'[') => Escape::Csi,
-                (Escape::Start, b']') => Escape::Osc,
+                (Escape::Start, '[') => Escape::Csi,
+                (Escape::Start, ']') => Escape::Osc,
                 (Escape::Start, _) => Escape::None,
-                (Escape::Csi, 0x40..=0x7e) => Escape::None,
+                (Escape::Csi, '\x40'..='\x7e') => Escape::None,
                 (Escape::Csi, _) => Escape::Csi,
-                (Escape::Osc, 0x07) => Escape::None,
-                (Escape::Osc, 0x1b) => Escape::Start,
+                (Escape::Osc, '\x07') => Escape::None,
+                (Escape::Osc, '\x1b') => Escape::Start,
                 (Escape::Osc, _) => Escape::Osc,
             };
         }
@@ -136,6 +147,7 @@ impl Pty {
             transcript: String::new(),
             closed: false,
             escape: Escape::None,
+            pending: Vec::new(),
         }));
         let sink = Arc::clone(&output);
         // The master must stay open while the reader runs: it moves in here.

@@ -13,3 +13,4 @@ mod mailman;
 mod run;
 mod ssh;
 mod status;
+mod terminal;

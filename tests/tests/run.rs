@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use plan_core::machine::{Schedule, Selection};
 use plan_core::Settings;
-use serde_json::Value;
-use tests::{cutover_bin, edit, workspace_file, Cutover, Run};
+use tests::{cutover_bin, edit, journal_entries, run_dir_in, workspace_file, Cutover, Run, RunDir};
 
 /// What `examples/local/slow.ron` leaves in `demo/effects.log`.
 const SLOW_LOG: &str = "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n";
@@ -24,49 +23,6 @@ const SLOW_LOG: &str = "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n";
 /// A step of `slow.ron` sleeps 2 s: a command left running by a killed
 /// `cutover` is over well within this.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(2500);
-
-/// A run directory `cutover` created; removed when dropped.
-struct RunDir(PathBuf);
-
-impl RunDir {
-    fn demo(&self) -> PathBuf {
-        self.0.join("demo")
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        // Only what `cutover` creates: a `cutover-run-*` directory of its own.
-        let ours = self
-            .0
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("cutover-run-"));
-        if ours {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// The `run directory: PATH` line `run` prints on stderr (not with --json).
-fn run_dir_in(stderr: &str) -> Option<RunDir> {
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory: "))
-        .map(|p| RunDir(PathBuf::from(p.trim())))
-}
-
-/// The `entry` of every whole record of a journal (a torn last line is left out).
-fn journal_entries(path: &Path) -> Vec<Value> {
-    let Ok(text) = fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|v| v["entry"].clone())
-        .collect()
-}
 
 /// The run directory the journal's first run recorded.
 fn run_dir_in_journal(path: &Path) -> Option<RunDir> {
