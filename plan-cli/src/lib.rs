@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod exit_codes;
 mod live;
+mod logging;
 mod operator;
 mod prompt;
 mod render;
@@ -30,6 +31,9 @@ pub use error::CliError;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Write logs to this file (at `info`, or what RUST_LOG says); without it, RUST_LOG sends them to stderr
+    #[arg(long, global = true, value_name = "PATH")]
+    log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +54,10 @@ enum Command {
     Announce(commands::announce::AnnounceArgs),
     /// Draw the plan at its likely durations as a Gantt chart (SVG) or as text
     Timeline(commands::timeline::TimelineArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the manual page, or write one page per verb into a directory
+    Man(commands::man::ManArgs),
 }
 
 /// Which plan, and variable overrides for it.
@@ -101,6 +109,8 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u
         Command::Simulate(args) => commands::simulate::cmd_simulate(&args, stdout, stderr),
         Command::Announce(args) => commands::announce::cmd_announce(&args, stdout, stderr),
         Command::Timeline(args) => commands::timeline::cmd_timeline(&args, stdout, stderr),
+        Command::Completions(args) => commands::completions::cmd_completions(&args, stdout),
+        Command::Man(args) => commands::man::cmd_man(&args, stdout, stderr),
     }
 }
 
@@ -124,7 +134,9 @@ pub fn main() -> ExitCode {
     // while holding its bar's state, and this thread then waits for that
     // state (issue 9). The live view owns the terminal while it is shown.
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    match run(cli, &mut out, &mut err) {
+    let outcome =
+        logging::init(cli.log_file.as_deref()).and_then(|()| run(cli, &mut out, &mut err));
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::from(exit_codes::OK)

@@ -110,10 +110,14 @@ impl View {
         } else {
             ProgressDrawTarget::hidden()
         };
+        let bars = MultiProgress::with_draw_target(target);
+        if mode == Mode::Live {
+            crate::logging::set_live(Some(bars.clone()));
+        }
         View {
             mode,
             plan,
-            bars: MultiProgress::with_draw_target(target),
+            bars,
             running: HashMap::new(),
             points,
             paused: false,
@@ -319,6 +323,7 @@ impl View {
         for (_, (bar, _)) in self.running.drain() {
             bar.finish_and_clear();
         }
+        crate::logging::set_live(None);
         if self.mode == Mode::Json {
             self.json(JsonWhat::End { end });
             return;
@@ -354,6 +359,15 @@ impl View {
             self.bars.set_draw_target(ProgressDrawTarget::stderr());
         }
         self.paused = false;
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // Log lines go straight to stderr once the view is gone.
+        if self.mode == Mode::Live {
+            crate::logging::set_live(None);
+        }
     }
 }
 

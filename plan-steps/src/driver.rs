@@ -341,6 +341,7 @@ impl<'a, O: Operator> Driver<'a, O> {
                 self.record(&RunRecord::Event {
                     event: event.clone(),
                 })?;
+                tracing::info!(target: "cutover::run", ?event, "event");
                 (self.progress)(Progress::Event(event.clone()));
                 let mut outbox = Outbox::recording();
                 let effects = feed(machine, &event, &mut outbox);
@@ -422,6 +423,7 @@ impl<'a, O: Operator> Driver<'a, O> {
         in_flight: &mut usize,
         end: &mut Option<RunEnd>,
     ) -> Result<Option<Event>, DriveError> {
+        tracing::info!(target: "cutover::run", ?effect, "effect");
         (self.progress)(Progress::Effect(effect.clone()));
         let step_of = |id: &str| self.plan.step(id).cloned();
         match effect {

@@ -108,9 +108,26 @@ impl Pty {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Pty::cutover_with_env(args, dir, std::iter::empty::<(String, String)>())
+    }
+
+    /// The same, with these variables added to its environment.
+    pub fn cutover_with_env<I, S, E, K, V>(args: I, dir: &Path, env: E) -> Pty
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+        E: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         let mut command = CommandBuilder::new(crate::cutover_bin());
         command.args(args);
         command.cwd(dir);
+        // Logs only where a test asks for them.
+        command.env_remove("RUST_LOG");
+        for (key, value) in env {
+            command.env(key, value);
+        }
         Pty::spawn(command)
     }
 
@@ -118,7 +135,6 @@ impl Pty {
     /// terminal, standard input, output and error.
     pub fn spawn(mut command: CommandBuilder) -> Pty {
         command.env("TERM", "xterm-256color");
-        command.env_remove("RUST_LOG");
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: ROWS,
@@ -183,6 +199,15 @@ impl Pty {
         self.output
             .lock()
             .map(|o| o.screen.screen().contents())
+            .unwrap_or_default()
+    }
+
+    /// The screen's rows as the operator sees them, each on its own (a
+    /// line that filled its row and went on is two rows here).
+    pub fn rows(&self) -> Vec<String> {
+        self.output
+            .lock()
+            .map(|o| o.screen.screen().rows(0, COLS).collect())
             .unwrap_or_default()
     }
 

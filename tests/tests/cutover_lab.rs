@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tests::lab::{same_tree, ARecord, Lab, RECORD};
+use tests::pty::Pty;
 use tests::{edit, Run};
 
 /// The record's TTL when a lab starts, in seconds (the example plan's 30 s
@@ -256,6 +257,32 @@ fn position(entries: &[Value], from: usize, matches: impl Fn(&Value) -> bool) ->
 
 fn is_event(entry: &Value, event: &str, step: &str) -> bool {
     entry["type"] == "event" && entry["event"]["event"] == event && entry["event"]["step"] == step
+}
+
+/// The operator's path: the lab cutover in a real terminal, confirmed by
+/// typing, with the live view on (issue 9: a run on a terminal hung after
+/// its first step).
+#[test]
+fn the_lab_cutover_completes_in_a_terminal() {
+    let lab = cutover_lab(1);
+    let plan = write_plan(&lab, "cutover.ron", &lab_plan(&lab));
+    let journal = Journal::new(&lab, "cutover.journal");
+    let wait = Duration::from_secs(60);
+    let args = [
+        "run".to_owned(),
+        plan.display().to_string(),
+        "--journal".to_owned(),
+        journal.path.display().to_string(),
+    ];
+    let mut pty = Pty::cutover_with_env(args, lab.dir(), lab.cutover_vars());
+    pty.expect("[y/N]", wait);
+    pty.send_line("y");
+    pty.expect("running final-rsync", wait);
+    pty.expect("completed: every step succeeded", wait);
+    assert_eq!(pty.wait_exit(wait), 0, "{}", pty.transcript());
+    assert_eq!(record(&lab).address, lab.host("host2").address);
+    same_tree(&lab.host("host1").srv, &lab.host("host2").srv)
+        .expect("host2 holds host1's data, byte for byte");
 }
 
 #[test]

@@ -725,3 +725,46 @@ fn bug_resume_of_a_run_killed_while_halting_ends_halted() {
         "c\n"
     );
 }
+
+/// Logs go to stderr (or `--log-file`), never into `--json`'s stdout.
+#[test]
+fn logs_never_mix_into_json_output_and_a_log_file_gets_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let journal = dir.path().join("ok.journal");
+    let log = dir.path().join("run.log");
+    let run = Cutover::new()
+        .env("RUST_LOG", "debug")
+        .args(["run", "--yes", "--json", "--journal"])
+        .arg(&journal)
+        .arg("--log-file")
+        .arg(&log)
+        .arg(example("local/ok.ron"))
+        .run();
+    run.assert_code(0);
+    let _dir = run_dir_in_journal(&journal);
+    for line in run.stdout.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line:?}"
+        );
+    }
+    let logged = fs::read_to_string(&log).expect("the log file is written");
+    assert!(
+        logged.contains("DEBUG cutover::machine: transition"),
+        "{logged}"
+    );
+    assert!(logged.contains("INFO cutover::run: effect"), "{logged}");
+    assert!(!run.stderr.contains("DEBUG"), "{}", run.stderr);
+
+    let bad = Cutover::new()
+        .env("RUST_LOG", "[")
+        .args(["check"])
+        .arg(example("local/ok.ron"))
+        .run();
+    bad.assert_code(1);
+    assert!(
+        bad.stderr.contains("RUST_LOG is not a valid log filter"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -477,3 +477,65 @@ fn json_on_a_terminal_prints_events_and_no_live_view() {
         drop(RunDir(dir));
     }
 }
+
+#[test]
+fn logs_on_a_terminal_are_written_above_the_live_view_and_the_run_completes() {
+    // A long step's bar stays on the screen while quick steps beside it
+    // start their commands, each start a log line.
+    let quick: String = (1..=4)
+        .map(|i| {
+            format!(
+                r#"Step(id: "quick-{i}", title: "a quick step", after: [{after}],
+                 action: Shell(on: "local", run: "sleep 0.3", revert: Nothing("it changes nothing")),
+                 check: Run("true"), duration: Fixed("1s")),"#,
+                after = if i == 1 { String::new() } else { format!("\"quick-{}\"", i - 1) }
+            )
+        })
+        .collect();
+    let case = Case::new(&plan_with(
+        "pty: logs beside the live view",
+        &format!(
+            r#"Step(id: "long", title: "a long step", after: ["make-dir"],
+                 action: Shell(on: "local", run: "sleep 2", revert: Nothing("it changes nothing")),
+                 check: Run("true"), duration: Fixed("2s")),
+            {quick}"#
+        ),
+    ));
+    let args = [
+        "run".to_owned(),
+        case.plan.display().to_string(),
+        "--journal".to_owned(),
+        case.journal.display().to_string(),
+        "--yes".to_owned(),
+    ];
+    let mut pty = Pty::cutover_with_env(
+        args,
+        case.dir.path(),
+        [("RUST_LOG", "plan_steps::local=debug")],
+    );
+    pty.expect("completed: every step succeeded", WAIT);
+    assert_eq!(pty.wait_exit(WAIT), 0, "{}", pty.transcript());
+    let _dir = run_dir(&pty);
+    // On the screen, every log line is a row of its own: none was drawn
+    // into a bar's row, nor a bar over a log line.
+    let screen = pty.screen();
+    let rows: Vec<String> = pty
+        .rows()
+        .into_iter()
+        .filter(|r| r.contains("DEBUG"))
+        .collect();
+    let written = pty.transcript().matches("DEBUG plan_steps::local").count();
+    assert!(written >= 6, "{}", pty.transcript());
+    assert_eq!(
+        rows.len(),
+        written,
+        "{written} log lines written, {} on the screen: one was drawn over\n{screen}",
+        rows.len()
+    );
+    for row in rows {
+        assert!(
+            row.starts_with("20") && !row.contains("running"),
+            "a log line shares a row with the live view: {row:?}\n{screen}"
+        );
+    }
+}

@@ -2,7 +2,9 @@
 
 pub mod announce;
 pub mod check;
+pub mod completions;
 pub mod graph;
+pub mod man;
 pub mod resume;
 pub mod run;
 pub mod simulate;
