@@ -19,8 +19,27 @@ use crate::session::{
 };
 use crate::{exit_codes, CliError, PlanArgs};
 
+/// What `cutover run --help` (and its man page) says about the prompts.
+const PROMPTS: &str = "\
+What the operator is asked (without --yes), on the terminal:
+
+Before the first change: \"Run N steps of ...? [y/N]\"
+    y runs; anything else changes nothing (exit 1).
+A Manual step: \"MANUAL STEP `id` ... Done? [y/N]\"
+    y goes on; n or Enter declines it, and the run rolls back.
+The point of no return: \"POINT OF NO RETURN: <reason>\"
+    go crosses it; rollback undoes the run instead.
+A failed step, with --on-failure ask: \"STEP FAILED `id`: ...\"
+    r retries it, b rolls back, h halts for the operator.
+
+Ctrl-C rolls back (at a question too); a second Ctrl-C stops at once, for `cutover resume`. A question \
+unanswered for --remind-after (3m) is said on the terminal and journaled.
+
+Exit codes: 0 completed, 1 error or not started, 2 invalid plan, 3 rolled back, 4 halted.";
+
 /// Arguments of `cutover run`.
 #[derive(Debug, Args)]
+#[command(after_long_help = PROMPTS)]
 pub struct RunArgs {
     #[command(flatten)]
     plan: PlanArgs,
