@@ -539,3 +539,18 @@ fn logs_on_a_terminal_are_written_above_the_live_view_and_the_run_completes() {
         );
     }
 }
+
+/// The README's second local demo, as it is written there.
+#[test]
+fn the_rollback_demo_rolls_back_in_a_terminal() {
+    let case = Case::example("local/rollback.ron");
+    let mut pty = case.start("run", &["--yes"]);
+    pty.expect(
+        "rolling back: undoing completed steps in reverse order",
+        WAIT,
+    );
+    pty.expect("rolled back to", WAIT);
+    assert_eq!(pty.wait_exit(WAIT), 3, "{}", pty.transcript());
+    let dir = run_dir(&pty);
+    assert!(!dir.demo().exists(), "the directory is removed again");
+}
