@@ -60,6 +60,15 @@ impl Case {
         Pty::cutover(all, self.dir.path())
     }
 
+    /// `cutover run plan.ron ARGS...` in a terminal, its first question
+    /// (run these steps?) answered `y`.
+    fn confirmed(&self, args: &[&str]) -> Pty {
+        let mut pty = self.start("run", args);
+        pty.expect("[y/N]", WAIT);
+        pty.send_line("y");
+        pty
+    }
+
     fn entries(&self) -> Vec<Value> {
         journal_entries(&self.journal)
     }
@@ -219,9 +228,7 @@ fn the_confirmation_answered_n_or_enter_changes_nothing() {
 #[test]
 fn a_manual_step_confirmed_completes_and_the_answer_is_journaled_as_the_operators() {
     let case = Case::new(&manual_plan());
-    let mut pty = case.start("run", &[]);
-    pty.expect("[y/N]", WAIT);
-    pty.send_line("y");
+    let mut pty = case.confirmed(&[]);
     pty.expect("MANUAL STEP `look`: look at the directory", WAIT);
     pty.expect("Look at the demo directory.", WAIT);
     pty.expect("Done?", WAIT);
@@ -239,9 +246,7 @@ fn a_manual_step_confirmed_completes_and_the_answer_is_journaled_as_the_operator
 #[test]
 fn a_manual_step_declined_rolls_back() {
     let case = Case::new(&manual_plan());
-    let mut pty = case.start("run", &[]);
-    pty.expect("[y/N]", WAIT);
-    pty.send_line("y");
+    let mut pty = case.confirmed(&[]);
     pty.expect("Done?", WAIT);
     pty.send_line("n");
     pty.expect("rolled back to `before-demo`", WAIT);
@@ -265,9 +270,7 @@ fn with_yes_a_manual_step_is_confirmed_by_the_flag_and_the_journal_says_so() {
 #[test]
 fn the_point_of_no_return_needs_the_word_go() {
     let case = Case::new(&gate_plan());
-    let mut pty = case.start("run", &[]);
-    pty.expect("[y/N]", WAIT);
-    pty.send_line("y");
+    let mut pty = case.confirmed(&[]);
     pty.expect("✓ make-dir", WAIT);
     pty.expect("POINT OF NO RETURN: the old copy is deleted", WAIT);
     pty.expect("Type `go` to cross it", WAIT);
@@ -291,9 +294,7 @@ fn the_point_of_no_return_needs_the_word_go() {
 #[test]
 fn rollback_at_the_point_of_no_return_undoes_the_run() {
     let case = Case::new(&gate_plan());
-    let mut pty = case.start("run", &[]);
-    pty.expect("[y/N]", WAIT);
-    pty.send_line("y");
+    let mut pty = case.confirmed(&[]);
     pty.expect("Type `go` to cross it", WAIT);
     pty.send_line("rollback");
     pty.expect("rolled back to `before-demo`", WAIT);
@@ -305,9 +306,7 @@ fn rollback_at_the_point_of_no_return_undoes_the_run() {
 #[test]
 fn on_failure_ask_offers_retry_and_a_retry_completes() {
     let case = Case::new(&flaky_plan());
-    let mut pty = case.start("run", &["--on-failure", "ask"]);
-    pty.expect("[y/N]", WAIT);
-    pty.send_line("y");
+    let mut pty = case.confirmed(&["--on-failure", "ask"]);
     pty.expect("STEP FAILED `flaky`", WAIT);
     pty.expect("[r]etry it, roll [b]ack, or [h]alt", WAIT);
     pty.send_line("r");
@@ -331,9 +330,7 @@ fn on_failure_ask_offers_retry_and_a_retry_completes() {
 fn on_failure_ask_answered_halt_halts_and_roll_back_rolls_back() {
     for (answer, code, end) in [("h", 4, "HALTED"), ("b", 3, "rolled back to `before-demo`")] {
         let case = Case::new(&flaky_plan());
-        let mut pty = case.start("run", &["--on-failure", "ask"]);
-        pty.expect("[y/N]", WAIT);
-        pty.send_line("y");
+        let mut pty = case.confirmed(&["--on-failure", "ask"]);
         pty.expect("[r]etry it, roll [b]ack, or [h]alt", WAIT);
         pty.send_line(answer);
         pty.expect(end, WAIT);
@@ -346,9 +343,7 @@ fn on_failure_ask_answered_halt_halts_and_roll_back_rolls_back() {
 #[test]
 fn a_long_wait_for_an_answer_is_shown_and_journaled() {
     let case = Case::new(&manual_plan());
-    let mut pty = case.start("run", &["--remind-after", "1s"]);
-    pty.expect("[y/N]", WAIT);
-    pty.send_line("y");
+    let mut pty = case.confirmed(&["--remind-after", "1s"]);
     pty.expect("Done?", WAIT);
     pty.expect("still waiting for the operator", WAIT);
     pty.expect(
