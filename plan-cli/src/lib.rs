@@ -44,6 +44,8 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Draw the plan's steps, rollback points and revert edges (Mermaid or Graphviz)
     Graph(commands::graph::GraphArgs),
+    /// Print the plan as it will run: every variable expanded, in RON
+    Print(commands::print::PrintArgs),
     /// Verify, confirm, then execute the plan with automatic rollback
     Run(commands::run::RunArgs),
     /// Continue the last run from its journal after a crash or a stop
@@ -104,6 +106,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u
         Command::Check(args) => commands::check::cmd_check(&args, stdout, stderr),
         Command::Status(args) => commands::status::cmd_status(&args, stdout, stderr),
         Command::Graph(args) => commands::graph::cmd_graph(&args, stdout, stderr),
+        Command::Print(args) => commands::print::cmd_print(&args, stdout, stderr),
         Command::Run(args) => commands::run::cmd_run(&args, stdout, stderr),
         Command::Resume(args) => commands::resume::cmd_resume(&args, stdout, stderr),
         Command::Simulate(args) => commands::simulate::cmd_simulate(&args, stdout, stderr),

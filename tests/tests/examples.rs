@@ -100,3 +100,35 @@ fn every_example_prints_back_as_itself() {
         run.assert_code(0);
     }
 }
+
+/// `cutover print` shows the plan as it will run: `--set` values expanded
+/// into the commands, and the output is a valid plan that prints as itself.
+#[test]
+fn print_expands_variables_and_its_output_is_a_plan_that_prints_as_itself() {
+    for path in examples() {
+        let run = Cutover::new().arg("print").arg(&path).run();
+        run.assert_no_panic().assert_code(0);
+        let again = Cutover::new().arg("print").plan_text(&run.stdout).run();
+        again.assert_code(0);
+        assert_eq!(again.stdout, run.stdout, "{}", path.display());
+    }
+    let staging = Cutover::new()
+        .arg("print")
+        .arg(workspace_file("examples/mailman.ron"))
+        .args(["--set", "service_ip=10.0.0.5"])
+        .run();
+    staging.assert_code(0);
+    assert!(
+        staging.stdout.contains("addresses: [\"10.0.0.5\""),
+        "the switch shows the staging address:\n{}",
+        staging.stdout
+    );
+    assert!(
+        !staging.stdout.contains("208.80.154.75"),
+        "{}",
+        staging.stdout
+    );
+    let invalid = Cutover::new().arg("print").plan_text("Plan(").run();
+    invalid.assert_code(2);
+    assert!(invalid.stdout.is_empty(), "{}", invalid.stdout);
+}

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod graph;
 pub mod man;
+pub mod print;
 pub mod resume;
 pub mod run;
 pub mod simulate;
