@@ -243,6 +243,42 @@ pub struct StepSpans {
 }
 
 impl Step {
+    /// Whether two steps say the same thing, wherever they were written:
+    /// every field but the spans. (Printing a plan and loading it again must
+    /// give the same steps; this is how tests tell.)
+    pub fn same_as(&self, other: &Step) -> bool {
+        self.what() == other.what()
+    }
+
+    /// Every field but the spans, as text. Destructured whole, so that a
+    /// field added to `Step` cannot be left out of [`Step::same_as`].
+    pub fn what(&self) -> String {
+        let Step {
+            id,
+            title,
+            number,
+            tickets,
+            done,
+            action,
+            check,
+            duration,
+            deadline,
+            retries,
+            after,
+            after_explicit,
+            downtime,
+            settle,
+            notice,
+            failure_rate,
+            spans: _,
+        } = self;
+        format!(
+            "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
+             {duration:?} {deadline:?} {retries} {after:?} {after_explicit} {downtime:?} \
+             {settle:?} {notice:?} {failure_rate:?}"
+        )
+    }
+
     /// Whether the step still has to run.
     pub fn pending(&self) -> bool {
         self.done != Done::Yes

@@ -907,30 +907,7 @@ mod tests {
     fn the_same_plan_comes_back() {
         let first = load(FULL);
         let second = load(&to_ron(&first));
-        let view = |plan: &Plan| {
-            plan.steps()
-                .map(|s| {
-                    format!(
-                        "{} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?}",
-                        s.id,
-                        s.title,
-                        s.number,
-                        s.tickets,
-                        s.done,
-                        s.action,
-                        s.check,
-                        s.duration,
-                        s.deadline,
-                        s.retries,
-                        s.after,
-                        s.after_explicit,
-                        s.downtime,
-                        s.settle,
-                        s.notice
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
+        let view = |plan: &Plan| plan.steps().map(Step::what).collect::<Vec<_>>();
         assert_eq!(view(&first), view(&second));
         assert_eq!(first.vars, second.vars);
         assert_eq!(first.window.start, second.window.start);

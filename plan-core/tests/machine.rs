@@ -27,8 +27,8 @@
 //!   nothing past it runs; with `--on-failure ask`, any sequence of answers
 //!   (retry, roll back, halt) to failed steps ends safely too.
 //!
-//! Tests named `bug_*` reproduce defects not fixed yet; they are ignored
-//! until then (run them with `--ignored`).
+//! Tests named `regression_*` reproduce defects found and fixed, so they
+//! stay fixed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -309,12 +309,6 @@ impl Faults {
 // The reference executor
 // ---------------------------------------------------------------------------
 
-/// Whether a crash may also come while a halted run waits for the steps
-/// still running. Off until `bug_a_crash_while_a_halt_waits_for_running_steps_resumes_to_an_end`
-/// is fixed: such a resume waits for ever, and about one generated case in
-/// 20,000 hits it.
-const CRASH_WHILE_HALTING: bool = true;
-
 /// The journal as the driver writes it, reduced to what resume reads.
 #[derive(Clone, Debug)]
 enum Entry {
@@ -511,8 +505,9 @@ impl<'a> Run<'a> {
                 if at <= self.events.len() {
                     self.next_crash += 1;
                     // Until the end is announced the driver is still going
-                    // (a halted run waits for the steps still running).
-                    if self.ends.is_empty() && (CRASH_WHILE_HALTING || !terminal) {
+                    // (a halted run waits for the steps still running, and
+                    // a crash may come then too).
+                    if self.ends.is_empty() {
                         self.crash()?;
                         continue;
                     }
@@ -1416,12 +1411,12 @@ fn a_step_finishing_after_a_halt_counts_as_done() {
     assert_eq!(done, &vec!["a".to_owned(), "c".to_owned()]);
 }
 
-/// A crash while a halted run waits for the steps still running (its end
-/// not yet announced, so `resume` does not consider the run over): the
-/// replayed machine is `Halted`, which ignores `Resume`, so nothing is
-/// re-checked, nothing is announced, and the driver waits for ever.
+/// Regression: a crash while a halted run waits for the steps still running
+/// (its end not yet announced, so `resume` does not consider the run over).
+/// The replayed machine was `Halted`, which ignored `Resume`, so nothing was
+/// re-checked, nothing announced, and the driver waited for ever.
 #[test]
-fn bug_a_crash_while_a_halt_waits_for_running_steps_resumes_to_an_end() {
+fn regression_a_crash_while_a_halt_waits_for_running_steps_resumes_to_an_end() {
     let steps = vec![
         ScheduledStep::automatic("a", vec![], 0, (START_POINT, 0), false),
         ScheduledStep::automatic("b", vec![0], 1, (START_POINT, 0), true),

@@ -641,6 +641,11 @@ impl Writer<'_> {
         if self.choices.chance(20) {
             fields.push(format!("notice: {}", lit(&self.template())));
         }
+        if self.choices.chance(20) {
+            const RATES: [&str; 7] = ["0.0", "1.0", "0.5", "0.05", "0.125", "0.0001", "0.333"];
+            let rate = RATES[self.choices.below(RATES.len())];
+            fields.push(format!("failure_rate: {rate}"));
+        }
         let _ = writeln!(self.out, "      Step({}),", fields.join(", "));
         self.ids.push(id);
     }
@@ -704,30 +709,9 @@ fn load_valid(name: &str, text: &str) -> Result<Plan, TestCaseError> {
     }
 }
 
-/// What a step is, without its spans.
+/// What each step is, without its spans.
 fn step_view(plan: &Plan) -> Vec<String> {
-    plan.steps()
-        .map(|s| {
-            format!(
-                "{} {:?} {} {:?} {:?} | {:?} | {:?} | {:?} {:?} {} {:?} {} {:?} {:?} {:?}",
-                s.id,
-                s.title,
-                s.number,
-                s.tickets,
-                s.done,
-                s.action,
-                s.check,
-                s.duration,
-                s.deadline,
-                s.retries,
-                s.after,
-                s.after_explicit,
-                s.downtime,
-                s.settle,
-                s.notice
-            )
-        })
-        .collect()
+    plan.steps().map(plan_core::Step::what).collect()
 }
 
 fn config(cases: u32) -> ProptestConfig {

@@ -264,8 +264,16 @@ fn dry_run_lists_every_pending_step_in_forward_order_and_the_revert_plan() {
 #[test]
 fn run_without_yes_and_without_a_terminal_changes_nothing() {
     let dir = temp_dir();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).expect("a private TMPDIR");
     let journal = dir.path().join("ok.journal");
-    let out = run(&example("local/ok.ron"), &journal, &[]);
+    let out = Cutover::new()
+        .env("TMPDIR", &tmp)
+        .arg("run")
+        .arg(example("local/ok.ron"))
+        .arg("--journal")
+        .arg(&journal)
+        .run();
     out.assert_code(1);
     assert!(
         out.stderr.contains("--yes"),
@@ -275,31 +283,65 @@ fn run_without_yes_and_without_a_terminal_changes_nothing() {
     // `open` may create the journal, but nothing is recorded in it.
     let size = fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
     assert_eq!(size, 0, "the journal holds records\n{}", out.describe());
-    if let Some(run_dir) = run_dir_in(&out.stderr) {
-        let entries = fs::read_dir(&run_dir.0).map(|d| d.count()).unwrap_or(0);
-        assert_eq!(entries, 0, "a step ran in {}", run_dir.0.display());
-    }
+    assert_eq!(
+        run_dirs_in(&tmp),
+        Vec::<PathBuf>::new(),
+        "{}",
+        out.describe()
+    );
 }
 
-/// `run` creates (and keeps) its run directory before it asks whether to
-/// start, so every refused start leaves an empty `/tmp/cutover-run-*`.
+/// The `cutover-run-*` directories in `dir` (a run's private TMPDIR).
+fn run_dirs_in(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("cutover-run-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Regression: `run` created (and kept) its run directory before it asked
+/// whether to start, so every refused start left an empty
+/// `/tmp/cutover-run-*`. The run gets a TMPDIR of its own, which must stay
+/// empty.
 #[test]
-fn bug_run_not_started_leaves_no_run_directory() {
+fn regression_a_run_not_started_leaves_no_run_directory() {
     let dir = temp_dir();
-    let out = run(
-        &example("local/ok.ron"),
-        &dir.path().join("ok.journal"),
-        &[],
-    );
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).expect("a private TMPDIR");
+    let out = Cutover::new()
+        .env("TMPDIR", &tmp)
+        .arg("run")
+        .arg(example("local/ok.ron"))
+        .arg("--journal")
+        .arg(dir.path().join("ok.journal"))
+        .run();
     out.assert_code(1);
-    if let Some(run_dir) = run_dir_in(&out.stderr) {
-        let left = run_dir.0.exists();
-        assert!(
-            !left,
-            "{} was left behind by a run that never started",
-            run_dir.0.display()
-        );
-    }
+    assert_eq!(
+        run_dirs_in(&tmp),
+        Vec::<PathBuf>::new(),
+        "a run that never started left its directory behind\n{}",
+        out.describe()
+    );
+    // The check can see one: a run that starts makes its directory there.
+    let started = Cutover::new()
+        .env("TMPDIR", &tmp)
+        .args(["run", "--yes", "--journal"])
+        .arg(dir.path().join("ok2.journal"))
+        .arg(example("local/ok.ron"))
+        .run();
+    started.assert_code(0);
+    let made = run_dirs_in(&tmp);
+    assert_eq!(made.len(), 1, "{}", started.describe());
+    drop(RunDir(made[0].clone()));
 }
 
 #[test]
@@ -619,12 +661,12 @@ fn a_torn_last_journal_line_is_dropped_with_a_warning_on_resume() {
     );
 }
 
-/// The step fingerprints journaled by `run` are taken from the plan with
-/// `{{run_dir}}` expanded; `resume` compares them with the plan loaded
-/// without it, so every step that mentions `{{run_dir}}` is named as
-/// changed, not only the one that did.
+/// Regression: the step fingerprints journaled by `run` were taken from
+/// the plan with `{{run_dir}}` expanded, and `resume` compared them with the
+/// plan loaded without it, so every step that mentions `{{run_dir}}` was
+/// named as changed, not only the one that did.
 #[test]
-fn bug_resume_names_only_the_step_that_changed() {
+fn regression_resume_names_only_the_step_that_changed() {
     let dir = temp_dir();
     let plan = dir.path().join("ok.ron");
     let original = fs::read_to_string(example("local/ok.ron")).expect("ok.ron");
@@ -671,12 +713,13 @@ const HALT_PLAN: &str = r#"Plan(
 )
 "#;
 
-/// A halted run waits for the steps still running before it announces its
-/// end. Killed in between, its journal has no end, so `resume` takes it up;
-/// but the replayed machine is `Halted` and ignores `Resume`: nothing is
-/// checked, no end is announced, and `resume` waits for ever.
+/// Regression: a halted run waits for the steps still running before it
+/// announces its end. Killed in between, its journal had no end, so
+/// `resume` took it up; but the replayed machine was `Halted` and ignored
+/// `Resume`: nothing was checked, no end announced, and `resume` waited for
+/// ever.
 #[test]
-fn bug_resume_of_a_run_killed_while_halting_ends_halted() {
+fn regression_resume_of_a_run_killed_while_halting_ends_halted() {
     let dir = temp_dir();
     let plan = dir.path().join("halt.ron");
     fs::write(&plan, HALT_PLAN).expect("write the plan");
