@@ -305,3 +305,87 @@ pub fn done_by_runs(runs: &[ReplayedRun]) -> HashSet<String> {
     }
     done
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::decode;
+    use crate::machine::State;
+    use crate::{load_str, Settings, Source};
+
+    /// Journals real builds wrote (see `tests/fixtures/journals/README.md`),
+    /// with the plans they ran: today's code reads them and rebuilds the
+    /// same finished run.
+    #[test]
+    fn replays_journals_written_by_earlier_builds() {
+        let fixtures = [
+            (
+                "ok.ron",
+                include_str!("../../tests/fixtures/journals/ok.ron"),
+                include_str!("../../tests/fixtures/journals/ok.dc8aab0.jsonl"),
+                4,
+            ),
+            (
+                "gate.ron",
+                include_str!("../../tests/fixtures/journals/gate.ron"),
+                include_str!("../../tests/fixtures/journals/gate.issue9.jsonl"),
+                2,
+            ),
+        ];
+        for (name, plan_text, journal_text, steps) in fixtures {
+            let plan = load_str(Source::new(name, plan_text), &Settings::default())
+                .plan
+                .unwrap_or_else(|| panic!("{name} is valid"));
+            let journal = decode::<RunRecord>(journal_text)
+                .unwrap_or_else(|e| panic!("the journal of {name} decodes: {e}"));
+            assert_eq!(journal.torn_tail, None, "{name}");
+            assert!(
+                journal.records.iter().all(|r| r.plan_hash == plan.hash),
+                "{name}: the journal is for another plan (or the plan hash changed)"
+            );
+            let records: Vec<RunRecord> = journal.records.into_iter().map(|r| r.entry).collect();
+            let runs = replay(&plan, &records)
+                .unwrap_or_else(|e| panic!("the journal of {name} replays: {e}"));
+            let [run] = runs.as_slice() else {
+                panic!("{name}: {} runs instead of one", runs.len());
+            };
+            assert_eq!(run.end, Some(RunEnd::Completed), "{name}");
+            assert_eq!(run.machine.state(), &State::Completed {}, "{name}");
+            assert_eq!(run.machine.statuses().len(), steps, "{name}");
+            assert!(
+                run.machine
+                    .statuses()
+                    .iter()
+                    .all(|s| *s == StepStatus::Done),
+                "{name}: {:?}",
+                run.machine.statuses()
+            );
+            assert!(run.started.is_empty(), "{name}: {:?}", run.started);
+        }
+    }
+
+    /// The audit trail of the newer journal: the point of no return was
+    /// crossed by `--yes`, and the journal says the flag answered.
+    #[test]
+    fn the_issue9_journal_records_who_crossed_the_point_of_no_return() {
+        let text = include_str!("../../tests/fixtures/journals/gate.issue9.jsonl");
+        let journal = decode::<RunRecord>(text).expect("decodes");
+        let answered: Vec<&RunRecord> = journal
+            .records
+            .iter()
+            .map(|r| &r.entry)
+            .filter(|e| matches!(e, RunRecord::Answered { .. }))
+            .collect();
+        assert!(
+            matches!(
+                answered.as_slice(),
+                [RunRecord::Answered {
+                    question: Question::CrossNoReturn,
+                    by: AnsweredBy::Flag,
+                    ..
+                }]
+            ),
+            "{answered:?}"
+        );
+    }
+}
