@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Rule};
 use crate::duration::format_duration;
-use crate::machine::{explore, Schedule, Selection};
+use crate::machine::{explore, Counterexample, Schedule, Selection};
 use crate::plan::{Action, Done, Downtime, Entry, Phase, Plan, Revert, Step};
 use crate::span::Span;
 
@@ -49,30 +49,34 @@ pub const EXPLORED_FAULTS: usize = 2;
 fn explore_faults(plan: &Plan, diagnostics: &mut Diagnostics) {
     let schedule = Schedule::new(plan, &Selection::default());
     if let Err(counterexample) = explore(Arc::new(schedule), EXPLORED_FAULTS) {
-        let events: Vec<String> = counterexample
-            .events
-            .iter()
-            .map(|e| format!("{e:?}"))
-            .collect();
-        diagnostics.push(
-            Diagnostic::new(
-                Rule::UnsafeRun,
-                format!(
-                    "a run of this plan does not end safely: {}",
-                    counterexample.problem
-                ),
-            )
-            .help(format!(
-                "injected: {}; events: {}",
-                if counterexample.faults.is_empty() {
-                    "no fault".to_owned()
-                } else {
-                    counterexample.faults.join(", ")
-                },
-                events.join(" -> ")
-            )),
-        );
+        diagnostics.push(unsafe_run(&counterexample));
     }
+}
+
+/// The `cutover::unsafe-run` diagnostic: what went wrong, the faults
+/// injected and the exact events that led there.
+fn unsafe_run(counterexample: &Counterexample) -> Diagnostic {
+    let events: Vec<String> = counterexample
+        .events
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
+    Diagnostic::new(
+        Rule::UnsafeRun,
+        format!(
+            "a run of this plan does not end safely: {}",
+            counterexample.problem
+        ),
+    )
+    .help(format!(
+        "injected: {}; events: {}",
+        if counterexample.faults.is_empty() {
+            "no fault".to_owned()
+        } else {
+            counterexample.faults.join(", ")
+        },
+        events.join(" -> ")
+    ))
 }
 
 /// Reports cycles in `after`; returns whether there is one.
@@ -652,4 +656,48 @@ fn gap(
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{ScheduledStep, START_POINT};
+
+    /// Two steps waiting for each other, as no valid plan can say (the
+    /// `after-cycle` rule refuses it first): nothing can ever start.
+    fn deadlocked() -> Arc<Schedule> {
+        let a = ScheduledStep::automatic("a", vec![1], 0, (START_POINT, 0), false);
+        let b = ScheduledStep::automatic("b", vec![0], 0, (START_POINT, 0), false);
+        Arc::new(Schedule::from_steps(vec![a, b], vec![START_POINT.into()]))
+    }
+
+    #[test]
+    fn exploration_reports_a_run_that_never_ends_with_its_events() {
+        let counterexample = explore(deadlocked(), EXPLORED_FAULTS)
+            .expect_err("a schedule where nothing can start is unsafe");
+        assert!(counterexample.faults.is_empty(), "{counterexample}");
+        assert!(
+            counterexample.events.starts_with(&[
+                crate::machine::Event::Start,
+                crate::machine::Event::PreflightPassed
+            ]),
+            "{counterexample}"
+        );
+        assert!(!counterexample.problem.is_empty());
+    }
+
+    #[test]
+    fn an_unsafe_run_is_a_diagnostic_with_the_faults_and_events() {
+        let counterexample = explore(deadlocked(), EXPLORED_FAULTS).expect_err("unsafe");
+        let diagnostic = unsafe_run(&counterexample);
+        assert_eq!(diagnostic.rule(), Rule::UnsafeRun);
+        assert!(
+            diagnostic.message().contains(&counterexample.problem),
+            "{}",
+            diagnostic.message()
+        );
+        let help = diagnostic.help_text().unwrap_or_default();
+        assert!(help.contains("injected: no fault"), "{help}");
+        assert!(help.contains("Start -> PreflightPassed"), "{help}");
+    }
 }
