@@ -14,7 +14,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use plan_core::{load_bytes, to_ron, Loaded, Plan, Settings};
+use plan_core::machine::{Schedule, Selection};
+use plan_core::{load_bytes, to_ron, Entry, Loaded, Plan, Settings};
 use proptest::prelude::*;
 
 mod common;
@@ -759,6 +760,20 @@ proptest! {
             prop_assert_eq!(markers(a), markers(b));
         }
     }
+
+    #[test]
+    fn schedules_hold_the_pending_steps_in_order_with_forward_barriers(spec in spec_strategy()) {
+        let rendered = render(&spec);
+        let plan = load_valid("generated.ron", &rendered.text)?;
+        check_schedule(&plan, &Selection::default())?;
+        for phase in &plan.phases {
+            check_schedule(&plan, &Selection { phase: Some(phase.name.clone()), ..Selection::default() })?;
+        }
+        // Steps done by an earlier run are left out.
+        let done: std::collections::HashSet<String> =
+            plan.steps().step_by(2).map(|s| s.id.clone()).collect();
+        check_schedule(&plan, &Selection { phase: None, already_done: done })?;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -766,6 +781,69 @@ proptest! {
 // ---------------------------------------------------------------------------
 
 /// The loader either gives a plan, or errors labelled inside the text.
+/// What must hold of the schedule `Schedule::new` builds for `selection`.
+fn check_schedule(plan: &Plan, selection: &Selection) -> Result<(), TestCaseError> {
+    let schedule = Schedule::new(plan, selection);
+    // Exactly the pending steps of the selected phases, in plan order.
+    let expected: Vec<&str> = plan
+        .phases
+        .iter()
+        .filter(|p| selection.phase.as_ref().is_none_or(|name| *name == p.name))
+        .flat_map(|p| p.entries.iter())
+        .filter_map(|e| match e {
+            Entry::Step(s) if s.pending() && !selection.already_done.contains(&s.id) => {
+                Some(s.id.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<&str> = schedule.steps.iter().map(|s| s.id.as_str()).collect();
+    prop_assert_eq!(&ids, &expected);
+    let mut last_segment = 0;
+    let mut past = false;
+    for (ix, step) in schedule.steps.iter().enumerate() {
+        prop_assert_eq!(schedule.index_of(&step.id), Some(ix));
+        // Dependencies are earlier steps of the run: no cycle, no dangling index.
+        prop_assert!(
+            step.deps.iter().all(|&d| d < ix),
+            "{}: {:?}",
+            step.id,
+            step.deps
+        );
+        // Segments (barriers) only go forward; a rollback goes back to one
+        // at or before the step's own, at a declared point.
+        prop_assert!(
+            step.segment >= last_segment,
+            "{} goes back a segment",
+            step.id
+        );
+        prop_assert!(step.rollback_segment <= step.segment, "{}", step.id);
+        prop_assert!(
+            schedule.points.contains(&step.rollback_point),
+            "{}",
+            step.id
+        );
+        // Once past the point of no return, always past it.
+        prop_assert!(
+            !past || step.past_no_return,
+            "{} is before the point again",
+            step.id
+        );
+        past = step.past_no_return;
+        last_segment = step.segment;
+        // A step the plan marks done never runs.
+        let planned = plan.step(&step.id).expect("a step of the plan");
+        prop_assert!(planned.pending());
+        prop_assert_eq!(step.retries, planned.retries);
+    }
+    // The point of no return is crossed in this run only if the run holds
+    // its entry and a step past it.
+    if schedule.no_return.is_some() {
+        prop_assert!(schedule.steps.iter().any(|s| s.past_no_return));
+    }
+    Ok(())
+}
+
 fn assert_loads_or_explains(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     let loaded = load_bytes("damaged.ron".to_owned(), bytes, &Settings::default());
     if loaded.plan.is_some() {

@@ -555,3 +555,95 @@ fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
     assert_eq!(e.duration.max, Duration::from_secs(60 + 300 + 90));
     assert_eq!(e.downtime.max, Duration::from_secs(100));
 }
+
+/// Properties of the estimate over generated plans: a chain of `Fixed`
+/// steps inside the downtime, with a plan-wide failure rate. Each run's
+/// random draws come from (seed, run), and `Fixed` durations draw nothing,
+/// so two plans that differ only in a duration or a rate see the very same
+/// draws run by run: the comparisons below hold exactly, not on average.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    fn chain(durations: &[u64], failure_rate: f64) -> Plan {
+        let steps: String = durations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                format!(r#"Step(id: "s{i}", action: Wait("0"), duration: Fixed("{d}s")),"#)
+            })
+            .collect();
+        plan(&format!(
+            r#"Plan(
+                name: "t", service: "t", window: Window(announced: "2h"),
+                failure_rate: {failure_rate:.4},
+                phases: [Phase(name: "window", at: "0", steps: [ {BEGIN} {steps} {END} ])],
+            )"#
+        ))
+    }
+
+    fn estimate_with(plan: &Plan, seed: u64, threads: usize) -> Estimate {
+        let options = Options {
+            runs: 2_000,
+            seed,
+            threads,
+            ..Options::default()
+        };
+        estimate(plan, &options).expect("simulates")
+    }
+
+    fn quantiles(e: &Estimate) -> [Duration; 5] {
+        let q = &e.downtime;
+        [q.p50, q.p90, q.p95, q.p99, q.max]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_same_seed_gives_the_same_estimate_on_any_number_of_threads(
+            durations in prop::collection::vec(1u64..600, 1..8),
+            rate in 0.0f64..0.3,
+            seed in any::<u64>(),
+            threads in 2usize..5,
+        ) {
+            let plan = chain(&durations, rate);
+            let one = format!("{:?}", estimate_with(&plan, seed, 1));
+            prop_assert_eq!(&one, &format!("{:?}", estimate_with(&plan, seed, threads)));
+            prop_assert_eq!(&one, &format!("{:?}", estimate_with(&plan, seed, 1)));
+        }
+
+        #[test]
+        fn a_longer_step_never_shortens_the_downtime(
+            durations in prop::collection::vec(1u64..600, 1..8),
+            which in any::<Index>(),
+            extra in 1u64..600,
+            rate in 0.0f64..0.2,
+            seed in any::<u64>(),
+        ) {
+            let mut longer = durations.clone();
+            longer[which.index(durations.len())] += extra;
+            let before = estimate_with(&chain(&durations, rate), seed, 2);
+            let after = estimate_with(&chain(&longer, rate), seed, 2);
+            for (b, a) in quantiles(&before).iter().zip(quantiles(&after).iter()) {
+                prop_assert!(a >= b, "{:?} -> {:?}", quantiles(&before), quantiles(&after));
+            }
+        }
+
+        #[test]
+        fn a_higher_failure_rate_never_lowers_the_rollback_probability(
+            durations in prop::collection::vec(1u64..600, 1..8),
+            rate in 0.0f64..0.3,
+            more in 0.001f64..0.5,
+            seed in any::<u64>(),
+        ) {
+            let before = estimate_with(&chain(&durations, rate), seed, 2);
+            let after = estimate_with(&chain(&durations, rate + more), seed, 2);
+            prop_assert!(
+                after.rollback_probability >= before.rollback_probability,
+                "{} -> {}", before.rollback_probability, after.rollback_probability
+            );
+        }
+    }
+}

@@ -163,6 +163,8 @@ impl Schedule {
                 }
             }
         }
+        // Crossed only when a step of this run lies past it.
+        let no_return = no_return.filter(|_| steps.iter().any(|s| s.past_no_return));
         Schedule {
             steps,
             points,
