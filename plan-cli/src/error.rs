@@ -17,9 +17,22 @@ pub enum CliError {
         /// How many errors.
         errors: usize,
     },
-    /// A command-line value is wrong.
+    /// A command-line value is wrong (a flag, a phase, a zone name).
     #[error("{0}")]
     Usage(String),
+    /// A file or directory the command needs could not be read, written or
+    /// created (not the plan itself: that is [`CliError::Read`]).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, e.g. "cannot create the run directory".
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Something that cannot happen did (a bug in cutover); the message says
+    /// what, for the report.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The plan changed since the journal was written.
     #[error("the plan no longer matches its journal `{journal}`: {detail}")]
     PlanChanged {
@@ -57,6 +70,8 @@ impl CliError {
             CliError::InvalidPlan { .. } | CliError::PlanChanged { .. } => exit_codes::INVALID_PLAN,
             CliError::Read(_)
             | CliError::Usage(_)
+            | CliError::Io { .. }
+            | CliError::Internal(_)
             | CliError::Output(_)
             | CliError::Json(_)
             | CliError::Journal(_)
@@ -84,8 +99,52 @@ impl CliError {
                 "resume only continues the plan that was started; restore that plan, or move the journal aside to start afresh".into(),
             ),
             CliError::Interrupted(_) => Some("continue with `cutover resume PLAN`".into()),
+            CliError::Internal(_) => Some(
+                "this is a bug in cutover; please report it with the command line and the plan"
+                    .into(),
+            ),
             CliError::Refused { hint, .. } => Some(hint.clone()),
             _ => None,
+        }
+    }
+}
+
+impl CliError {
+    /// An I/O failure while doing `what`.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+        let what = what.into();
+        move |source| CliError::Io { what, source }
+    }
+}
+
+impl From<simulations::SimError> for CliError {
+    fn from(e: simulations::SimError) -> CliError {
+        use simulations::SimError;
+        match e {
+            SimError::UnknownScenario { .. } => CliError::Refused {
+                message: e.to_string(),
+                hint: "give a built-in name, or the path of a scenario file (RON)".into(),
+            },
+            SimError::RunDidNotEnd { .. } => CliError::Refused {
+                message: e.to_string(),
+                hint: "this is a bug in cutover; please report it with the plan, the seed and the scenarios".into(),
+            },
+            _ => CliError::Usage(e.to_string()),
+        }
+    }
+}
+
+impl From<simulations::timeline::TimelineError> for CliError {
+    fn from(e: simulations::timeline::TimelineError) -> CliError {
+        use simulations::timeline::TimelineError;
+        match e {
+            TimelineError::UnknownPhase { .. } | TimelineError::NothingToRun(_) => {
+                CliError::Usage(e.to_string())
+            }
+            _ => CliError::Refused {
+                message: e.to_string(),
+                hint: "`cutover timeline` without `--svg` prints the timeline as text".into(),
+            },
         }
     }
 }

@@ -73,6 +73,45 @@ pub struct PlanArgs {
     pub set: Vec<(String, String)>,
 }
 
+/// How many rehearsals, from which seed (`simulate`, `announce`).
+#[derive(Debug, Args)]
+pub struct RehearsalArgs {
+    /// How many runs to simulate
+    #[arg(long, value_name = "N", default_value_t = simulations::DEFAULT_RUNS)]
+    pub runs: u64,
+    /// Seed of the random draws; the same seed gives the same figures
+    #[arg(long, value_name = "S", default_value_t = simulations::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// `--json`, the one output switch of the verbs that print events or
+/// figures; `--format json` means the same, as on `check` and `status`.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON on stdout (one object per event for `run`/`resume`)
+    #[arg(long)]
+    json: bool,
+    /// The same as --json when `json`; `text` is the default
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    format: Option<TextOrJson>,
+}
+
+/// `--format` of the verbs that print text or JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextOrJson {
+    /// For people
+    Text,
+    /// For programs
+    Json,
+}
+
+impl JsonArgs {
+    /// Whether JSON was asked for.
+    pub fn json(&self) -> bool {
+        self.json || self.format == Some(TextOrJson::Json)
+    }
+}
+
 impl PlanArgs {
     /// Loads and verifies the plan; `CUTOVER_VAR_*` and `--set` override variables.
     pub fn load(&self) -> Result<Loaded, CliError> {

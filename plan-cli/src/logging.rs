@@ -124,9 +124,10 @@ pub fn init(log_file: Option<&Path>) -> Result<(), CliError> {
             options.create(true).append(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let file = options.open(path).map_err(|e| {
-                CliError::Usage(format!("cannot open the log file {}: {e}", path.display()))
-            })?;
+            let file = options.open(path).map_err(CliError::io(format!(
+                "cannot open the log file {}",
+                path.display()
+            )))?;
             Sink::File(Arc::new(Mutex::new(file)))
         }
         None => Sink::Terminal,
@@ -142,7 +143,7 @@ pub fn init(log_file: Option<&Path>) -> Result<(), CliError> {
         })
         .finish();
     tracing::subscriber::set_global_default(subscriber)
-        .map_err(|e| CliError::Usage(format!("cannot install the logger: {e}")))
+        .map_err(|e| CliError::Internal(format!("cannot install the logger: {e}")))
 }
 
 #[cfg(test)]

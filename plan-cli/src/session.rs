@@ -198,7 +198,7 @@ pub fn drive(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+        .map_err(CliError::io("cannot start the async runtime"))?;
     let view = Arc::new(Mutex::new(View::new(
         mode,
         Arc::clone(&plan),

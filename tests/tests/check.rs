@@ -2,7 +2,7 @@
 //! breaks a valid plan in one place and asserts the exit code, the rule's
 //! code in `--format json`, and that the labels point at the right bytes.
 
-use tests::{edit, nth_offset, Cutover, JsonDiagnostic};
+use tests::{edit, nth_offset, workspace_file, Cutover, JsonDiagnostic};
 
 /// A valid plan that every test breaks in one place.
 const BASE: &str = r#"Plan(
@@ -621,4 +621,46 @@ fn text_output_labels_the_place() {
             run.describe()
         );
     }
+}
+
+/// One output convention: `--format json` everywhere a verb prints JSON,
+/// `--json` its alias, the two the same byte for byte.
+#[test]
+fn json_and_format_json_are_the_same_on_every_verb() {
+    let plan = workspace_file("examples/minimal.ron");
+    for verb in [&["check"][..], &["status"], &["simulate", "--runs", "500"]] {
+        let with = |flag: &[&str]| {
+            let run = Cutover::new().args(verb).arg(&plan).args(flag).run();
+            run.assert_code(0);
+            run.stdout
+        };
+        let json = with(&["--json"]);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&json).is_ok(),
+            "{verb:?}: {json}"
+        );
+        assert_eq!(json, with(&["--format", "json"]), "{verb:?}");
+    }
+    let both = Cutover::new()
+        .args(["check", "--json", "--format", "text"])
+        .arg(&plan)
+        .run();
+    both.assert_code(1);
+}
+
+/// A file the command must write cannot be: an I/O error naming the file
+/// and what was being done, exit 1, nothing half written.
+#[test]
+fn an_output_file_that_cannot_be_written_is_an_io_error() {
+    let run = Cutover::new()
+        .args(["timeline", "--svg", "/nonexistent-dir/timeline.svg"])
+        .arg(workspace_file("examples/mailman.ron"))
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("cannot write /nonexistent-dir/timeline.svg: No such file"),
+        "{}",
+        run.describe()
+    );
 }

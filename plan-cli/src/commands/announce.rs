@@ -31,12 +31,8 @@ pub struct AnnounceArgs {
     /// Plain-text mail or Markdown
     #[arg(long, value_enum, default_value_t = AnnounceFormat::Text)]
     format: AnnounceFormat,
-    /// How many runs to simulate
-    #[arg(long, value_name = "N", default_value_t = simulations::DEFAULT_RUNS)]
-    runs: u64,
-    /// Seed of the simulation: the same seed gives the same figures
-    #[arg(long, value_name = "S", default_value_t = simulations::DEFAULT_SEED)]
-    seed: u64,
+    #[command(flatten)]
+    rehearsal: crate::RehearsalArgs,
 }
 
 /// How the mail is written.
@@ -91,8 +87,8 @@ pub fn cmd_announce(
     }
     let phase = announce::downtime_phase(&plan).map(str::to_owned);
     let options = Options {
-        runs: args.runs,
-        seed: args.seed,
+        runs: args.rehearsal.runs,
+        seed: args.rehearsal.seed,
         phase: phase.clone(),
         ..Options::default()
     };

@@ -16,6 +16,9 @@ pub struct CheckArgs {
     /// Output format: diagnostics for people, or one JSON object
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     format: CheckFormat,
+    /// The same as --format json
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
 }
 
 /// How `check` reports.
@@ -62,7 +65,12 @@ pub fn cmd_check(
     }
     let diagnostics = &all;
     let warning_count = diagnostics.warning_count();
-    match args.format {
+    let format = if args.json {
+        CheckFormat::Json
+    } else {
+        args.format
+    };
+    match format {
         CheckFormat::Json => {
             let report = JsonReport {
                 plan: name,

@@ -44,7 +44,7 @@ pub fn cmd_man(
     for (file, page) in &pages {
         let path = dir.join(file);
         std::fs::write(&path, page)
-            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(CliError::io(format!("cannot write {}", path.display())))?;
     }
     writeln!(
         stderr,

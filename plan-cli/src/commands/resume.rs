@@ -27,9 +27,8 @@ pub struct ResumeArgs {
     /// Do not ask before continuing or at manual steps
     #[arg(long, short = 'y')]
     yes: bool,
-    /// Print one JSON object per event on stdout instead of the live view
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: crate::JsonArgs,
     #[command(flatten)]
     ssh: crate::session::SshArgs,
     #[command(flatten)]
@@ -86,11 +85,14 @@ pub fn cmd_resume(
     settings.run_dir = Some(last.run_dir.clone());
     let plan = plan_core::load_path(&args.plan.plan, &settings)?
         .plan
-        .ok_or_else(|| CliError::Usage("the plan changed while resuming".into()))?;
+        .ok_or_else(|| CliError::Refused {
+            message: "the plan file changed while resuming, and is now invalid".into(),
+            hint: "restore the plan the run was started with, then resume again".into(),
+        })?;
     let mut machine = last.machine.clone();
     let captured = last.captured.clone();
     let started = last.started.clone();
-    let mode = Mode::pick(args.json);
+    let mode = Mode::pick(args.output.json());
     if mode != Mode::Json {
         writeln!(
             stderr,

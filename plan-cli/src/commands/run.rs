@@ -58,9 +58,8 @@ pub struct RunArgs {
     /// Journal file (default: the plan's path with `.journal` appended)
     #[arg(long, value_name = "PATH")]
     journal: Option<PathBuf>,
-    /// Print one JSON object per event on stdout instead of the live view
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: crate::JsonArgs,
     #[command(flatten)]
     ssh: crate::session::SshArgs,
     #[command(flatten)]
@@ -131,7 +130,7 @@ pub fn cmd_run(
         already_done: done.iter().cloned().collect(),
     };
     let steps = Schedule::new(&plan, &selection);
-    let mode = Mode::pick(args.json);
+    let mode = Mode::pick(args.output.json());
     if steps.steps.is_empty() {
         writeln!(
             stderr,
@@ -170,7 +169,7 @@ pub fn cmd_run(
     let run_dir = tempfile::Builder::new()
         .prefix("cutover-run-")
         .tempdir()
-        .map_err(|e| CliError::Usage(format!("cannot create the run directory: {e}")))?
+        .map_err(CliError::io("cannot create the run directory"))?
         .keep();
     let run_dir = run_dir.display().to_string();
     // Load again with the run's directory in `{{run_dir}}`.
@@ -179,7 +178,10 @@ pub fn cmd_run(
     settings.run_dir = Some(run_dir.clone());
     let plan = plan_core::load_path(&args.plan.plan, &settings)?
         .plan
-        .ok_or_else(|| CliError::Usage("the plan changed while starting the run".into()))?;
+        .ok_or_else(|| CliError::Refused {
+            message: "the plan file changed while the run was starting, and is now invalid".into(),
+            hint: "run `cutover check` on it, then start the run again".into(),
+        })?;
     let schedule = Arc::new(Schedule::new(&plan, &selection));
     if mode != Mode::Json {
         writeln!(stderr, "run directory: {run_dir}")?;

@@ -20,12 +20,8 @@ use crate::{exit_codes, CliError, PlanArgs};
 pub struct SimulateArgs {
     #[command(flatten)]
     plan: PlanArgs,
-    /// How many runs to simulate
-    #[arg(long, value_name = "N", default_value_t = simulations::DEFAULT_RUNS)]
-    runs: u64,
-    /// Seed of the random draws; the same seed gives the same figures
-    #[arg(long, value_name = "S", default_value_t = simulations::DEFAULT_SEED)]
-    seed: u64,
+    #[command(flatten)]
+    rehearsal: crate::RehearsalArgs,
     /// Worker threads [default: one per core]; the figures do not depend on it
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -39,9 +35,8 @@ pub struct SimulateArgs {
     /// Simulate only this phase
     #[arg(long, value_name = "NAME")]
     phase: Option<String>,
-    /// Print one JSON object instead of the report
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: crate::JsonArgs,
     /// Draw the downtime distribution as SVG into this file
     #[arg(long, value_name = "FILE.svg")]
     histogram: Option<PathBuf>,
@@ -61,27 +56,25 @@ pub fn cmd_simulate(
         .collect::<Result<Vec<_>, _>>()?;
     let measured = load_measured(&args.measured, stderr)?;
     let options = Options {
-        runs: args.runs,
-        seed: args.seed,
+        runs: args.rehearsal.runs,
+        seed: args.rehearsal.seed,
         threads: args.threads.unwrap_or(0),
         scenarios,
         measured,
         phase: args.phase.clone(),
     };
-    let estimate = simulations::estimate(&plan, &options).map_err(sim_error)?;
+    let estimate = simulations::estimate(&plan, &options)?;
     for warning in &estimate.warnings {
         writeln!(stderr, "warning: {warning}")?;
     }
     if let Some(path) = &args.histogram {
-        let svg = downtime_chart::svg(&estimate, &plan.name).map_err(sim_error)?;
-        std::fs::write(path, svg).map_err(|e| {
-            CliError::Usage(format!(
-                "cannot write the histogram to `{}`: {e}",
-                path.display()
-            ))
-        })?;
+        let svg = downtime_chart::svg(&estimate, &plan.name)?;
+        std::fs::write(path, svg).map_err(CliError::io(format!(
+            "cannot write the histogram to `{}`",
+            path.display()
+        )))?;
     }
-    if args.json {
+    if args.output.json() {
         serde_json::to_writer_pretty(&mut *stdout, &JsonEstimate::new(&plan.name, &estimate))?;
         writeln!(stdout)?;
     } else {
@@ -100,16 +93,17 @@ fn load_scenario(name: &str) -> Result<Scenario, CliError> {
     }
     let path = Path::new(name);
     if !path.exists() {
-        return Err(sim_error(Scenario::named(name).err().unwrap_or(
+        return Err(CliError::from(Scenario::named(name).err().unwrap_or(
             SimError::UnknownScenario {
                 name: name.to_owned(),
                 known: String::new(),
             },
         )));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("cannot read the scenario file `{name}`: {e}")))?;
-    Scenario::parse(name, &text).map_err(sim_error)
+    let text = std::fs::read_to_string(path).map_err(CliError::io(format!(
+        "cannot read the scenario file `{name}`"
+    )))?;
+    Scenario::parse(name, &text).map_err(CliError::from)
 }
 
 fn load_measured(
@@ -123,26 +117,12 @@ fn load_measured(
     for path in journals {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("cannot read the journal `{name}`: {e}")))?;
-        if measured.add_journal(&name, &text).map_err(sim_error)? == 0 {
+            .map_err(CliError::io(format!("cannot read the journal `{name}`")))?;
+        if measured.add_journal(&name, &text)? == 0 {
             writeln!(stderr, "warning: `{name}` has no completed step to measure")?;
         }
     }
     Ok(Some(measured))
-}
-
-fn sim_error(e: SimError) -> CliError {
-    match e {
-        SimError::UnknownScenario { .. } => CliError::Refused {
-            message: e.to_string(),
-            hint: "give a built-in name, or the path of a scenario file (RON)".into(),
-        },
-        SimError::RunDidNotEnd { .. } => CliError::Refused {
-            message: e.to_string(),
-            hint: "this is a bug in cutover; please report it with the plan, the seed and the scenarios".into(),
-        },
-        _ => CliError::Usage(e.to_string()),
-    }
 }
 
 /// Rounded to whole seconds and written compactly (`35m12s`).

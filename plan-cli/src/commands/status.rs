@@ -22,6 +22,9 @@ pub struct StatusArgs {
     /// Output format; markdown pastes into a ticket as-is
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     format: StatusFormat,
+    /// The same as --format json
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
     /// Also show each step's state in the runs recorded in this journal
     #[arg(long, value_name = "PATH")]
     journal: Option<PathBuf>,
@@ -75,7 +78,12 @@ pub fn cmd_status(
         None => None,
     };
     let rows = rows(&plan, runs.as_ref());
-    match args.format {
+    let format = if args.json {
+        StatusFormat::Json
+    } else {
+        args.format
+    };
+    match format {
         StatusFormat::Text => write!(stdout, "{}", text_table(&plan, &rows, runs.is_some()))?,
         StatusFormat::Markdown => write!(stdout, "{}", markdown_table(&rows, runs.is_some()))?,
         StatusFormat::Json => {

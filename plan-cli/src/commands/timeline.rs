@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use plan_core::duration::format_duration;
 use simulations::gantt;
-use simulations::timeline::{self, MarkerKind, PhaseTimeline, Timeline, TimelineError};
+use simulations::timeline::{self, MarkerKind, PhaseTimeline, Timeline};
 
 use crate::{exit_codes, CliError, PlanArgs};
 
@@ -35,12 +35,12 @@ pub fn cmd_timeline(
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
-    let timeline = timeline::layout(&plan, args.phase.as_deref()).map_err(timeline_error)?;
+    let timeline = timeline::layout(&plan, args.phase.as_deref())?;
     match &args.svg {
         Some(path) => {
-            let svg = gantt::svg(&timeline).map_err(timeline_error)?;
+            let svg = gantt::svg(&timeline)?;
             std::fs::write(path, svg)
-                .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+                .map_err(CliError::io(format!("cannot write {}", path.display())))?;
             writeln!(stdout, "wrote {}", path.display())?;
             for phase in &timeline.phases {
                 writeln!(
@@ -55,18 +55,6 @@ pub fn cmd_timeline(
         None => text(&timeline, stdout)?,
     }
     Ok(exit_codes::OK)
-}
-
-fn timeline_error(e: TimelineError) -> CliError {
-    match e {
-        TimelineError::UnknownPhase { .. } | TimelineError::NothingToRun(_) => {
-            CliError::Usage(e.to_string())
-        }
-        _ => CliError::Refused {
-            message: e.to_string(),
-            hint: "`cutover timeline` without `--svg` prints the timeline as text".into(),
-        },
-    }
 }
 
 /// `12m30s` as `12:30`, `1h5m` as `1:05:00`: starts line up in a column.
