@@ -202,6 +202,50 @@ impl Cutover {
         self.dir.path()
     }
 
+    /// Starts `cutover` and leaves it running; see [`Spawned`].
+    pub fn spawn(self) -> Spawned {
+        let plan_path = self.dir.path().join(&self.plan_name);
+        if let Some(bytes) = &self.plan {
+            fs::write(&plan_path, bytes).expect("the plan file can be written");
+        }
+        let output = self.dir.path().join("cutover.out");
+        let out = fs::File::create(&output).expect("the output file can be created");
+        let mut command = Command::new(cutover_bin());
+        command
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("the output file can be shared"))
+            .stderr(out);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CUTOVER_VAR_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut shown = vec!["cutover".to_owned()];
+        for arg in &self.args {
+            match arg {
+                Arg::Plain(a) => {
+                    command.arg(a);
+                    shown.push(a.to_string_lossy().into_owned());
+                }
+                Arg::Plan => {
+                    command.arg(&plan_path);
+                    shown.push(self.plan_name.clone());
+                }
+            }
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", cutover_bin().display()));
+        Spawned {
+            child,
+            command: shown.join(" "),
+            output,
+            _dir: self.dir,
+        }
+    }
+
     /// Runs `cutover` and waits for it (at most [`RUN_TIMEOUT`]).
     pub fn run(self) -> Run {
         let plan_path = self.dir.path().join(&self.plan_name);
@@ -273,6 +317,104 @@ impl Cutover {
             elapsed,
             plan_path,
             _dir: self.dir,
+        }
+    }
+}
+
+/// A `cutover` started and left running, for tests that kill it, drop its
+/// connections or watch its journal grow. Its stdout and stderr go to one
+/// file, read by [`Spawned::output`]. Every wait is bounded; a `Spawned`
+/// dropped while the program runs kills it (by its handle: our own child).
+pub struct Spawned {
+    child: std::process::Child,
+    command: String,
+    output: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it printed so far (stdout and stderr together).
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+
+    /// Polls `ready` every 10 ms until it holds (`true`), the program exits
+    /// or `limit` passes (`false`).
+    pub fn poll_until(&mut self, limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+        let started = Instant::now();
+        loop {
+            if ready() {
+                return true;
+            }
+            if self.exited() || started.elapsed() > limit {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Polls `ready` until it holds; fails the test with `what` and the
+    /// output when the program exits first or `limit` passes (killing it).
+    #[track_caller]
+    pub fn wait_until(&mut self, limit: Duration, what: &str, ready: impl FnMut() -> bool) {
+        if !self.poll_until(limit, ready) {
+            let exited = self.exited();
+            self.kill();
+            panic!(
+                "`{}`: no {what} {}\n{}",
+                self.command,
+                if exited {
+                    "before it exited".to_owned()
+                } else {
+                    format!("after {limit:?}")
+                },
+                self.output()
+            );
+        }
+    }
+
+    /// Waits for the exit and returns the exit code (`None`: killed by a
+    /// signal). Fails the test, killing the program, past `limit`.
+    #[track_caller]
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("our child can be waited for") {
+                return status.code();
+            }
+            if started.elapsed() > limit {
+                self.kill();
+                panic!(
+                    "`{}` did not finish in {limit:?} (killed)\n{}",
+                    self.command,
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL, by its handle, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if !self.exited() {
+            self.kill();
         }
     }
 }

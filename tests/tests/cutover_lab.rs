@@ -9,16 +9,14 @@
 //! `examples/lab/cutover.ron` whose declared TTLs match, so a whole cutover
 //! takes about three seconds.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tests::lab::{same_tree, ARecord, Lab, RECORD};
 use tests::pty::Pty;
-use tests::{edit, Run};
+use tests::{edit, Run, Spawned};
 
 /// The record's TTL when a lab starts, in seconds (the example plan's 30 s
 /// would make each run wait half a minute).
@@ -163,40 +161,6 @@ fn processes_with(needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits for `child` (at most `limit`); kills it, by its handle, past that.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("cutover can be waited for") {
-            return status.code();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cutover did not finish in {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls `ready` every 10 ms until it holds; panics with `what` past `limit`
-/// or when `child` exits first.
-#[track_caller]
-fn wait_until(child: &mut Child, limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        if let Some(status) = child.try_wait().expect("cutover can be waited for") {
-            panic!("cutover exited ({status}) before {what}");
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no {what} after {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A plan named `name` with one host of the lab, `host`, and one phase
 /// holding `steps` (plan text, with `{{lab_dir}}` for the lab's directory).
 fn one_host_plan(lab: &Lab, host: &str, name: &str, steps: &str) -> String {
@@ -226,17 +190,13 @@ fn one_host_plan(lab: &Lab, host: &str, name: &str, steps: &str) -> String {
 
 /// Starts `cutover run PLAN --yes --journal J` in the background, its output
 /// to `output` in the lab's directory.
-fn spawn_run(lab: &Lab, plan: &Path, journal: &Journal, output: &str) -> Child {
-    let out = File::create(lab.dir().join(output)).expect("a file can be created");
-    lab.cutover_command()
+fn spawn_run(lab: &Lab, plan: &Path, journal: &Journal) -> Spawned {
+    lab.cutover()
         .arg("run")
         .arg(plan)
         .args(["--yes", "--journal"])
         .arg(&journal.path)
-        .stdout(out.try_clone().expect("a file handle"))
-        .stderr(out)
         .spawn()
-        .expect("cutover starts")
 }
 
 /// The first index of an entry of `entries` from `from` on that `matches`.
@@ -396,24 +356,17 @@ fn a_run_killed_mid_rsync_resumes_to_complete_and_correct_data() {
     );
     let plan = write_plan(&lab, "cutover.ron", &text);
     let journal = Journal::new(&lab, "cutover.journal");
-    let output = lab.dir().join("killed-run.out");
-    let mut child = spawn_run(&lab, &plan, &journal, "killed-run.out");
+    let mut child = spawn_run(&lab, &plan, &journal);
 
     // Mid-rsync: the copy is journaled as started and has begun writing on
     // host2 (its first file, or the temporary file of one).
-    wait_until(
-        &mut child,
-        Duration::from_secs(30),
-        "copy under way",
-        || {
-            journal.contains(r#""effect":"forward","step":"final-rsync""#)
-                && !empty_dir(&host2.srv.join("data"))
-        },
-    );
+    child.wait_until(Duration::from_secs(30), "copy under way", || {
+        journal.contains(r#""effect":"forward","step":"final-rsync""#)
+            && !empty_dir(&host2.srv.join("data"))
+    });
     // Our own child, by its handle: SIGKILL.
-    child.kill().expect("cutover can be killed");
-    let _ = child.wait();
-    let killed = fs::read_to_string(&output).unwrap_or_default();
+    child.kill();
+    let killed = child.output();
     assert!(
         same_tree(&host1.srv, &host2.srv).is_err(),
         "the copy was complete when the run was killed: the test proves nothing\n{killed}"
@@ -666,24 +619,20 @@ fn a_connection_dropped_mid_step_makes_it_in_doubt_and_its_check_decides() {
     );
     let plan = write_plan(&lab, "drop.ron", &text);
     let journal = Journal::new(&lab, "drop.journal");
-    let output = lab.dir().join("drop-run.out");
-    let mut child = spawn_run(&lab, &plan, &journal, "drop-run.out");
+    let mut child = spawn_run(&lab, &plan, &journal);
 
     // The step's command runs on host2: drop the connection under it.
-    wait_until(
-        &mut child,
-        Duration::from_secs(30),
-        "step running on host2",
-        || started.exists(),
-    );
+    child.wait_until(Duration::from_secs(30), "step running on host2", || {
+        started.exists()
+    });
     let killed = lab.kill_ssh_sessions("host2");
     assert!(!killed.is_empty(), "no SSH session to host2 to drop");
     assert!(
         !marked.exists(),
         "the step finished before its connection was dropped"
     );
-    let code = wait_for(&mut child, Duration::from_secs(60));
-    let said = fs::read_to_string(&output).unwrap_or_default();
+    let code = child.wait(Duration::from_secs(60));
+    let said = child.output();
     let entries = journal.entries();
     let describe = || format!("{said}\n--- journal ---\n{}", journal.text());
 
@@ -740,9 +689,8 @@ fn resume_stops_a_remote_command_a_killed_run_left_running_past_its_deadline() {
     );
     let plan = write_plan(&lab, "leftover.ron", &text);
     let journal = Journal::new(&lab, "leftover.journal");
-    let mut child = spawn_run(&lab, &plan, &journal, "leftover-run.out");
-    wait_until(
-        &mut child,
+    let mut child = spawn_run(&lab, &plan, &journal);
+    child.wait_until(
         Duration::from_secs(30),
         "the command running on host1 and its group journaled with its start time",
         || {
@@ -754,8 +702,7 @@ fn resume_stops_a_remote_command_a_killed_run_left_running_past_its_deadline() {
         },
     );
     // Our own child, by its handle: SIGKILL. The remote command runs on.
-    child.kill().expect("cutover can be killed");
-    let _ = child.wait();
+    child.kill();
     let group = journal
         .entries()
         .into_iter()

@@ -7,15 +7,14 @@
 //! the repository stays clean; the run directories `cutover` creates under
 //! the system's temporary directory are removed when each test ends.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use plan_core::machine::{Schedule, Selection};
 use plan_core::Settings;
-use tests::{cutover_bin, edit, journal_entries, run_dir_in, workspace_file, Cutover, Run, RunDir};
+use tests::{edit, journal_entries, run_dir_in, workspace_file, Cutover, Run, RunDir};
 
 /// What `examples/local/slow.ron` leaves in `demo/effects.log`.
 const SLOW_LOG: &str = "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n";
@@ -416,37 +415,25 @@ fn kill_points() -> Vec<KillAt> {
 
 /// Starts `cutover run PLAN --yes --journal J` and SIGKILLs it at `at`;
 /// returns everything it printed.
-fn run_and_kill(plan: &Path, journal: &Path, output: &Path, at: KillAt) -> Result<String, String> {
-    let out = File::create(output).map_err(|e| e.to_string())?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
+fn run_and_kill(plan: &Path, journal: &Path, at: KillAt) -> String {
     let started = Instant::now();
-    let mut child = Command::new(cutover_bin())
+    let mut child = Cutover::new()
         .arg("run")
         .arg(plan)
         .args(["--yes", "--journal"])
         .arg(journal)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot start cutover: {e}"))?;
+        .spawn();
     match at {
         KillAt::After(delay) => thread::sleep(delay.saturating_sub(started.elapsed())),
         KillAt::Journaled(needle) => {
-            while !fs::read_to_string(journal).is_ok_and(|t| t.contains(needle)) {
-                if started.elapsed() > Duration::from_secs(30)
-                    || child.try_wait().ok().flatten().is_some()
-                {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(1));
-            }
+            child.poll_until(Duration::from_secs(30), || {
+                fs::read_to_string(journal).is_ok_and(|t| t.contains(needle))
+            });
         }
     }
     // Our own child, by its handle: SIGKILL on Unix.
-    let _ = child.kill();
-    let _ = child.wait();
-    Ok(fs::read_to_string(output).unwrap_or_default())
+    child.kill();
+    child.output()
 }
 
 /// What one kill point did.
@@ -462,7 +449,7 @@ fn crash_and_resume(at: KillAt) -> Result<Crash, String> {
     let plan = example("local/slow.ron");
     let dir = temp_dir();
     let journal = dir.path().join("slow.journal");
-    let first = run_and_kill(&plan, &journal, &dir.path().join("run.out"), at)?;
+    let first = run_and_kill(&plan, &journal, at);
     let run_dir = run_dir_in_journal(&journal).or_else(|| run_dir_in(&first));
     let resumed = resume(&plan, &journal);
     let journaled = journal_entries(&journal)
@@ -579,10 +566,8 @@ fn resume_refuses_a_plan_that_changed_and_names_the_step() {
     run_and_kill(
         &plan,
         &journal,
-        &dir.path().join("run.out"),
         KillAt::Journaled(r#""event":"step_succeeded","step":"step-1""#),
-    )
-    .expect("the run starts");
+    );
     let run_dir = run_dir_in_journal(&journal).expect("the run was journaled");
     let recorded = fs::read(&journal).expect("the journal");
 
@@ -621,10 +606,8 @@ fn a_torn_last_journal_line_is_dropped_with_a_warning_on_resume() {
     run_and_kill(
         &plan,
         &journal,
-        &dir.path().join("run.out"),
         KillAt::Journaled(r#""type":"process","step":"step-2""#),
-    )
-    .expect("the run starts");
+    );
     let run_dir = run_dir_in_journal(&journal).expect("the run was journaled");
     // Cut the last line in the middle, as a crash during an append would.
     let bytes = fs::read(&journal).expect("the journal");
@@ -727,42 +710,23 @@ fn regression_resume_of_a_run_killed_while_halting_ends_halted() {
     let first = run_and_kill(
         &plan,
         &journal,
-        &dir.path().join("run.out"),
         KillAt::Journaled(r#""event":"step_failed","step":"b""#),
-    )
-    .expect("the run starts");
+    );
     let run_dir =
         run_dir_in_journal(&journal).unwrap_or_else(|| panic!("no run journaled\n{first}"));
-    let output = dir.path().join("resume.out");
-    let out = File::create(&output).expect("resume.out");
-    let mut child = Command::new(cutover_bin())
+    let mut resume = Cutover::new()
         .arg("resume")
         .arg(&plan)
         .args(["--yes", "--journal"])
         .arg(&journal)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("resume.out"))
-        .stderr(out)
-        .spawn()
-        .expect("start resume");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for resume") {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            // Our own child, by its handle.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let said = fs::read_to_string(&output).unwrap_or_default();
-    let status = status.unwrap_or_else(|| {
-        panic!("resume did not end in 20 s\n--- killed run ---\n{first}\n--- resume ---\n{said}")
-    });
-    assert_eq!(status.code(), Some(4), "resume should end halted\n{said}");
+        .spawn();
+    let code = resume.wait(Duration::from_secs(20));
+    let said = resume.output();
+    assert_eq!(
+        code,
+        Some(4),
+        "resume should end halted\n--- killed run ---\n{first}\n--- resume ---\n{said}"
+    );
     assert_eq!(
         fs::read_to_string(run_dir.0.join("c.log")).unwrap_or_default(),
         "c\n"
