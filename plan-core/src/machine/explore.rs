@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use statig::prelude::*;
 
-use super::run::{Command, Effect, Event, Input, Outbox, RunEnd, RunMachine, State, StepStatus};
+use super::event::{Command, Effect, Event, FailureChoice, Input, RunEnd, StepStatus};
+use super::run::{Outbox, RunMachine, State};
 use super::schedule::{Schedule, StepIx};
 
 /// Where a fault is injected.
@@ -289,7 +290,7 @@ fn drive(
             // its answer would be this.
             Effect::AskOnFailure { step, .. } => sim.feed(Event::OperatorChose {
                 step,
-                choice: super::run::FailureChoice::Rollback,
+                choice: FailureChoice::Rollback,
             }),
             Effect::Revert { step } => {
                 let (ix, id) = (step, id_of(schedule, step)?);

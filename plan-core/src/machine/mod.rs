@@ -1,5 +1,6 @@
 //! The run machine and what it runs.
 
+mod event;
 mod explore;
 mod record;
 mod run;
@@ -11,8 +12,8 @@ pub use record::{
     done_by_runs, replay, AnsweredBy, ProcessGroupRecord, Question, ReplayError, ReplayedRun,
     RunRecord,
 };
-pub use run::{
-    feed, Command, Effect, Event, FailureChoice, Input, OnFailure, Outbox, RunEnd, RunMachine,
-    State, StepStatus, PREFLIGHT_FAILED,
+pub use event::{
+    Command, Effect, Event, FailureChoice, Input, OnFailure, RunEnd, StepStatus, PREFLIGHT_FAILED,
 };
+pub use run::{feed, Outbox, RunMachine, State};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use statig::prelude::*;
 
-use super::run::{feed, Effect, Event, OnFailure, Outbox, RunEnd, RunMachine, StepStatus};
+use super::event::{Effect, Event, OnFailure, RunEnd, StepStatus};
+use super::run::{feed, Outbox, RunMachine};
 use super::schedule::{Schedule, Selection};
 use crate::plan::Plan;
 

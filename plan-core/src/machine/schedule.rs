@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rustc_hash::FxHashMap;
 
-use super::run::{Command, Effect, Event, Input};
+use super::event::{Command, Effect, Event, Input};
 use crate::plan::{Action, Entry, Plan};
 
 /// Index of a step in a [`Schedule`].
