@@ -273,12 +273,17 @@ impl RunMachine {
 
     fn in_doubt(&mut self, ix: StepIx, context: &mut Outbox) {
         self.status[ix] = StepStatus::InDoubt;
-        let step = ix;
-        if self.schedule.steps[ix].checkable {
-            context.effects.push(Effect::Check { step });
+        self.settle(ix, context);
+    }
+
+    /// Whether a step (or its revert) took effect is unknown: its check
+    /// decides, or, when it has none, the operator.
+    fn settle(&self, step: StepIx, context: &mut Outbox) {
+        context.effects.push(if self.schedule.steps[step].checkable {
+            Effect::Check { step }
         } else {
-            context.effects.push(Effect::AskOperator { step });
-        }
+            Effect::AskOperator { step }
+        });
     }
 
     /// Starts what can start; says where the run goes next.
@@ -583,22 +588,10 @@ impl RunMachine {
                 StepStatus::InDoubt => self.in_doubt(ix, context),
                 StepStatus::Reverting if was_started => {
                     self.status[ix] = StepStatus::RevertInDoubt;
-                    let step = ix;
-                    context.effects.push(if self.schedule.steps[ix].checkable {
-                        Effect::Check { step }
-                    } else {
-                        Effect::AskOperator { step }
-                    });
+                    self.settle(ix, context);
                 }
                 StepStatus::Reverting => context.effects.push(Effect::Revert { step: ix }),
-                StepStatus::RevertInDoubt => {
-                    let step = ix;
-                    context.effects.push(if self.schedule.steps[ix].checkable {
-                        Effect::Check { step }
-                    } else {
-                        Effect::AskOperator { step }
-                    });
-                }
+                StepStatus::RevertInDoubt => self.settle(ix, context),
                 _ => {}
             }
         }
