@@ -442,10 +442,10 @@ impl<'a> Run<'a> {
         if let Some(ix) = success.and_then(|s| self.schedule.index_of(s)) {
             let status = self.machine.statuses()[ix];
             let settles = match self.machine.state() {
-                State::Completed {} | State::RolledBack { .. } => false,
-                // A halted run settles the steps still running or in doubt
+                State::Completed {} | State::RolledBack { .. } | State::Halted { .. } => false,
+                // A halting run settles the steps still running or in doubt
                 // (after a resume) but starts nothing.
-                State::Halted { .. } => match &event {
+                State::Halting { .. } => match &event {
                     Event::StepSucceeded { .. } | Event::OperatorConfirmed { .. } => {
                         matches!(status, StepStatus::Running | StepStatus::InDoubt)
                     }
@@ -1387,7 +1387,7 @@ fn a_step_finishing_after_a_halt_counts_as_done() {
         },
     );
     assert!(
-        matches!(machine.state(), State::Halted { .. }),
+        matches!(machine.state(), State::Halting { .. }),
         "{effects:?}"
     );
     assert!(
@@ -1434,7 +1434,7 @@ fn regression_a_crash_while_a_halt_waits_for_running_steps_resumes_to_an_end() {
     });
     let mut machine = replay(&schedule, OnFailure::Rollback, &events);
     assert!(
-        matches!(machine.state(), State::Halted { .. }),
+        matches!(machine.state(), State::Halting { .. }),
         "{:?}",
         machine.state()
     );

@@ -383,9 +383,16 @@ fn one_ctrl_c_mid_run_rolls_back() {
 /// one signal: hence the wait for the first one's note.)
 #[test]
 fn two_ctrl_c_stop_at_once_and_resume_finishes_the_rollback() {
-    let case = Case::example("local/slow.ron");
+    // A step long enough that both presses land while it runs, however
+    // loaded the machine is.
+    let case = Case::new(&plan_with(
+        "pty: two Ctrl-C",
+        r#"Step(id: "long", title: "a long step",
+                 action: Shell(on: "local", run: "sleep 20; touch {{d}}/long", revert: Run("rm -f {{d}}/long")),
+                 check: Run("test -f {{d}}/long"), duration: Fixed("20s"), deadline: "1m"),"#,
+    ));
     let mut pty = case.start("run", &["--yes"]);
-    pty.expect("running step-2", WAIT);
+    pty.expect("running long", WAIT);
     pty.ctrl_c();
     pty.expect("Ctrl-C: rolling back in order", WAIT);
     pty.ctrl_c();

@@ -6,14 +6,14 @@ mod record;
 mod run;
 mod schedule;
 
+pub use event::{
+    Command, Effect, Event, FailureChoice, Input, OnFailure, RunEnd, StepStatus, PREFLIGHT_FAILED,
+};
 pub use explore::FaultPoint;
 pub use explore::{explore, simulate, Counterexample, Exploration};
 pub use record::{
     done_by_runs, replay, AnsweredBy, ProcessGroupRecord, Question, ReplayError, ReplayedRun,
     RunRecord,
-};
-pub use event::{
-    Command, Effect, Event, FailureChoice, Input, OnFailure, RunEnd, StepStatus, PREFLIGHT_FAILED,
 };
 pub use run::{feed, Outbox, RunMachine, State};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

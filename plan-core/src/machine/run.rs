@@ -21,7 +21,6 @@ use super::event::{
 };
 use super::schedule::{Schedule, StepIx};
 
-
 /// Feeds `event`, which names steps by id, to `machine` and returns the
 /// effects it asks for, named the same way: how the real driver, resume and
 /// exploration drive the machine. An event about a step this run does not
@@ -279,11 +278,13 @@ impl RunMachine {
     /// Whether a step (or its revert) took effect is unknown: its check
     /// decides, or, when it has none, the operator.
     fn settle(&self, step: StepIx, context: &mut Outbox) {
-        context.effects.push(if self.schedule.steps[step].checkable {
-            Effect::Check { step }
-        } else {
-            Effect::AskOperator { step }
-        });
+        context
+            .effects
+            .push(if self.schedule.steps[step].checkable {
+                Effect::Check { step }
+            } else {
+                Effect::AskOperator { step }
+            });
     }
 
     /// Starts what can start; says where the run goes next.
@@ -333,21 +334,6 @@ impl RunMachine {
         Next::Forward
     }
 
-    fn next_response(&mut self, next: Next, stay: bool, context: &mut Outbox) -> Outcome<State> {
-        match next {
-            Next::Completed => {
-                context.effects.push(Effect::Finished {
-                    end: RunEnd::Completed,
-                });
-                Transition(State::completed())
-            }
-            Next::Operator(ix) => Transition(State::awaiting_operator(ix)),
-            Next::Gate => Transition(State::at_point_of_no_return()),
-            Next::Forward if stay => Handled,
-            Next::Forward => Transition(State::forward()),
-        }
-    }
-
     /// Something failed or the run was aborted: roll back, or halt past the
     /// point of no return.
     fn fail(
@@ -389,7 +375,7 @@ impl RunMachine {
         });
         match self.continue_rollback(context) {
             RevertNext::Waiting => Transition(State::reverting()),
-            RevertNext::Finished => self.finish_rollback(context),
+            RevertNext::Finished => self.finish_rollback(),
         }
     }
 
@@ -399,14 +385,16 @@ impl RunMachine {
         reason: String,
         context: &mut Outbox,
     ) -> Outcome<State> {
+        let _ = context;
         self.settle_decision();
         let step = step.map(|ix| self.id(ix));
         // Steps still running (or being checked) finish first, their outcome
         // recorded in `Halted`, so that what is done and what is left is true.
-        if !self.in_flight() {
-            self.announce_halt(step.clone(), reason.clone(), context);
+        if self.in_flight() {
+            Transition(State::halting(step, reason))
+        } else {
+            Transition(State::halted(step, reason))
         }
-        Transition(State::halted(step, reason))
     }
 
     fn announce_halt(&mut self, step: Option<String>, reason: String, context: &mut Outbox) {
@@ -514,7 +502,7 @@ impl RunMachine {
     fn next_revert(&mut self, context: &mut Outbox) -> Outcome<State> {
         match self.continue_rollback(context) {
             RevertNext::Waiting => Handled,
-            RevertNext::Finished => self.finish_rollback(context),
+            RevertNext::Finished => self.finish_rollback(),
         }
     }
 
@@ -556,17 +544,11 @@ impl RunMachine {
         RevertNext::Finished
     }
 
-    fn finish_rollback(&mut self, context: &mut Outbox) -> Outcome<State> {
-        let (point, cause) = self.rollback.as_ref().map_or_else(
-            || ("start".to_owned(), String::new()),
-            |r| (r.point.clone(), r.cause.clone()),
+    fn finish_rollback(&mut self) -> Outcome<State> {
+        let point = self.rollback.as_ref().map_or_else(
+            || super::schedule::START_POINT.to_owned(),
+            |r| r.point.clone(),
         );
-        context.effects.push(Effect::Finished {
-            end: RunEnd::RolledBack {
-                point: point.clone(),
-                cause,
-            },
-        });
         Transition(State::rolled_back(point))
     }
 
@@ -616,12 +598,28 @@ impl RunMachine {
     }
 }
 
+/// Where the run goes once [`RunMachine::advance`] has started what can start.
 enum Next {
+    /// Every step is done.
     Completed,
+    /// A manual step waits for the operator, alone.
     Operator(StepIx),
     /// The next segment lies past the point of no return.
     Gate,
+    /// Steps run forward.
     Forward,
+}
+
+impl Next {
+    /// The state the run is in next.
+    fn state(self) -> State {
+        match self {
+            Next::Completed => State::completed(),
+            Next::Operator(ix) => State::awaiting_operator(ix),
+            Next::Gate => State::at_point_of_no_return(),
+            Next::Forward => State::forward(),
+        }
+    }
 }
 
 #[state_machine(
@@ -653,10 +651,7 @@ impl RunMachine {
     #[state(superstate = "active")]
     fn preflight(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
-            Event::PreflightPassed => {
-                let next = self.advance(context);
-                self.next_response(next, false, context)
-            }
+            Event::PreflightPassed => Transition(self.advance(context).state()),
             Event::PreflightFailed { reason } => {
                 self.halt(None, format!("{PREFLIGHT_FAILED}: {reason}"), context)
             }
@@ -687,8 +682,10 @@ impl RunMachine {
                     if matches!(self.status[ix], StepStatus::Running | StepStatus::InDoubt) =>
                 {
                     self.mark_done(ix);
-                    let next = self.advance(context);
-                    self.next_response(next, true, context)
+                    match self.advance(context) {
+                        Next::Forward => Handled,
+                        next => Transition(next.state()),
+                    }
                 }
                 _ => Handled,
             },
@@ -726,8 +723,10 @@ impl RunMachine {
                 {
                     Some(ix) if *done => {
                         self.mark_done(ix);
-                        let next = self.advance(context);
-                        self.next_response(next, true, context)
+                        match self.advance(context) {
+                            Next::Forward => Handled,
+                            next => Transition(next.state()),
+                        }
                     }
                     // Not in effect: the check says running it is needed.
                     Some(ix) => {
@@ -751,8 +750,10 @@ impl RunMachine {
                 if self.in_flight() {
                     Handled
                 } else {
-                    let next = self.advance(context);
-                    self.next_response(next, true, context)
+                    match self.advance(context) {
+                        Next::Forward => Handled,
+                        next => Transition(next.state()),
+                    }
                 }
             }
             _ => Super,
@@ -774,8 +775,7 @@ impl RunMachine {
         match event {
             Event::OperatorConfirmed { step } if self.ix(step) == Some(current) => {
                 self.mark_done(current);
-                let next = self.advance(context);
-                self.next_response(next, false, context)
+                Transition(self.advance(context).state())
             }
             Event::OperatorDeclined { step } if self.ix(step) == Some(current) => {
                 self.status[current] = StepStatus::Failed;
@@ -805,8 +805,7 @@ impl RunMachine {
         match event {
             Event::CrossedNoReturn => {
                 self.crossed = true;
-                let next = self.advance(context);
-                self.next_response(next, false, context)
+                Transition(self.advance(context).state())
             }
             Event::Resume { .. } => {
                 context.effects.push(Effect::CrossNoReturn {
@@ -939,37 +938,65 @@ impl RunMachine {
         }
     }
 
-    /// Every step succeeded. Terminal.
-    #[state]
+    /// Every step succeeded. Terminal: announces [`RunEnd::Completed`] on
+    /// entry and ignores every event.
+    #[state(entry_action = "enter_completed")]
     fn completed(&mut self, event: &Input) -> Outcome<State> {
         let _ = event;
         Handled
     }
 
-    /// A failure was rolled back to `point`. Terminal.
-    #[state]
+    #[action]
+    fn enter_completed(&mut self, context: &mut Outbox) {
+        context.effects.push(Effect::Finished {
+            end: RunEnd::Completed,
+        });
+    }
+
+    /// A failure was rolled back to `point`. Terminal: announces
+    /// [`RunEnd::RolledBack`] on entry and ignores every event.
+    #[state(entry_action = "enter_rolled_back")]
     fn rolled_back(&mut self, point: &mut String, event: &Input) -> Outcome<State> {
         let _ = (point, event);
         Handled
     }
 
-    /// Stopped; an operator must look. Terminal.
+    #[action]
+    fn enter_rolled_back(&mut self, point: &mut String, context: &mut Outbox) {
+        let cause = self
+            .rollback
+            .as_ref()
+            .map(|r| r.cause.clone())
+            .unwrap_or_default();
+        context.effects.push(Effect::Finished {
+            end: RunEnd::RolledBack {
+                point: point.clone(),
+                cause,
+            },
+        });
+    }
+
+    /// The run is halting: steps that were running when it halted still
+    /// report, and what they did is recorded; nothing new starts.
+    /// - [`Event::StepSucceeded`], [`Event::OperatorConfirmed`],
+    ///   [`Event::CheckFailed`] -> the step is done
+    /// - [`Event::StepFailed`], [`Event::DeadlineExceeded`] -> it failed
+    /// - [`Event::StepInDoubt`] -> its check (or the operator) settles it
+    /// - [`Event::Checked`], [`Event::OperatorAnswered`] -> done, or left to do
+    /// - [`Event::Resume`] -> steps under way at a crash are settled
+    /// - once nothing runs -> `Halted`
     #[state]
     #[expect(
         clippy::ptr_arg,
         reason = "statig passes state-local storage as `&mut` of its declared type"
     )]
-    fn halted(
+    fn halting(
         &mut self,
         context: &mut Outbox,
         step: &mut Option<String>,
         reason: &mut String,
         event: &Input,
     ) -> Outcome<State> {
-        // Steps that were running when the run halted still report; what
-        // they did is recorded, and the end is announced once none runs.
-        // Nothing new starts here.
-        let before = self.in_flight();
         match event {
             Event::Resume { started } => {
                 for ix in 0..self.status.len() {
@@ -1012,10 +1039,38 @@ impl RunMachine {
                 }
             }
         }
-        if (before || matches!(event, Event::Resume { .. })) && !self.in_flight() {
-            self.announce_halt(step.clone(), reason.clone(), context);
+        if self.in_flight() {
+            Handled
+        } else {
+            Transition(State::halted(step.clone(), reason.clone()))
         }
+    }
+
+    /// Stopped; an operator must look. Terminal: announces
+    /// [`RunEnd::Halted`] (what is done, what is left) on entry and ignores
+    /// every event.
+    #[state(entry_action = "enter_halted")]
+    #[expect(
+        clippy::ptr_arg,
+        reason = "statig passes state-local storage as `&mut` of its declared type"
+    )]
+    fn halted(step: &mut Option<String>, reason: &mut String, event: &Input) -> Outcome<State> {
+        let _ = (step, reason, event);
         Handled
+    }
+
+    #[action]
+    #[expect(
+        clippy::ptr_arg,
+        reason = "statig passes state-local storage as `&mut` of its declared type"
+    )]
+    fn enter_halted(
+        &mut self,
+        step: &mut Option<String>,
+        reason: &mut String,
+        context: &mut Outbox,
+    ) {
+        self.announce_halt(step.clone(), reason.clone(), context);
     }
 }
 
