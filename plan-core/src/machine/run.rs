@@ -962,6 +962,10 @@ impl RunMachine {
     }
 
     #[action]
+    #[expect(
+        clippy::ptr_arg,
+        reason = "statig passes state-local storage as `&mut` of its declared type"
+    )]
     fn enter_rolled_back(&mut self, point: &mut String, context: &mut Outbox) {
         let cause = self
             .rollback
@@ -1050,10 +1054,6 @@ impl RunMachine {
     /// [`RunEnd::Halted`] (what is done, what is left) on entry and ignores
     /// every event.
     #[state(entry_action = "enter_halted")]
-    #[expect(
-        clippy::ptr_arg,
-        reason = "statig passes state-local storage as `&mut` of its declared type"
-    )]
     fn halted(step: &mut Option<String>, reason: &mut String, event: &Input) -> Outcome<State> {
         let _ = (step, reason, event);
         Handled
