@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Rule, Source};
 use crate::duration::{parse_anchor, parse_duration};
+use crate::hash::plan_hash;
 use crate::plan::*;
 use crate::raw::*;
 use crate::span::{offset_of, ron_options, ParseScope, Span, Spanned, SpannedMap};
+use crate::suggest::closest;
 use crate::template::{self, TemplateError};
 use crate::verify;
 
@@ -1482,81 +1484,9 @@ fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}")) || zone == "."
 }
 
-/// The candidate closest to `name` by edit distance, if close enough to be a
-/// typo: what every "did you mean" suggests.
-pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
-        .min()
-        .map(|(_, c)| c)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    // Optimal string alignment: a swap of two neighbours counts as one edit,
-    // the commonest typo ("hodl" for "hold").
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-/// FNV-1a, for hashes that must stay the same across builds and machines
-/// (journals name the plan by one).
-pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in *part {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        hash ^= 0xff;
-    }
-    hash
-}
-
-/// FNV-1a over the text and the variable values in force.
-fn plan_hash(text: &str, vars: &[&Variable]) -> u64 {
-    let mut parts: Vec<&[u8]> = vec![text.as_bytes()];
-    for v in vars {
-        parts.push(v.name.as_bytes());
-        parts.push(v.value.as_bytes());
-    }
-    fnv1a(&parts)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn typos_find_their_target() {
-        assert_eq!(
-            closest("sodum", ["sodium", "fermium"].into_iter()),
-            Some("sodium")
-        );
-        assert_eq!(closest("xyz", ["sodium", "fermium"].into_iter()), None);
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("hodl", "hold"), 1);
-        assert_eq!(closest("dri", ["dir", "demo_dir"].into_iter()), Some("dir"));
-    }
 
     #[test]
     fn names_are_qualified() {

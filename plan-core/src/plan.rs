@@ -318,7 +318,7 @@ impl Step {
             "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
             self.action, self.check, self.after, self.deadline, self.retries, self.done
         );
-        crate::load::fnv1a(&[text.as_bytes()])
+        crate::hash::fnv1a(&[text.as_bytes()])
     }
 }
 
