@@ -1003,7 +1003,7 @@ impl<'a> Validator<'a> {
                         let duration_span = duration.as_ref().map(span_of);
                         let duration = match duration {
                             Some(d) => self.duration_model(d),
-                            None => default_duration(&action),
+                            None => action.default_duration(),
                         };
                         let deadline_span = deadline.as_ref().map(span_of);
                         let deadline = deadline.map(|d| self.duration(&d));
@@ -1443,17 +1443,6 @@ struct PendingHost {
 /// A step's `after` as written, resolved once every id is known:
 /// (phase index, entry index, the ids or `None` for "the previous step").
 type PendingAfter = (usize, usize, Option<Vec<Spanned<String>>>);
-
-/// The duration a step gets when it does not say.
-fn default_duration(action: &Action) -> DurationModel {
-    match action {
-        Action::Wait(d) => DurationModel::Fixed(*d),
-        Action::Manual { .. } => DurationModel::Fixed(Duration::from_secs(300)),
-        // WaitTtl's length is the record's TTL in force; the verifier works it out.
-        Action::WaitTtl { .. } => DurationModel::Fixed(Duration::ZERO),
-        _ => DurationModel::Fixed(Duration::from_secs(30)),
-    }
-}
 
 fn check_server(server: &str) -> Result<(), String> {
     let (host, port) = match server.rsplit_once(':') {
