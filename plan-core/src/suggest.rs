@@ -10,6 +10,16 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .map(|(_, c)| c)
 }
 
+/// The help that offers `near`, the name [`closest`] found, in place of a
+/// mistyped one: "did you mean `near`?", then `more` when there is more to say.
+pub(crate) fn did_you_mean(near: &str, more: &str) -> String {
+    if more.is_empty() {
+        format!("did you mean `{near}`?")
+    } else {
+        format!("did you mean `{near}`? {more}")
+    }
+}
+
 fn levenshtein(a: &str, b: &str) -> usize {
     // Optimal string alignment: a swap of two neighbours counts as one edit,
     // the commonest typo ("hodl" for "hold").
@@ -50,5 +60,14 @@ mod tests {
         assert_eq!(levenshtein("kitten", "sitting"), 3);
         assert_eq!(levenshtein("hodl", "hold"), 1);
         assert_eq!(closest("dri", ["dir", "demo_dir"].into_iter()), Some("dir"));
+    }
+
+    #[test]
+    fn the_question_comes_first() {
+        assert_eq!(did_you_mean("dir", ""), "did you mean `dir`?");
+        assert_eq!(
+            did_you_mean("dir", "Or define it."),
+            "did you mean `dir`? Or define it."
+        );
     }
 }

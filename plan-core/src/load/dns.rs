@@ -8,7 +8,7 @@ use crate::diagnostic::{Diagnostic, Rule};
 use crate::plan::*;
 use crate::raw::*;
 use crate::span::Spanned;
-use crate::suggest::closest;
+use crate::suggest::{closest, did_you_mean};
 
 impl Validator<'_> {
     pub(super) fn check_record(&mut self, record: &Spanned<String>) -> String {
@@ -21,8 +21,14 @@ impl Validator<'_> {
             );
         } else if !self.records.contains(&name) {
             let help = match closest(&name, self.records.iter().map(String::as_str)) {
-                Some(near) => format!("did you mean `{near}`? Records are declared under `dns: Rfc2136(records: {{ ... }})`"),
-                None => "declare it under `records: { ... }` in the `dns` section, with its current TTL".into(),
+                Some(near) => did_you_mean(
+                    near,
+                    "Records are declared under `dns: Rfc2136(records: { ... })`",
+                ),
+                None => {
+                    "declare it under `records: { ... }` in the `dns` section, with its current TTL"
+                        .into()
+                }
             };
             self.report(
                 Diagnostic::new(
@@ -74,13 +80,12 @@ impl Validator<'_> {
                 );
             }
             if !self.records.insert(fq.clone()) {
-                self.report(
-                    Diagnostic::new(
-                        Rule::DuplicateId,
-                        format!("record `{fq}` is declared twice"),
-                    )
-                    .label(name.span, "declared again here")
-                    .help("remove one of them"),
+                self.duplicate(
+                    format!("record `{fq}` is declared twice"),
+                    "declared",
+                    name.span,
+                    None,
+                    "remove one of them",
                 );
             }
             let ttl = self.duration(&record.ttl);

@@ -327,6 +327,24 @@ impl<'a> Validator<'a> {
         self.report(d);
     }
 
+    /// Reports a name written twice, labelled where it is written again and,
+    /// when known, where it was first; `verb` says how ("declared", "used").
+    fn duplicate(
+        &mut self,
+        message: String,
+        verb: &str,
+        again: Span,
+        first: Option<Span>,
+        help: &str,
+    ) {
+        let mut d =
+            Diagnostic::new(Rule::DuplicateId, message).label(again, format!("{verb} again here"));
+        if let Some(first) = first {
+            d = d.label(first, format!("first {verb} here"));
+        }
+        self.report(d.help(help));
+    }
+
     fn plan(mut self, raw: RawPlan) -> Plan {
         self.plan_vars = self.variables(&raw.vars, "plan");
         let pending = self.hosts(raw.hosts);

@@ -8,7 +8,7 @@ use crate::duration::parse_anchor;
 use crate::plan::*;
 use crate::raw::*;
 use crate::span::{Span, Spanned};
-use crate::suggest::closest;
+use crate::suggest::{closest, did_you_mean};
 
 impl Validator<'_> {
     pub(super) fn window(&mut self, raw: RawWindow) -> Window {
@@ -58,14 +58,12 @@ impl Validator<'_> {
             if let Some(first) =
                 phase_names.insert(raw_phase.name.value.clone(), raw_phase.name.span)
             {
-                self.report(
-                    Diagnostic::new(
-                        Rule::DuplicateId,
-                        format!("phase `{}` is declared twice", raw_phase.name.value),
-                    )
-                    .label(raw_phase.name.span, "declared again here")
-                    .label(first, "first declared here")
-                    .help("phase names must be unique, they are used with `--phase`"),
+                self.duplicate(
+                    format!("phase `{}` is declared twice", raw_phase.name.value),
+                    "declared",
+                    raw_phase.name.span,
+                    Some(first),
+                    "phase names must be unique, they are used with `--phase`",
                 );
             }
             let at = raw_phase
@@ -120,11 +118,12 @@ impl Validator<'_> {
                             );
                         }
                         if let Some(first) = points.insert(name.value.clone(), name.span) {
-                            self.report(
-                                Diagnostic::new(Rule::DuplicateId, format!("rollback point `{}` is declared twice", name.value))
-                                    .label(name.span, "declared again here")
-                                    .label(first, "first declared here")
-                                    .help("rollback point names must be unique: runs end in `RolledBack(name)`"),
+                            self.duplicate(
+                                format!("rollback point `{}` is declared twice", name.value),
+                                "declared",
+                                name.span,
+                                Some(first),
+                                "rollback point names must be unique: runs end in `RolledBack(name)`",
                             );
                         }
                         entries.push(Entry::RollbackPoint(Marker {
@@ -160,14 +159,12 @@ impl Validator<'_> {
                         if let Some((first, _)) =
                             step_ids.insert(id.value.clone(), (id.span, phase_index))
                         {
-                            self.report(
-                                Diagnostic::new(
-                                    Rule::DuplicateId,
-                                    format!("step id `{}` is used twice", id.value),
-                                )
-                                .label(id.span, "used again here")
-                                .label(first, "first used here")
-                                .help("step ids must be unique across the whole plan; rename one"),
+                            self.duplicate(
+                                format!("step id `{}` is used twice", id.value),
+                                "used",
+                                id.span,
+                                Some(first),
+                                "step ids must be unique across the whole plan; rename one",
                             );
                         }
                         number = match &explicit {
@@ -283,7 +280,7 @@ impl Validator<'_> {
                             None => {
                                 let help = match closest(&dep.value, ids.keys().map(String::as_str))
                                 {
-                                    Some(near) => format!("did you mean `{near}`?"),
+                                    Some(near) => did_you_mean(near, ""),
                                     None => {
                                         "`after` lists ids of steps in this or an earlier phase"
                                             .into()

@@ -9,7 +9,7 @@ use crate::hash::plan_hash;
 use crate::plan::*;
 use crate::raw::*;
 use crate::span::{Span, Spanned, SpannedMap};
-use crate::suggest::closest;
+use crate::suggest::{closest, did_you_mean};
 use crate::template::{self, TemplateError};
 
 impl Validator<'_> {
@@ -29,14 +29,12 @@ impl Validator<'_> {
                 );
             }
             if let Some(first) = seen.insert(&name.value, name.span) {
-                self.report(
-                    Diagnostic::new(
-                        Rule::DuplicateId,
-                        format!("variable `{}` is defined twice in the {owner}", name.value),
-                    )
-                    .label(name.span, "defined again here")
-                    .label(first, "first defined here")
-                    .help("remove one of them"),
+                self.duplicate(
+                    format!("variable `{}` is defined twice in the {owner}", name.value),
+                    "defined",
+                    name.span,
+                    Some(first),
+                    "remove one of them",
                 );
                 continue;
             }
@@ -63,14 +61,12 @@ impl Validator<'_> {
                 continue;
             }
             if let Some(first) = seen.insert(name.value.clone(), name.span) {
-                self.report(
-                    Diagnostic::new(
-                        Rule::DuplicateId,
-                        format!("host `{}` is declared twice", name.value),
-                    )
-                    .label(name.span, "declared again here")
-                    .label(first, "first declared here")
-                    .help("host names must be unique; rename or remove one"),
+                self.duplicate(
+                    format!("host `{}` is declared twice", name.value),
+                    "declared",
+                    name.span,
+                    Some(first),
+                    "host names must be unique; rename or remove one",
                 );
                 continue;
             }
@@ -265,9 +261,9 @@ impl Validator<'_> {
                                 known.extend(vs.iter().map(|v| v.name.as_str()));
                             }
                             let help = match closest(&placeholder.name, known.iter().copied()) {
-                                Some(near) => format!(
-                                    "did you mean `{{{{{near}}}}}`? Or define `{}` under `vars`",
-                                    placeholder.name
+                                Some(near) => did_you_mean(
+                                    &format!("{{{{{near}}}}}"),
+                                    &format!("Or define `{}` under `vars`", placeholder.name),
                                 ),
                                 None => {
                                     format!("define `{}` under `vars` in {scope}", placeholder.name)
@@ -295,9 +291,7 @@ impl Validator<'_> {
     pub(super) fn check_host(&mut self, host: &Spanned<String>) {
         if !self.hosts.contains(&host.value) {
             let help = match closest(&host.value, self.hosts.iter().map(String::as_str)) {
-                Some(near) => {
-                    format!("did you mean `{near}`? Hosts are declared under `hosts: {{ ... }}`")
-                }
+                Some(near) => did_you_mean(near, "Hosts are declared under `hosts: { ... }`"),
                 None => "declare it under `hosts: { ... }`, or use `local` for this machine".into(),
             };
             self.report(
