@@ -29,6 +29,7 @@
 
 mod diagnostic;
 pub mod duration;
+mod hash;
 pub mod journal;
 mod load;
 pub mod machine;
@@ -36,14 +37,17 @@ mod plan;
 mod print;
 mod raw;
 mod span;
+mod suggest;
 pub mod template;
 pub mod verify;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Label, Rule, Severity, Source};
+pub use hash::fnv1a;
 pub use load::{
-    closest, fnv1a, load_bytes, load_path, load_str, Loaded, ReadError, ReadErrorKind, Settings,
-    ENV_PREFIX, MAX_PLAN_BYTES, RUN_DIR, RUN_DIR_UNSET,
+    load_bytes, load_path, load_str, Loaded, ReadError, ReadErrorKind, Settings, ENV_PREFIX,
+    MAX_PLAN_BYTES, RUN_DIR, RUN_DIR_UNSET,
 };
 pub use plan::*;
 pub use print::to_ron;
 pub use span::Span;
+pub use suggest::closest;

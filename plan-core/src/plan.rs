@@ -318,7 +318,7 @@ impl Step {
             "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
             self.action, self.check, self.after, self.deadline, self.retries, self.done
         );
-        crate::load::fnv1a(&[text.as_bytes()])
+        crate::hash::fnv1a(&[text.as_bytes()])
     }
 }
 
@@ -458,6 +458,18 @@ impl Action {
             Action::Wait(_) => "Wait",
             Action::Manual { .. } => "Manual",
             Action::Verify => "Verify",
+        }
+    }
+
+    /// The duration a step with this action gets when the plan does not say;
+    /// the printer leaves out a duration equal to it.
+    pub fn default_duration(&self) -> DurationModel {
+        match self {
+            Action::Wait(d) => DurationModel::Fixed(*d),
+            Action::Manual { .. } => DurationModel::Fixed(Duration::from_secs(300)),
+            // WaitTtl's length is the record's TTL in force; the verifier works it out.
+            Action::WaitTtl { .. } => DurationModel::Fixed(Duration::ZERO),
+            _ => DurationModel::Fixed(Duration::from_secs(30)),
         }
     }
 
@@ -636,5 +648,35 @@ impl Plan {
     /// The phase with this name.
     pub fn phase(&self, name: &str) -> Option<&Phase> {
         self.phases.iter().find(|p| p.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwritten_durations_follow_the_action() {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(
+            Action::Wait(minutes(2)).default_duration(),
+            DurationModel::Fixed(minutes(2))
+        );
+        let manual = Action::Manual {
+            prompt: "p".into(),
+            revert: Revert::Nothing("no".into()),
+        };
+        assert_eq!(manual.default_duration(), DurationModel::Fixed(minutes(5)));
+        let wait_ttl = Action::WaitTtl {
+            record: "www.example.org.".into(),
+        };
+        assert_eq!(
+            wait_ttl.default_duration(),
+            DurationModel::Fixed(Duration::ZERO)
+        );
+        assert_eq!(
+            Action::Verify.default_duration(),
+            DurationModel::Fixed(Duration::from_secs(30))
+        );
     }
 }

@@ -508,7 +508,7 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if let Some(check) = &step.check {
         fields.push((Some("check"), check_node(check, step.host())));
     }
-    if step.duration != default_duration(&step.action) {
+    if step.duration != step.action.default_duration() {
         fields.push((Some("duration"), duration_model_node(&step.duration)));
     }
     if let Some(deadline) = step.deadline {
@@ -537,17 +537,6 @@ fn step_node(step: &Step, write_number: bool) -> Node {
         fields.push((Some("failure_rate"), Node::Atom(float(rate))));
     }
     Node::call("Step", fields).broken()
-}
-
-/// The duration a step has when it does not say; mirrors the loader's
-/// `default_duration` in `load.rs` (a unit test below holds them together).
-fn default_duration(action: &Action) -> DurationModel {
-    match action {
-        Action::Wait(d) => DurationModel::Fixed(*d),
-        Action::Manual { .. } => DurationModel::Fixed(Duration::from_secs(300)),
-        Action::WaitTtl { .. } => DurationModel::Fixed(Duration::ZERO),
-        _ => DurationModel::Fixed(Duration::from_secs(30)),
-    }
 }
 
 /// `revert: ...`, unless the loader's stand-in for an unwritten revert (only

@@ -1,0 +1,316 @@
+//! Names in scope: variables, hosts, the settings that override them, and `{{name}}` expansion.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::{Validator, RUN_DIR, RUN_DIR_UNSET};
+use crate::diagnostic::{Diagnostic, Rule};
+use crate::hash::plan_hash;
+use crate::plan::*;
+use crate::raw::*;
+use crate::span::{Span, Spanned, SpannedMap};
+use crate::suggest::{closest, did_you_mean};
+use crate::template::{self, TemplateError};
+
+impl Validator<'_> {
+    pub(super) fn variables(
+        &mut self,
+        raw: &SpannedMap<Spanned<String>>,
+        owner: &str,
+    ) -> Vec<Variable> {
+        let mut vars: Vec<Variable> = Vec::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for (name, value) in &raw.0 {
+            if !template::is_name(&name.value) {
+                self.invalid(
+                    name.span,
+                    format!("`{}` is not a variable name", name.value),
+                    "variable names are letters, digits and `_`, not starting with a digit",
+                );
+            }
+            if let Some(first) = seen.insert(&name.value, name.span) {
+                self.duplicate(
+                    format!("variable `{}` is defined twice in the {owner}", name.value),
+                    "defined",
+                    name.span,
+                    Some(first),
+                    "remove one of them",
+                );
+                continue;
+            }
+            vars.push(Variable {
+                name: name.value.clone(),
+                value: value.value.clone(),
+                origin: VarOrigin::Plan,
+            });
+        }
+        vars
+    }
+
+    pub(super) fn hosts(&mut self, raw: SpannedMap<RawHost>) -> Vec<PendingHost> {
+        let mut hosts: Vec<PendingHost> = Vec::new();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for (name, host) in raw.0 {
+            self.check_id(&name, "host");
+            if name.value == Host::LOCAL {
+                self.invalid(
+                    name.span,
+                    "`local` is built in and cannot be declared",
+                    "`local` always means this machine; give the host another name",
+                );
+                continue;
+            }
+            if let Some(first) = seen.insert(name.value.clone(), name.span) {
+                self.duplicate(
+                    format!("host `{}` is declared twice", name.value),
+                    "declared",
+                    name.span,
+                    Some(first),
+                    "host names must be unique; rename or remove one",
+                );
+                continue;
+            }
+            let vars = self.variables(&host.vars, &format!("host `{}`", name.value));
+            self.host_vars.insert(name.value.clone(), vars);
+            hosts.push(PendingHost {
+                host: Host {
+                    name: name.value.clone(),
+                    address: String::new(),
+                    user: None,
+                    port: None,
+                    identity: None,
+                    vars: Vec::new(),
+                    span: name.span,
+                },
+                address: host.address,
+                user: host.user,
+                port: host.port,
+                identity: host.identity,
+            });
+            self.hosts.insert(name.value);
+        }
+        self.hosts.insert(Host::LOCAL.into());
+        hosts
+    }
+
+    /// Applies the environment, then `--set`, to plan and host variables.
+    pub(super) fn apply_settings(&mut self) {
+        let sources = [
+            (&self.settings.env, VarOrigin::Environment),
+            (&self.settings.set, VarOrigin::CommandLine),
+        ];
+        let mut unknown = Vec::new();
+        for (pairs, origin) in sources {
+            for (key, value) in pairs {
+                // Variable names have no `.`; host names may.
+                let target = match key.rsplit_once('.') {
+                    Some((host, name)) => self
+                        .host_vars
+                        .get_mut(host)
+                        .and_then(|v| v.iter_mut().find(|v| v.name == name)),
+                    None => self.plan_vars.iter_mut().find(|v| &v.name == key),
+                };
+                match target {
+                    Some(var) => {
+                        var.value = value.clone();
+                        var.origin = origin;
+                    }
+                    // Unknown names in the environment may belong to another plan.
+                    None if origin == VarOrigin::CommandLine => unknown.push(key.clone()),
+                    None => {}
+                }
+            }
+        }
+        // The hash ties a journal to this plan and these settings, but not to
+        // the run's directory, which differs from run to run.
+        let mut host_vars: Vec<(&String, &Vec<Variable>)> = self.host_vars.iter().collect();
+        host_vars.sort_by_key(|(name, _)| name.as_str());
+        let all_vars: Vec<&Variable> = self
+            .plan_vars
+            .iter()
+            .chain(host_vars.into_iter().flat_map(|(_, v)| v))
+            .collect();
+        self.hash = plan_hash(self.source.text(), &all_vars);
+        // Variable values may name the run's directory.
+        let run_dir = self.run_dir().to_owned();
+        let placeholder = format!("{{{{{RUN_DIR}}}}}");
+        for var in self
+            .plan_vars
+            .iter_mut()
+            .chain(self.host_vars.values_mut().flatten())
+        {
+            if var.value.contains(&placeholder) {
+                var.value = var.value.replace(&placeholder, &run_dir);
+            }
+        }
+        for key in unknown {
+            let known: Vec<String> = self
+                .plan_vars
+                .iter()
+                .map(|v| v.name.clone())
+                .chain(
+                    self.host_vars
+                        .iter()
+                        .flat_map(|(h, vs)| vs.iter().map(move |v| format!("{h}.{}", v.name))),
+                )
+                .collect();
+            let help = if known.is_empty() {
+                "this plan defines no variables; add them under `vars: { ... }`".to_owned()
+            } else {
+                format!("the plan defines: {}", known.join(", "))
+            };
+            self.report(
+                Diagnostic::new(
+                    Rule::UnknownSetting,
+                    format!("`--set {key}=...` names a variable the plan does not define"),
+                )
+                .help(help),
+            );
+        }
+    }
+
+    pub(super) fn resolve_host(&mut self, pending: PendingHost) -> Host {
+        let PendingHost {
+            mut host,
+            address,
+            user,
+            port,
+            identity,
+        } = pending;
+        let scope = host.name.clone();
+        host.address = self.expand(&address, Some(&scope), false);
+        if host.address.trim().is_empty() {
+            self.invalid(
+                address.span,
+                "a host address cannot be empty",
+                "write a DNS name, an IP address or an ~/.ssh/config alias",
+            );
+        }
+        host.user = user.map(|u| self.expand(&u, Some(&scope), false));
+        host.port = port.and_then(|p| self.port(p, &scope));
+        host.identity = identity.map(|i| PathBuf::from(self.expand(&i, Some(&scope), false)));
+        host
+    }
+
+    /// A host's port, its variables expanded; `None` (and reported) unless
+    /// it is a number from 1 to 65535.
+    fn port(&mut self, port: Spanned<RawPort>, host: &str) -> Option<u16> {
+        let before = self.diagnostics.len();
+        let text = match port.value {
+            RawPort::Number(n) => n.to_string(),
+            RawPort::Text(text) => self.expand(
+                &Spanned {
+                    value: text,
+                    span: port.span,
+                },
+                Some(host),
+                false,
+            ),
+        };
+        let number = text.trim().parse::<u16>().ok().filter(|&n| n != 0);
+        // An unknown variable is reported already.
+        if number.is_none() && self.diagnostics.len() == before {
+            self.invalid(
+                port.span,
+                format!("`{text}` is not a port"),
+                "a port is a number from 1 to 65535 (or a variable that holds one)",
+            );
+        }
+        number
+    }
+
+    fn lookup_var(&self, host: Option<&str>, name: &str) -> Option<&str> {
+        host.and_then(|h| self.host_vars.get(h))
+            .and_then(|vars| vars.iter().find(|v| v.name == name))
+            .or_else(|| self.plan_vars.iter().find(|v| v.name == name))
+            .map(|v| v.value.as_str())
+            .or_else(|| (name == RUN_DIR).then(|| self.run_dir()))
+    }
+
+    fn run_dir(&self) -> &str {
+        self.settings.run_dir.as_deref().unwrap_or(RUN_DIR_UNSET)
+    }
+
+    /// Expands `{{name}}` in a spanned text; reports unknown variables at their place.
+    pub(super) fn expand(
+        &mut self,
+        text: &Spanned<String>,
+        host: Option<&str>,
+        shell: bool,
+    ) -> String {
+        let result = {
+            let this = &*self;
+            template::expand(&text.value, shell, |name| this.lookup_var(host, name))
+        };
+        match result {
+            Ok(expanded) => expanded,
+            Err(errors) => {
+                let written = self.source.slice(text.span).to_owned();
+                for error in errors {
+                    match error {
+                        TemplateError::Unknown(placeholder) => {
+                            let span = written.find(&placeholder.written).map_or(text.span, |i| {
+                                Span::new(text.span.offset + i, placeholder.written.len())
+                            });
+                            let scope = host.map_or("the plan".to_owned(), |h| {
+                                format!("the plan or host `{h}`")
+                            });
+                            let mut known: Vec<&str> =
+                                self.plan_vars.iter().map(|v| v.name.as_str()).collect();
+                            if let Some(vs) = host.and_then(|h| self.host_vars.get(h)) {
+                                known.extend(vs.iter().map(|v| v.name.as_str()));
+                            }
+                            let help = match closest(&placeholder.name, known.iter().copied()) {
+                                Some(near) => did_you_mean(
+                                    &format!("{{{{{near}}}}}"),
+                                    &format!("Or define `{}` under `vars`", placeholder.name),
+                                ),
+                                None => {
+                                    format!("define `{}` under `vars` in {scope}", placeholder.name)
+                                }
+                            };
+                            self.report(
+                                Diagnostic::new(
+                                    Rule::UnknownVariable,
+                                    format!("variable `{}` is not defined", placeholder.name),
+                                )
+                                .label(span, "used here")
+                                .help(help),
+                            );
+                        }
+                        TemplateError::Malformed(message) => {
+                            self.invalid(text.span, message, "variables are written `{{name}}`");
+                        }
+                    }
+                }
+                text.value.clone()
+            }
+        }
+    }
+
+    pub(super) fn check_host(&mut self, host: &Spanned<String>) {
+        if !self.hosts.contains(&host.value) {
+            let help = match closest(&host.value, self.hosts.iter().map(String::as_str)) {
+                Some(near) => did_you_mean(near, "Hosts are declared under `hosts: { ... }`"),
+                None => "declare it under `hosts: { ... }`, or use `local` for this machine".into(),
+            };
+            self.report(
+                Diagnostic::new(
+                    Rule::UnknownHost,
+                    format!("host `{}` is not declared", host.value),
+                )
+                .label(host.span, "unknown host")
+                .help(help),
+            );
+        }
+    }
+}
+
+/// A host whose address, user and key wait for the variables in force.
+pub(super) struct PendingHost {
+    host: Host,
+    address: Spanned<String>,
+    user: Option<Spanned<String>>,
+    port: Option<Spanned<RawPort>>,
+    identity: Option<Spanned<String>>,
+}
