@@ -42,7 +42,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -54,17 +53,18 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::output::{Capture, Lines, Stream};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+use crate::output::{Capture, Lines, Stream};
+// The command and its outcome are shared with SSH; they are also reached
+// from here, where they began.
+pub use crate::command::{ExitKind, ShellCommand, ShellOutcome, DEFAULT_OUTPUT_LIMIT};
 
 /// The shell that runs commands.
 pub const SHELL: &str = "/bin/sh";
 
 /// How long a stopped command has between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
-
-/// How many bytes of output [`ShellCommand::new`] keeps.
-pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// The `tracing` target of the command output lines.
 pub const OUTPUT_TARGET: &str = "cutover::output";
@@ -82,88 +82,6 @@ const POLL: Duration = Duration::from_millis(25);
 
 /// Bytes read from a pipe at once.
 const READ_CHUNK: usize = 8 * 1024;
-
-/// One command to run on this machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShellCommand {
-    /// The text given to `/bin/sh -c`, already expanded and quoted.
-    pub command: String,
-    /// Stop the command this long after it started; `None` waits for ever.
-    pub deadline: Option<Duration>,
-    /// How many bytes of output to keep: the first half and the last half.
-    pub output_limit: usize,
-}
-
-impl ShellCommand {
-    /// A command with no deadline and [`DEFAULT_OUTPUT_LIMIT`].
-    pub fn new(command: impl Into<String>) -> Self {
-        ShellCommand {
-            command: command.into(),
-            deadline: None,
-            output_limit: DEFAULT_OUTPUT_LIMIT,
-        }
-    }
-
-    /// Stops the command this long after it started.
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
-
-    /// Keeps this many bytes of output.
-    pub fn with_output_limit(mut self, bytes: usize) -> Self {
-        self.output_limit = bytes;
-        self
-    }
-}
-
-/// How a command ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitKind {
-    /// It exited with this status.
-    Exited(i32),
-    /// A signal it did not handle killed it (not one sent by [`run`]).
-    Signalled(i32),
-    /// Its deadline passed; [`run`] killed it.
-    TimedOut,
-    /// The caller cancelled it; [`run`] killed it.
-    Cancelled,
-}
-
-impl fmt::Display for ExitKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ExitKind::Exited(code) => write!(f, "exited with status {code}"),
-            ExitKind::Signalled(signal) => match Signal::try_from(signal) {
-                Ok(name) => write!(f, "killed by signal {signal} ({name})"),
-                Err(_) => write!(f, "killed by signal {signal}"),
-            },
-            ExitKind::TimedOut => f.write_str("timed out"),
-            ExitKind::Cancelled => f.write_str("cancelled"),
-        }
-    }
-}
-
-/// What a finished command did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShellOutcome {
-    /// How it ended.
-    pub status: ExitKind,
-    /// stdout and stderr interleaved as they arrived, decoded as lossy UTF-8.
-    /// When over the limit, the head and the tail with a note of the gap.
-    pub output: String,
-    /// How many bytes of output were left out between the head and the tail.
-    pub dropped_bytes: u64,
-    /// From the start of the shell until it was reaped.
-    pub elapsed: Duration,
-}
-
-impl ShellOutcome {
-    /// Whether the command exited with status 0.
-    pub fn success(&self) -> bool {
-        self.status == ExitKind::Exited(0)
-    }
-}
 
 /// A command that could not be run at all.
 #[derive(Debug, thiserror::Error)]

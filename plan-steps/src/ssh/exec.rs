@@ -17,7 +17,8 @@ use tokio::io::AsyncReadExt as _;
 use super::error::{describe, is_connection_error, SshError, SshErrorKind};
 use super::output::{Capture, Lines, Markers, StderrFilter, Stream};
 use super::socket::SessionSocket;
-use crate::local::{ExitKind, ShellCommand, ShellOutcome, KILL_GRACE, SHELL};
+use crate::command::{ExitKind, ShellCommand, ShellOutcome};
+use crate::local::{KILL_GRACE, SHELL};
 
 /// After the command exits, how long to keep reading output that a
 /// background process it left behind still holds open (as [`crate::local`]).
