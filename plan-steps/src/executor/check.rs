@@ -59,10 +59,7 @@ impl Executor {
             }
             Some(Check::Resolves { record, to }) => {
                 let dns = self.dns().await?;
-                let resolves = dns
-                    .resolves(record, *to)
-                    .await
-                    .map_err(|e| Failure::from_dns(&e))?;
+                let resolves = dns.resolves(record, *to).await?;
                 transcript.note(&format!(
                     "[check] {record} {} {to}",
                     if resolves {

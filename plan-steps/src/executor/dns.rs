@@ -20,13 +20,10 @@ pub(super) async fn set_ttl(
     transcript: &mut Transcript,
 ) -> Result<(), Failure> {
     let dns = ex.dns().await?;
-    let before = dns.query(record).await.map_err(|e| Failure::from_dns(&e))?;
+    let before = dns.query(record).await?;
     ex.capture(&step.id, capture_to_string(&before)).await?;
     let seconds = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
-    let served = dns
-        .set_ttl(record, seconds)
-        .await
-        .map_err(|e| Failure::from_dns(&e))?;
+    let served = dns.set_ttl(record, seconds).await?;
     transcript.note(&format!("[dns] {record}: {before} -> {served}"));
     if let (Some(previous), Ok(mut changes)) = (before.longest_ttl(), ex.ttl_changes.lock()) {
         changes.insert(record.to_owned(), (SystemTime::now(), previous));
@@ -36,14 +33,8 @@ pub(super) async fn set_ttl(
 
 /// Whether an in-doubt `DnsTtl` took effect: the server serves `ttl`.
 pub(super) async fn ttl_done(ex: &Executor, record: &str, ttl: Duration) -> Result<bool, Failure> {
-    match ex.dns().await {
-        Ok(dns) => dns
-            .query(record)
-            .await
-            .map(|served| served.longest_ttl() == u32::try_from(ttl.as_secs()).ok())
-            .map_err(|e| Failure::from_dns(&e)),
-        Err(e) => Err(e),
-    }
+    let served = ex.dns().await?.query(record).await?;
+    Ok(served.longest_ttl() == u32::try_from(ttl.as_secs()).ok())
 }
 
 /// Captures the record, journals it, and points it at `addresses`, keeping
@@ -56,17 +47,14 @@ pub(super) async fn set_addresses(
     transcript: &mut Transcript,
 ) -> Result<(), Failure> {
     let dns = ex.dns().await?;
-    let before = dns.query(record).await.map_err(|e| Failure::from_dns(&e))?;
+    let before = dns.query(record).await?;
     ex.capture(&step.id, capture_to_string(&before)).await?;
     let ttl = before.ttl.unwrap_or_else(|| {
         ex.plan
             .record(record)
             .map_or(300, |r| u32::try_from(r.ttl.as_secs()).unwrap_or(u32::MAX))
     });
-    let served = dns
-        .set_addresses(record, addresses, ttl)
-        .await
-        .map_err(|e| Failure::from_dns(&e))?;
+    let served = dns.set_addresses(record, addresses, ttl).await?;
     transcript.note(&format!("[dns] {record}: {before} -> {served}"));
     Ok(())
 }
@@ -78,14 +66,8 @@ pub(super) async fn addresses_done(
     record: &str,
     addresses: &[IpAddr],
 ) -> Result<bool, Failure> {
-    match ex.dns().await {
-        Ok(dns) => dns
-            .query(record)
-            .await
-            .map(|served| RRset::new(0, addresses.iter().copied()).addresses == served.addresses)
-            .map_err(|e| Failure::from_dns(&e)),
-        Err(e) => Err(e),
-    }
+    let served = ex.dns().await?.query(record).await?;
+    Ok(RRset::new(0, addresses.iter().copied()).addresses == served.addresses)
 }
 
 /// Undoes a `DnsTtl` or a `DnsRecord`: puts back the records `captured`
@@ -100,10 +82,7 @@ pub(super) async fn restore(
         .ok_or_else(|| Failure::Failed(format!("no captured records of {record} to restore")))
         .and_then(|text| parse_capture(text).map_err(|e| Failure::Failed(e.to_string())))?;
     let dns = ex.dns().await?;
-    let served = dns
-        .restore(record, &before)
-        .await
-        .map_err(|e| Failure::from_dns(&e))?;
+    let served = dns.restore(record, &before).await?;
     transcript.note(&format!("[dns] {record} restored: {served}"));
     Ok(())
 }
@@ -128,8 +107,7 @@ pub(super) async fn wait_ttl(
         change.unwrap_or_else(|| (SystemTime::now(), previous_ttl(&ex.plan, &step.id, record)));
     let waited = dns
         .wait_ttl(record, previous, changed_at, None, cancel, |_| {})
-        .await
-        .map_err(|e| Failure::from_dns(&e))?;
+        .await?;
     transcript.note(&format!(
         "[dns] waited {}s for caches of {record} to expire",
         waited.waited.as_secs()

@@ -62,8 +62,9 @@ impl Failure {
     }
 }
 
-impl Failure {
-    pub(super) fn from_dns(error: &DnsError) -> Failure {
+impl From<DnsError> for Failure {
+    /// A DNS error fails the step; a refused key says so.
+    fn from(error: DnsError) -> Failure {
         if error.is_authentication() {
             Failure::Failed(format!(
                 "DNS authentication failed (check the TSIG key): {error}"

@@ -136,7 +136,7 @@ impl Executor {
             let dns = self.dns().await.map_err(Failure::message)?;
             dns.query(record)
                 .await
-                .map_err(|e| Failure::from_dns(&e).message())?;
+                .map_err(|e| Failure::from(e).message())?;
         }
         Ok(())
     }
@@ -178,7 +178,7 @@ impl Executor {
         self.dns
             .get_or_try_init(|| async { DnsClient::from_plan(dns) })
             .await
-            .map_err(|e| Failure::from_dns(&e))
+            .map_err(Failure::from)
     }
 
     /// Runs `command` on an SSH host and tells where it runs (see
