@@ -9,33 +9,13 @@ use crate::command::ExitKind;
 use crate::rsync;
 
 /// Runs the copy on the `from` host, and reports what it moved.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the step, the six fields of its action, the transcript and the cancel"
-)]
 pub(super) async fn forward(
     ex: &Executor,
     step: &Step,
-    from: &str,
-    to: &str,
-    path: &str,
-    dest: &str,
-    delete: bool,
-    args: &[String],
     transcript: &mut Transcript,
     cancel: Cancel<'_>,
 ) -> Result<(), Failure> {
-    let to_host = ex
-        .plan
-        .host(to)
-        .ok_or_else(|| Failure::Failed(format!("no host `{to}`")))?;
-    let copy = rsync::Copy {
-        path,
-        dest,
-        to: to_host,
-        delete,
-        args,
-    };
+    let (from, copy) = copy_of(ex, step)?;
     let command = ex.command(&copy.command(false), step.deadline);
     let outcome = ex
         .exec(&step.id, from, &command, cancel, transcript)
@@ -73,6 +53,22 @@ async fn rsync_done(
     transcript: &mut Transcript,
     cancel: Cancel<'_>,
 ) -> Result<bool, Failure> {
+    let (from, copy) = copy_of(ex, step)?;
+    let command = ex.command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
+    let outcome = ex
+        .exec(&step.id, from, &command, cancel, transcript)
+        .await?;
+    Ok(
+        match (outcome.status, rsync::parse_stats(&outcome.output)) {
+            (ExitKind::Exited(0), Some(stats)) => stats.files_transferred == 0,
+            _ => false,
+        },
+    )
+}
+
+/// The copy a `Rsync` step makes, and the host it runs on (`from`): the
+/// one place both the copy and its dry run are built.
+fn copy_of<'a>(ex: &'a Executor, step: &'a Step) -> Result<(&'a str, rsync::Copy<'a>), Failure> {
     let Action::Rsync {
         from,
         to,
@@ -95,14 +91,5 @@ async fn rsync_done(
         delete: *delete,
         args,
     };
-    let command = ex.command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
-    let outcome = ex
-        .exec(&step.id, from, &command, cancel, transcript)
-        .await?;
-    Ok(
-        match (outcome.status, rsync::parse_stats(&outcome.output)) {
-            (ExitKind::Exited(0), Some(stats)) => stats.files_transferred == 0,
-            _ => false,
-        },
-    )
+    Ok((from, copy))
 }

@@ -128,19 +128,7 @@ impl Executor {
             } => {
                 service::forward(self, step, host, unit, *state, control, transcript, cancel).await
             }
-            Action::Rsync {
-                from,
-                to,
-                path,
-                dest,
-                delete,
-                args,
-            } => {
-                copy::forward(
-                    self, step, from, to, path, dest, *delete, args, transcript, cancel,
-                )
-                .await
-            }
+            Action::Rsync { .. } => copy::forward(self, step, transcript, cancel).await,
             Action::Wait(duration) => wait::forward(*duration, cancel).await,
             Action::Verify => Ok(()),
             Action::Manual { .. } => Err(Failure::Failed(
