@@ -32,6 +32,8 @@ mod leftover;
 mod report;
 mod service;
 mod shell;
+#[cfg(test)]
+mod test_plan;
 mod wait;
 
 pub use check::CHECK_DEADLINE;

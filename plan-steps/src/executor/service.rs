@@ -129,3 +129,111 @@ async fn service_is(
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use plan_core::machine::Event;
+
+    use super::super::test_plan::{plan, scratch, Journal};
+
+    fn pending() -> std::future::Pending<()> {
+        std::future::pending()
+    }
+
+    /// A service of our own: it "runs" while the file `running` exists;
+    /// every start is also counted in `starts`.
+    fn step(state: &str, start: &str) -> String {
+        format!(
+            r#"Step(id: "demo", action: Service(on: "local", unit: "demo", state: {state},
+                    start: "{start}",
+                    stop: "rm -f {{{{dir}}}}/running",
+                    status: "test -f {{{{dir}}}}/running"))"#
+        )
+    }
+
+    const START: &str = "echo x >> {{dir}}/starts; touch {{dir}}/running";
+
+    #[tokio::test]
+    async fn a_service_is_started_and_put_back_as_captured() {
+        let dir = scratch();
+        let running = dir.path().join("running");
+        let (ex, journal) = Journal::executor(plan(dir.path(), "", &step("Running", START)));
+
+        // Without a check of its own, its state tells whether it took effect.
+        assert_eq!(ex.check("demo", pending()).await.0, Ok(false));
+
+        let (event, transcript) = ex.forward("demo", pending()).await;
+        assert_eq!(
+            event,
+            Event::StepSucceeded {
+                step: "demo".into()
+            },
+            "{}",
+            transcript.text
+        );
+        assert!(running.exists());
+        assert_eq!(
+            journal.captured(),
+            [("demo".to_owned(), "stopped".to_owned())]
+        );
+        assert_eq!(ex.check("demo", pending()).await.0, Ok(true));
+
+        let (event, transcript) = ex.revert("demo", Some("stopped"), pending()).await;
+        assert_eq!(
+            event,
+            Event::RevertSucceeded {
+                step: "demo".into()
+            },
+            "{}",
+            transcript.text
+        );
+        assert!(!running.exists(), "not put back to stopped");
+
+        let (event, _) = ex.revert("demo", None, pending()).await;
+        assert_eq!(
+            event,
+            Event::RevertFailed {
+                step: "demo".into(),
+                reason: "no captured state of demo to restore".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_already_in_its_state_is_left_alone() {
+        let dir = scratch();
+        std::fs::write(dir.path().join("running"), "").unwrap();
+        let (ex, journal) = Journal::executor(plan(dir.path(), "", &step("Running", START)));
+        let (event, transcript) = ex.forward("demo", pending()).await;
+        assert_eq!(
+            event,
+            Event::StepSucceeded {
+                step: "demo".into()
+            }
+        );
+        assert!(
+            transcript.text.contains("demo is already running"),
+            "{}",
+            transcript.text
+        );
+        assert!(!dir.path().join("starts").exists(), "started again");
+        assert_eq!(
+            journal.captured(),
+            [("demo".to_owned(), "running".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_that_does_not_get_there_fails_the_step() {
+        let dir = scratch();
+        let (ex, _) = Journal::executor(plan(dir.path(), "", &step("Running", "true")));
+        let (event, _) = ex.forward("demo", pending()).await;
+        assert_eq!(
+            event,
+            Event::StepFailed {
+                step: "demo".into(),
+                reason: "it is still stopped after the change".into()
+            }
+        );
+    }
+}
