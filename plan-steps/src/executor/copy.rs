@@ -93,3 +93,76 @@ fn copy_of<'a>(ex: &'a Executor, step: &'a Step) -> Result<(&'a str, rsync::Copy
     };
     Ok((from, copy))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use plan_core::machine::Event;
+
+    use super::super::test_plan::{plan, scratch, Journal};
+
+    fn pending() -> std::future::Pending<()> {
+        std::future::pending()
+    }
+
+    /// A real copy on this machine: rsync's remote shell is a script that
+    /// drops the host name and runs the rest here.
+    #[tokio::test]
+    async fn a_copy_is_done_only_when_nothing_is_left_to_copy() {
+        if std::process::Command::new("rsync")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("rsync is not installed: skipped");
+            return;
+        }
+        let dir = scratch();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        std::fs::write(src.join("list.txt"), "mailman\n").unwrap();
+        let rsh = dir.path().join("rsh");
+        std::fs::write(&rsh, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
+        std::fs::set_permissions(&rsh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (ex, journal) = Journal::executor(plan(
+            dir.path(),
+            r#"hosts: { "backup": Host(address: "backup.invalid") },"#,
+            r#"Step(id: "copy", action: Rsync(from: "local", to: "backup",
+                    path: "{{dir}}/src/", dest: "{{dir}}/dst/", args: ["-e", "{{dir}}/rsh"]))"#,
+        ));
+
+        // The in-doubt check is a dry run: it finds the file and copies nothing.
+        let (done, transcript) = ex.check("copy", pending()).await;
+        assert_eq!(done, Ok(false), "{}", transcript.text);
+        assert!(transcript.text.contains("--dry-run"), "{}", transcript.text);
+        assert!(!dst.join("list.txt").exists(), "the check copied");
+
+        let (event, transcript) = ex.forward("copy", pending()).await;
+        assert_eq!(
+            event,
+            Event::StepSucceeded {
+                step: "copy".into()
+            },
+            "{}",
+            transcript.text
+        );
+        assert_eq!(
+            std::fs::read_to_string(dst.join("list.txt")).unwrap(),
+            "mailman\n"
+        );
+        assert_eq!(journal.transferred().await, [("copy".to_owned(), 1)]);
+        assert_eq!(ex.check("copy", pending()).await.0, Ok(true));
+
+        // Nothing is undone: the copy stays.
+        let (event, _) = ex.revert("copy", None, pending()).await;
+        assert_eq!(
+            event,
+            Event::RevertSucceeded {
+                step: "copy".into()
+            }
+        );
+        assert!(dst.join("list.txt").exists());
+    }
+}

@@ -134,3 +134,33 @@ fn previous_ttl(plan: &Plan, step: &str, record: &str) -> u32 {
     }
     before_last_change.map_or(0, |ttl| u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_plan::{plan, scratch};
+    use super::previous_ttl;
+
+    #[test]
+    fn a_wait_for_caches_waits_for_the_ttl_before_the_last_change() {
+        let dir = scratch();
+        let plan = plan(
+            dir.path(),
+            r#"dns: Rfc2136(server: "127.0.0.1:53", zone: "example.org.",
+                    key: TsigFile("/nonexistent/test.key"),
+                    records: { "www.example.org.": Record(ttl: "1h", addresses: ["192.0.2.10"]) }),"#,
+            r#"Step(id: "wait-first", action: WaitTtl(record: "www.example.org.")),
+               Step(id: "lower", action: DnsTtl(record: "www.example.org.", ttl: "5m")),
+               Step(id: "wait-lower", action: WaitTtl(record: "www.example.org.")),
+               Step(id: "lowest", action: DnsTtl(record: "www.example.org.", ttl: "1m")),
+               Step(id: "wait-lowest", action: WaitTtl(record: "www.example.org."))"#,
+        );
+        let record = "www.example.org.";
+        // Before any change: the TTL in force is the declared one.
+        assert_eq!(previous_ttl(&plan, "wait-first", record), 3600);
+        // After a change, caches may hold the record under the TTL before it.
+        assert_eq!(previous_ttl(&plan, "wait-lower", record), 3600);
+        assert_eq!(previous_ttl(&plan, "wait-lowest", record), 300);
+        // A record the plan does not declare has nothing to wait for.
+        assert_eq!(previous_ttl(&plan, "wait-lowest", "other.example.org."), 0);
+    }
+}

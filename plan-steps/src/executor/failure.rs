@@ -84,3 +84,39 @@ impl From<ExecError> for Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Failure;
+    use crate::command::{ExitKind, ShellOutcome};
+
+    fn ended(status: ExitKind, output: &str) -> Result<(), String> {
+        let outcome = ShellOutcome {
+            status,
+            output: output.into(),
+            dropped_bytes: 0,
+            elapsed: Duration::ZERO,
+        };
+        Failure::from_exit(&outcome).map_err(|f| format!("{f:?}"))
+    }
+
+    #[test]
+    fn an_exit_says_why_with_the_last_line_written() {
+        assert_eq!(ended(ExitKind::Exited(0), "fine\n"), Ok(()));
+        assert_eq!(
+            ended(ExitKind::Exited(3), "copying\n  disk full  \n\n"),
+            Err(r#"Failed("exited with status 3: disk full")"#.into())
+        );
+        assert_eq!(
+            ended(ExitKind::Exited(3), ""),
+            Err(r#"Failed("exited with status 3")"#.into())
+        );
+        assert_eq!(ended(ExitKind::TimedOut, "x"), Err("Deadline".into()));
+        assert_eq!(
+            ended(ExitKind::Cancelled, "x"),
+            Err(r#"InDoubt("cancelled while running")"#.into())
+        );
+    }
+}

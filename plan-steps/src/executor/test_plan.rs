@@ -34,6 +34,8 @@ pub(super) fn plan(dir: &Path, extra: &str, steps: &str) -> Arc<Plan> {
 pub(super) struct Journal {
     /// `(step, state)` of each capture, in order.
     pub(super) captured: Arc<Mutex<Vec<(String, String)>>>,
+    /// `(step, files)` of each transfer, in order.
+    pub(super) transferred: Arc<Mutex<Vec<(String, u64)>>>,
 }
 
 impl Journal {
@@ -50,7 +52,10 @@ impl Journal {
                         kept.captured.lock().unwrap().push((step, state));
                         let _ = ack.send(());
                     }
-                    Report::Transferred { .. } | Report::Spawned { .. } => {}
+                    Report::Transferred { step, files, .. } => {
+                        kept.transferred.lock().unwrap().push((step, files));
+                    }
+                    Report::Spawned { .. } => {}
                 }
             }
         });
@@ -60,6 +65,16 @@ impl Journal {
     /// The states captured so far.
     pub(super) fn captured(&self) -> Vec<(String, String)> {
         self.captured.lock().unwrap().clone()
+    }
+
+    /// The transfers reported so far, once the journal's task has had the
+    /// chance to receive them (reports other than captures are not waited
+    /// for by the executor).
+    pub(super) async fn transferred(&self) -> Vec<(String, u64)> {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        self.transferred.lock().unwrap().clone()
     }
 }
 
