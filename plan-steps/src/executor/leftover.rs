@@ -165,3 +165,79 @@ impl Executor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt as _;
+    use std::time::Instant;
+
+    use super::super::test_plan::{plan, scratch};
+    use super::super::Executor;
+    use super::{Duration, Leftover};
+
+    /// `sleep SECONDS` in its own process group, as a crashed run leaves a
+    /// command, reaped by a thread once it ends.
+    fn left_running(seconds: &str) -> Leftover {
+        let mut child = std::process::Command::new("sleep")
+            .arg(seconds)
+            .process_group(0)
+            .spawn()
+            .expect("sleep starts");
+        let pgid = i32::try_from(child.id()).expect("a pid fits");
+        let start_time = crate::local::start_time(pgid);
+        assert!(start_time.is_some(), "this machine has /proc");
+        std::thread::spawn(move || child.wait());
+        Leftover {
+            host: plan_core::Host::LOCAL.into(),
+            pgid,
+            start_time,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_in_doubt_check_waits_for_the_command_a_crash_left() {
+        let dir = scratch();
+        let ex = Executor::new(plan(
+            dir.path(),
+            "",
+            r#"Step(id: "pause", action: Wait("10ms"))"#,
+        ))
+        .with_leftovers([("pause".to_owned(), left_running("0.5"))]);
+        let started = Instant::now();
+        let (done, transcript) = ex.check("pause", std::future::pending()).await;
+        assert_eq!(done, Ok(false));
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            transcript.text.contains("left running: Finished"),
+            "{}",
+            transcript.text
+        );
+    }
+
+    #[tokio::test]
+    async fn at_the_step_deadline_the_leftover_is_stopped() {
+        let dir = scratch();
+        let ex = Executor::new(plan(
+            dir.path(),
+            "",
+            r#"Step(id: "pause", action: Wait("10ms"), deadline: "300ms")"#,
+        ))
+        .with_leftovers([("pause".to_owned(), left_running("30"))]);
+        let started = Instant::now();
+        let (_, transcript) = ex.check("pause", std::future::pending()).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            transcript.text.contains("left running: Killed"),
+            "{}",
+            transcript.text
+        );
+    }
+}
