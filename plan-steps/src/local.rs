@@ -51,11 +51,10 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
-use crate::output::{Capture, Lines, Stream};
+use crate::output::Streams;
 // The command and its outcome are shared with SSH; they are also reached
 // from here, where they began.
 pub use crate::command::{ExitKind, ShellCommand, ShellOutcome, DEFAULT_OUTPUT_LIMIT};
@@ -203,7 +202,7 @@ pub async fn run_reporting(
             kind
         }
     };
-    let (output, dropped_bytes) = pump.capture.into_output();
+    let (output, dropped_bytes) = pump.0.into_output();
     Ok(ShellOutcome {
         status,
         output,
@@ -407,15 +406,7 @@ fn parse_stat(stat: &str) -> Option<(char, i32)> {
 }
 
 /// Reads stdout and stderr as bytes arrive, into one capture and the log.
-struct Pump {
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
-    stdout_buf: Vec<u8>,
-    stderr_buf: Vec<u8>,
-    stdout_lines: Lines,
-    stderr_lines: Lines,
-    capture: Capture,
-}
+struct Pump(Streams<ChildStdout, ChildStderr>);
 
 impl Pump {
     fn new(
@@ -424,20 +415,18 @@ impl Pump {
         stderr: Option<ChildStderr>,
         limit: usize,
     ) -> Self {
-        Pump {
+        Pump(Streams::new(
+            format_args!("local pid {pid}"),
             stdout,
             stderr,
-            stdout_buf: vec![0; READ_CHUNK],
-            stderr_buf: vec![0; READ_CHUNK],
-            stdout_lines: Lines::new(format_args!("local pid {pid}"), Stream::Stdout),
-            stderr_lines: Lines::new(format_args!("local pid {pid}"), Stream::Stderr),
-            capture: Capture::new(limit),
-        }
+            READ_CHUNK,
+            limit,
+        ))
     }
 
     /// Whether both pipes are at their end.
     fn finished(&self) -> bool {
-        self.stdout.is_none() && self.stderr.is_none()
+        self.0.finished()
     }
 
     /// Reads until both pipes end. Cancel-safe.
@@ -462,52 +451,20 @@ impl Pump {
     /// Takes one chunk from whichever pipe has one. Cancel-safe: a read that
     /// has not completed has consumed nothing.
     async fn step(&mut self) {
-        let (stream, result) = tokio::select! {
-            r = read_some(self.stdout.as_mut(), &mut self.stdout_buf) => (Stream::Stdout, r),
-            r = read_some(self.stderr.as_mut(), &mut self.stderr_buf) => (Stream::Stderr, r),
-        };
-        let (buf, lines) = match stream {
-            Stream::Stdout => (&self.stdout_buf, &mut self.stdout_lines),
-            Stream::Stderr => (&self.stderr_buf, &mut self.stderr_lines),
-        };
+        let (stream, result) = self.0.read().await;
         match result {
-            Ok(0) => {
-                lines.flush();
-                self.close(stream);
-            }
-            Ok(n) => {
-                self.capture.push(&buf[..n]);
-                lines.push(&buf[..n]);
-            }
+            Ok(0) => self.0.close(stream),
+            Ok(n) => self.0.keep_read(stream, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::warn!(
-                    source = lines.source(),
+                    source = self.0.source(),
                     "cannot read {}: {e}",
                     stream.name()
                 );
-                lines.flush();
-                self.close(stream);
+                self.0.close(stream);
             }
         }
-    }
-
-    fn close(&mut self, stream: Stream) {
-        match stream {
-            Stream::Stdout => self.stdout = None,
-            Stream::Stderr => self.stderr = None,
-        }
-    }
-}
-
-/// Reads from `pipe`, or waits for ever when it is closed.
-async fn read_some<R: AsyncRead + Unpin>(
-    pipe: Option<&mut R>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    match pipe {
-        Some(pipe) => pipe.read(buf).await,
-        None => std::future::pending().await,
     }
 }
 
