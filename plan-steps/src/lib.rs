@@ -5,7 +5,8 @@
 //! then the effect), [`executor`] turns a step into commands and updates on
 //! its hosts, [`ssh`] reaches hosts over SSH (host keys checked against
 //! known_hosts), [`local`] runs a command on this machine in its own process
-//! group, [`dns`] changes records with RFC 2136 updates signed with TSIG,
+//! group ([`command`] is that command and its outcome, the same over SSH),
+//! [`dns`] changes records with RFC 2136 updates signed with TSIG,
 //! [`rsync`] and [`service`] build the commands of those steps, [`checks`]
 //! holds the checks that need no shell, and [`journal_file`] keeps the
 //! crash-safe journal on disk.
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod command;
 pub mod dns;
 pub mod driver;
 pub mod executor;

@@ -42,7 +42,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -52,19 +51,19 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::output::{Capture, Lines, Stream};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+use crate::output::Streams;
+// The command and its outcome are shared with SSH; they are also reached
+// from here, where they began.
+pub use crate::command::{ExitKind, ShellCommand, ShellOutcome, DEFAULT_OUTPUT_LIMIT};
 
 /// The shell that runs commands.
 pub const SHELL: &str = "/bin/sh";
 
 /// How long a stopped command has between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
-
-/// How many bytes of output [`ShellCommand::new`] keeps.
-pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// The `tracing` target of the command output lines.
 pub const OUTPUT_TARGET: &str = "cutover::output";
@@ -82,88 +81,6 @@ const POLL: Duration = Duration::from_millis(25);
 
 /// Bytes read from a pipe at once.
 const READ_CHUNK: usize = 8 * 1024;
-
-/// One command to run on this machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShellCommand {
-    /// The text given to `/bin/sh -c`, already expanded and quoted.
-    pub command: String,
-    /// Stop the command this long after it started; `None` waits for ever.
-    pub deadline: Option<Duration>,
-    /// How many bytes of output to keep: the first half and the last half.
-    pub output_limit: usize,
-}
-
-impl ShellCommand {
-    /// A command with no deadline and [`DEFAULT_OUTPUT_LIMIT`].
-    pub fn new(command: impl Into<String>) -> Self {
-        ShellCommand {
-            command: command.into(),
-            deadline: None,
-            output_limit: DEFAULT_OUTPUT_LIMIT,
-        }
-    }
-
-    /// Stops the command this long after it started.
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
-
-    /// Keeps this many bytes of output.
-    pub fn with_output_limit(mut self, bytes: usize) -> Self {
-        self.output_limit = bytes;
-        self
-    }
-}
-
-/// How a command ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitKind {
-    /// It exited with this status.
-    Exited(i32),
-    /// A signal it did not handle killed it (not one sent by [`run`]).
-    Signalled(i32),
-    /// Its deadline passed; [`run`] killed it.
-    TimedOut,
-    /// The caller cancelled it; [`run`] killed it.
-    Cancelled,
-}
-
-impl fmt::Display for ExitKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ExitKind::Exited(code) => write!(f, "exited with status {code}"),
-            ExitKind::Signalled(signal) => match Signal::try_from(signal) {
-                Ok(name) => write!(f, "killed by signal {signal} ({name})"),
-                Err(_) => write!(f, "killed by signal {signal}"),
-            },
-            ExitKind::TimedOut => f.write_str("timed out"),
-            ExitKind::Cancelled => f.write_str("cancelled"),
-        }
-    }
-}
-
-/// What a finished command did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShellOutcome {
-    /// How it ended.
-    pub status: ExitKind,
-    /// stdout and stderr interleaved as they arrived, decoded as lossy UTF-8.
-    /// When over the limit, the head and the tail with a note of the gap.
-    pub output: String,
-    /// How many bytes of output were left out between the head and the tail.
-    pub dropped_bytes: u64,
-    /// From the start of the shell until it was reaped.
-    pub elapsed: Duration,
-}
-
-impl ShellOutcome {
-    /// Whether the command exited with status 0.
-    pub fn success(&self) -> bool {
-        self.status == ExitKind::Exited(0)
-    }
-}
 
 /// A command that could not be run at all.
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +202,7 @@ pub async fn run_reporting(
             kind
         }
     };
-    let (output, dropped_bytes) = pump.capture.into_output();
+    let (output, dropped_bytes) = pump.0.into_output();
     Ok(ShellOutcome {
         status,
         output,
@@ -489,15 +406,7 @@ fn parse_stat(stat: &str) -> Option<(char, i32)> {
 }
 
 /// Reads stdout and stderr as bytes arrive, into one capture and the log.
-struct Pump {
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
-    stdout_buf: Vec<u8>,
-    stderr_buf: Vec<u8>,
-    stdout_lines: Lines,
-    stderr_lines: Lines,
-    capture: Capture,
-}
+struct Pump(Streams<ChildStdout, ChildStderr>);
 
 impl Pump {
     fn new(
@@ -506,20 +415,18 @@ impl Pump {
         stderr: Option<ChildStderr>,
         limit: usize,
     ) -> Self {
-        Pump {
+        Pump(Streams::new(
+            format_args!("local pid {pid}"),
             stdout,
             stderr,
-            stdout_buf: vec![0; READ_CHUNK],
-            stderr_buf: vec![0; READ_CHUNK],
-            stdout_lines: Lines::new(format_args!("local pid {pid}"), Stream::Stdout),
-            stderr_lines: Lines::new(format_args!("local pid {pid}"), Stream::Stderr),
-            capture: Capture::new(limit),
-        }
+            READ_CHUNK,
+            limit,
+        ))
     }
 
     /// Whether both pipes are at their end.
     fn finished(&self) -> bool {
-        self.stdout.is_none() && self.stderr.is_none()
+        self.0.finished()
     }
 
     /// Reads until both pipes end. Cancel-safe.
@@ -544,52 +451,20 @@ impl Pump {
     /// Takes one chunk from whichever pipe has one. Cancel-safe: a read that
     /// has not completed has consumed nothing.
     async fn step(&mut self) {
-        let (stream, result) = tokio::select! {
-            r = read_some(self.stdout.as_mut(), &mut self.stdout_buf) => (Stream::Stdout, r),
-            r = read_some(self.stderr.as_mut(), &mut self.stderr_buf) => (Stream::Stderr, r),
-        };
-        let (buf, lines) = match stream {
-            Stream::Stdout => (&self.stdout_buf, &mut self.stdout_lines),
-            Stream::Stderr => (&self.stderr_buf, &mut self.stderr_lines),
-        };
+        let (stream, result) = self.0.read().await;
         match result {
-            Ok(0) => {
-                lines.flush();
-                self.close(stream);
-            }
-            Ok(n) => {
-                self.capture.push(&buf[..n]);
-                lines.push(&buf[..n]);
-            }
+            Ok(0) => self.0.close(stream),
+            Ok(n) => self.0.keep_read(stream, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::warn!(
-                    source = lines.source(),
+                    source = self.0.source(),
                     "cannot read {}: {e}",
                     stream.name()
                 );
-                lines.flush();
-                self.close(stream);
+                self.0.close(stream);
             }
         }
-    }
-
-    fn close(&mut self, stream: Stream) {
-        match stream {
-            Stream::Stdout => self.stdout = None,
-            Stream::Stderr => self.stderr = None,
-        }
-    }
-}
-
-/// Reads from `pipe`, or waits for ever when it is closed.
-async fn read_some<R: AsyncRead + Unpin>(
-    pipe: Option<&mut R>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    match pipe {
-        Some(pipe) => pipe.read(buf).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -1,7 +1,11 @@
-//! A command's output, local or remote: kept bounded (head and tail, with
-//! a count of what fell in between) and logged line by line.
+//! A command's output, local or remote: read from its two streams, kept
+//! bounded (head and tail, with a count of what fell in between) and logged
+//! line by line.
 
 use std::collections::VecDeque;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::local::OUTPUT_TARGET;
 
@@ -138,6 +142,126 @@ impl Lines {
             "{}",
             String::from_utf8_lossy(line)
         );
+    }
+}
+
+/// A command's stdout and stderr, read as bytes arrive into one capture and
+/// the log: what local and SSH commands share. What to do with a chunk (an
+/// SSH command's stderr is filtered first) and with a read error is each
+/// caller's.
+pub(crate) struct Streams<O, E> {
+    stdout: Option<O>,
+    stderr: Option<E>,
+    stdout_buf: Vec<u8>,
+    stderr_buf: Vec<u8>,
+    stdout_lines: Lines,
+    stderr_lines: Lines,
+    capture: Capture,
+}
+
+impl<O: AsyncRead + Unpin, E: AsyncRead + Unpin> Streams<O, E> {
+    /// Reads `stdout` and `stderr` of a command from `source` (logged with
+    /// each line) in chunks of `chunk` bytes, keeping `limit` bytes.
+    pub(crate) fn new(
+        source: impl std::fmt::Display,
+        stdout: Option<O>,
+        stderr: Option<E>,
+        chunk: usize,
+        limit: usize,
+    ) -> Self {
+        let source = source.to_string();
+        Streams {
+            stdout,
+            stderr,
+            stdout_buf: vec![0; chunk],
+            stderr_buf: vec![0; chunk],
+            stdout_lines: Lines::new(&source, Stream::Stdout),
+            stderr_lines: Lines::new(&source, Stream::Stderr),
+            capture: Capture::new(limit),
+        }
+    }
+
+    /// Whether both streams are at their end.
+    pub(crate) fn finished(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    /// Reads one chunk from whichever stream has one; the bytes are then
+    /// [`Streams::read_bytes`]. Cancel-safe: a read that has not completed
+    /// has consumed nothing.
+    pub(crate) async fn read(&mut self) -> (Stream, io::Result<usize>) {
+        tokio::select! {
+            r = read_some(self.stdout.as_mut(), &mut self.stdout_buf) => (Stream::Stdout, r),
+            r = read_some(self.stderr.as_mut(), &mut self.stderr_buf) => (Stream::Stderr, r),
+        }
+    }
+
+    /// The `n` bytes [`Streams::read`] just read from `stream`.
+    pub(crate) fn read_bytes(&self, stream: Stream, n: usize) -> &[u8] {
+        match stream {
+            Stream::Stdout => &self.stdout_buf[..n],
+            Stream::Stderr => &self.stderr_buf[..n],
+        }
+    }
+
+    /// Keeps the `n` bytes just read from `stream` as its output.
+    pub(crate) fn keep_read(&mut self, stream: Stream, n: usize) {
+        let (buf, lines) = match stream {
+            Stream::Stdout => (&self.stdout_buf, &mut self.stdout_lines),
+            Stream::Stderr => (&self.stderr_buf, &mut self.stderr_lines),
+        };
+        self.capture.push(&buf[..n]);
+        lines.push(&buf[..n]);
+    }
+
+    /// Keeps `bytes` as output of `stream`: in the capture and the log.
+    pub(crate) fn keep(&mut self, stream: Stream, bytes: &[u8]) {
+        self.capture.push(bytes);
+        self.lines(stream).push(bytes);
+    }
+
+    /// Ends `stream`: its unterminated last line is logged, and it is read
+    /// no more.
+    pub(crate) fn close(&mut self, stream: Stream) {
+        self.lines(stream).flush();
+        match stream {
+            Stream::Stdout => self.stdout = None,
+            Stream::Stderr => self.stderr = None,
+        }
+    }
+
+    /// Stops reading both streams at once, logging nothing more.
+    pub(crate) fn abandon(&mut self) {
+        self.stdout = None;
+        self.stderr = None;
+    }
+
+    /// Where the output comes from, as logged.
+    pub(crate) fn source(&self) -> &str {
+        self.stdout_lines.source()
+    }
+
+    /// The text kept, with a note where bytes were left out, and their number.
+    pub(crate) fn into_output(self) -> (String, u64) {
+        self.capture.into_output()
+    }
+
+    fn lines(&mut self, stream: Stream) -> &mut Lines {
+        match stream {
+            Stream::Stdout => &mut self.stdout_lines,
+            Stream::Stderr => &mut self.stderr_lines,
+        }
+    }
+}
+
+/// Reads from `stream`, or waits for ever when it has ended.
+async fn read_some<R: AsyncRead + Unpin>(
+    stream: Option<&mut R>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match stream {
+        Some(stream) => stream.read(buf).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -39,9 +39,9 @@
 //! (`sh`, `bash`, `dash`, `zsh`, `ksh`), as it must for `ssh host CMD`.
 //!
 //! A command the shell reports as killed by signal N exits with 128+N, so it
-//! appears as [`crate::local::ExitKind::Exited`]`(128+N)`; only the
+//! appears as [`crate::command::ExitKind::Exited`]`(128+N)`; only the
 //! wrapper's own death (the group killed from outside) gives
-//! [`crate::local::ExitKind::Signalled`].
+//! [`crate::command::ExitKind::Signalled`].
 //!
 //! # When the connection goes away
 //!
@@ -57,7 +57,7 @@
 //! ```no_run
 //! # async fn demo(host: &plan_core::Host) -> Result<(), plan_steps::ssh::SshError> {
 //! use std::time::Duration;
-//! use plan_steps::local::ShellCommand;
+//! use plan_steps::command::ShellCommand;
 //! use plan_steps::ssh::{HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshTarget};
 //!
 //! let env = SshEnv::from_process();

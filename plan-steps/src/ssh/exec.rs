@@ -15,9 +15,10 @@ use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt as _;
 
 use super::error::{describe, is_connection_error, SshError, SshErrorKind};
-use super::output::{Capture, Lines, Markers, StderrFilter, Stream};
+use super::output::{Markers, StderrFilter, Stream, Streams};
 use super::socket::SessionSocket;
-use crate::local::{ExitKind, ShellCommand, ShellOutcome, KILL_GRACE, SHELL};
+use crate::command::{ExitKind, ShellCommand, ShellOutcome};
+use crate::local::{KILL_GRACE, SHELL};
 
 /// After the command exits, how long to keep reading output that a
 /// background process it left behind still holds open (as [`crate::local`]).
@@ -544,14 +545,8 @@ impl Drop for KillOnDrop {
 /// Reads stdout and stderr as data arrives, into one capture and the log.
 struct Pump {
     host: String,
-    stdout: Option<AsyncStream<SessionSocket>>,
-    stderr: Option<AsyncStream<SessionSocket>>,
-    stdout_buf: Vec<u8>,
-    stderr_buf: Vec<u8>,
-    stdout_lines: Lines,
-    stderr_lines: Lines,
+    streams: Streams<AsyncStream<SessionSocket>, AsyncStream<SessionSocket>>,
     filter: StderrFilter,
-    capture: Capture,
     pgid: Option<i32>,
     exit: Option<i32>,
 }
@@ -560,21 +555,21 @@ impl Pump {
     fn new(host: &str, channel: &AsyncChannel<SessionSocket>, nonce: &str, limit: usize) -> Pump {
         Pump {
             host: host.to_owned(),
-            stdout: Some(channel.stream(0)),
-            stderr: Some(channel.stderr()),
-            stdout_buf: vec![0; READ_CHUNK],
-            stderr_buf: vec![0; READ_CHUNK],
-            stdout_lines: Lines::new(host, Stream::Stdout),
-            stderr_lines: Lines::new(host, Stream::Stderr),
+            streams: Streams::new(
+                host,
+                Some(channel.stream(0)),
+                Some(channel.stderr()),
+                READ_CHUNK,
+                limit,
+            ),
             filter: StderrFilter::new(Markers::new(nonce)),
-            capture: Capture::new(limit),
             pgid: None,
             exit: None,
         }
     }
 
     fn finished(&self) -> bool {
-        self.stdout.is_none() && self.stderr.is_none()
+        self.streams.finished()
     }
 
     /// Runs `fut` to completion, reading output meanwhile.
@@ -588,8 +583,7 @@ impl Pump {
                         // The caller's future meets the same broken
                         // connection and reports it.
                         tracing::debug!(host = %self.host, "{e}");
-                        self.stdout = None;
-                        self.stderr = None;
+                        self.streams.abandon();
                     }
                 }
             }
@@ -598,10 +592,7 @@ impl Pump {
 
     /// Takes one chunk from whichever stream has one. Cancel-safe.
     async fn step(&mut self) -> Result<(), SshError> {
-        let (stream, result) = tokio::select! {
-            r = read_some(self.stdout.as_mut(), &mut self.stdout_buf) => (Stream::Stdout, r),
-            r = read_some(self.stderr.as_mut(), &mut self.stderr_buf) => (Stream::Stderr, r),
-        };
+        let (stream, result) = self.streams.read().await;
         let n = match result {
             Ok(n) => n,
             Err(e) => {
@@ -609,28 +600,21 @@ impl Pump {
             }
         };
         match stream {
-            Stream::Stdout if n == 0 => {
-                self.stdout_lines.flush();
-                self.stdout = None;
-            }
-            Stream::Stdout => {
-                self.capture.push(&self.stdout_buf[..n]);
-                self.stdout_lines.push(&self.stdout_buf[..n]);
-            }
+            Stream::Stdout if n == 0 => self.streams.close(Stream::Stdout),
+            Stream::Stdout => self.streams.keep_read(Stream::Stdout, n),
             Stream::Stderr => {
                 let mut out = Vec::new();
                 if n == 0 {
                     self.filter.finish(&mut out);
                 } else {
-                    let found = self.filter.push(&self.stderr_buf[..n], &mut out);
+                    let bytes = self.streams.read_bytes(Stream::Stderr, n);
+                    let found = self.filter.push(bytes, &mut out);
                     self.pgid = self.pgid.or(found.pgid);
                     self.exit = self.exit.or(found.exit);
                 }
-                self.capture.push(&out);
-                self.stderr_lines.push(&out);
+                self.streams.keep(Stream::Stderr, &out);
                 if n == 0 {
-                    self.stderr_lines.flush();
-                    self.stderr = None;
+                    self.streams.close(Stream::Stderr);
                 }
             }
         }
@@ -638,18 +622,7 @@ impl Pump {
     }
 
     fn into_output(self) -> (String, u64) {
-        self.capture.into_output()
-    }
-}
-
-/// Reads from `stream`, or waits for ever when it has ended.
-async fn read_some(
-    stream: Option<&mut AsyncStream<SessionSocket>>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    match stream {
-        Some(stream) => stream.read(buf).await,
-        None => std::future::pending().await,
+        self.streams.into_output()
     }
 }
 

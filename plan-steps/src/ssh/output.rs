@@ -1,7 +1,7 @@
 //! A remote command's output: kept bounded, logged line by line, and
 //! stripped of the markers the wrapper writes to stderr.
 
-pub(crate) use crate::output::{Capture, Lines, Stream};
+pub(crate) use crate::output::{Stream, Streams};
 
 /// The wrapper's two markers, for one command.
 pub(crate) struct Markers {
@@ -139,6 +139,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::Capture;
 
     fn filter() -> StderrFilter {
         StderrFilter::new(Markers::new("n0nce"))

@@ -14,7 +14,7 @@ use super::error::{describe, SshError, SshErrorKind};
 use super::exec::{self, Link, RemoteGroup};
 use super::known_hosts::{algorithm_preference, HostKey, KnownHosts};
 use super::socket::SessionSocket;
-use crate::local::{ShellCommand, ShellOutcome};
+use crate::command::{ShellCommand, ShellOutcome};
 
 /// A session to one host, over which commands run on channels of their
 /// own. Cheap to clone; clones share the connection, and commands on one

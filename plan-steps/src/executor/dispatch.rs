@@ -1,0 +1,304 @@
+//! The executor and its three entry points, one match arm per action kind: forward, check, revert.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use plan_core::machine::Event;
+use plan_core::{Action, Plan, Step};
+use tokio::sync::RwLock;
+
+use super::failure::Failure;
+use super::hosts::Conn;
+use super::{copy, dns, service, shell, wait};
+use super::{Leftover, Reporter, SshOptions, Transcript};
+use crate::dns::DnsClient;
+
+/// The caller's cancellation: once it completes, what the step runs is
+/// stopped.
+pub(super) type Cancel<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
+
+/// Runs steps of one plan on their hosts.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    pub(super) plan: Arc<Plan>,
+    pub(super) reporter: Option<Reporter>,
+    pub(super) ssh: SshOptions,
+    pub(super) conns: Arc<RwLock<HashMap<String, Conn>>>,
+    pub(super) dns: Arc<tokio::sync::OnceCell<DnsClient>>,
+    /// Process groups of commands still running, or left by a crash, by step.
+    pub(super) groups: Arc<std::sync::Mutex<HashMap<String, Leftover>>>,
+    /// When each record's TTL was last changed by this run, and from what.
+    pub(super) ttl_changes: Arc<std::sync::Mutex<HashMap<String, (SystemTime, u32)>>>,
+}
+
+impl Executor {
+    /// An executor for `plan`; hosts are reached at [`Executor::preflight`].
+    pub fn new(plan: Arc<Plan>) -> Executor {
+        Executor {
+            plan,
+            reporter: None,
+            ssh: SshOptions::default(),
+            conns: Arc::default(),
+            groups: Arc::default(),
+            dns: Arc::default(),
+            ttl_changes: Arc::default(),
+        }
+    }
+
+    /// Process groups a crashed run left behind, by step (from its journal).
+    pub fn with_leftovers(
+        self,
+        leftovers: impl IntoIterator<Item = (String, Leftover)>,
+    ) -> Executor {
+        if let Ok(mut groups) = self.groups.lock() {
+            groups.extend(leftovers);
+        }
+        self
+    }
+
+    /// Reaches SSH hosts with these options.
+    pub fn with_ssh(mut self, ssh: SshOptions) -> Executor {
+        self.ssh = ssh;
+        self
+    }
+
+    /// Reports process groups, captures and transfers to the driver.
+    pub fn reporting(mut self, reporter: Reporter) -> Executor {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    /// The step `id` of the plan.
+    pub(super) fn step(&self, id: &str) -> Result<&Step, String> {
+        self.plan
+            .step(id)
+            .ok_or_else(|| format!("the plan has no step `{id}`"))
+    }
+
+    /// Performs a step's action, then its check.
+    pub async fn forward(
+        &self,
+        id: &str,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> (Event, Transcript) {
+        let mut transcript = Transcript::default();
+        let step = match self.step(id) {
+            Ok(step) => step,
+            Err(reason) => {
+                return (
+                    Event::StepFailed {
+                        step: id.to_owned(),
+                        reason,
+                    },
+                    transcript,
+                )
+            }
+        };
+        let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
+        let acted = self.act(step, &mut transcript, cancel.as_mut()).await;
+        let event = match acted {
+            Ok(()) => {
+                self.after_action(step, &mut transcript, cancel.as_mut())
+                    .await
+            }
+            Err(outcome) => outcome.into_event(&step.id),
+        };
+        (event, transcript)
+    }
+
+    /// The action itself.
+    async fn act(
+        &self,
+        step: &Step,
+        transcript: &mut Transcript,
+        cancel: Cancel<'_>,
+    ) -> Result<(), Failure> {
+        match &step.action {
+            Action::Shell { host, run, .. } => {
+                shell::forward(self, step, host, run, transcript, cancel).await
+            }
+            Action::Service {
+                host,
+                unit,
+                state,
+                control,
+            } => {
+                service::forward(self, step, host, unit, *state, control, transcript, cancel).await
+            }
+            Action::Rsync { .. } => copy::forward(self, step, transcript, cancel).await,
+            Action::Wait(duration) => wait::forward(*duration, cancel).await,
+            Action::Verify => Ok(()),
+            Action::Manual { .. } => Err(Failure::Failed(
+                "manual steps are confirmed by the operator".into(),
+            )),
+            Action::DnsTtl { record, ttl } => {
+                dns::set_ttl(self, step, record, *ttl, transcript).await
+            }
+            Action::DnsRecord { record, addresses } => {
+                dns::set_addresses(self, step, record, addresses, transcript).await
+            }
+            Action::WaitTtl { record } => {
+                dns::wait_ttl(self, step, record, transcript, cancel).await
+            }
+        }
+    }
+
+    /// After the action: the check, then `settle`.
+    async fn after_action(
+        &self,
+        step: &Step,
+        transcript: &mut Transcript,
+        mut cancel: Cancel<'_>,
+    ) -> Event {
+        let id = step.id.clone();
+        if step.check.is_some() {
+            match self.run_check(step, transcript, cancel.as_mut()).await {
+                Ok(true) => {}
+                // The action ran: its effect may well be in place, so the
+                // machine counts it completed and a rollback undoes it.
+                Ok(false) if matches!(step.action, Action::Verify | Action::Wait(_)) => {
+                    return Event::StepFailed {
+                        step: id,
+                        reason: "its check failed".into(),
+                    }
+                }
+                Ok(false) => {
+                    return Event::CheckFailed {
+                        step: id,
+                        reason: "its check failed after the action".into(),
+                    }
+                }
+                Err(failure) => return failure.into_event(&id),
+            }
+        }
+        if let Some(settle) = step.settle {
+            tokio::select! {
+                () = tokio::time::sleep(settle) => {}
+                () = cancel.as_mut() => return Event::StepInDoubt { step: id, reason: "cancelled while settling".into() },
+            }
+        }
+        Event::StepSucceeded { step: id }
+    }
+
+    /// Settles whether an in-doubt step took effect.
+    pub async fn check(
+        &self,
+        id: &str,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> (Result<bool, String>, Transcript) {
+        let mut transcript = Transcript::default();
+        let step = match self.step(id) {
+            Ok(step) => step,
+            Err(reason) => return (Err(reason), transcript),
+        };
+        let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
+        self.settle_leftover(step, &mut transcript, cancel.as_mut())
+            .await;
+        let result = match &step.action {
+            // Checked by its dry run first, with or without a check.
+            Action::Rsync { .. } => copy::done(self, step, &mut transcript, cancel.as_mut()).await,
+            // Any other step with a check of its own is settled by it.
+            _ if step.check.is_some() => {
+                self.run_check(step, &mut transcript, cancel.as_mut()).await
+            }
+            Action::Service {
+                host,
+                unit,
+                state,
+                control,
+            } => {
+                service::done(
+                    self,
+                    step,
+                    host,
+                    unit,
+                    *state,
+                    control,
+                    &mut transcript,
+                    cancel.as_mut(),
+                )
+                .await
+            }
+            Action::DnsTtl { record, ttl } => dns::ttl_done(self, record, *ttl).await,
+            Action::DnsRecord { record, addresses } => {
+                dns::addresses_done(self, record, addresses).await
+            }
+            // A wait leaves nothing behind: running it again is what is needed.
+            Action::Wait(_) | Action::WaitTtl { .. } => Ok(false),
+            Action::Shell { .. } | Action::Manual { .. } | Action::Verify => Err(Failure::Failed(
+                format!("step `{id}` has no check to tell whether it took effect"),
+            )),
+        };
+        (result.map_err(|f| f.message()), transcript)
+    }
+
+    /// Undoes a completed step, using what it captured before its change.
+    pub async fn revert(
+        &self,
+        id: &str,
+        captured: Option<&str>,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> (Event, Transcript) {
+        let mut transcript = Transcript::default();
+        let step = match self.step(id) {
+            Ok(step) => step,
+            Err(reason) => {
+                return (
+                    Event::RevertFailed {
+                        step: id.to_owned(),
+                        reason,
+                    },
+                    transcript,
+                )
+            }
+        };
+        let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
+        let result = self
+            .undo(step, captured, &mut transcript, cancel.as_mut())
+            .await;
+        let event = match result {
+            Ok(()) => Event::RevertSucceeded {
+                step: step.id.clone(),
+            },
+            Err(failure) => Event::RevertFailed {
+                step: step.id.clone(),
+                reason: failure.message(),
+            },
+        };
+        (event, transcript)
+    }
+
+    async fn undo(
+        &self,
+        step: &Step,
+        captured: Option<&str>,
+        transcript: &mut Transcript,
+        cancel: Cancel<'_>,
+    ) -> Result<(), Failure> {
+        match &step.action {
+            Action::Shell { host, revert, .. } => {
+                shell::undo(self, step, host, revert, transcript, cancel).await
+            }
+            Action::Service {
+                host,
+                unit,
+                control,
+                ..
+            } => {
+                service::undo(
+                    self, step, host, unit, control, captured, transcript, cancel,
+                )
+                .await
+            }
+            Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } => {
+                dns::restore(self, record, captured, transcript).await
+            }
+            // Nothing to undo.
+            Action::Wait(_) | Action::Verify | Action::Rsync { .. } => Ok(()),
+            Action::Manual { .. } | Action::WaitTtl { .. } => Err(Failure::not_revertible()),
+        }
+    }
+}
