@@ -334,7 +334,13 @@ impl View {
                 format!("not started: {reason}; nothing was changed")
             }
             RunEnd::RolledBack { point, cause } => format!("rolled back to `{point}`: {cause}"),
-            RunEnd::Halted { step, reason, done, left } => format!(
+            RunEnd::Halted {
+                step,
+                reason,
+                done,
+                left,
+                ..
+            } => format!(
                 "HALTED{}: {reason}\n  done: {}\n  left: {}\n  an operator must look before anything else happens",
                 step.as_ref().map(|s| format!(" at `{s}`")).unwrap_or_default(),
                 if done.is_empty() { "nothing".into() } else { done.join(", ") },

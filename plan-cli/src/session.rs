@@ -110,8 +110,13 @@ pub fn exit_code(end: &RunEnd) -> u8 {
 
 /// Whether the run stopped at preflight, before changing anything.
 pub fn refused_at_preflight(end: &RunEnd) -> bool {
-    matches!(end, RunEnd::Halted { step: None, reason, done, .. }
-        if done.is_empty() && reason.starts_with(plan_core::machine::PREFLIGHT_FAILED))
+    matches!(
+        end,
+        RunEnd::Halted {
+            cause: plan_core::machine::HaltCause::Preflight,
+            ..
+        }
+    )
 }
 
 /// Steps done by earlier runs of this journal.

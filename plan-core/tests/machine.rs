@@ -34,8 +34,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use plan_core::machine::{
-    explore, feed as feed_named, Effect, Event, FailureChoice, OnFailure, Outbox, RunEnd,
-    RunMachine, Schedule, ScheduledStep, State, StepIx, StepStatus, START_POINT,
+    explore, feed as feed_named, Effect, Event, FailureChoice, HaltCause, OnFailure, Outbox,
+    RunEnd, RunMachine, Schedule, ScheduledStep, State, StepIx, StepStatus, START_POINT,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -1018,13 +1018,27 @@ fn check_run(schedule: &Schedule, run: &Outcomes) -> Result<(), String> {
             }
         }
         (
-            State::Halted { reason, .. },
+            State::Halted { halt },
             RunEnd::Halted {
-                reason: announced, ..
+                reason: announced,
+                cause,
+                ..
             },
         ) => {
-            if reason.trim().is_empty() || announced.trim().is_empty() {
+            if halt.reason.trim().is_empty() || announced.trim().is_empty() {
                 return Err("halted without a reason".into());
+            }
+            if *cause != halt.cause || *cause == HaltCause::Unknown {
+                return Err(format!("halted for {:?}, announced {cause:?}", halt.cause));
+            }
+            // A failed revert is the only halt inside a rollback.
+            if (*cause == HaltCause::RevertFailed) != run.rollback_point.is_some()
+                && *cause != HaltCause::PastPointOfNoReturn
+            {
+                return Err(format!(
+                    "halted for {cause:?} with rollback point {:?}",
+                    run.rollback_point
+                ));
             }
             if let Some(point) = &run.rollback_point {
                 let segment = point_segment(schedule, point)

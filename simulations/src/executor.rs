@@ -60,7 +60,9 @@
 
 use std::cmp::Ordering;
 
-use plan_core::machine::{Command, Effect, Input, Outbox, RunEnd, RunMachine, StepStatus};
+use plan_core::machine::{
+    Command, Effect, HaltCause, Input, Outbox, RunEnd, RunMachine, StepStatus,
+};
 use plan_core::Downtime;
 use statig::blocking::StateMachine;
 
@@ -219,7 +221,7 @@ impl<'m> Worker<'m> {
             self.feed(&mut machine, &model.start, &mut rng);
         } else {
             for effect in &model.initial_effects {
-                self.perform(&machine, effect, &mut rng);
+                self.perform(effect, &mut rng);
             }
         }
         let mut events = 0u64;
@@ -292,13 +294,13 @@ impl<'m> Worker<'m> {
         self.outbox.transitions.clear();
         let mut effects = std::mem::take(&mut self.outbox.effects);
         for effect in &effects {
-            self.perform(machine, effect, rng);
+            self.perform(effect, rng);
         }
         effects.clear();
         self.outbox.effects = effects;
     }
 
-    fn perform(&mut self, machine: &StateMachine<RunMachine>, effect: &Command, rng: &mut Rng) {
+    fn perform(&mut self, effect: &Command, rng: &mut Rng) {
         let model = self.model;
         match effect {
             Effect::Preflight { .. } => self.schedule(0.0, u32::MAX, What::PreflightPassed),
@@ -324,7 +326,7 @@ impl<'m> Worker<'m> {
             Effect::AskOnFailure { step, .. } => {
                 self.schedule(0.0, *step as u32, What::ChoseRollback)
             }
-            Effect::Finished { end } => self.end = Some(self.end_slot(machine, end)),
+            Effect::Finished { end } => self.end = Some(self.end_slot(end)),
         }
     }
 
@@ -446,7 +448,7 @@ impl<'m> Worker<'m> {
         }
     }
 
-    fn end_slot(&self, machine: &StateMachine<RunMachine>, end: &RunEnd) -> usize {
+    fn end_slot(&self, end: &RunEnd) -> usize {
         let schedule = &self.model.schedule;
         let points = schedule.points.len();
         match end {
@@ -454,15 +456,14 @@ impl<'m> Worker<'m> {
             RunEnd::RolledBack { point, .. } => {
                 1 + schedule.points.iter().position(|p| p == point).unwrap_or(0)
             }
-            RunEnd::Halted { step, .. } => {
+            RunEnd::Halted { step, cause, .. } => {
                 match step.as_deref().and_then(|s| schedule.index_of(s)) {
                     Some(ix) if ix < self.model.step_count() => {
-                        let cause = if machine.statuses()[ix] == StepStatus::RevertFailed {
-                            0
-                        } else if schedule.steps[ix].past_no_return {
-                            1
-                        } else {
-                            2
+                        // The slot's cause, as `estimate` reads it back.
+                        let cause = match cause {
+                            HaltCause::RevertFailed => 0,
+                            HaltCause::PastPointOfNoReturn => 1,
+                            _ => 2,
                         };
                         1 + points + 3 * ix + cause
                     }

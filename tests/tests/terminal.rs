@@ -369,6 +369,11 @@ fn one_ctrl_c_mid_run_rolls_back() {
     let case = Case::example("local/slow.ron");
     let mut pty = case.start("run", &["--yes"]);
     pty.expect("running step-2", WAIT);
+    wait_until(WAIT, "step-2's process journaled", || {
+        case.records("process")
+            .iter()
+            .any(|r| r["step"] == "step-2")
+    });
     pty.ctrl_c();
     pty.expect("Ctrl-C: rolling back in order", WAIT);
     pty.expect("rolled back to `before-demo`", WAIT);
@@ -393,6 +398,12 @@ fn two_ctrl_c_stop_at_once_and_resume_finishes_the_rollback() {
     ));
     let mut pty = case.start("run", &["--yes"]);
     pty.expect("running long", WAIT);
+    // Pressed once the step's command runs (its process group journaled),
+    // as an operator would: a press in the very microseconds the command is
+    // being started can reach it before it has a process group of its own.
+    wait_until(WAIT, "the long step's process journaled", || {
+        case.records("process").iter().any(|r| r["step"] == "long")
+    });
     pty.ctrl_c();
     pty.expect("Ctrl-C: rolling back in order", WAIT);
     pty.ctrl_c();

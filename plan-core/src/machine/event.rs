@@ -362,7 +362,28 @@ pub enum RunEnd {
         done: Vec<String>,
         /// Steps not done.
         left: Vec<String>,
+        /// Why, as a kind (journals from before it was recorded: `unknown`).
+        #[serde(default)]
+        cause: HaltCause,
     },
+}
+
+/// Why a run halted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaltCause {
+    /// Preflight refused the run: nothing was changed.
+    Preflight,
+    /// A revert failed during a rollback.
+    RevertFailed,
+    /// A step failed, or the run was aborted, past the point of no return,
+    /// where nothing is reverted.
+    PastPointOfNoReturn,
+    /// The operator chose to halt after a failure (`--on-failure ask`).
+    OperatorChose,
+    /// Not recorded (a journal written before causes were).
+    #[default]
+    Unknown,
 }
 
 /// Where a step stands in this run.

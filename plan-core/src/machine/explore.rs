@@ -408,8 +408,8 @@ fn finish(sim: &Sim, schedule: &Schedule) -> Result<RunEnd, String> {
                 }
             }
         }
-        (State::Halted { reason, .. }, RunEnd::Halted { .. }) => {
-            if reason.trim().is_empty() {
+        (State::Halted { halt }, RunEnd::Halted { .. }) => {
+            if halt.reason.trim().is_empty() {
                 return Err("halted without a reason".into());
             }
         }

@@ -7,7 +7,8 @@ mod run;
 mod schedule;
 
 pub use event::{
-    Command, Effect, Event, FailureChoice, Input, OnFailure, RunEnd, StepStatus, PREFLIGHT_FAILED,
+    Command, Effect, Event, FailureChoice, HaltCause, Input, OnFailure, RunEnd, StepStatus,
+    PREFLIGHT_FAILED,
 };
 pub use explore::FaultPoint;
 pub use explore::{explore, simulate, Counterexample, Exploration};
@@ -15,5 +16,5 @@ pub use record::{
     done_by_runs, replay, AnsweredBy, ProcessGroupRecord, Question, ReplayError, ReplayedRun,
     RunRecord,
 };
-pub use run::{feed, Outbox, RunMachine, State};
+pub use run::{feed, Halt, Outbox, RunMachine, State};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

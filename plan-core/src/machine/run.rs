@@ -17,7 +17,8 @@ use smallvec::{smallvec, SmallVec};
 use statig::prelude::*;
 
 use super::event::{
-    Command, Effect, Event, FailureChoice, Input, OnFailure, RunEnd, StepStatus, PREFLIGHT_FAILED,
+    Command, Effect, Event, FailureChoice, HaltCause, Input, OnFailure, RunEnd, StepStatus,
+    PREFLIGHT_FAILED,
 };
 use super::schedule::{Schedule, StepIx};
 
@@ -91,6 +92,17 @@ pub struct RunMachine {
     crossed: bool,
     /// A failed step the operator is deciding about; nothing new starts.
     deciding: Option<Decision>,
+}
+
+/// Where and why a run halts: the storage of `Halting` and `Halted`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Halt {
+    /// The step it stopped at, if any.
+    pub step: Option<String>,
+    /// Why, in words.
+    pub reason: String,
+    /// Why, as a kind.
+    pub cause: HaltCause,
 }
 
 /// A failed step waiting for the operator's choice.
@@ -357,7 +369,7 @@ impl RunMachine {
             return self.halt(
                 failed,
                 format!("{cause}; past the point of no return, nothing is reverted"),
-                context,
+                HaltCause::PastPointOfNoReturn,
             );
         }
         let (point, segment) = match reached {
@@ -379,25 +391,23 @@ impl RunMachine {
         }
     }
 
-    fn halt(
-        &mut self,
-        step: Option<StepIx>,
-        reason: String,
-        context: &mut Outbox,
-    ) -> Outcome<State> {
-        let _ = context;
+    fn halt(&mut self, step: Option<StepIx>, reason: String, cause: HaltCause) -> Outcome<State> {
         self.settle_decision();
-        let step = step.map(|ix| self.id(ix));
+        let halt = Halt {
+            step: step.map(|ix| self.id(ix)),
+            reason,
+            cause,
+        };
         // Steps still running (or being checked) finish first, their outcome
         // recorded in `Halted`, so that what is done and what is left is true.
         if self.in_flight() {
-            Transition(State::halting(step, reason))
+            Transition(State::halting(halt))
         } else {
-            Transition(State::halted(step, reason))
+            Transition(State::halted(halt))
         }
     }
 
-    fn announce_halt(&mut self, step: Option<String>, reason: String, context: &mut Outbox) {
+    fn announce_halt(&mut self, halt: &Halt, context: &mut Outbox) {
         let done = self
             .completed
             .iter()
@@ -411,10 +421,11 @@ impl RunMachine {
             .collect();
         context.effects.push(Effect::Finished {
             end: RunEnd::Halted {
-                step,
-                reason,
+                step: halt.step.clone(),
+                reason: halt.reason.clone(),
                 done,
                 left,
+                cause: halt.cause,
             },
         });
     }
@@ -483,7 +494,7 @@ impl RunMachine {
             FailureChoice::Halt => self.halt(
                 Some(ix),
                 format!("{cause}; the operator chose to halt"),
-                context,
+                HaltCause::OperatorChose,
             ),
         }
     }
@@ -652,9 +663,11 @@ impl RunMachine {
     fn preflight(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
             Event::PreflightPassed => Transition(self.advance(context).state()),
-            Event::PreflightFailed { reason } => {
-                self.halt(None, format!("{PREFLIGHT_FAILED}: {reason}"), context)
-            }
+            Event::PreflightFailed { reason } => self.halt(
+                None,
+                format!("{PREFLIGHT_FAILED}: {reason}"),
+                HaltCause::Preflight,
+            ),
             Event::Resume { .. } => {
                 context.effects.push(Effect::Preflight {
                     hosts: self.schedule.hosts(),
@@ -896,7 +909,7 @@ impl RunMachine {
                             "{cause}; then the revert of `{}` failed: {reason}",
                             self.schedule.steps[ix].id
                         ),
-                        context,
+                        HaltCause::RevertFailed,
                     )
                 }
                 _ => Handled,
@@ -990,17 +1003,7 @@ impl RunMachine {
     /// - [`Event::Resume`] -> steps under way at a crash are settled
     /// - once nothing runs -> `Halted`
     #[state]
-    #[expect(
-        clippy::ptr_arg,
-        reason = "statig passes state-local storage as `&mut` of its declared type"
-    )]
-    fn halting(
-        &mut self,
-        context: &mut Outbox,
-        step: &mut Option<String>,
-        reason: &mut String,
-        event: &Input,
-    ) -> Outcome<State> {
+    fn halting(&mut self, context: &mut Outbox, halt: &mut Halt, event: &Input) -> Outcome<State> {
         match event {
             Event::Resume { started } => {
                 for ix in 0..self.status.len() {
@@ -1046,7 +1049,7 @@ impl RunMachine {
         if self.in_flight() {
             Handled
         } else {
-            Transition(State::halted(step.clone(), reason.clone()))
+            Transition(State::halted(halt.clone()))
         }
     }
 
@@ -1054,23 +1057,14 @@ impl RunMachine {
     /// [`RunEnd::Halted`] (what is done, what is left) on entry and ignores
     /// every event.
     #[state(entry_action = "enter_halted")]
-    fn halted(step: &mut Option<String>, reason: &mut String, event: &Input) -> Outcome<State> {
-        let _ = (step, reason, event);
+    fn halted(halt: &mut Halt, event: &Input) -> Outcome<State> {
+        let _ = (halt, event);
         Handled
     }
 
     #[action]
-    #[expect(
-        clippy::ptr_arg,
-        reason = "statig passes state-local storage as `&mut` of its declared type"
-    )]
-    fn enter_halted(
-        &mut self,
-        step: &mut Option<String>,
-        reason: &mut String,
-        context: &mut Outbox,
-    ) {
-        self.announce_halt(step.clone(), reason.clone(), context);
+    fn enter_halted(&mut self, halt: &mut Halt, context: &mut Outbox) {
+        self.announce_halt(halt, context);
     }
 }
 
