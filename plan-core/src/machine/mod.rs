@@ -3,8 +3,10 @@
 mod event;
 mod explore;
 mod record;
+mod rollback;
 mod run;
 mod schedule;
+mod table;
 
 pub use event::{
     Command, Effect, Event, FailureChoice, HaltCause, Input, OnFailure, RunEnd, StepStatus,
@@ -16,5 +18,6 @@ pub use record::{
     done_by_runs, replay, AnsweredBy, ProcessGroupRecord, Question, ReplayError, ReplayedRun,
     RunRecord,
 };
-pub use run::{feed, Halt, Outbox, RunMachine, State};
+pub use rollback::Halt;
+pub use run::{feed, Outbox, RunMachine, State};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};

@@ -17,10 +17,11 @@ use smallvec::{smallvec, SmallVec};
 use statig::prelude::*;
 
 use super::event::{
-    Command, Effect, Event, FailureChoice, HaltCause, Input, OnFailure, RunEnd, StepStatus,
-    PREFLIGHT_FAILED,
+    Command, Effect, Event, HaltCause, Input, OnFailure, RunEnd, StepStatus, PREFLIGHT_FAILED,
 };
+use super::rollback::{Decision, Halt, Rollback};
 use super::schedule::{Schedule, StepIx};
+use super::table::Next;
 
 /// Feeds `event`, which names steps by id, to `machine` and returns the
 /// effects it asks for, named the same way: how the real driver, resume and
@@ -49,69 +50,49 @@ pub fn feed(
 const INLINE_STEPS: usize = 32;
 
 /// A per-step (or per-segment) table of a run.
-type Table<T> = SmallVec<[T; INLINE_STEPS]>;
+pub(super) type Table<T> = SmallVec<[T; INLINE_STEPS]>;
 
 /// A step index as a machine's lists hold it: half the bytes of a
 /// [`StepIx`] to copy per run. A plan has far fewer than 2^32 steps (its
 /// file is refused above 50 MB), so [`slot`] never truncates.
-type Slot = u32;
+pub(super) type Slot = u32;
 
 #[inline]
-fn slot(ix: StepIx) -> Slot {
+pub(super) fn slot(ix: StepIx) -> Slot {
     ix as Slot
 }
 
 /// The machine's shared storage: the step table and the effects to perform.
 #[derive(Clone, Debug)]
 pub struct RunMachine {
-    schedule: Arc<Schedule>,
+    pub(super) schedule: Arc<Schedule>,
     /// Steps that depend on each step (from `deps`), shared by clones.
-    dependents: Arc<Vec<Vec<StepIx>>>,
-    status: Table<StepStatus>,
-    attempts: Table<u32>,
+    pub(super) dependents: Arc<Vec<Vec<StepIx>>>,
+    pub(super) status: Table<StepStatus>,
+    pub(super) attempts: Table<u32>,
     /// Unfinished dependencies of each step.
-    waiting: Table<u32>,
+    pub(super) waiting: Table<u32>,
     /// Steps not yet done in each segment.
-    open_in_segment: Table<u32>,
+    pub(super) open_in_segment: Table<u32>,
     /// The lowest segment with steps not done.
-    segment: usize,
+    pub(super) segment: usize,
     /// Steps whose dependencies are done, not yet started, in order.
-    ready: Table<Slot>,
+    pub(super) ready: Table<Slot>,
     /// Completion order.
-    completed: Table<Slot>,
+    pub(super) completed: Table<Slot>,
     /// Reverts still to do, next last.
-    reverts: Table<Slot>,
+    pub(super) reverts: Table<Slot>,
     /// What set off the rollback, and where it rolls back to.
-    rollback: Option<Rollback>,
+    pub(super) rollback: Option<Rollback>,
     /// What a step's failure (after its retries) leads to.
-    on_failure: OnFailure,
+    pub(super) on_failure: OnFailure,
     /// The segment that begins past the point of no return, when this run
     /// crosses it (the operator is asked first).
-    gate: Option<usize>,
+    pub(super) gate: Option<usize>,
     /// Whether the run has crossed the point of no return.
-    crossed: bool,
+    pub(super) crossed: bool,
     /// A failed step the operator is deciding about; nothing new starts.
-    deciding: Option<Decision>,
-}
-
-/// Where and why a run halts: the storage of `Halting` and `Halted`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Halt {
-    /// The step it stopped at, if any.
-    pub step: Option<String>,
-    /// Why, in words.
-    pub reason: String,
-    /// Why, as a kind.
-    pub cause: HaltCause,
-}
-
-/// A failed step waiting for the operator's choice.
-#[derive(Clone, Debug)]
-struct Decision {
-    step: Slot,
-    /// Its effect is in place (its check failed after the action).
-    in_place: bool,
-    cause: String,
+    pub(super) deciding: Option<Decision>,
 }
 
 /// What one event made the machine do: statig's external context.
@@ -135,23 +116,6 @@ impl Outbox {
             ..Outbox::default()
         }
     }
-}
-
-#[derive(Clone, Debug)]
-struct Rollback {
-    cause: String,
-    point: String,
-    segment: usize,
-    /// Whether the revert queue was built (it is, once nothing is in flight).
-    planned: bool,
-}
-
-/// Where a rollback stands after a step of it.
-enum RevertNext {
-    /// A revert (or a running step) is under way.
-    Waiting,
-    /// Everything back to the point is undone.
-    Finished,
 }
 
 impl RunMachine {
@@ -245,390 +209,11 @@ impl RunMachine {
         self.rollback.as_ref().map(|r| r.point.as_str())
     }
 
-    /// The step an input names, if this run has it.
-    fn ix(&self, step: &StepIx) -> Option<StepIx> {
-        (*step < self.status.len()).then_some(*step)
-    }
-
-    fn id(&self, ix: StepIx) -> String {
-        self.schedule.steps[ix].id.clone()
-    }
-
-    fn in_flight(&self) -> bool {
-        self.status
-            .iter()
-            .any(|s| matches!(s, StepStatus::Running | StepStatus::InDoubt))
-    }
-
-    fn start(&mut self, ix: StepIx, context: &mut Outbox) {
-        self.status[ix] = StepStatus::Running;
-        self.attempts[ix] += 1;
-        context.effects.push(Effect::Forward {
-            step: ix,
-            attempt: self.attempts[ix],
-        });
-    }
-
-    fn mark_done(&mut self, ix: StepIx) {
-        self.status[ix] = StepStatus::Done;
-        self.completed.push(slot(ix));
-        let segment = self.schedule.steps[ix].segment;
-        self.open_in_segment[segment] -= 1;
-        for &dependent in self.dependents.get(ix).into_iter().flatten() {
-            self.waiting[dependent] -= 1;
-            if self.waiting[dependent] == 0 {
-                self.ready.push(slot(dependent));
-            }
-        }
-    }
-
-    fn in_doubt(&mut self, ix: StepIx, context: &mut Outbox) {
-        self.status[ix] = StepStatus::InDoubt;
-        self.settle(ix, context);
-    }
-
-    /// Whether a step (or its revert) took effect is unknown: its check
-    /// decides, or, when it has none, the operator.
-    fn settle(&self, step: StepIx, context: &mut Outbox) {
-        context
-            .effects
-            .push(if self.schedule.steps[step].checkable {
-                Effect::Check { step }
-            } else {
-                Effect::AskOperator { step }
-            });
-    }
-
-    /// Starts what can start; says where the run goes next.
-    fn advance(&mut self, context: &mut Outbox) -> Next {
-        while self.segment < self.open_in_segment.len() && self.open_in_segment[self.segment] == 0 {
-            self.segment += 1;
-        }
-        if self.segment == self.open_in_segment.len() {
-            return Next::Completed;
-        }
-        // The operator is choosing what to do about a failed step.
-        if self.deciding.is_some() {
-            return Next::Forward;
-        }
-        let segment = self.segment;
-        if !self.crossed && self.gate == Some(segment) {
-            let reason = self.schedule.no_return.clone().unwrap_or_default();
-            context.effects.push(Effect::CrossNoReturn { reason });
-            return Next::Gate;
-        }
-        // Start every ready automatic step of the open segment, in order; the
-        // first ready manual step waits for the others (it starts alone).
-        let mut manual: Option<StepIx> = None;
-        let mut i = 0;
-        while i < self.ready.len() {
-            let ix = self.ready[i] as StepIx;
-            let step = &self.schedule.steps[ix];
-            if step.segment != segment || self.status[ix] != StepStatus::Pending {
-                i += 1;
-            } else if step.manual {
-                manual = manual.or(Some(ix));
-                i += 1;
-            } else {
-                self.ready.remove(i);
-                self.start(ix, context);
-            }
-        }
-        if let Some(ix) = manual {
-            if !self.in_flight() {
-                self.ready.retain(|r| *r != slot(ix));
-                self.status[ix] = StepStatus::Running;
-                self.attempts[ix] += 1;
-                context.effects.push(Effect::Confirm { step: ix });
-                return Next::Operator(ix);
-            }
-        }
-        Next::Forward
-    }
-
-    /// Something failed or the run was aborted: roll back, or halt past the
-    /// point of no return.
-    fn fail(
-        &mut self,
-        failed: Option<StepIx>,
-        cause: String,
-        context: &mut Outbox,
-    ) -> Outcome<State> {
-        self.settle_decision();
-        // The furthest the run got decides where it rolls back to.
-        let reached = failed.or_else(|| {
-            (0..self.status.len())
-                .rev()
-                .find(|&ix| self.status[ix] != StepStatus::Pending)
-        });
-        let past_no_return = match failed {
-            Some(ix) => self.schedule.steps[ix].past_no_return,
-            None => reached.is_some_and(|ix| self.schedule.steps[ix].past_no_return),
-        };
-        if past_no_return {
-            return self.halt(
-                failed,
-                format!("{cause}; past the point of no return, nothing is reverted"),
-                HaltCause::PastPointOfNoReturn,
-            );
-        }
-        let (point, segment) = match reached {
-            Some(ix) => {
-                let s = &self.schedule.steps[ix];
-                (s.rollback_point.clone(), s.rollback_segment)
-            }
-            None => (super::schedule::START_POINT.to_owned(), 0),
-        };
-        self.rollback = Some(Rollback {
-            cause,
-            point,
-            segment,
-            planned: false,
-        });
-        match self.continue_rollback(context) {
-            RevertNext::Waiting => Transition(State::reverting()),
-            RevertNext::Finished => self.finish_rollback(),
-        }
-    }
-
-    fn halt(&mut self, step: Option<StepIx>, reason: String, cause: HaltCause) -> Outcome<State> {
-        self.settle_decision();
-        let halt = Halt {
-            step: step.map(|ix| self.id(ix)),
-            reason,
-            cause,
-        };
-        // Steps still running (or being checked) finish first, their outcome
-        // recorded in `Halted`, so that what is done and what is left is true.
-        if self.in_flight() {
-            Transition(State::halting(halt))
-        } else {
-            Transition(State::halted(halt))
-        }
-    }
-
-    fn announce_halt(&mut self, halt: &Halt, context: &mut Outbox) {
-        let done = self
-            .completed
-            .iter()
-            .map(|&ix| ix as StepIx)
-            .filter(|&ix| self.status[ix] == StepStatus::Done)
-            .map(|ix| self.id(ix))
-            .collect();
-        let left = (0..self.status.len())
-            .filter(|&ix| !matches!(self.status[ix], StepStatus::Done | StepStatus::Reverted))
-            .map(|ix| self.id(ix))
-            .collect();
-        context.effects.push(Effect::Finished {
-            end: RunEnd::Halted {
-                step: halt.step.clone(),
-                reason: halt.reason.clone(),
-                done,
-                left,
-                cause: halt.cause,
-            },
-        });
-    }
-
-    /// Ends a pending decision without the operator's choice (an abort, a
-    /// second failure): a step whose effect is in place counts as done, so
-    /// a rollback undoes it and a halt lists it.
-    fn settle_decision(&mut self) {
-        if let Some(decision) = self.deciding.take() {
-            if decision.in_place {
-                self.mark_done(decision.step as StepIx);
-            }
-        }
-    }
-
-    /// A step failed after its retries: roll back (or halt), or, when the
-    /// policy says so, ask the operator first.
-    fn failed(
-        &mut self,
-        ix: StepIx,
-        cause: String,
-        in_place: bool,
-        context: &mut Outbox,
-    ) -> Outcome<State> {
-        if self.on_failure == OnFailure::Ask && self.deciding.is_none() {
-            self.status[ix] = StepStatus::Failed;
-            context.effects.push(Effect::AskOnFailure {
-                step: ix,
-                reason: cause.clone(),
-                can_roll_back: !self.schedule.steps[ix].past_no_return,
-            });
-            self.deciding = Some(Decision {
-                step: slot(ix),
-                in_place,
-                cause,
-            });
-            return Handled;
-        }
-        if in_place {
-            // Its effect is in place: it counts as completed, so the
-            // rollback undoes it first.
-            self.mark_done(ix);
-        } else {
-            self.status[ix] = StepStatus::Failed;
-        }
-        self.fail(Some(ix), cause, context)
-    }
-
-    /// The operator chose what to do about the failed step `ix`.
-    fn chose(&mut self, ix: StepIx, choice: FailureChoice, context: &mut Outbox) -> Outcome<State> {
-        let Some(cause) = self
-            .deciding
-            .as_ref()
-            .filter(|d| d.step as StepIx == ix)
-            .map(|d| d.cause.clone())
-        else {
-            return Handled;
-        };
-        match choice {
-            FailureChoice::Retry => {
-                self.deciding = None;
-                self.start(ix, context);
-                Handled
-            }
-            FailureChoice::Rollback => self.fail(Some(ix), cause, context),
-            FailureChoice::Halt => self.halt(
-                Some(ix),
-                format!("{cause}; the operator chose to halt"),
-                HaltCause::OperatorChose,
-            ),
-        }
-    }
-
-    /// A check could not settle an in-doubt step: the operator decides.
-    fn check_failed(&mut self, ix: StepIx, context: &mut Outbox) {
-        if matches!(
-            self.status[ix],
-            StepStatus::InDoubt | StepStatus::RevertInDoubt
-        ) {
-            context.effects.push(Effect::AskOperator { step: ix });
-        }
-    }
-
-    /// Starts the next revert, or ends the rollback.
-    fn next_revert(&mut self, context: &mut Outbox) -> Outcome<State> {
-        match self.continue_rollback(context) {
-            RevertNext::Waiting => Handled,
-            RevertNext::Finished => self.finish_rollback(),
-        }
-    }
-
-    /// Once nothing runs forward any more, undoes completed steps one at a
-    /// time in reverse completion order, back to the rollback point.
-    fn continue_rollback(&mut self, context: &mut Outbox) -> RevertNext {
-        if self.in_flight() {
-            return RevertNext::Waiting;
-        }
-        if let Some(rollback) = self.rollback.as_mut().filter(|r| !r.planned) {
-            rollback.planned = true;
-            let segment = rollback.segment;
-            self.reverts = self
-                .completed
-                .iter()
-                .copied()
-                .filter(|&ix| {
-                    let ix = ix as StepIx;
-                    self.schedule.steps[ix].segment >= segment
-                        && self.status[ix] == StepStatus::Done
-                })
-                .collect();
-        }
-        while let Some(ix) = self.reverts.last().map(|&ix| ix as StepIx) {
-            match self.status[ix] {
-                StepStatus::Reverting | StepStatus::RevertInDoubt => return RevertNext::Waiting,
-                _ if self.schedule.steps[ix].undoable => {
-                    self.status[ix] = StepStatus::Reverting;
-                    context.effects.push(Effect::Revert { step: ix });
-                    return RevertNext::Waiting;
-                }
-                // Nothing to undo (e.g. a copy to the new host): counts as reverted.
-                _ => {
-                    self.status[ix] = StepStatus::Reverted;
-                    self.reverts.pop();
-                }
-            }
-        }
-        RevertNext::Finished
-    }
-
-    fn finish_rollback(&mut self) -> Outcome<State> {
-        let point = self.rollback.as_ref().map_or_else(
-            || super::schedule::START_POINT.to_owned(),
-            |r| r.point.clone(),
-        );
-        Transition(State::rolled_back(point))
-    }
-
-    /// Re-issues what was in flight when the run stopped.
-    fn resume_in_flight(&mut self, started: &[StepIx], context: &mut Outbox) {
-        for ix in 0..self.status.len() {
-            let was_started = started.contains(&ix);
-            match self.status[ix] {
-                StepStatus::Running if self.schedule.steps[ix].manual && !was_started => {
-                    context.effects.push(Effect::Confirm { step: ix });
-                }
-                StepStatus::Running if was_started => self.in_doubt(ix, context),
-                StepStatus::Running => {
-                    context.effects.push(Effect::Forward {
-                        step: ix,
-                        attempt: self.attempts[ix],
-                    });
-                }
-                StepStatus::InDoubt => self.in_doubt(ix, context),
-                StepStatus::Reverting if was_started => {
-                    self.status[ix] = StepStatus::RevertInDoubt;
-                    self.settle(ix, context);
-                }
-                StepStatus::Reverting => context.effects.push(Effect::Revert { step: ix }),
-                StepStatus::RevertInDoubt => self.settle(ix, context),
-                _ => {}
-            }
-        }
-    }
-
-    /// A forward outcome arrived while draining before a rollback.
-    fn drained(&mut self, ix: StepIx, done: bool, context: &mut Outbox) -> Outcome<State> {
-        if done {
-            self.mark_done(ix);
-        } else {
-            self.status[ix] = StepStatus::Failed;
-        }
-        self.next_revert(context)
-    }
-
     fn after_transition(&mut self, source: &State, target: &State, context: &mut Outbox) {
         if context.record_transitions {
             let (from, to) = (format!("{source:?}"), format!("{target:?}"));
             tracing::debug!(target: "cutover::machine", %from, %to, "transition");
             context.transitions.push((from, to));
-        }
-    }
-}
-
-/// Where the run goes once [`RunMachine::advance`] has started what can start.
-enum Next {
-    /// Every step is done.
-    Completed,
-    /// A manual step waits for the operator, alone.
-    Operator(StepIx),
-    /// The next segment lies past the point of no return.
-    Gate,
-    /// Steps run forward.
-    Forward,
-}
-
-impl Next {
-    /// The state the run is in next.
-    fn state(self) -> State {
-        match self {
-            Next::Completed => State::completed(),
-            Next::Operator(ix) => State::awaiting_operator(ix),
-            Next::Gate => State::at_point_of_no_return(),
-            Next::Forward => State::forward(),
         }
     }
 }
@@ -641,7 +226,7 @@ impl Next {
 )]
 impl RunMachine {
     /// Nothing has happened yet.
-    /// - `Start`, `Resume` -> `Preflight`
+    /// - [`Event::Start`], [`Event::Resume`] -> `Preflight`
     #[state]
     fn idle(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
@@ -656,9 +241,9 @@ impl RunMachine {
     }
 
     /// Every host is being reached; nothing has changed yet.
-    /// - `PreflightPassed` -> `Forward` (or `Completed` when nothing is left)
-    /// - `PreflightFailed` -> `Halted`
-    /// - `Abort` -> `RolledBack(start)` via `Active`
+    /// - [`Event::PreflightPassed`] -> `Forward` (or `Completed` when nothing is left)
+    /// - [`Event::PreflightFailed`] -> `Halting`
+    /// - [`Event::Abort`] -> `RolledBack(start)` via `Active`
     #[state(superstate = "active")]
     fn preflight(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
@@ -679,14 +264,14 @@ impl RunMachine {
     }
 
     /// Steps run forward; independent ones concurrently.
-    /// - `StepSucceeded`, `Checked{done}`, `OperatorAnswered{done}` -> stays, or
+    /// - [`Event::StepSucceeded`], [`Event::Checked`], [`Event::OperatorAnswered`] -> stays, or
     ///   `Completed`, or `AwaitingOperator` for a manual step
-    /// - `StepFailed`, `DeadlineExceeded` -> retry, or `Reverting`, or `Halted`
+    /// - [`Event::StepFailed`], [`Event::DeadlineExceeded`] -> retry, or `Reverting`, or `Halting`
     ///   past the point of no return; with [`OnFailure::Ask`], stays and asks
-    /// - `OperatorChose` -> retry (stays), `Reverting` or `Halted`
+    /// - [`Event::OperatorChose`] -> retry (stays), `Reverting` or `Halting`
     /// - next segment past the point of no return -> `AtPointOfNoReturn`
-    /// - `StepInDoubt` -> stays; its check (or the operator) decides
-    /// - `Abort` -> `Reverting` via `Active`
+    /// - [`Event::StepInDoubt`] -> stays; its check (or the operator) decides
+    /// - [`Event::Abort`] -> `Reverting` via `Active`
     #[state(superstate = "active")]
     fn forward(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
@@ -774,9 +359,9 @@ impl RunMachine {
     }
 
     /// A manual step waits for the operator; nothing else starts meanwhile.
-    /// - `OperatorConfirmed` -> `Forward`, `Completed` or the next manual step
-    /// - `OperatorDeclined` -> `Reverting` or `Halted`
-    /// - `Abort` -> `Reverting` via `Active`
+    /// - [`Event::OperatorConfirmed`] -> `Forward`, `Completed` or the next manual step
+    /// - [`Event::OperatorDeclined`] -> `Reverting` or `Halting`
+    /// - [`Event::Abort`] -> `Reverting` via `Active`
     #[state(superstate = "active")]
     fn awaiting_operator(
         &mut self,
@@ -811,8 +396,8 @@ impl RunMachine {
 
     /// Every step before the point of no return is done; the operator is
     /// asked to cross it. Nothing runs meanwhile.
-    /// - `CrossedNoReturn` -> `Forward`, `AwaitingOperator` or `Completed`
-    /// - `Abort` -> `Reverting` via `Active` (the point is not crossed)
+    /// - [`Event::CrossedNoReturn`] -> `Forward`, `AwaitingOperator` or `Completed`
+    /// - [`Event::Abort`] -> `Reverting` via `Active` (the point is not crossed)
     #[state(superstate = "active")]
     fn at_point_of_no_return(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
@@ -832,9 +417,15 @@ impl RunMachine {
 
     /// Completed steps are undone in reverse completion order back to the
     /// rollback point, one at a time, after running steps have finished.
-    /// - `RevertSucceeded` -> next revert, or `RolledBack`
-    /// - `RevertFailed` -> `Halted`
-    /// - `Abort` -> ignored: already rolling back
+    /// - [`Event::StepSucceeded`], [`Event::CheckFailed`], [`Event::StepFailed`],
+    ///   [`Event::DeadlineExceeded`], [`Event::OperatorConfirmed`],
+    ///   [`Event::OperatorDeclined`] -> a step still running is drained (done
+    ///   or failed), then the reverts begin
+    /// - [`Event::Checked`], [`Event::OperatorAnswered`] -> an in-doubt step or
+    ///   revert is settled
+    /// - [`Event::RevertSucceeded`] -> next revert, or `RolledBack`
+    /// - [`Event::RevertFailed`] -> `Halting`
+    /// - [`Event::Abort`] -> ignored: already rolling back
     #[state(superstate = "active")]
     fn reverting(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
@@ -928,8 +519,8 @@ impl RunMachine {
     }
 
     /// Superstate of every state in which the run is under way.
-    /// - `Abort` -> `Reverting` (or `Halted` past the point of no return)
-    /// - `StepInDoubt` -> stays; its check (or the operator) decides
+    /// - [`Event::Abort`] -> `Reverting` (or `Halting` past the point of no return)
+    /// - [`Event::StepInDoubt`] -> stays; its check (or the operator) decides
     #[superstate]
     fn active(&mut self, context: &mut Outbox, event: &Input) -> Outcome<State> {
         match event {
