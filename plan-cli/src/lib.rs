@@ -113,11 +113,20 @@ impl JsonArgs {
 }
 
 impl PlanArgs {
+    /// The variable overrides: `CUTOVER_VAR_*` from this process's
+    /// environment (variables whose name or value is not UTF-8 are not
+    /// ours, and are skipped rather than a panic), then `--set`.
+    pub fn settings(&self) -> Settings {
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let mut settings = Settings::default().with_env(env);
+        settings.set = self.set.clone();
+        settings
+    }
+
     /// Loads and verifies the plan; `CUTOVER_VAR_*` and `--set` override variables.
     pub fn load(&self) -> Result<Loaded, CliError> {
-        let mut settings = Settings::from_env();
-        settings.set = self.set.clone();
-        Ok(plan_core::load_path(&self.plan, &settings)?)
+        Ok(plan_core::load_path(&self.plan, &self.settings())?)
     }
 
     /// Loads a plan that must be valid; prints its errors otherwise.

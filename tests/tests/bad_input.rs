@@ -293,3 +293,20 @@ fn every_verb_refuses_bad_input_the_same_way() {
         }
     }
 }
+
+/// Regression: an environment variable whose value is not UTF-8 (any
+/// variable, not only ours) made every verb panic while reading
+/// `CUTOVER_VAR_*`. Such variables are not ours, and are skipped.
+#[test]
+fn regression_a_non_utf8_environment_variable_is_skipped_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    for name in ["CUTOVER_VAR_anything", "SOME_OTHER_VARIABLE"] {
+        let run = Cutover::new()
+            .env(name, bytes)
+            .arg("check")
+            .arg(tests::workspace_file("examples/minimal.ron"))
+            .run();
+        run.assert_no_panic().assert_code(0);
+    }
+}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use plan_core::machine::Event;
-use plan_core::Settings;
 
 use crate::live::Mode;
 use crate::prompt::ask_yes_no;
@@ -80,8 +79,7 @@ pub fn cmd_resume(
         return Ok(session::exit_code(end));
     }
     // The run's own directory comes back, so `{{run_dir}}` means the same.
-    let mut settings = Settings::from_env();
-    settings.set = args.plan.set.clone();
+    let mut settings = args.plan.settings();
     settings.run_dir = Some(last.run_dir.clone());
     let plan = plan_core::load_path(&args.plan.plan, &settings)?
         .plan

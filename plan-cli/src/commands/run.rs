@@ -9,7 +9,7 @@ use plan_core::machine::{
     simulate, Effect, Event, FaultPoint, OnFailure, RunEnd, RunMachine, RunRecord, Schedule,
     Selection,
 };
-use plan_core::{Entry, Plan, Settings};
+use plan_core::{Entry, Plan};
 use statig::prelude::IntoStateMachineExt as _;
 
 use crate::live::Mode;
@@ -173,8 +173,7 @@ pub fn cmd_run(
         .keep();
     let run_dir = run_dir.display().to_string();
     // Load again with the run's directory in `{{run_dir}}`.
-    let mut settings = Settings::from_env();
-    settings.set = args.plan.set.clone();
+    let mut settings = args.plan.settings();
     settings.run_dir = Some(run_dir.clone());
     let plan = plan_core::load_path(&args.plan.plan, &settings)?
         .plan

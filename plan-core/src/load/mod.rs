@@ -53,11 +53,6 @@ pub const RUN_DIR_UNSET: &str = "/tmp/cutover-run-<created when the run starts>"
 pub const ENV_PREFIX: &str = "CUTOVER_VAR_";
 
 impl Settings {
-    /// Reads `CUTOVER_VAR_*` from this process's environment.
-    pub fn from_env() -> Self {
-        Self::default().with_env(std::env::vars())
-    }
-
     /// Takes `CUTOVER_VAR_*` from `vars`; `HOST__NAME` addresses a host variable.
     pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
         self.env = vars
