@@ -155,7 +155,7 @@ pub struct Carried {
     /// How SSH hosts are reached.
     pub ssh: plan_steps::executor::SshOptions,
     /// Process groups of in-doubt steps the stopped run may have left running.
-    pub leftovers: Vec<(String, plan_steps::executor::Leftover)>,
+    pub leftovers: Vec<(String, plan_core::machine::ProcessGroup)>,
 }
 
 /// How SSH hosts are trusted, from the command line.

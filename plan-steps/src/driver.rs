@@ -259,12 +259,7 @@ impl<'a, O: Operator> Driver<'a, O> {
     /// Journals what a running step reported.
     fn report(&mut self, report: Report) -> Result<(), DriveError> {
         match report {
-            Report::Spawned { step, group } => self.record(&RunRecord::Process {
-                step,
-                host: (group.host != plan_core::Host::LOCAL).then_some(group.host),
-                pgid: group.pgid,
-                start_time: group.start_time,
-            }),
+            Report::Spawned { step, group } => self.record(&RunRecord::Process { step, group }),
             Report::Captured { step, state, ack } => {
                 self.record(&RunRecord::Captured {
                     step: step.clone(),
@@ -293,7 +288,7 @@ impl<'a, O: Operator> Driver<'a, O> {
     /// Process groups a crashed run left behind, by step (from its journal).
     pub fn with_leftovers(
         mut self,
-        leftovers: impl IntoIterator<Item = (String, crate::executor::Leftover)>,
+        leftovers: impl IntoIterator<Item = (String, plan_core::machine::ProcessGroup)>,
     ) -> Self {
         self.executor = self.executor.with_leftovers(leftovers);
         self

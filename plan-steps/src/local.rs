@@ -119,15 +119,10 @@ pub async fn run(
     run_reporting(cmd, cancel, |_| {}).await
 }
 
-/// A process group a command left, identified beyond its pid: the group
-/// leader's start time (in clock ticks since boot) tells a reused pid apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProcessGroup {
-    /// The group id, which is the shell's pid.
-    pub pgid: i32,
-    /// The shell's start time from `/proc/<pid>/stat`, if readable.
-    pub start_time: Option<u64>,
-}
+/// A process group a command runs in, identified beyond its pid: the group
+/// leader's start time (in clock ticks since boot, from `/proc/<pid>/stat`)
+/// tells a reused pid apart. Here `host` is `None`: this machine.
+pub use plan_core::machine::ProcessGroup;
 
 /// As [`run`], and tells `on_spawn` the command's process group as soon as
 /// it exists, so a caller can record it (a crash of the caller leaves the
@@ -159,6 +154,7 @@ pub async fn run_reporting(
     };
     tracing::debug!(pid, "started {SHELL} -c");
     on_spawn(ProcessGroup {
+        host: None,
         pgid: pid,
         start_time: start_time(pid),
     });
@@ -349,20 +345,20 @@ pub enum Leftover {
 /// kills it like a deadline would. Only a group whose leader still has the
 /// recorded start time is ours: anything else is never signalled.
 pub async fn wait_leftover(group: ProcessGroup, limit: Option<Duration>) -> Leftover {
-    let ours = |g: ProcessGroup| g.start_time.is_some() && start_time(g.pgid) == g.start_time;
-    if !ours(group) {
+    let ours = |g: &ProcessGroup| g.start_time.is_some() && start_time(g.pgid) == g.start_time;
+    if !ours(&group) {
         return Leftover::Gone;
     }
     let pgid = Pid::from_raw(group.pgid);
     let until = limit.map(|l| Instant::now() + l);
     loop {
-        if !ours(group) {
+        if !ours(&group) {
             return Leftover::Finished;
         }
         if until.is_some_and(|u| Instant::now() >= u) {
             let _ = killpg(pgid, Signal::SIGTERM);
             let _ = wait_group_gone(pgid, KILL_GRACE).await;
-            if ours(group) {
+            if ours(&group) {
                 let _ = killpg(pgid, Signal::SIGKILL);
             }
             return Leftover::Killed;

@@ -83,7 +83,6 @@ mod socket;
 
 pub use config::{HostConfig, SshConfig, SshEnv, SshTarget};
 pub use error::{SshError, SshErrorKind};
-pub use exec::RemoteGroup;
 pub(crate) use exec::{leftover_kill, leftover_probe};
 pub use known_hosts::{HostKey, HostKeyPolicy, KnownHosts};
 pub use session::{connect_all, Session};

@@ -232,7 +232,7 @@ fn a_deadline_kills_the_remote_process_group() {
             .map(|l| l.parse().expect("a pid"))
             .collect();
         assert_eq!(pids.len(), 2, "{outcome:?}");
-        let pgid = group.expect("the process group was reported").pgid;
+        let pgid = group.expect("the process group was reported");
         // Asked over a second connection: the sleeps and their group are gone.
         let other = connect(&lab, "host1").await;
         for pid in pids {
@@ -290,7 +290,7 @@ fn cancelling_or_dropping_a_command_kills_its_group() {
         let mut tx = Some(tx);
         let running = session.exec_reporting(&cmd, std::future::pending(), |g| {
             if let Some(tx) = tx.take() {
-                let _ = tx.send(g.pgid);
+                let _ = tx.send(g);
             }
         });
         let pgid = tokio::select! {
@@ -550,7 +550,7 @@ fn a_connection_killed_mid_command_is_lost_and_in_doubt() {
         let sleep = ShellCommand::new("sleep 30");
         let running = session.exec_reporting(&sleep, std::future::pending(), |g| {
             if let Some(tx) = tx.take() {
-                let _ = tx.send(g.pgid);
+                let _ = tx.send(g);
             }
         });
         tokio::pin!(running);

@@ -123,21 +123,8 @@ pub fn cmd_resume(
     let leftovers = last
         .processes
         .iter()
-        .filter(|p| started.contains(&p.step))
-        .map(|p| {
-            let host = p
-                .host
-                .clone()
-                .unwrap_or_else(|| plan_core::Host::LOCAL.to_owned());
-            (
-                p.step.clone(),
-                plan_steps::executor::Leftover {
-                    host,
-                    pgid: p.pgid,
-                    start_time: p.start_time,
-                },
-            )
-        })
+        .filter(|(step, _)| started.contains(step))
+        .cloned()
         .collect();
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
     session::drive(

@@ -15,8 +15,7 @@ pub use event::{
 pub use explore::FaultPoint;
 pub use explore::{explore, simulate, Counterexample, Exploration};
 pub use record::{
-    done_by_runs, replay, AnsweredBy, ProcessGroupRecord, Question, ReplayError, ReplayedRun,
-    RunRecord,
+    done_by_runs, replay, AnsweredBy, ProcessGroup, Question, ReplayError, ReplayedRun, RunRecord,
 };
 pub use rollback::Halt;
 pub use run::{feed, Outbox, RunMachine, State};

@@ -65,19 +65,15 @@ pub enum RunRecord {
         /// Combined stdout and stderr, possibly shortened in the middle.
         text: String,
     },
-    /// A local command's process group began (it outlives a crash of the
-    /// driver; `resume` waits for it before the step's check decides).
+    /// A command's process group began, here or on an SSH host (it
+    /// outlives a crash of the driver; `resume` waits for it before the
+    /// step's check decides).
     Process {
         /// Step id.
         step: String,
-        /// The SSH host it runs on; `None` for this machine.
-        #[serde(default)]
-        host: Option<String>,
-        /// Process group id.
-        pgid: i32,
-        /// The group leader's start time (from `/proc`), to tell a reused pid
-        /// apart; `None` where the host has no `/proc`.
-        start_time: Option<u64>,
+        /// Where it runs.
+        #[serde(flatten)]
+        group: ProcessGroup,
     },
     /// What a copy moved, from rsync's `--stats`, for estimates.
     Transferred {
@@ -149,17 +145,25 @@ pub enum AnsweredBy {
     Flag,
 }
 
-/// A process group a step's command ran in, as journaled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcessGroupRecord {
-    /// Step id.
-    pub step: String,
+/// A process group a step's command runs in, as the journal records it and
+/// `resume` finds it: the one type for a command's group, here or remote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessGroup {
     /// The SSH host; `None` for this machine.
+    #[serde(default)]
     pub host: Option<String>,
-    /// Process group id.
+    /// Process group id (on that host): the group leader's pid.
     pub pgid: i32,
-    /// The leader's start time (from `/proc`), to tell a reused pid apart.
+    /// The leader's start time (from `/proc`), to tell a reused pid apart;
+    /// `None` where it is not known (yet).
     pub start_time: Option<u64>,
+}
+
+impl ProcessGroup {
+    /// The host's name: the SSH host, or the built-in `local`.
+    pub fn host_name(&self) -> &str {
+        self.host.as_deref().unwrap_or(crate::plan::Host::LOCAL)
+    }
 }
 
 /// One run found in a journal.
@@ -175,8 +179,8 @@ pub struct ReplayedRun {
     pub machine: StateMachine<RunMachine>,
     /// Steps whose forward or revert effect was started.
     pub started: Vec<String>,
-    /// The last process group each step's commands ran in.
-    pub processes: Vec<ProcessGroupRecord>,
+    /// The last process group each step's commands ran in: (step, group).
+    pub processes: Vec<(String, ProcessGroup)>,
     /// The prior state each step captured before its change: (step, state).
     pub captured: Vec<(String, String)>,
     /// How it ended, if it did.
@@ -259,20 +263,10 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                     run.captured.push((step.clone(), state.clone()));
                 }
             }
-            RunRecord::Process {
-                step,
-                host,
-                pgid,
-                start_time,
-            } => {
+            RunRecord::Process { step, group } => {
                 let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
-                run.processes.retain(|p| p.step != *step);
-                run.processes.push(ProcessGroupRecord {
-                    step: step.clone(),
-                    host: host.clone(),
-                    pgid: *pgid,
-                    start_time: *start_time,
-                });
+                run.processes.retain(|(s, _)| s != step);
+                run.processes.push((step.clone(), group.clone()));
             }
             _ if runs.is_empty() => return Err(ReplayError::NoRunStarted),
             _ => {}

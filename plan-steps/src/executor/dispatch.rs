@@ -13,8 +13,9 @@ use tokio::sync::RwLock;
 use super::failure::Failure;
 use super::hosts::Conn;
 use super::{copy, dns, service, shell, wait};
-use super::{Leftover, Reporter, SshOptions, Transcript};
+use super::{Reporter, SshOptions, Transcript};
 use crate::dns::DnsClient;
+use plan_core::machine::ProcessGroup;
 
 /// The caller's cancellation: once it completes, what the step runs is
 /// stopped.
@@ -29,7 +30,7 @@ pub struct Executor {
     pub(super) conns: Arc<RwLock<HashMap<String, Conn>>>,
     pub(super) dns: Arc<tokio::sync::OnceCell<DnsClient>>,
     /// Process groups of commands still running, or left by a crash, by step.
-    pub(super) groups: Arc<std::sync::Mutex<HashMap<String, Leftover>>>,
+    pub(super) groups: Arc<std::sync::Mutex<HashMap<String, ProcessGroup>>>,
     /// When each record's TTL was last changed by this run, and from what.
     pub(super) ttl_changes: Arc<std::sync::Mutex<HashMap<String, (SystemTime, u32)>>>,
 }
@@ -51,7 +52,7 @@ impl Executor {
     /// Process groups a crashed run left behind, by step (from its journal).
     pub fn with_leftovers(
         self,
-        leftovers: impl IntoIterator<Item = (String, Leftover)>,
+        leftovers: impl IntoIterator<Item = (String, ProcessGroup)>,
     ) -> Executor {
         if let Ok(mut groups) = self.groups.lock() {
             groups.extend(leftovers);

@@ -8,13 +8,12 @@ use plan_core::{Action, Check};
 
 use super::dispatch::Cancel;
 use super::failure::Failure;
-use super::{Executor, Leftover, Transcript, START_TIME_AFTER};
+use super::{Executor, Transcript, START_TIME_AFTER};
 use crate::command::{ShellCommand, ShellOutcome};
 use crate::dns::DnsClient;
 use crate::local;
-use crate::ssh::{
-    connect_all, HostKeyPolicy, KnownHosts, RemoteGroup, Session, SshConfig, SshEnv, SshTarget,
-};
+use crate::ssh::{connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshTarget};
+use plan_core::machine::ProcessGroup;
 
 /// A command could not be run to an outcome.
 #[derive(Clone, Debug)]
@@ -182,7 +181,7 @@ impl Executor {
     }
 
     /// Runs `command` on an SSH host and tells where it runs (see
-    /// [`Leftover`]): its process group once it starts, and, should it run
+    /// [`ProcessGroup`]): its process group once it starts, and, should it run
     /// longer than [`START_TIME_AFTER`], its leader's start time, which a
     /// resume needs to tell the group from a later process with the same pid.
     /// Only a longer command is asked about: asking costs a channel, and a
@@ -196,14 +195,14 @@ impl Executor {
         cancel: Cancel<'_>,
     ) -> Result<ShellOutcome, crate::ssh::SshError> {
         let group = std::sync::OnceLock::new();
-        let leftover = |pgid, start_time| Leftover {
-            host: host.to_owned(),
+        let leftover = |pgid, start_time| ProcessGroup {
+            host: Some(host.to_owned()),
             pgid,
             start_time,
         };
-        let run = session.exec_reporting(command, cancel, |g: RemoteGroup| {
-            let _ = group.set(g.pgid);
-            self.started(step, leftover(g.pgid, None));
+        let run = session.exec_reporting(command, cancel, |pgid: i32| {
+            let _ = group.set(pgid);
+            self.started(step, leftover(pgid, None));
         });
         let learn = async {
             tokio::time::sleep(START_TIME_AFTER).await;
@@ -235,21 +234,13 @@ impl Executor {
     ) -> Result<ShellOutcome, ExecError> {
         let outcome = match self.conn(host).await? {
             Conn::Local => {
-                let outcome = local::run_reporting(command, cancel, |group| {
-                    self.started(
-                        step,
-                        Leftover {
-                            host: host.to_owned(),
-                            pgid: group.pgid,
-                            start_time: group.start_time,
-                        },
-                    )
-                })
-                .await
-                .map_err(|e| ExecError {
-                    lost: false,
-                    message: e.to_string(),
-                })?;
+                let outcome =
+                    local::run_reporting(command, cancel, |group| self.started(step, group))
+                        .await
+                        .map_err(|e| ExecError {
+                            lost: false,
+                            message: e.to_string(),
+                        })?;
                 self.finished(step);
                 outcome
             }

@@ -7,24 +7,12 @@ use plan_core::Step;
 use super::dispatch::Cancel;
 use super::{Executor, Report, Transcript, CHECK_DEADLINE};
 use crate::command::{ExitKind, ShellCommand};
-use crate::local::{self, ProcessGroup};
-
-/// A process group a step's command runs in, which may outlive a crash of
-/// the driver or a lost connection; an in-doubt check waits for it first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Leftover {
-    /// `local`, or the SSH host.
-    pub host: String,
-    /// Process group id (on that host).
-    pub pgid: i32,
-    /// The leader's start time, from `/proc`: tells a reused pid apart.
-    /// `None` on an SSH host until the command has run for
-    /// [`START_TIME_AFTER`], or where the host has no `/proc`.
-    pub start_time: Option<u64>,
-}
+use crate::local;
+use plan_core::machine::ProcessGroup;
 
 /// How long an SSH command runs before its leader's start time is asked for
-/// (see [`Leftover::start_time`]).
+/// (see [`ProcessGroup::start_time`]; a crash or a lost connection may leave
+/// the group running, and an in-doubt check waits for it first).
 pub const START_TIME_AFTER: Duration = Duration::from_millis(500);
 
 /// How long an in-doubt check waits at most for a leftover command when the
@@ -35,7 +23,7 @@ pub const LEFTOVER_WAIT: Duration = Duration::from_secs(15 * 60);
 impl Executor {
     /// Records that `step`'s command runs in `group`, and reports it for the
     /// journal.
-    pub(super) fn started(&self, step: &str, group: Leftover) {
+    pub(super) fn started(&self, step: &str, group: ProcessGroup) {
         if let Ok(mut groups) = self.groups.lock() {
             groups.insert(step.to_owned(), group.clone());
         }
@@ -69,14 +57,10 @@ impl Executor {
         let Some(group) = self.groups.lock().ok().and_then(|mut g| g.remove(&step.id)) else {
             return;
         };
-        if group.host == plan_core::Host::LOCAL {
-            let leftover = ProcessGroup {
-                pgid: group.pgid,
-                start_time: group.start_time,
-            };
+        if group.host.is_none() {
             // Stopped at the deadline; without one nothing says it may be
             // stopped: waited for, at most LEFTOVER_WAIT, as on an SSH host.
-            let wait = local::wait_leftover(leftover, step.deadline);
+            let wait = local::wait_leftover(group.clone(), step.deadline);
             let waited = match step.deadline {
                 Some(_) => Ok(wait.await),
                 None => tokio::time::timeout(LEFTOVER_WAIT, wait).await,
@@ -103,7 +87,7 @@ impl Executor {
             let alive = self
                 .exec(
                     &step.id,
-                    &group.host,
+                    group.host_name(),
                     &ShellCommand::new(&probe).with_deadline(CHECK_DEADLINE),
                     cancel.as_mut(),
                     &mut quiet,
@@ -121,7 +105,7 @@ impl Executor {
                     let Some(kill) = kill else {
                         transcript.note(&format!(
                             "[{}] process group {} left by the stopped attempt still runs after {}s; checking anyway",
-                            group.host,
+                            group.host_name(),
                             group.pgid,
                             limit.as_secs()
                         ));
@@ -130,7 +114,7 @@ impl Executor {
                     let killed = self
                         .exec(
                             &step.id,
-                            &group.host,
+                            group.host_name(),
                             &ShellCommand::new(&kill).with_deadline(CHECK_DEADLINE),
                             cancel.as_mut(),
                             &mut Transcript::default(),
@@ -138,7 +122,7 @@ impl Executor {
                         .await;
                     transcript.note(&format!(
                         "[{}] process group {} left by the stopped attempt ran past the step's deadline ({}s): {}",
-                        group.host,
+                        group.host_name(),
                         group.pgid,
                         limit.as_secs(),
                         match killed {
@@ -152,7 +136,7 @@ impl Executor {
                     if started.elapsed() > Duration::from_millis(300) {
                         transcript.note(&format!(
                             "[{}] waited {:.1}s for process group {} left by the stopped attempt",
-                            group.host,
+                            group.host_name(),
                             started.elapsed().as_secs_f64(),
                             group.pgid
                         ));
@@ -173,11 +157,11 @@ mod tests {
 
     use super::super::test_plan::{plan, scratch};
     use super::super::Executor;
-    use super::{Duration, Leftover};
+    use super::{Duration, ProcessGroup};
 
     /// `sleep SECONDS` in its own process group, as a crashed run leaves a
     /// command, reaped by a thread once it ends.
-    fn left_running(seconds: &str) -> Leftover {
+    fn left_running(seconds: &str) -> ProcessGroup {
         let mut child = std::process::Command::new("sleep")
             .arg(seconds)
             .process_group(0)
@@ -187,8 +171,8 @@ mod tests {
         let start_time = crate::local::start_time(pgid);
         assert!(start_time.is_some(), "this machine has /proc");
         std::thread::spawn(move || child.wait());
-        Leftover {
-            host: plan_core::Host::LOCAL.into(),
+        ProcessGroup {
+            host: None,
             pgid,
             start_time,
         }

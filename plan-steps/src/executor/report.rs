@@ -3,8 +3,9 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::failure::Failure;
-use super::{Executor, Leftover};
+use super::Executor;
 use crate::command::ShellOutcome;
+use plan_core::machine::ProcessGroup;
 
 /// What a step printed, for the journal and the live view.
 #[derive(Clone, Debug, Default)]
@@ -42,7 +43,7 @@ pub enum Report {
         /// Step id.
         step: String,
         /// Where it runs.
-        group: Leftover,
+        group: ProcessGroup,
     },
     /// Prior state, captured before the change; the change waits for `ack`,
     /// which the driver sends once the record is on disk.

@@ -46,15 +46,6 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 /// Bytes read from a stream at once.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// The process group of a remote command: the login shell's pid, which
-/// `sshd` made a session and group leader. Everything the command starts is
-/// in it, unless it leaves on purpose (`setsid`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RemoteGroup {
-    /// The process group id on the host.
-    pub pgid: i32,
-}
-
 /// One connection's libssh2 session, and the lock under which channels are
 /// set up one at a time.
 ///
@@ -210,7 +201,7 @@ pub(crate) async fn run(
     host: &str,
     cmd: &ShellCommand,
     cancel: impl Future<Output = ()>,
-    on_start: impl FnOnce(RemoteGroup),
+    on_start: impl FnOnce(i32),
 ) -> Result<ShellOutcome, SshError> {
     let started = Instant::now();
     // The deadline counts from here, starting included.
@@ -274,7 +265,7 @@ async fn drive(
     deadline_at: Option<tokio::time::Instant>,
     nonce: &str,
     cancel: impl Future<Output = ()>,
-    on_start: impl FnOnce(RemoteGroup),
+    on_start: impl FnOnce(i32),
     guard: &mut KillOnDrop,
 ) -> Result<(ExitKind, Pump), SshError> {
     let mut pump = Pump::new(host, channel, nonce, cmd.output_limit);
@@ -301,7 +292,7 @@ async fn drive(
                 if let (Some(pgid), None) = (pump.pgid, guard.pgid) {
                     guard.pgid = Some(pgid);
                     if let Some(on_start) = on_start.take() {
-                        on_start(RemoteGroup { pgid });
+                        on_start(pgid);
                     }
                 }
                 if pump.exit.is_some() && !draining {

@@ -11,7 +11,7 @@ use async_ssh2_lite::AsyncSession;
 use super::auth::authenticate;
 use super::config::SshTarget;
 use super::error::{describe, SshError, SshErrorKind};
-use super::exec::{self, Link, RemoteGroup};
+use super::exec::{self, Link};
 use super::known_hosts::{algorithm_preference, HostKey, KnownHosts};
 use super::socket::SessionSocket;
 use crate::command::{ShellCommand, ShellOutcome};
@@ -121,7 +121,7 @@ impl Session {
         &self,
         cmd: &ShellCommand,
         cancel: impl Future<Output = ()>,
-        on_start: impl FnOnce(RemoteGroup),
+        on_start: impl FnOnce(i32),
     ) -> Result<ShellOutcome, SshError> {
         let host = self.inner.target.name.as_str();
         exec::run(&self.inner.link, host, cmd, cancel, on_start).await
