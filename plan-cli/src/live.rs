@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plan_core::machine::{Effect, Event, FailureChoice, Question, RunEnd};
+use plan_core::machine::{Effect, Event, FailureChoice, Question, RunEnd, RunRecord};
 use plan_core::{duration::format_duration, Plan};
-use plan_steps::driver::Progress;
 use serde::Serialize;
 
 /// How progress is shown.
@@ -40,7 +39,7 @@ impl Mode {
     }
 }
 
-/// Renders [`Progress`] for people or programs.
+/// Renders the run's journal records for people or programs.
 pub struct View {
     mode: Mode,
     plan: Arc<Plan>,
@@ -53,9 +52,11 @@ pub struct View {
     paused: bool,
 }
 
+/// One line of `--json`: a journal record as the journal holds it (`entry`),
+/// or the run's end, or a note for people.
 #[derive(Serialize)]
 struct JsonLine<'a> {
-    time: String,
+    time: &'a str,
     #[serde(flatten)]
     what: JsonWhat<'a>,
 }
@@ -63,31 +64,9 @@ struct JsonLine<'a> {
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum JsonWhat<'a> {
-    Effect {
-        effect: &'a Effect,
-    },
-    Event {
-        event: &'a Event,
-    },
-    Transition {
-        from: &'a str,
-        to: &'a str,
-    },
-    Output {
-        step: &'a str,
-        text: &'a str,
-    },
-    Waiting {
-        step: Option<&'a str>,
-        question: Question,
-        waited_secs: u64,
-    },
-    End {
-        end: &'a RunEnd,
-    },
-    Note {
-        text: &'a str,
-    },
+    Record { entry: &'a RunRecord },
+    End { end: &'a RunEnd },
+    Note { text: &'a str },
 }
 
 impl View {
@@ -125,10 +104,11 @@ impl View {
     }
 
     fn json(&self, what: JsonWhat<'_>) {
-        let line = JsonLine {
-            time: jiff::Timestamp::now().to_string(),
-            what,
-        };
+        self.json_at(&jiff::Timestamp::now().to_string(), what);
+    }
+
+    fn json_at(&self, time: &str, what: JsonWhat<'_>) {
+        let line = JsonLine { time, what };
         if let Ok(text) = serde_json::to_string(&line) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{text}");
@@ -203,28 +183,16 @@ impl View {
         ));
     }
 
-    /// Shows one piece of progress.
-    pub fn show(&mut self, progress: &Progress) {
+    /// Shows one journal record, just written at `time`.
+    pub fn show(&mut self, time: &str, record: &RunRecord) {
         if self.mode == Mode::Json {
-            match progress {
-                Progress::Effect(effect) => self.json(JsonWhat::Effect { effect }),
-                Progress::Event(event) => self.json(JsonWhat::Event { event }),
-                Progress::Transition { from, to } => self.json(JsonWhat::Transition { from, to }),
-                Progress::Output { step, text } => self.json(JsonWhat::Output { step, text }),
-                Progress::Waiting {
-                    step,
-                    question,
-                    waited,
-                } => self.json(JsonWhat::Waiting {
-                    step: step.as_deref(),
-                    question: *question,
-                    waited_secs: waited.as_secs(),
-                }),
-            }
+            self.json_at(time, JsonWhat::Record { entry: record });
             return;
         }
-        match progress {
-            Progress::Effect(Effect::Forward { step, attempt }) => {
+        match record {
+            RunRecord::EffectStarted {
+                effect: Effect::Forward { step, attempt },
+            } => {
                 let what = if *attempt > 1 {
                     format!("retrying (attempt {attempt})")
                 } else {
@@ -232,27 +200,37 @@ impl View {
                 };
                 self.start_bar(step, &what);
             }
-            Progress::Effect(Effect::Check { step }) => {
-                self.start_bar(step, "checking whether it took effect:")
-            }
-            Progress::Effect(Effect::Revert { step }) => self.start_bar(step, "reverting"),
-            Progress::Effect(Effect::Preflight { hosts }) => {
-                self.note(&format!("preflight: hosts {}", hosts.join(", ")))
-            }
-            Progress::Event(Event::StepSucceeded { step }) => self.end_bar(step, "✓", ""),
-            Progress::Event(Event::StepFailed { step, reason }) => self.end_bar(step, "✗", reason),
-            Progress::Event(Event::CheckFailed { step, reason }) => {
-                self.end_bar(step, "✗", &format!("{reason}; its effect will be undone"))
-            }
-            Progress::Event(Event::DeadlineExceeded { step }) => self.end_bar(
+            RunRecord::EffectStarted {
+                effect: Effect::Check { step },
+            } => self.start_bar(step, "checking whether it took effect:"),
+            RunRecord::EffectStarted {
+                effect: Effect::Revert { step },
+            } => self.start_bar(step, "reverting"),
+            RunRecord::EffectStarted {
+                effect: Effect::Preflight { hosts },
+            } => self.note(&format!("preflight: hosts {}", hosts.join(", "))),
+            RunRecord::Event {
+                event: Event::StepSucceeded { step },
+            } => self.end_bar(step, "✓", ""),
+            RunRecord::Event {
+                event: Event::StepFailed { step, reason },
+            } => self.end_bar(step, "✗", reason),
+            RunRecord::Event {
+                event: Event::CheckFailed { step, reason },
+            } => self.end_bar(step, "✗", &format!("{reason}; its effect will be undone")),
+            RunRecord::Event {
+                event: Event::DeadlineExceeded { step },
+            } => self.end_bar(
                 step,
                 "✗",
                 "ran past its deadline; its processes were killed",
             ),
-            Progress::Event(Event::StepInDoubt { step, reason }) => {
-                self.end_bar(step, "?", &format!("in doubt: {reason}"))
-            }
-            Progress::Event(Event::Checked { step, done }) => self.end_bar(
+            RunRecord::Event {
+                event: Event::StepInDoubt { step, reason },
+            } => self.end_bar(step, "?", &format!("in doubt: {reason}")),
+            RunRecord::Event {
+                event: Event::Checked { step, done },
+            } => self.end_bar(
                 step,
                 "·",
                 if *done {
@@ -261,28 +239,36 @@ impl View {
                     "its check says it did not take effect"
                 },
             ),
-            Progress::Event(Event::RevertSucceeded { step }) => self.end_bar(step, "↶", "reverted"),
-            Progress::Event(Event::RevertFailed { step, reason }) => {
-                self.end_bar(step, "✗", &format!("revert failed: {reason}"))
-            }
-            Progress::Event(Event::OperatorConfirmed { step }) => self.note(&format!(
+            RunRecord::Event {
+                event: Event::RevertSucceeded { step },
+            } => self.end_bar(step, "↶", "reverted"),
+            RunRecord::Event {
+                event: Event::RevertFailed { step, reason },
+            } => self.end_bar(step, "✗", &format!("revert failed: {reason}")),
+            RunRecord::Event {
+                event: Event::OperatorConfirmed { step },
+            } => self.note(&format!(
                 "✓ {} (confirmed by the operator)",
                 self.title(step)
             )),
-            Progress::Event(Event::OperatorDeclined { step }) => self.note(&format!(
+            RunRecord::Event {
+                event: Event::OperatorDeclined { step },
+            } => self.note(&format!(
                 "✗ {} (declined by the operator)",
                 self.title(step)
             )),
-            Progress::Event(Event::Abort { reason }) => {
-                self.note(&format!("! abort: {reason}; rolling back"))
-            }
-            Progress::Event(Event::PreflightFailed { reason }) => {
-                self.note(&format!("✗ preflight failed: {reason}"))
-            }
-            Progress::Event(Event::CrossedNoReturn) => {
-                self.note("→ crossed the point of no return: from here on a failure halts")
-            }
-            Progress::Event(Event::OperatorChose { step, choice }) => self.note(&format!(
+            RunRecord::Event {
+                event: Event::Abort { reason },
+            } => self.note(&format!("! abort: {reason}; rolling back")),
+            RunRecord::Event {
+                event: Event::PreflightFailed { reason },
+            } => self.note(&format!("✗ preflight failed: {reason}")),
+            RunRecord::Event {
+                event: Event::CrossedNoReturn,
+            } => self.note("→ crossed the point of no return: from here on a failure halts"),
+            RunRecord::Event {
+                event: Event::OperatorChose { step, choice },
+            } => self.note(&format!(
                 "· {}: the operator chose to {}",
                 self.title(step),
                 match choice {
@@ -291,13 +277,13 @@ impl View {
                     FailureChoice::Halt => "halt",
                 }
             )),
-            Progress::Waiting {
+            RunRecord::OperatorWaiting {
                 step,
                 question,
-                waited,
+                waited_ms,
             } => self.note(&format!(
                 "… still waiting for the operator ({}) {}: the run is paused{}",
-                format_duration(Duration::from_secs(waited.as_secs())),
+                format_duration(Duration::from_secs(waited_ms / 1000)),
                 match question {
                     Question::Confirm => "to confirm a manual step",
                     Question::InDoubt => "to say whether an in-doubt step took effect",
@@ -309,12 +295,12 @@ impl View {
                     .map(|s| format!(" at `{s}`"))
                     .unwrap_or_default()
             )),
-            Progress::Transition { to, .. } => {
+            RunRecord::Transition { to, .. } => {
                 if to.starts_with("Reverting") {
                     self.note("rolling back: undoing completed steps in reverse order");
                 }
             }
-            Progress::Output { .. } | Progress::Event(_) | Progress::Effect(_) => {}
+            _ => {}
         }
     }
 

@@ -219,9 +219,9 @@ pub fn drive(
         interrupts: presses,
     };
     let progress_view = Arc::clone(&view);
-    let mut progress = move |p: plan_steps::driver::Progress| {
+    let mut progress = move |time: &str, record: &RunRecord| {
         if let Ok(mut v) = progress_view.lock() {
-            v.show(&p);
+            v.show(time, record);
         }
     };
     runtime.block_on(async {

@@ -29,37 +29,10 @@ pub const JOURNAL_OUTPUT_LIMIT: usize = 16 * 1024;
 /// journals the wait), unless the driver is told otherwise.
 pub const REMIND_AFTER: Duration = Duration::from_secs(3 * 60);
 
-/// What the driver reports as it goes, for a live view or JSON lines.
-#[derive(Clone, Debug)]
-pub enum Progress {
-    /// An effect is about to be performed.
-    Effect(Effect),
-    /// An event was fed to the machine.
-    Event(Event),
-    /// The machine changed state.
-    Transition {
-        /// From.
-        from: String,
-        /// To.
-        to: String,
-    },
-    /// What a step printed.
-    Output {
-        /// Step id.
-        step: String,
-        /// The output.
-        text: String,
-    },
-    /// The run has waited this long for the operator's answer.
-    Waiting {
-        /// The step asked about; `None` at the point of no return.
-        step: Option<String>,
-        /// What was asked.
-        question: Question,
-        /// How long so far.
-        waited: Duration,
-    },
-}
+/// What the driver reports as it goes, for a live view or JSON lines:
+/// every journal record, with its time, once it is on disk. The screen, the
+/// JSON lines and the journal are the same records, so they cannot disagree.
+pub type Progress<'a> = &'a mut dyn FnMut(&str, &RunRecord);
 
 /// An operator's answer, and who gave it: a person at the terminal, or a
 /// flag given in advance.
@@ -150,7 +123,7 @@ pub struct Driver<'a, O: Operator> {
     executor: Executor,
     journal: &'a mut JournalFile,
     operator: O,
-    progress: &'a mut dyn FnMut(Progress),
+    progress: Progress<'a>,
     /// Prior state captured by each step, for its revert.
     captured: std::collections::HashMap<String, String>,
     /// After how long a wait for the operator is shown and journaled.
@@ -163,7 +136,7 @@ impl<'a, O: Operator> Driver<'a, O> {
         plan: Arc<Plan>,
         journal: &'a mut JournalFile,
         operator: O,
-        progress: &'a mut dyn FnMut(Progress),
+        progress: Progress<'a>,
     ) -> Self {
         let executor = Executor::new(Arc::clone(&plan));
         Driver {
@@ -185,7 +158,7 @@ impl<'a, O: Operator> Driver<'a, O> {
     }
 
     fn record(&mut self, record: &RunRecord) -> Result<(), DriveError> {
-        append(self.journal, record)
+        append(self.journal, self.progress, record)
     }
 
     /// Asks the operator through `ask` and waits for the answer, saying so
@@ -213,23 +186,18 @@ impl<'a, O: Operator> Driver<'a, O> {
             tokio::select! {
                 answer = &mut answer => break answer.map_err(DriveError::NoOperator)?,
                 () = tokio::time::sleep_until(remind_at) => {
-                    let waited = started.elapsed();
-                    append(journal, &RunRecord::OperatorWaiting {
+                    append(journal, *progress, &RunRecord::OperatorWaiting {
                         step: step.map(str::to_owned),
                         question,
-                        waited_ms: millis(waited),
+                        waited_ms: millis(started.elapsed()),
                     })?;
-                    progress(Progress::Waiting {
-                        step: step.map(str::to_owned),
-                        question,
-                        waited,
-                    });
                     remind_at += *remind_after;
                 }
             }
         };
         append(
             journal,
+            *progress,
             &RunRecord::Answered {
                 step: step.map(str::to_owned),
                 question,
@@ -246,10 +214,6 @@ impl<'a, O: Operator> Driver<'a, O> {
             return Ok(());
         }
         let text = bounded(&transcript.text, JOURNAL_OUTPUT_LIMIT);
-        (self.progress)(Progress::Output {
-            step: step.to_owned(),
-            text: text.clone(),
-        });
         self.record(&RunRecord::Output {
             step: step.to_owned(),
             text,
@@ -337,14 +301,9 @@ impl<'a, O: Operator> Driver<'a, O> {
                     event: event.clone(),
                 })?;
                 tracing::info!(target: "cutover::run", ?event, "event");
-                (self.progress)(Progress::Event(event.clone()));
                 let mut outbox = Outbox::recording();
                 let effects = feed(machine, &event, &mut outbox);
                 for (from, to) in outbox.transitions {
-                    (self.progress)(Progress::Transition {
-                        from: from.clone(),
-                        to: to.clone(),
-                    });
                     self.record(&RunRecord::Transition { from, to })?;
                 }
                 for effect in effects {
@@ -419,7 +378,6 @@ impl<'a, O: Operator> Driver<'a, O> {
         end: &mut Option<RunEnd>,
     ) -> Result<Option<Event>, DriveError> {
         tracing::info!(target: "cutover::run", ?effect, "effect");
-        (self.progress)(Progress::Effect(effect.clone()));
         let step_of = |id: &str| self.plan.step(id).cloned();
         match effect {
             Effect::Finished { end: finished } => {
@@ -605,10 +563,15 @@ impl<'a, O: Operator> Driver<'a, O> {
     }
 }
 
-/// Appends `record` to `journal`, stamped with the time now.
-fn append(journal: &mut JournalFile, record: &RunRecord) -> Result<(), DriveError> {
+/// Appends `record` to `journal`, stamped with the time now, then shows it.
+fn append(
+    journal: &mut JournalFile,
+    progress: &mut dyn FnMut(&str, &RunRecord),
+    record: &RunRecord,
+) -> Result<(), DriveError> {
     let time = jiff::Timestamp::now().to_string();
     journal.append(&time, record)?;
+    progress(&time, record);
     Ok(())
 }
 
