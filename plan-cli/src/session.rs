@@ -253,10 +253,33 @@ pub fn drive(
             Ok(end) => {
                 if let Ok(mut v) = view.lock() {
                     v.end(&end);
+                    for hint in preflight_hints(driver.preflight_problems()) {
+                        v.note(&format!("  hint: {hint}"));
+                    }
                 }
                 Ok(exit_code(&end))
             }
             Err(e) => Err(CliError::Interrupted(e.to_string())),
         }
     })
+}
+
+/// What the operator can do about the hosts preflight refused.
+fn preflight_hints(problems: &[plan_steps::executor::PreflightProblem]) -> Vec<String> {
+    use plan_steps::executor::PreflightProblem;
+    problems
+        .iter()
+        .filter_map(|problem| match problem {
+            PreflightProblem::HostKeyUnknown { host } => Some(format!(
+                "the host key of `{host}` is not known yet: check its fingerprint (with its admin, \
+                 or `ssh-keyscan` on a trusted network), then run again with --accept-new to trust \
+                 it and add it to known_hosts"
+            )),
+            PreflightProblem::HostKeyChanged { host } => Some(format!(
+                "the host key of `{host}` changed, which --accept-new never accepts: if the change \
+                 is expected, remove the old key (`ssh-keygen -R`) and run again"
+            )),
+            _ => None,
+        })
+        .collect()
 }

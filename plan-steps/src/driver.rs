@@ -128,6 +128,8 @@ pub struct Driver<'a, O: Operator> {
     captured: std::collections::HashMap<String, String>,
     /// After how long a wait for the operator is shown and journaled.
     remind_after: Duration,
+    /// Why preflight refused the run, by kind (empty when it did not).
+    preflight_problems: Vec<crate::executor::PreflightProblem>,
 }
 
 impl<'a, O: Operator> Driver<'a, O> {
@@ -147,7 +149,14 @@ impl<'a, O: Operator> Driver<'a, O> {
             progress,
             captured: Default::default(),
             remind_after: REMIND_AFTER,
+            preflight_problems: Vec::new(),
         }
+    }
+
+    /// Why preflight refused the run, host by host and by kind, for advice
+    /// the caller can give (empty unless it did).
+    pub fn preflight_problems(&self) -> &[crate::executor::PreflightProblem] {
+        &self.preflight_problems
     }
 
     /// Says (and journals) a wait for the operator after `after`, and again
@@ -389,7 +398,10 @@ impl<'a, O: Operator> Driver<'a, O> {
                 Ok(Some(
                     match self.executor.preflight(machine.schedule()).await {
                         Ok(()) => Event::PreflightPassed,
-                        Err(reason) => Event::PreflightFailed { reason },
+                        Err(e) => {
+                            self.preflight_problems = e.problems;
+                            Event::PreflightFailed { reason: e.message }
+                        }
                     },
                 ))
             }

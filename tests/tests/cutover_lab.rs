@@ -472,7 +472,12 @@ fn host_keys_that_changed_or_are_unknown_are_refused_and_accept_new_trusts_them(
             run.describe()
         );
         let text = printed(&run);
-        for needle in ["host2", host2_name, "CHANGED"] {
+        for needle in [
+            "host2",
+            host2_name,
+            "CHANGED",
+            "hint: the host key of `host2` changed, which --accept-new never accepts",
+        ] {
             assert!(
                 text.contains(needle),
                 "no {needle:?} in\n{}",
@@ -497,7 +502,13 @@ fn host_keys_that_changed_or_are_unknown_are_refused_and_accept_new_trusts_them(
         run.describe()
     );
     let text = printed(&run);
-    for needle in ["host1", "not known", &empty_arg] {
+    for needle in [
+        "host1",
+        "not known",
+        &empty_arg,
+        "hint: the host key of `host1` is not known yet",
+        "run again with --accept-new",
+    ] {
         assert!(
             text.contains(needle),
             "no {needle:?} in\n{}",

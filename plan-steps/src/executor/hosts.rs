@@ -12,7 +12,9 @@ use super::{Executor, Transcript, START_TIME_AFTER};
 use crate::command::{ShellCommand, ShellOutcome};
 use crate::dns::DnsClient;
 use crate::local;
-use crate::ssh::{connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshTarget};
+use crate::ssh::{
+    connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshErrorKind, SshTarget,
+};
 use plan_core::machine::ProcessGroup;
 
 /// A command could not be run to an outcome.
@@ -79,7 +81,19 @@ impl Executor {
 
     /// Reaches every host of the run and refuses, before anything changes,
     /// what this version cannot carry out.
-    pub async fn preflight(&self, schedule: &Schedule) -> Result<(), String> {
+    pub async fn preflight(&self, schedule: &Schedule) -> Result<(), PreflightError> {
+        let mut problems = Vec::new();
+        self.reach_all(schedule, &mut problems)
+            .await
+            .map_err(|message| PreflightError { message, problems })
+    }
+
+    /// Preflight's work; `problems` gets the kind of each host's refusal.
+    async fn reach_all(
+        &self,
+        schedule: &Schedule,
+        kinds: &mut Vec<PreflightProblem>,
+    ) -> Result<(), String> {
         // Hosts of actions and of checks, reached all at once.
         let mut hosts = schedule.hosts();
         for scheduled in &schedule.steps {
@@ -108,7 +122,18 @@ impl Executor {
                 Ok(session) => {
                     conns.insert(host, Conn::Ssh(session));
                 }
-                Err(e) => problems.push(e.to_string()),
+                Err(e) => {
+                    kinds.push(match e.kind() {
+                        SshErrorKind::HostKeyUnknown => PreflightProblem::HostKeyUnknown {
+                            host: e.host().to_owned(),
+                        },
+                        SshErrorKind::HostKeyChanged => PreflightProblem::HostKeyChanged {
+                            host: e.host().to_owned(),
+                        },
+                        _ => PreflightProblem::Other,
+                    });
+                    problems.push(e.to_string())
+                }
             }
         }
         drop(conns);
@@ -277,4 +302,32 @@ impl Executor {
             None => shell,
         }
     }
+}
+
+/// Why preflight refused a run, in words (for the journal) and by kind (so
+/// a command line can say what to do about it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightError {
+    /// What went wrong, every host's problem.
+    pub message: String,
+    /// The kind of each host's refusal, where it has one.
+    pub problems: Vec<PreflightProblem>,
+}
+
+/// One host's refusal at preflight, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PreflightProblem {
+    /// The host offered a key known_hosts does not hold (strict policy).
+    HostKeyUnknown {
+        /// The host as the plan names it.
+        host: String,
+    },
+    /// The host offered a key other than the one on file.
+    HostKeyChanged {
+        /// The host as the plan names it.
+        host: String,
+    },
+    /// Anything else; the message says what.
+    Other,
 }
