@@ -295,10 +295,8 @@ impl View {
                     .map(|s| format!(" at `{s}`"))
                     .unwrap_or_default()
             )),
-            RunRecord::Transition { to, .. } => {
-                if to.starts_with("Reverting") {
-                    self.note("rolling back: undoing completed steps in reverse order");
-                }
+            RunRecord::Transition { to, .. } if to.starts_with("Reverting") => {
+                self.note("rolling back: undoing completed steps in reverse order")
             }
             _ => {}
         }
