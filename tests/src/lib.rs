@@ -202,62 +202,16 @@ impl Cutover {
         self.dir.path()
     }
 
-    /// Starts `cutover` and leaves it running; see [`Spawned`].
-    pub fn spawn(self) -> Spawned {
-        let plan_path = self.dir.path().join(&self.plan_name);
-        if let Some(bytes) = &self.plan {
-            fs::write(&plan_path, bytes).expect("the plan file can be written");
-        }
-        let output = self.dir.path().join("cutover.out");
-        let out = fs::File::create(&output).expect("the output file can be created");
-        let mut command = Command::new(cutover_bin());
-        command
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("the output file can be shared"))
-            .stderr(out);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CUTOVER_VAR_") {
-                command.env_remove(key);
-            }
-        }
-        command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let mut shown = vec!["cutover".to_owned()];
-        for arg in &self.args {
-            match arg {
-                Arg::Plain(a) => {
-                    command.arg(a);
-                    shown.push(a.to_string_lossy().into_owned());
-                }
-                Arg::Plan => {
-                    command.arg(&plan_path);
-                    shown.push(self.plan_name.clone());
-                }
-            }
-        }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", cutover_bin().display()));
-        Spawned {
-            child,
-            command: shown.join(" "),
-            output,
-            _dir: self.dir,
-        }
-    }
-
-    /// Runs `cutover` and waits for it (at most [`RUN_TIMEOUT`]).
-    pub fn run(self) -> Run {
+    /// The command line, ready but for its output: the plan written, the
+    /// environment without the caller's `CUTOVER_VAR_*`, the arguments; and
+    /// how it is shown in messages.
+    fn command(&self) -> (Command, String) {
         let plan_path = self.dir.path().join(&self.plan_name);
         if let Some(bytes) = &self.plan {
             fs::write(&plan_path, bytes).expect("the plan file can be written");
         }
         let mut command = Command::new(cutover_bin());
-        command
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.current_dir(self.dir.path()).stdin(Stdio::null());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("CUTOVER_VAR_") {
                 command.env_remove(key);
@@ -277,6 +231,33 @@ impl Cutover {
                 }
             }
         }
+        (command, shown.join(" "))
+    }
+
+    /// Starts `cutover` and leaves it running; see [`Spawned`].
+    pub fn spawn(self) -> Spawned {
+        let (mut command, shown) = self.command();
+        let output = self.dir.path().join("cutover.out");
+        let out = fs::File::create(&output).expect("the output file can be created");
+        command
+            .stdout(out.try_clone().expect("the output file can be shared"))
+            .stderr(out);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", cutover_bin().display()));
+        Spawned {
+            child,
+            command: shown,
+            output,
+            _dir: self.dir,
+        }
+    }
+
+    /// Runs `cutover` and waits for it (at most [`RUN_TIMEOUT`]).
+    pub fn run(self) -> Run {
+        let plan_path = self.dir.path().join(&self.plan_name);
+        let (mut command, shown) = self.command();
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = command
             .spawn()
@@ -301,7 +282,7 @@ impl Cutover {
                 // Our own child, by its handle (its PID).
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("`{}` did not finish in {RUN_TIMEOUT:?}", shown.join(" "));
+                panic!("`{shown}` did not finish in {RUN_TIMEOUT:?}");
             }
             thread::sleep(Duration::from_millis(2));
         };
@@ -310,7 +291,7 @@ impl Cutover {
             String::from_utf8_lossy(&h.join().expect("the pipe reader does not panic")).into_owned()
         };
         Run {
-            command: shown.join(" "),
+            command: shown,
             code: status.code(),
             stdout: text(stdout),
             stderr: text(stderr),
