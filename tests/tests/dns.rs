@@ -14,12 +14,17 @@ use plan_steps::dns::{
 };
 use tests::lab::{ARecord, Lab, RECORD, ZONE};
 
+/// Runs a test's async part, bounded: a hang fails the test (after two
+/// minutes, far beyond any of these tests) instead of holding up CI.
+#[track_caller]
 fn block_on<F: Future>(future: F) -> F::Output {
+    let limit = Duration::from_secs(120);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime")
-        .block_on(future)
+        .block_on(async { tokio::time::timeout(limit, future).await })
+        .unwrap_or_else(|_| panic!("the test's async part did not finish in {limit:?}: a hang"))
 }
 
 fn dns_lab() -> Lab {
