@@ -117,6 +117,17 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// `announce` could not estimate the plan: the same estimate, run by
+    /// `simulate`, says more about why.
+    pub fn announce_estimate(e: simulations::SimError) -> CliError {
+        CliError::Refused {
+            message: e.to_string(),
+            hint: "`cutover simulate PLAN` runs the same estimate and says more".into(),
+        }
+    }
+}
+
 impl From<simulations::SimError> for CliError {
     fn from(e: simulations::SimError) -> CliError {
         use simulations::SimError;

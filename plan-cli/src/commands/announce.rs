@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use plan_core::{Diagnostic, Plan};
 use simulations::announce::{self, Facts, Figures, Format};
-use simulations::{timeline, Options, SimError};
+use simulations::{timeline, Options};
 
 use crate::{exit_codes, CliError, PlanArgs};
 
@@ -92,7 +92,7 @@ pub fn cmd_announce(
         phase: phase.clone(),
         ..Options::default()
     };
-    let estimate = simulations::estimate(&plan, &options).map_err(sim_error)?;
+    let estimate = simulations::estimate(&plan, &options).map_err(CliError::announce_estimate)?;
     for warning in &estimate.warnings {
         writeln!(stderr, "warning: {warning}")?;
     }
@@ -134,13 +134,6 @@ fn outage_begins(plan: &Plan) -> Duration {
             Some(Duration::from_secs(u64::try_from(at).unwrap_or(0)))
         })
         .unwrap_or_default()
-}
-
-fn sim_error(e: SimError) -> CliError {
-    CliError::Refused {
-        message: e.to_string(),
-        hint: "`cutover simulate PLAN` runs the same estimate and says more".into(),
-    }
 }
 
 /// The warning `cutover check` adds when the announced window is shorter

@@ -34,7 +34,7 @@ pub fn cmd_man(
         return Ok(exit_codes::OK);
     };
     std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(CliError::io(format!("cannot create {}", dir.display())))?;
     let mut pages = vec![("cutover.1".to_owned(), render(command.clone())?)];
     for verb in command.get_subcommands() {
         let name = format!("cutover-{}", verb.get_name());
