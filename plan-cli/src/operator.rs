@@ -94,8 +94,15 @@ impl Operator for TtyOperator {
         if let Some(done) = self.assume {
             return Ok(Answer::flag(done));
         }
+        // Asked when nothing else can tell: the step has no check, or its
+        // check could not run (its host unreachable, say).
+        let why = if step.check.is_some() || step.action.checks_itself() {
+            "its outcome is unknown and its check could not settle it (see above)"
+        } else {
+            "its outcome is unknown and it has no check"
+        };
         let question = format!(
-            "IN DOUBT `{}` ({}): it was under way when the run stopped and has no check.\n  Did it take effect? (y: it did; n: it did not, run it again) [y/n]",
+            "IN DOUBT `{}` ({}): {why}.\n  Did it take effect? (y: it did; n: it did not, run it again) [y/n]",
             step.id, step.title
         );
         self.choose(

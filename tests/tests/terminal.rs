@@ -447,6 +447,7 @@ fn resume_asks_about_an_in_doubt_step_and_takes_the_typed_answer() {
     resume.expect("Continue this run?", WAIT);
     resume.send_line("y");
     resume.expect("IN DOUBT `mark`", WAIT);
+    resume.expect("its outcome is unknown and it has no check", WAIT);
     resume.expect("Did it take effect?", WAIT);
     resume.send_line("maybe");
     resume.expect("Please type `y` or `n`", WAIT);
