@@ -358,6 +358,47 @@ fn commands_run_concurrently_on_one_session() {
     });
 }
 
+/// Channels of one session that end in one burst, many times over: a stress
+/// test of the socket's wake-ups. A libssh2 call of one task can read the
+/// packets of every channel off the socket; the socket's watcher used to
+/// start a new round of retries only when it still found unread bytes, so
+/// such a burst, taken by another task first, could leave a command waiting
+/// for ever (seen once in `commands_run_concurrently_on_one_session`, every
+/// task parked; this test did not catch the old code in five runs: the race
+/// is narrow). Each command is bounded, so a lost wake-up fails here.
+#[test]
+fn commands_ending_in_one_burst_on_one_session_all_finish() {
+    let lab = lab(1);
+    block_on(async {
+        let session = connect(&lab, "host1").await;
+        for round in 0..12 {
+            let mut tasks = tokio::task::JoinSet::new();
+            for n in 0..24 {
+                let session = session.clone();
+                tasks.spawn(async move {
+                    let cmd = ShellCommand::new(format!("sleep 0.2; echo {n}; echo e{n} >&2"));
+                    let run = session.exec(&cmd, std::future::pending());
+                    (n, tokio::time::timeout(Duration::from_secs(20), run).await)
+                });
+            }
+            // Something else busy on the runtime, as on a loaded machine.
+            let spinner = tokio::spawn(async {
+                loop {
+                    tokio::task::yield_now().await;
+                }
+            });
+            while let Some(joined) = tasks.join_next().await {
+                let (n, result) = joined.expect("the task finishes");
+                let outcome = result
+                    .unwrap_or_else(|_| panic!("round {round}: command {n} never ended"))
+                    .expect("the command runs");
+                assert!(outcome.success(), "{outcome:?}");
+            }
+            spinner.abort();
+        }
+    });
+}
+
 #[test]
 fn an_unknown_host_key_is_refused_when_strict_and_added_with_accept_new() {
     let lab = lab(1);

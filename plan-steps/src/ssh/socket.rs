@@ -15,13 +15,19 @@
 //! become readable, would wait for ever. So readability is watched by one
 //! task per session, the *watcher*, and every waiter registers here:
 //!
-//! 1. The watcher peeks at the socket (`MSG_PEEK`, through tokio, which
-//!    clears its readiness only when the peek finds nothing). When unread
-//!    bytes are there it starts a new *generation* and wakes every waiter;
-//!    each retries its libssh2 call.
+//! 1. The watcher waits for the socket to become readable: for each arrival
+//!    of bytes (each readiness event of the reactor) it starts a new
+//!    *generation* and wakes every waiter; each retries its libssh2 call.
+//!    It does so even when the bytes are gone by the time it runs: another
+//!    task's libssh2 call may have read them, packets for other channels
+//!    included, into libssh2's buffers, and only a retry of each waiter's
+//!    call takes them from there. (An earlier watcher peeked for unread
+//!    bytes instead, and so could forget such an arrival: every task then
+//!    waited for ever, seen once with eight commands on one session.)
 //! 2. A call that would block on reading has drained the socket: it reports
 //!    the generation it started in. Once a call started in the current
-//!    generation reports, the watcher peeks again.
+//!    generation reports, the watcher clears the readiness (unless a newer
+//!    event came meanwhile) and waits again.
 //! 3. A waiter registers, then looks whether the generation moved since its
 //!    call began; if so it retries at once, so no wake-up is lost.
 //!
@@ -47,7 +53,7 @@ use std::time::Duration;
 
 use async_ssh2_lite::ssh2::{self, BlockDirections, Session};
 use async_ssh2_lite::AsyncSessionStream;
-use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -68,8 +74,8 @@ pub(crate) struct SessionSocket {
 }
 
 struct Shared {
-    stream: TcpStream,
-    /// Bumped by the watcher each time unread bytes were found.
+    stream: AsyncFd<std::net::TcpStream>,
+    /// Bumped by the watcher each time bytes arrived.
     generation: AtomicU64,
     /// The newest generation in which a call found the socket drained.
     drained: AtomicU64,
@@ -97,6 +103,11 @@ impl SessionSocket {
         )?;
         #[cfg(any(target_os = "linux", target_os = "android"))]
         socket.set_tcp_user_timeout(Some(USER_TIMEOUT))?;
+        // Readiness events, not bytes, start generations: `AsyncFd` tells
+        // each event apart, whoever took the bytes (see the module doc).
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(true)?;
+        let stream = register(stream)?;
         let shared = Arc::new(Shared {
             stream,
             generation: AtomicU64::new(0),
@@ -110,6 +121,17 @@ impl SessionSocket {
     }
 }
 
+/// Registers the socket with the reactor.
+#[expect(
+    deprecated,
+    reason = "`AsyncFd::register` is `unsafe` (forbidden here) only because an arbitrary \
+              `AsRawFd` may close its descriptor while registered; a `TcpStream` owns its \
+              descriptor and closes it only when dropped, after the `AsyncFd` that holds it"
+)]
+fn register(stream: std::net::TcpStream) -> io::Result<AsyncFd<std::net::TcpStream>> {
+    AsyncFd::new(stream)
+}
+
 impl Drop for SessionSocket {
     fn drop(&mut self) {
         self.watcher.abort();
@@ -118,25 +140,34 @@ impl Drop for SessionSocket {
 
 impl AsRawFd for SessionSocket {
     fn as_raw_fd(&self) -> RawFd {
-        self.shared.stream.as_raw_fd()
+        self.shared.stream.get_ref().as_raw_fd()
     }
 }
 
-/// The watcher: one generation each time unread bytes wait in the socket
-/// (see the module doc).
+/// The watcher: one generation each time bytes arrive (see the module doc).
 async fn watch(shared: Arc<Shared>) {
-    let mut byte = [0u8; 1];
     loop {
-        match shared.stream.peek(&mut byte).await {
-            Ok(0) => {
-                tracing::debug!("the SSH server closed the connection");
-                break;
-            }
-            Ok(_) => {}
+        let mut ready = match shared.stream.readable().await {
+            Ok(ready) => ready,
             Err(e) => {
                 tracing::debug!("the SSH socket failed: {e}");
                 break;
             }
+        };
+        // Only to tell the end of the connection: a peek that finds nothing
+        // means some call already took the bytes, and the waiters must
+        // still be woken.
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        match socket2::SockRef::from(shared.stream.get_ref()).peek(&mut byte) {
+            Ok(0) => {
+                tracing::debug!("the SSH server closed the connection");
+                break;
+            }
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                tracing::debug!("the SSH socket failed: {e}");
+                break;
+            }
+            Ok(_) | Err(_) => {}
         }
         let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
         shared.wake_all();
@@ -149,6 +180,8 @@ async fn watch(shared: Arc<Shared>) {
             }
             reported.await;
         }
+        // Forgotten only if no newer event came since `readable` returned.
+        ready.clear_ready();
     }
     // Whatever libssh2 still buffers is for the waiters to take; after that
     // their calls fail.
@@ -212,11 +245,11 @@ impl Shared {
             }
             if writes {
                 match self.stream.poll_write_ready(cx) {
-                    Poll::Ready(Ok(())) => {
+                    Poll::Ready(Ok(mut ready)) => {
                         // Perhaps stale: retry where tokio forgets the
                         // readiness if the call still cannot send.
                         let mut outcome = None;
-                        let _ = self.stream.try_io(Interest::WRITABLE, || {
+                        let _ = ready.try_io(|_| {
                             let result = op();
                             let blocked = matches!(&result, Err(e) if would_block(e))
                                 && directions(session).1;
