@@ -11,10 +11,34 @@ use std::sync::{Arc, Mutex};
 use plan_core::machine::FailureChoice;
 use plan_core::Step;
 use plan_steps::driver::{Answer, Operator};
+use plan_steps::executor::{CheckError, CheckErrorKind};
 use tokio::sync::watch;
 
 use crate::live::View;
 use crate::prompt::{self, is_yes, Reply};
+
+/// Why an in-doubt step is asked about, and what to look at before
+/// answering.
+fn in_doubt_why(step: &Step, why: Option<&CheckError>) -> String {
+    match why.map(|w| (w.kind, w.message.as_str())) {
+        Some((CheckErrorKind::TimedOut, _)) => {
+            "its outcome is unknown and its check ran past its time limit; look by hand".into()
+        }
+        Some((CheckErrorKind::Unreachable, message)) => format!(
+            "its outcome is unknown and its check could not reach the host ({message}); \
+             look by another way, or press Ctrl-C and `cutover resume` once the host answers"
+        ),
+        Some((CheckErrorKind::Failed, message)) => {
+            format!("its outcome is unknown and its check could not run ({message})")
+        }
+        Some((CheckErrorKind::NoCheck, _)) | Some(_) | None
+            if step.check.is_none() && !step.action.checks_itself() =>
+        {
+            "its outcome is unknown and it has no check".into()
+        }
+        _ => "its outcome is unknown and its check could not settle it".into(),
+    }
+}
 
 /// Answers of the operator at a terminal, or fixed by flags.
 pub struct TtyOperator {
@@ -90,20 +114,19 @@ impl Operator for TtyOperator {
         }
     }
 
-    async fn ask_done(&mut self, step: &Step) -> Result<Answer<bool>, String> {
+    async fn ask_done(
+        &mut self,
+        step: &Step,
+        why: Option<&CheckError>,
+    ) -> Result<Answer<bool>, String> {
         if let Some(done) = self.assume {
             return Ok(Answer::flag(done));
         }
-        // Asked when nothing else can tell: the step has no check, or its
-        // check could not run (its host unreachable, say).
-        let why = if step.check.is_some() || step.action.checks_itself() {
-            "its outcome is unknown and its check could not settle it (see above)"
-        } else {
-            "its outcome is unknown and it has no check"
-        };
         let question = format!(
-            "IN DOUBT `{}` ({}): {why}.\n  Did it take effect? (y: it did; n: it did not, run it again) [y/n]",
-            step.id, step.title
+            "IN DOUBT `{}` ({}): {}.\n  Did it take effect? (y: it did; n: it did not, run it again) [y/n]",
+            step.id,
+            step.title,
+            in_doubt_why(step, why)
         );
         self.choose(
             &question,
@@ -186,5 +209,60 @@ impl Operator for TtyOperator {
         self.choose(&question, choices, Ok(safe))
             .await
             .map(Answer::operator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_core::{load_str, Settings, Source};
+
+    /// Two shell steps: `bare` without a check, `checked` with one.
+    fn steps() -> (Step, Step) {
+        let text = r#"Plan(name: "t", service: "t", window: Window(announced: "5m"),
+            phases: [Phase(name: "window", at: "0", steps: [
+                Step(id: "bare", action: Shell(on: "local", run: "true", revert: Nothing("none"))),
+                Step(id: "checked", action: Shell(on: "local", run: "true", revert: Nothing("none")),
+                     check: Run("true")),
+            ])])"#;
+        let plan = load_str(Source::new("t.ron", text), &Settings::default())
+            .plan
+            .expect("a valid plan");
+        let step = |id: &str| plan.step(id).expect("the step").clone();
+        (step("bare"), step("checked"))
+    }
+
+    fn why(kind: CheckErrorKind) -> CheckError {
+        CheckError {
+            message: "host2: connection refused".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn the_in_doubt_question_says_why_it_is_asked() {
+        let (bare, checked) = steps();
+        assert_eq!(
+            in_doubt_why(&bare, None),
+            "its outcome is unknown and it has no check"
+        );
+        assert_eq!(
+            in_doubt_why(&bare, Some(&why(CheckErrorKind::NoCheck))),
+            "its outcome is unknown and it has no check"
+        );
+        let unreachable = in_doubt_why(&checked, Some(&why(CheckErrorKind::Unreachable)));
+        assert!(
+            unreachable.contains("could not reach the host (host2: connection refused)")
+                && unreachable.contains("cutover resume"),
+            "{unreachable}"
+        );
+        assert!(in_doubt_why(&checked, Some(&why(CheckErrorKind::TimedOut)))
+            .contains("ran past its time limit"));
+        assert!(in_doubt_why(&checked, Some(&why(CheckErrorKind::Failed)))
+            .contains("could not run (host2: connection refused)"));
+        assert_eq!(
+            in_doubt_why(&checked, None),
+            "its outcome is unknown and its check could not settle it"
+        );
     }
 }

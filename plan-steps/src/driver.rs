@@ -19,7 +19,7 @@ use plan_core::{Plan, Step};
 use statig::prelude::*;
 use tokio::sync::{mpsc, watch};
 
-use crate::executor::{Executor, Report, Reporter, Transcript};
+use crate::executor::{CheckError, Executor, Report, Reporter, Transcript};
 use crate::journal_file::{JournalFile, JournalFileError};
 
 /// How much of a step's output goes into the journal.
@@ -68,8 +68,13 @@ impl<T> Answer<T> {
 pub trait Operator {
     /// Asks the operator to perform a manual step; `true` once done.
     fn confirm(&mut self, step: &Step) -> impl Future<Output = Result<Answer<bool>, String>>;
-    /// Asks whether an in-doubt step took effect.
-    fn ask_done(&mut self, step: &Step) -> impl Future<Output = Result<Answer<bool>, String>>;
+    /// Asks whether an in-doubt step took effect; `why` says why its check
+    /// could not tell (`None`: it was not run, e.g. after a crash).
+    fn ask_done(
+        &mut self,
+        step: &Step,
+        why: Option<&CheckError>,
+    ) -> impl Future<Output = Result<Answer<bool>, String>>;
     /// Asks the operator to undo a step by hand; `true` once done.
     fn revert_by_hand(
         &mut self,
@@ -130,7 +135,13 @@ pub struct Driver<'a, O: Operator> {
     remind_after: Duration,
     /// Why preflight refused the run, by kind (empty when it did not).
     preflight_problems: Vec<crate::executor::PreflightProblem>,
+    /// Steps whose last check could not tell whether they took effect.
+    unsettled: std::collections::HashMap<String, CheckError>,
 }
+
+/// A step's job done: the event it ends in, the step, what it printed, and
+/// why its check could not settle it, if that is how it ended.
+type Done = (Event, String, Transcript, Option<CheckError>);
 
 impl<'a, O: Operator> Driver<'a, O> {
     /// A driver for `plan` writing to `journal`.
@@ -150,6 +161,7 @@ impl<'a, O: Operator> Driver<'a, O> {
             captured: Default::default(),
             remind_after: REMIND_AFTER,
             preflight_problems: Vec::new(),
+            unsettled: Default::default(),
         }
     }
 
@@ -291,7 +303,7 @@ impl<'a, O: Operator> Driver<'a, O> {
         first: Event,
         mut interrupts: mpsc::UnboundedReceiver<Interrupt>,
     ) -> Result<RunEnd, DriveError> {
-        let (results, mut incoming) = mpsc::unbounded_channel::<(Event, String, Transcript)>();
+        let (results, mut incoming) = mpsc::unbounded_channel::<Done>();
         let (reports, mut reported) = mpsc::unbounded_channel();
         self.executor = self.executor.clone().reporting(Reporter::new(reports));
         let (stop, stopped) = watch::channel(false);
@@ -344,9 +356,13 @@ impl<'a, O: Operator> Driver<'a, O> {
             };
             tokio::select! {
                 Some(report) = reported.recv() => self.report(report)?,
-                Some((event, step, transcript)) = incoming.recv() => {
+                Some((event, step, transcript, unsettled)) = incoming.recv() => {
                     in_flight -= 1;
                     self.transcript(&step, transcript)?;
+                    match unsettled {
+                        Some(why) => self.unsettled.insert(step, why),
+                        None => self.unsettled.remove(&step),
+                    };
                     pending.push_back(event);
                 }
                 Some(interrupt) = interrupts.recv() => match interrupt {
@@ -381,7 +397,7 @@ impl<'a, O: Operator> Driver<'a, O> {
         &mut self,
         machine: &StateMachine<RunMachine>,
         effect: Effect,
-        results: &mpsc::UnboundedSender<(Event, String, Transcript)>,
+        results: &mpsc::UnboundedSender<Done>,
         stopped: &watch::Receiver<bool>,
         in_flight: &mut usize,
         end: &mut Option<RunEnd>,
@@ -457,33 +473,43 @@ impl<'a, O: Operator> Driver<'a, O> {
                     let cancel = async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
-                    let (event, id, transcript) = match job {
+                    let done: Done = match job {
                         Job::Forward(step) => {
                             let (event, transcript) = executor.forward(&step, cancel).await;
-                            (event, step, transcript)
+                            (event, step, transcript, None)
                         }
                         Job::Check(step) => {
                             let (result, transcript) = executor.check(&step, cancel).await;
-                            let event = match result {
-                                Ok(done) => Event::Checked {
-                                    step: step.clone(),
-                                    done,
-                                },
-                                // A check that cannot run leaves the operator to decide.
-                                Err(reason) => Event::StepInDoubt {
-                                    step: step.clone(),
-                                    reason,
-                                },
-                            };
-                            (event, step, transcript)
+                            match result {
+                                Ok(done) => (
+                                    Event::Checked {
+                                        step: step.clone(),
+                                        done,
+                                    },
+                                    step,
+                                    transcript,
+                                    None,
+                                ),
+                                // A check that cannot run leaves the operator
+                                // to decide, told why.
+                                Err(why) => (
+                                    Event::StepInDoubt {
+                                        step: step.clone(),
+                                        reason: why.message.clone(),
+                                    },
+                                    step,
+                                    transcript,
+                                    Some(why),
+                                ),
+                            }
                         }
                         Job::Revert(step, captured) => {
                             let (event, transcript) =
                                 executor.revert(&step, captured.as_deref(), cancel).await;
-                            (event, step, transcript)
+                            (event, step, transcript, None)
                         }
                     };
-                    let _ = results.send((event, id, transcript));
+                    let _ = results.send(done);
                 });
                 Ok(None)
             }
@@ -511,11 +537,13 @@ impl<'a, O: Operator> Driver<'a, O> {
             Effect::AskOperator { ref step } => {
                 let s = step_of(step)
                     .ok_or_else(|| DriveError::NoOperator(format!("no step `{step}`")))?;
+                // Why its check could not settle it, when it has one.
+                let why = self.unsettled.get(step).cloned();
                 let done = self
                     .ask(
                         Some(&s.id),
                         Question::InDoubt,
-                        async |o: &mut O| o.ask_done(&s).await,
+                        async |o: &mut O| o.ask_done(&s, why.as_ref()).await,
                         |done| if *done { "done" } else { "not done" },
                     )
                     .await?;

@@ -10,7 +10,7 @@ use plan_core::machine::Event;
 use plan_core::{Action, Plan, Step};
 use tokio::sync::RwLock;
 
-use super::failure::Failure;
+use super::failure::{CheckError, CheckErrorKind, Failure};
 use super::hosts::Conn;
 use super::{copy, dns, service, shell, wait};
 use super::{Reporter, SshOptions, Transcript};
@@ -189,15 +189,19 @@ impl Executor {
         &self,
         id: &str,
         cancel: impl Future<Output = ()> + Send,
-    ) -> (Result<bool, String>, Transcript) {
+    ) -> (Result<bool, CheckError>, Transcript) {
         let mut transcript = Transcript::default();
         let step = match self.step(id) {
             Ok(step) => step,
-            Err(reason) => return (Err(reason), transcript),
+            Err(message) => {
+                let kind = CheckErrorKind::Failed;
+                return (Err(CheckError { message, kind }), transcript);
+            }
         };
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
         self.settle_leftover(step, &mut transcript, cancel.as_mut())
             .await;
+        let mut if_failed = CheckErrorKind::Failed;
         let result = match &step.action {
             // Checked by its dry run first, with or without a check.
             Action::Rsync { .. } => copy::done(self, step, &mut transcript, cancel.as_mut()).await,
@@ -229,11 +233,15 @@ impl Executor {
             }
             // A wait leaves nothing behind: running it again is what is needed.
             Action::Wait(_) | Action::WaitTtl { .. } => Ok(false),
-            Action::Shell { .. } | Action::Manual { .. } | Action::Verify => Err(Failure::Failed(
-                format!("step `{id}` has no check to tell whether it took effect"),
-            )),
+            Action::Shell { .. } | Action::Manual { .. } | Action::Verify => {
+                if_failed = CheckErrorKind::NoCheck;
+                Err(Failure::Failed(format!(
+                    "step `{id}` has no check to tell whether it took effect"
+                )))
+            }
         };
-        (result.map_err(|f| f.message()), transcript)
+        let result = result.map_err(|f| CheckError::from_failure(f, if_failed));
+        (result, transcript)
     }
 
     /// Undoes a completed step, using what it captured before its change.

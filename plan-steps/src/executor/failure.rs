@@ -120,3 +120,43 @@ mod tests {
         );
     }
 }
+
+/// Why a step's check could not tell whether the step took effect, in
+/// words and by kind (so the one who answers instead can be told what to
+/// look at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckError {
+    /// What went wrong.
+    pub message: String,
+    /// Its kind.
+    pub kind: CheckErrorKind,
+}
+
+/// The kind of a [`CheckError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckErrorKind {
+    /// The step has no check, and its action cannot tell by itself.
+    NoCheck,
+    /// The check ran past its time limit.
+    TimedOut,
+    /// The host could not be reached, or the connection was lost, while
+    /// checking.
+    Unreachable,
+    /// The check could not run for another reason (the message says).
+    Failed,
+}
+
+impl CheckError {
+    pub(super) fn from_failure(failure: Failure, kind_if_failed: CheckErrorKind) -> CheckError {
+        let kind = match &failure {
+            Failure::Deadline => CheckErrorKind::TimedOut,
+            Failure::InDoubt(_) => CheckErrorKind::Unreachable,
+            Failure::Failed(_) => kind_if_failed,
+        };
+        CheckError {
+            message: failure.message(),
+            kind,
+        }
+    }
+}

@@ -139,7 +139,10 @@ mod tests {
         let (done, _) = ex.check("full", pending()).await;
         assert_eq!(
             done,
-            Err("step `full` has no check to tell whether it took effect".into())
+            Err(super::super::CheckError {
+                message: "step `full` has no check to tell whether it took effect".into(),
+                kind: super::super::CheckErrorKind::NoCheck,
+            })
         );
     }
 }
