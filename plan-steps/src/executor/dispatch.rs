@@ -201,7 +201,6 @@ impl Executor {
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
         self.settle_leftover(step, &mut transcript, cancel.as_mut())
             .await;
-        let mut if_failed = CheckErrorKind::Failed;
         let result = match &step.action {
             // Checked by its dry run first, with or without a check.
             Action::Rsync { .. } => copy::done(self, step, &mut transcript, cancel.as_mut()).await,
@@ -234,14 +233,12 @@ impl Executor {
             // A wait leaves nothing behind: running it again is what is needed.
             Action::Wait(_) | Action::WaitTtl { .. } => Ok(false),
             Action::Shell { .. } | Action::Manual { .. } | Action::Verify => {
-                if_failed = CheckErrorKind::NoCheck;
-                Err(Failure::Failed(format!(
-                    "step `{id}` has no check to tell whether it took effect"
-                )))
+                let message = format!("step `{id}` has no check to tell whether it took effect");
+                let kind = CheckErrorKind::NoCheck;
+                return (Err(CheckError { message, kind }), transcript);
             }
         };
-        let result = result.map_err(|f| CheckError::from_failure(f, if_failed));
-        (result, transcript)
+        (result.map_err(CheckError::from), transcript)
     }
 
     /// Undoes a completed step, using what it captured before its change.

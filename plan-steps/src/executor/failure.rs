@@ -147,12 +147,12 @@ pub enum CheckErrorKind {
     Failed,
 }
 
-impl CheckError {
-    pub(super) fn from_failure(failure: Failure, kind_if_failed: CheckErrorKind) -> CheckError {
+impl From<Failure> for CheckError {
+    fn from(failure: Failure) -> CheckError {
         let kind = match &failure {
             Failure::Deadline => CheckErrorKind::TimedOut,
             Failure::InDoubt(_) => CheckErrorKind::Unreachable,
-            Failure::Failed(_) => kind_if_failed,
+            Failure::Failed(_) => CheckErrorKind::Failed,
         };
         CheckError {
             message: failure.message(),
