@@ -617,3 +617,13 @@ pub fn journal_entries(path: &Path) -> Vec<Value> {
         .map(|v| v["entry"].clone())
         .collect()
 }
+
+/// Runs a test's async part on `runtime`, bounded: a hang fails the test
+/// (after two minutes, far beyond any test here) instead of holding up CI.
+#[track_caller]
+pub fn bounded<F: std::future::Future>(runtime: tokio::runtime::Runtime, future: F) -> F::Output {
+    let limit = Duration::from_secs(120);
+    runtime
+        .block_on(async { tokio::time::timeout(limit, future).await })
+        .unwrap_or_else(|_| panic!("the test's async part did not finish in {limit:?}: a hang"))
+}

@@ -14,17 +14,14 @@ use plan_steps::dns::{
 };
 use tests::lab::{ARecord, Lab, RECORD, ZONE};
 
-/// Runs a test's async part, bounded: a hang fails the test (after two
-/// minutes, far beyond any of these tests) instead of holding up CI.
+/// Runs a test's async part, bounded (see [`tests::bounded`]).
 #[track_caller]
 fn block_on<F: Future>(future: F) -> F::Output {
-    let limit = Duration::from_secs(120);
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime")
-        .block_on(async { tokio::time::timeout(limit, future).await })
-        .unwrap_or_else(|_| panic!("the test's async part did not finish in {limit:?}: a hang"))
+        .expect("a tokio runtime");
+    tests::bounded(runtime, future)
 }
 
 fn dns_lab() -> Lab {

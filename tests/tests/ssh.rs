@@ -18,18 +18,15 @@ use tests::lab::Lab;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Runs a test's async part, bounded: a hang fails the test (after two
-/// minutes, far beyond any of these tests) instead of holding up CI.
+/// Runs a test's async part, bounded (see [`tests::bounded`]).
 #[track_caller]
 fn block_on<F: Future>(future: F) -> F::Output {
-    let limit = Duration::from_secs(120);
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("a tokio runtime")
-        .block_on(async { tokio::time::timeout(limit, future).await })
-        .unwrap_or_else(|_| panic!("the test's async part did not finish in {limit:?}: a hang"))
+        .expect("a tokio runtime");
+    tests::bounded(runtime, future)
 }
 
 fn lab(hosts: u8) -> Lab {
