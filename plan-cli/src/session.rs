@@ -38,6 +38,16 @@ pub fn open_journal(
                 journal: path.display().to_string(),
                 detail: changed_steps(path, plan),
             },
+            JournalFileErrorKind::Locked { holder } => CliError::Refused {
+                message: format!(
+                    "another run of this journal is live{} (journal {})",
+                    holder.map(|h| format!(": {h}")).unwrap_or_default(),
+                    path.display()
+                ),
+                hint: "one run writes a journal at a time: watch that run, or wait for it to \
+                       end; if its process died, the lock is already free"
+                    .into(),
+            },
             _ => CliError::Journal(e.to_string()),
         })?;
     let torn = journal.torn_tail.as_ref().map(|t| {
@@ -50,6 +60,57 @@ pub fn open_journal(
     let runs = replay(plan, &records)
         .map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
     Ok((file, runs, torn))
+}
+
+/// Other journals of the same plan (same name, any version) beside the plan
+/// or beside `journal`: a second journal would record the half-migrated
+/// state of the first as the new run's "before".
+pub fn other_journals(plan_path: &Path, plan: &Plan, journal: &Path) -> Vec<PathBuf> {
+    let default = journal_path(plan_path, None);
+    let dirs = [plan_path.parent(), journal.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        });
+    let mut candidates: Vec<PathBuf> = vec![default];
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        candidates.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "journal")),
+        );
+    }
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let mut found: Vec<PathBuf> = Vec::new();
+    for candidate in candidates {
+        if same(&candidate, journal) || found.iter().any(|f| same(f, &candidate)) {
+            continue;
+        }
+        let Ok(other) = JournalFile::read::<serde_json::Value>(&candidate) else {
+            continue;
+        };
+        let of_this_plan = other.records.iter().any(|r| {
+            r.plan_hash == plan.hash
+                || r.entry.get("type").and_then(|k| k.as_str()) == Some("run_started")
+                    && r.entry.get("plan").and_then(|p| p.as_str()) == Some(plan.name.as_str())
+        });
+        if of_this_plan {
+            found.push(candidate);
+        }
+    }
+    found
 }
 
 /// What differs between the plan the journal was written for and this one.
@@ -95,6 +156,29 @@ pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
     plan.steps()
         .map(|s| (s.id.clone(), s.fingerprint()))
         .collect()
+}
+
+/// Removes the run directory `dir` when it is empty: nothing in it is
+/// needed, and `resume` makes it again if a step of the run needs it.
+/// A directory a step left files in is kept (the operator may want them);
+/// returns whether it was kept.
+pub fn tidy_run_dir(dir: &str) -> bool {
+    let empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+    !(empty && std::fs::remove_dir(dir).is_ok())
+}
+
+/// Makes the run directory `dir` again for `resume`, when it was removed
+/// (empty) at the end of an earlier session of the run, or by the system.
+pub fn recreate_run_dir(dir: &str) -> Result<(), CliError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if Path::new(dir).is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(CliError::io("cannot create the run directory again"))
 }
 
 /// The exit code of a run's end. A run refused at preflight changed

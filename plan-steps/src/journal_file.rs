@@ -6,12 +6,20 @@
 //! then [`JournalFile::append`]s one record per event. `status` reads it
 //! without changing it, with [`JournalFile::read`].
 //!
-//! Nothing here takes a lock: two runs appending to one journal at once are
-//! not prevented by this module.
+//! One writer at a time: [`JournalFile::open`] takes an exclusive OS lock
+//! (`flock`) on `<journal>.lock` before it reads the journal, holds it for
+//! the life of the [`JournalFile`], and writes who holds it (user@host, pid,
+//! start) into that file, so a second `run` or `resume` is refused with the
+//! holder's name. The kernel releases the lock when the process dies, so a
+//! `kill -9` needs nothing cleaned by hand before `resume`.
+//!
+//! Every append first makes sure the path still names the file being
+//! written: a journal deleted or replaced under a live run stops the run at
+//! its next record, and what the run had written is saved beside it.
 
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use plan_core::journal::{self, Journal, JournalError};
@@ -22,15 +30,149 @@ use serde::Serialize;
 /// commands, so only its owner may read it.
 const MODE: u32 = 0o600;
 
-/// An open journal, positioned to append.
+/// An open journal, positioned to append, and the lock that makes its
+/// holder the only writer.
 #[derive(Debug)]
 pub struct JournalFile {
     path: PathBuf,
-    file: File,
+    /// The journal and its (device, inode); `None` until the first append
+    /// creates it, so a run refused before it records anything leaves no
+    /// file behind.
+    file: Option<(File, (u64, u64))>,
     plan_hash: u64,
     next_seq: u64,
     /// Set when an append failed: the file may end in part of a record.
     broken: bool,
+    _lock: JournalLock,
+}
+
+/// Who holds a journal's lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Holder {
+    /// The user the holding process runs as.
+    pub user: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it took the lock (RFC 3339).
+    pub since: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}@{}, pid {}, since {}",
+            self.user, self.host, self.pid, self.since
+        )
+    }
+}
+
+impl Holder {
+    /// This process.
+    fn me() -> Holder {
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| nix::unistd::getuid().to_string(), |u| u.name);
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown-host".into());
+        Holder {
+            user,
+            host,
+            pid: std::process::id(),
+            since: jiff::Timestamp::now().to_string(),
+        }
+    }
+}
+
+/// The exclusive lock on `<journal>.lock`, held while this value lives.
+#[derive(Debug)]
+struct JournalLock {
+    path: PathBuf,
+    file: File,
+}
+
+impl JournalLock {
+    /// Takes the lock of the journal at `journal`, or says who holds it.
+    fn acquire(journal: &Path) -> Result<JournalLock, JournalFileErrorKind> {
+        let path = lock_path(journal);
+        // Another holder may remove the file between our open and our lock:
+        // the lock is ours only if the path still names the file we locked.
+        for _ in 0..8 {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(MODE)
+                .open(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    let holder = fs::read(&path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Holder>(&b).ok());
+                    return Err(JournalFileErrorKind::Locked { holder });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e.into()),
+            }
+            if identity(&fs::metadata(&path)?) != identity(&file.metadata()?) {
+                continue;
+            }
+            let mut lock = JournalLock { path, file };
+            let holder = serde_json::to_vec(&Holder::me()).map_err(io::Error::other)?;
+            lock.file.set_len(0)?;
+            lock.file.write_all(&holder)?;
+            lock.file.sync_data()?;
+            return Ok(lock);
+        }
+        Err(io::Error::other(format!(
+            "the lock file {} keeps being replaced",
+            path.display()
+        ))
+        .into())
+    }
+}
+
+impl Drop for JournalLock {
+    fn drop(&mut self) {
+        // Remove the file while still holding the lock (it is released when
+        // the file closes, right after), and only if it is still ours.
+        let ours = match (fs::metadata(&self.path), self.file.metadata()) {
+            (Ok(on_disk), Ok(held)) => identity(&on_disk) == identity(&held),
+            _ => false,
+        };
+        if ours {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The lock file of the journal at `journal`: `<journal>.lock`.
+pub fn lock_path(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Who holds the lock of the journal at `journal` now, if anyone does.
+pub fn holder(journal: &Path) -> Option<Holder> {
+    let path = lock_path(journal);
+    let file = File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+    }
+}
+
+fn identity(metadata: &fs::Metadata) -> (u64, u64) {
+    (metadata.dev(), metadata.ino())
 }
 
 /// A journal file could not be opened, read or written.
@@ -73,22 +215,49 @@ pub enum JournalFileErrorKind {
     /// open it again (which trims a torn tail) before appending more.
     #[error("an earlier write failed; reopen the journal before writing to it again")]
     Broken,
+    /// Another process holds the journal: a run or resume of it is live.
+    #[error("{}", match holder {
+        Some(h) => format!("another run is writing it ({h})"),
+        None => "another run is writing it".to_owned(),
+    })]
+    Locked {
+        /// Who holds it, when its lock file says.
+        holder: Option<Holder>,
+    },
+    /// The journal was deleted or replaced while the run was writing it;
+    /// what the run had written is saved in `saved` (when it could be).
+    #[error("{}", match saved {
+        Some(saved) => format!(
+            "it was deleted or replaced while the run was writing it; what the run had \
+             journaled is saved in {}: put it back at the journal's path before resuming",
+            saved.display()
+        ),
+        None => "it was deleted or replaced while the run was writing it, and what the run \
+                 had journaled could not be saved".to_owned(),
+    })]
+    Vanished {
+        /// Where the run's records were saved.
+        saved: Option<PathBuf>,
+    },
     /// Any other I/O error.
     #[error("{0}")]
     Io(#[from] io::Error),
 }
 
 impl JournalFile {
-    /// Opens the journal at `path` for a run of the plan with `plan_hash`,
-    /// creating it (mode 0600) if it does not exist.
+    /// Takes the journal at `path` for a run of the plan with `plan_hash`:
+    /// locks it against every other writer, then reads it.
     ///
-    /// Returns the file, ready to append, and what it already holds. If its
-    /// permissions let anyone but the owner in, they are tightened to 0600.
-    /// If its last line was torn by a crash, the file is truncated to the
-    /// records before it, so the next append starts on a clean line, and the
-    /// [`TornTail`](plan_core::journal::TornTail) is still returned so the
-    /// caller can say so. A journal that does not decode, or whose records
-    /// are for another plan, is refused and left as it is.
+    /// Returns the file, ready to append, and what it already holds. A
+    /// journal that does not exist yet is created (mode 0600) by the first
+    /// append, not here. If its permissions let anyone but the owner in,
+    /// they are tightened to 0600. If its last line was torn by a crash, the
+    /// file is truncated to the records before it, so the next append starts
+    /// on a clean line, and the [`TornTail`](plan_core::journal::TornTail)
+    /// is still returned so the caller can say so. A journal that another
+    /// process holds ([`JournalFileErrorKind::Locked`]), that does not
+    /// decode, or whose records are for another plan, is refused and left as
+    /// it is.
     pub fn open<P: DeserializeOwned>(
         path: &Path,
         plan_hash: u64,
@@ -98,26 +267,32 @@ impl JournalFile {
             kind,
         };
         let io_err = |e| err(JournalFileErrorKind::Io(e));
-        let (mut file, created) = open_or_create(path).map_err(|e| match e.kind() {
-            io::ErrorKind::IsADirectory => err(JournalFileErrorKind::NotAFile),
-            _ => err(JournalFileErrorKind::Io(e)),
-        })?;
-        let metadata = file.metadata().map_err(io_err)?;
-        if !metadata.is_file() {
+        if path.is_dir() {
             return Err(err(JournalFileErrorKind::NotAFile));
         }
-        if metadata.permissions().mode() & 0o077 != 0 {
-            file.set_permissions(Permissions::from_mode(MODE))
-                .map_err(io_err)?;
-        }
-        if created {
-            // The file's name is part of its parent directory: sync that too,
-            // or a crash could lose the new journal along with its records.
-            sync_parent(path).map_err(io_err)?;
-        }
-
+        let lock = JournalLock::acquire(path).map_err(err)?;
+        let mut file = match OpenOptions::new().read(true).append(true).open(path) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                return Err(err(JournalFileErrorKind::NotAFile))
+            }
+            Err(e) => return Err(io_err(e)),
+        };
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io_err)?;
+        let mut id = (0, 0);
+        if let Some(file) = &mut file {
+            let metadata = file.metadata().map_err(io_err)?;
+            if !metadata.is_file() {
+                return Err(err(JournalFileErrorKind::NotAFile));
+            }
+            id = identity(&metadata);
+            if metadata.permissions().mode() & 0o077 != 0 {
+                file.set_permissions(Permissions::from_mode(MODE))
+                    .map_err(io_err)?;
+            }
+            file.read_to_end(&mut bytes).map_err(io_err)?;
+        }
         let journal = journal::decode_bytes::<P>(&bytes).map_err(|e| err(e.into()))?;
         if let Some(first) = journal.records.first() {
             if first.plan_hash != plan_hash {
@@ -127,7 +302,7 @@ impl JournalFile {
                 }));
             }
         }
-        if let Some(torn) = &journal.torn_tail {
+        if let (Some(torn), Some(file)) = (&journal.torn_tail, &file) {
             // Drop the partial record, durably, before anything is appended
             // after it: otherwise it would become a corrupt middle line.
             file.set_len(torn.offset as u64).map_err(io_err)?;
@@ -135,10 +310,11 @@ impl JournalFile {
         }
         let journal_file = JournalFile {
             path: path.to_owned(),
-            file,
+            file: file.map(|f| (f, id)),
             plan_hash,
             next_seq: journal::next_seq(&journal),
             broken: false,
+            _lock: lock,
         };
         Ok((journal_file, journal))
     }
@@ -166,8 +342,9 @@ impl JournalFile {
     /// ([`JournalFileErrorKind::Broken`]): the run must stop, since it can no
     /// longer record what it does.
     pub fn append<P: Serialize>(&mut self, time: &str, entry: &P) -> Result<u64, JournalFileError> {
+        let path = self.path.clone();
         let err = |kind| JournalFileError {
-            path: self.path.clone(),
+            path: path.clone(),
             kind,
         };
         if self.broken {
@@ -175,15 +352,21 @@ impl JournalFile {
         }
         let seq = self.next_seq;
         let line = journal::encode(seq, time, self.plan_hash, entry).map_err(|e| err(e.into()))?;
+        let file = match self.writable() {
+            Ok(file) => file,
+            Err(kind) => {
+                self.broken = true;
+                return Err(err(kind));
+            }
+        };
         // One write of the whole line (the file is in append mode), then
         // fsync after every record: a record must be on disk before the
         // remote action it announces starts, or a crash in the middle of
         // that action would leave no trace that it began, and `resume` could
         // not know the step is in doubt.
-        let written = self
-            .file
+        let written = file
             .write_all(line.as_bytes())
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| file.sync_data());
         if let Err(e) = written {
             self.broken = true;
             return Err(err(JournalFileErrorKind::Io(e)));
@@ -196,6 +379,67 @@ impl JournalFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The file to append to: created by the first append; afterwards, still
+    /// the file at the journal's path, or the run must stop.
+    fn writable(&mut self) -> Result<&mut File, JournalFileErrorKind> {
+        let on_disk = fs::metadata(&self.path);
+        let existed = self.file.is_some();
+        let (file, id) = match &mut self.file {
+            Some(entry) => entry,
+            slot @ None => {
+                let (file, created) = open_or_create(&self.path)?;
+                if !created {
+                    // Someone else put a file there since the journal was read.
+                    return Err(JournalFileErrorKind::Vanished { saved: None });
+                }
+                // The file's name is part of its parent directory: sync that
+                // too, or a crash could lose the new journal with its records.
+                sync_parent(&self.path)?;
+                let id = identity(&file.metadata()?);
+                slot.insert((file, id))
+            }
+        };
+        if !existed || on_disk.is_ok_and(|m| identity(&m) == *id) {
+            Ok(file)
+        } else {
+            Err(JournalFileErrorKind::Vanished {
+                saved: rescue(&self.path, file).ok(),
+            })
+        }
+    }
+}
+
+/// Copies what the run wrote into the journal that vanished from `path` to a
+/// new file beside it; returns that file.
+fn rescue(path: &Path, file: &mut File) -> io::Result<PathBuf> {
+    let mut bytes = Vec::new();
+    file.seek(io::SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    for n in 1..100 {
+        let mut name = path.as_os_str().to_owned();
+        name.push(if n == 1 {
+            ".saved".to_owned()
+        } else {
+            format!(".saved.{n}")
+        });
+        let saved = PathBuf::from(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(MODE)
+            .open(&saved)
+        {
+            Ok(mut out) => {
+                out.write_all(&bytes)?;
+                out.sync_all()?;
+                return Ok(saved);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free name to save the journal under"))
 }
 
 /// Opens `path` to read and append, creating it with mode 0600 if need be;
@@ -241,14 +485,96 @@ mod tests {
     }
 
     #[test]
-    fn creates_the_file_with_mode_0600() {
+    fn the_first_append_creates_the_file_with_mode_0600() {
         let dir = dir();
         let path = dir.path().join("plan.journal");
-        let (file, journal) = open(&path);
+        let (mut file, journal) = open(&path);
         assert_eq!(file.path(), path);
         assert!(journal.records.is_empty());
         assert_eq!(journal.torn_tail, None);
+        // A run refused before its first record leaves no journal behind.
+        assert!(!path.exists());
+        file.append(TIME, &json!("one")).expect("appends");
         assert_eq!(mode(&path), 0o600);
+        drop(file);
+        assert!(!lock_path(&path).exists(), "the lock file is removed");
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_and_told_who_holds_the_journal() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (mut first, _) = open(&path);
+        first.append(TIME, &json!("one")).expect("appends");
+        let before = fs::read(&path).expect("reads");
+
+        let error = JournalFile::open::<Value>(&path, PLAN).expect_err("held");
+        let JournalFileErrorKind::Locked {
+            holder: Some(holder),
+        } = &error.kind
+        else {
+            panic!("not refused as locked: {error:?}");
+        };
+        assert_eq!(holder.pid, std::process::id());
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{error}"
+        );
+        assert_eq!(holder, &super::holder(&path).expect("held"));
+        assert_eq!(fs::read(&path).expect("reads"), before, "untouched");
+
+        drop(first);
+        assert_eq!(super::holder(&path), None);
+        let (_, journal) = open(&path);
+        assert_eq!(journal.records.len(), 1);
+    }
+
+    #[test]
+    fn a_journal_deleted_under_a_run_stops_it_and_its_records_are_saved() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (mut file, _) = open(&path);
+        file.append(TIME, &json!("one")).expect("appends");
+        file.append(TIME, &json!("two")).expect("appends");
+        let written = fs::read(&path).expect("reads");
+        fs::remove_file(&path).expect("deletes");
+
+        let error = file.append(TIME, &json!("three")).expect_err("noticed");
+        let JournalFileErrorKind::Vanished { saved: Some(saved) } = &error.kind else {
+            panic!("not noticed as vanished: {error:?}");
+        };
+        assert_eq!(fs::read(saved).expect("saved"), written);
+        assert!(
+            matches!(
+                file.append(TIME, &json!("four")).expect_err("stopped").kind,
+                JournalFileErrorKind::Broken
+            ),
+            "nothing more is written"
+        );
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_journal_replaced_under_a_run_stops_it() {
+        let dir = dir();
+        let path = dir.path().join("plan.journal");
+        let (mut file, _) = open(&path);
+        file.append(TIME, &json!("one")).expect("appends");
+        let other = dir.path().join("other");
+        fs::write(&other, "").expect("writes");
+        fs::rename(&other, &path).expect("replaces");
+        let error = file.append(TIME, &json!("two")).expect_err("noticed");
+        assert!(
+            matches!(error.kind, JournalFileErrorKind::Vanished { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            fs::read(&path).expect("reads"),
+            b"",
+            "the new file is left alone"
+        );
     }
 
     #[test]
@@ -257,7 +583,7 @@ mod tests {
         let path = dir.path().join("plan.journal");
         fs::write(&path, "").expect("writes");
         fs::set_permissions(&path, Permissions::from_mode(0o644)).expect("chmod");
-        open(&path);
+        let _held = open(&path);
         assert_eq!(mode(&path), 0o600);
     }
 

@@ -11,6 +11,7 @@ mod graph;
 mod lab;
 mod mailman;
 mod run;
+mod run_safety;
 mod ssh;
 mod status;
 mod terminal;

@@ -127,7 +127,9 @@ pub fn cmd_resume(
         .cloned()
         .collect();
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
-    session::drive(
+    let run_dir = last.run_dir.clone();
+    session::recreate_run_dir(&run_dir)?;
+    let result = session::drive(
         Arc::new(plan),
         &mut journal,
         &mut machine,
@@ -144,7 +146,9 @@ pub fn cmd_resume(
             ssh: args.ssh.options(),
             leftovers,
         },
-    )
+    );
+    session::tidy_run_dir(&run_dir);
+    result
 }
 
 fn describe_end(end: &plan_core::machine::RunEnd) -> String {

@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// Journal file (default: the plan's path with `.journal` appended)
     #[arg(long, value_name = "PATH")]
     journal: Option<PathBuf>,
+    /// Start although another journal of this plan exists, or a phase's anchor time has not come
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     output: crate::JsonArgs,
     #[command(flatten)]
@@ -121,6 +124,31 @@ pub fn cmd_run(
                     args.plan.plan.display()
                 ),
             });
+        }
+    }
+    if runs.is_empty() {
+        let others = session::other_journals(&args.plan.plan, &plan, &path);
+        if !others.is_empty() {
+            let list: Vec<String> = others.iter().map(|p| p.display().to_string()).collect();
+            writeln!(
+                stderr,
+                "warning: another journal of this plan exists: {}; a run in a second journal \
+                 takes whatever the first one changed as its \"before\"",
+                list.join(", ")
+            )?;
+            if !args.force {
+                return Err(CliError::Refused {
+                    message: format!(
+                        "not starting a second journal ({}) for this plan",
+                        path.display()
+                    ),
+                    hint: format!(
+                        "continue in that journal (`--journal {}`), or pass --force to start \
+                         this one anyway",
+                        list[0]
+                    ),
+                });
+            }
         }
     }
     let done = already_done(&runs);
@@ -190,7 +218,7 @@ pub fn cmd_run(
         plan: plan.name.clone(),
         phase,
         already_done: done,
-        run_dir,
+        run_dir: run_dir.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         steps: fingerprints,
         on_failure: args.on_failure.into(),
@@ -199,7 +227,7 @@ pub fn cmd_run(
         .with_on_failure(args.on_failure.into())
         .state_machine();
     let plan = Arc::new(plan);
-    session::drive(
+    let result = session::drive(
         plan,
         &mut journal,
         &mut machine,
@@ -215,7 +243,14 @@ pub fn cmd_run(
             ssh: args.ssh.options(),
             ..Carried::default()
         },
-    )
+    );
+    if session::tidy_run_dir(&run_dir) && result.is_ok() && mode != Mode::Json {
+        writeln!(
+            stderr,
+            "the run directory {run_dir} is kept: steps left files in it"
+        )?;
+    }
+    result
 }
 
 /// Which phase a run takes: the one given, or the only one with steps left.

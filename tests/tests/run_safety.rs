@@ -1,0 +1,187 @@
+//! Run safety (issue 11): what a hostile tester found the machine promising
+//! but not doing, each reproduced as it was found and now guarded.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tests::{journal_entries, run_dir_in, workspace_file, Cutover, Run, RunDir};
+
+fn example(name: &str) -> PathBuf {
+    workspace_file(&format!("examples/{name}"))
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cutover-safety-test-")
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+fn run(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
+    Cutover::new()
+        .arg("run")
+        .arg(plan)
+        .args(extra)
+        .arg("--journal")
+        .arg(journal)
+        .run()
+}
+
+fn resume(plan: &Path, journal: &Path) -> Run {
+    Cutover::new()
+        .arg("resume")
+        .arg(plan)
+        .args(["--yes", "--journal"])
+        .arg(journal)
+        .run()
+}
+
+/// The run directory the journal's first run recorded.
+fn run_dir_in_journal(path: &Path) -> Option<RunDir> {
+    journal_entries(path)
+        .iter()
+        .find(|e| e["type"] == "run_started")
+        .and_then(|e| e["run_dir"].as_str().map(|d| RunDir(PathBuf::from(d))))
+}
+
+/// Issue 11, item 4: two runs (or a run and a resume) of one journal at
+/// once both executed and wrote duplicate sequence numbers. The second is
+/// refused, named the holder; once the holder is killed with SIGKILL, the
+/// kernel has released the lock and `resume` needs nothing by hand.
+#[test]
+fn regression_a_second_run_or_resume_of_a_live_journal_is_refused_naming_the_holder() {
+    let plan = example("local/slow.ron");
+    let dir = temp_dir();
+    let journal = dir.path().join("slow.journal");
+    let mut first = Cutover::new()
+        .arg("run")
+        .arg(&plan)
+        .args(["--yes", "--journal"])
+        .arg(&journal)
+        .spawn();
+    first.wait_until(Duration::from_secs(30), "step-1 under way", || {
+        fs::read_to_string(&journal)
+            .is_ok_and(|t| t.contains(r#""type":"process","step":"step-1""#))
+    });
+    let before = fs::read(&journal).expect("the journal");
+    let holder = format!("pid {}", first.pid());
+
+    let second = run(&plan, &journal, &["--yes"]);
+    second.assert_code(1);
+    assert!(
+        second
+            .stderr
+            .contains("another run of this journal is live")
+            && second.stderr.contains(&holder),
+        "{}",
+        second.describe()
+    );
+    let beside = resume(&plan, &journal);
+    beside.assert_code(1);
+    assert!(beside.stderr.contains(&holder), "{}", beside.describe());
+    let now = fs::read(&journal).expect("the journal");
+    assert!(
+        now.starts_with(&before),
+        "the refused runs wrote into the journal"
+    );
+
+    first.kill();
+    let run_dir = run_dir_in_journal(&journal).expect("the run directory");
+    let resumed = resume(&plan, &journal);
+    resumed.assert_code(0);
+    let log = fs::read_to_string(run_dir.demo().join("effects.log")).expect("the log");
+    assert_eq!(log, "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n");
+}
+
+/// Issue 11, item 9: a journal deleted mid-run went unnoticed and the run
+/// completed into an unlinked file. Now the run stops at its next record,
+/// saves what it had journaled beside the path, and says how to resume.
+#[test]
+fn regression_a_journal_deleted_mid_run_stops_the_run_and_is_saved() {
+    let plan = example("local/slow.ron");
+    let dir = temp_dir();
+    let journal = dir.path().join("slow.journal");
+    let mut running = Cutover::new()
+        .arg("run")
+        .arg(&plan)
+        .args(["--yes", "--journal"])
+        .arg(&journal)
+        .spawn();
+    running.wait_until(Duration::from_secs(30), "step-1 under way", || {
+        fs::read_to_string(&journal)
+            .is_ok_and(|t| t.contains(r#""type":"process","step":"step-1""#))
+    });
+    let run_dir = run_dir_in_journal(&journal).expect("the run directory");
+    fs::remove_file(&journal).expect("the journal is deleted");
+    let code = running.wait(Duration::from_secs(60));
+    let output = running.output();
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("deleted or replaced"), "{output}");
+    let saved = dir.path().join("slow.journal.saved");
+    assert!(saved.is_file(), "nothing saved\n{output}");
+    let log = fs::read_to_string(run_dir.demo().join("effects.log")).unwrap_or_default();
+    assert!(
+        !log.contains("step-2"),
+        "the run went on after its journal vanished: {log:?}\n{output}"
+    );
+    // Put back, the saved journal resumes the run to its end.
+    fs::rename(&saved, &journal).expect("put back");
+    resume(&plan, &journal).assert_code(0);
+    let log = fs::read_to_string(run_dir.demo().join("effects.log")).expect("the log");
+    assert_eq!(log, "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n");
+}
+
+/// Issue 11, item 4: a second journal for the same plan (which would take
+/// the first one's half-done changes as its "before") needs --force.
+#[test]
+fn regression_a_second_journal_for_the_same_plan_needs_force() {
+    let plan = example("local/ok.ron");
+    let dir = temp_dir();
+    let first = dir.path().join("first.journal");
+    let out = run(&plan, &first, &["--yes"]);
+    out.assert_code(0);
+    let _first_dir = run_dir_in(&out.stderr);
+    let second = dir.path().join("second.journal");
+    let refused = run(&plan, &second, &["--yes"]);
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("another journal of this plan exists")
+            && refused.stderr.contains("first.journal")
+            && refused.stderr.contains("--force"),
+        "{}",
+        refused.describe()
+    );
+    assert!(!second.exists(), "the refused run wrote a journal");
+    let forced = run(&plan, &second, &["--yes", "--force"]);
+    let _second_dir = run_dir_in(&forced.stderr);
+    forced.assert_code(0);
+}
+
+/// Issue 11, item 14: every run left an empty `/tmp/cutover-run-*` behind.
+/// An empty run directory is removed when the run ends; one a step left
+/// files in is kept, and the run says so.
+#[test]
+fn regression_an_empty_run_directory_is_removed_and_a_used_one_kept() {
+    let dir = temp_dir();
+    let rolled_back = run(
+        &example("local/rollback.ron"),
+        &dir.path().join("rollback.journal"),
+        &["--yes"],
+    );
+    rolled_back.assert_code(3);
+    let empty = run_dir_in(&rolled_back.stderr).expect("a run directory");
+    assert!(!empty.0.exists(), "{}", rolled_back.describe());
+
+    let ok = run(
+        &example("local/ok.ron"),
+        &dir.path().join("ok.journal"),
+        &["--yes"],
+    );
+    ok.assert_code(0);
+    let used = run_dir_in(&ok.stderr).expect("a run directory");
+    assert!(used.demo().is_dir(), "{}", ok.describe());
+    assert!(ok.stderr.contains("is kept"), "{}", ok.describe());
+}
