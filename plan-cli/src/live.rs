@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plan_core::machine::{Effect, Event, FailureChoice, Question, RunEnd, RunRecord};
+use plan_core::machine::{AnsweredBy, Effect, Event, FailureChoice, Question, RunEnd, RunRecord};
 use plan_core::{duration::format_duration, Plan};
 use serde::Serialize;
 
@@ -50,6 +50,9 @@ pub struct View {
     /// A prompt has the terminal: the bars are hidden, notes go straight
     /// to stderr.
     paused: bool,
+    /// Who gave the last answer (a person or a flag), for the note on the
+    /// event it leads to: the screen says what the journal says.
+    answered_by: Option<AnsweredBy>,
 }
 
 /// One line of `--json`: a journal record as the journal holds it (`entry`),
@@ -100,6 +103,7 @@ impl View {
             running: HashMap::new(),
             points,
             paused: false,
+            answered_by: None,
         }
     }
 
@@ -245,11 +249,16 @@ impl View {
             RunRecord::Event {
                 event: Event::RevertFailed { step, reason },
             } => self.end_bar(step, "✗", &format!("revert failed: {reason}")),
+            RunRecord::Answered { by, .. } => self.answered_by = Some(*by),
             RunRecord::Event {
                 event: Event::OperatorConfirmed { step },
             } => self.note(&format!(
-                "✓ {} (confirmed by the operator)",
-                self.title(step)
+                "✓ {} (confirmed {})",
+                self.title(step),
+                match self.answered_by {
+                    Some(AnsweredBy::Flag) => "in advance with --confirm",
+                    _ => "by the operator",
+                }
             )),
             RunRecord::Event {
                 event: Event::OperatorDeclined { step },
@@ -265,12 +274,21 @@ impl View {
             } => self.note(&format!("✗ preflight failed: {reason}")),
             RunRecord::Event {
                 event: Event::CrossedNoReturn,
-            } => self.note("→ crossed the point of no return: from here on a failure halts"),
+            } => self.note(match self.answered_by {
+                Some(AnsweredBy::Flag) => {
+                    "→ crossed the point of no return (--yes): from here on a failure halts"
+                }
+                _ => "→ crossed the point of no return: from here on a failure halts",
+            }),
             RunRecord::Event {
                 event: Event::OperatorChose { step, choice },
             } => self.note(&format!(
-                "· {}: the operator chose to {}",
+                "· {}: {} to {}",
                 self.title(step),
+                match self.answered_by {
+                    Some(AnsweredBy::Flag) => "--yes chose",
+                    _ => "the operator chose",
+                },
                 match choice {
                     FailureChoice::Retry => "retry it",
                     FailureChoice::Rollback => "roll back",

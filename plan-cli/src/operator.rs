@@ -42,8 +42,11 @@ fn in_doubt_why(step: &Step, why: Option<&CheckError>) -> String {
 
 /// Answers of the operator at a terminal, or fixed by flags.
 pub struct TtyOperator {
-    /// `--yes`: manual steps and the point of no return pass without asking.
+    /// `--yes`: the point of no return is crossed, and a failure rolls back,
+    /// without asking. Never a manual step: a person, or `--confirm`.
     pub yes: bool,
+    /// `--confirm STEP`: manual steps confirmed in advance, by name.
+    pub confirmed: Vec<String>,
     /// `--assume done|not-done` for in-doubt steps without a check.
     pub assume: Option<bool>,
     /// The view, hidden while asking.
@@ -96,7 +99,9 @@ impl TtyOperator {
 
 impl Operator for TtyOperator {
     async fn confirm(&mut self, step: &Step) -> Result<Answer<bool>, String> {
-        if self.yes {
+        // `--yes` never confirms a manual step: the journal would say a
+        // person did what nobody saw.
+        if self.confirmed.contains(&step.id) {
             return Ok(Answer::flag(true));
         }
         let prompt = match &step.action {

@@ -211,12 +211,15 @@ pub fn already_done(runs: &[ReplayedRun]) -> Vec<String> {
 }
 
 /// How a run talks to its operator.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Interaction {
     /// Live view, plain lines or JSON.
     pub mode: Mode,
-    /// `--yes`: confirm manual steps without asking.
+    /// `--yes`: cross the point of no return, roll back after a failure,
+    /// without asking.
     pub yes: bool,
+    /// `--confirm`: manual steps confirmed in advance.
+    pub confirmed: Vec<String>,
     /// `--assume`: the answer for in-doubt steps without a check.
     pub assume: Option<bool>,
     /// After how long a wait for the operator is said and journaled.
@@ -229,6 +232,73 @@ pub struct OperatorArgs {
     /// Say (and journal) that the run waits for an answer once it has waited this long
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = plan_core::duration::parse_duration)]
     pub remind_after: std::time::Duration,
+    /// Confirm this Manual step in advance, without asking (repeat for each; journaled as confirmed by a flag)
+    #[arg(long, value_name = "STEP")]
+    pub confirm: Vec<String>,
+}
+
+impl OperatorArgs {
+    /// Checks `--confirm` against the plan, and that every manual step the
+    /// run may reach (`ahead`, by id) can be confirmed: by `--confirm`, or
+    /// by a person at a terminal. Refuses before anything runs otherwise.
+    pub fn check<'a>(
+        &self,
+        plan: &Plan,
+        ahead: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), CliError> {
+        for id in &self.confirm {
+            match plan.step(id) {
+                Some(step) if matches!(step.action, plan_core::Action::Manual { .. }) => {}
+                Some(step) => {
+                    return Err(CliError::Usage(format!(
+                        "--confirm {id}: step `{id}` is a {} step, not a Manual one; only Manual \
+                         steps are confirmed",
+                        step.action.kind()
+                    )))
+                }
+                None => {
+                    return Err(CliError::Usage(format!(
+                        "--confirm {id}: the plan has no step `{id}`"
+                    )))
+                }
+            }
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Ok(());
+        }
+        let unconfirmed: Vec<&str> = ahead
+            .into_iter()
+            .filter(|id| {
+                plan.step(id)
+                    .is_some_and(|s| matches!(s.action, plan_core::Action::Manual { .. }))
+                    && !self.confirm.iter().any(|c| c == id)
+            })
+            .collect();
+        if unconfirmed.is_empty() {
+            return Ok(());
+        }
+        Err(CliError::Refused {
+            message: format!(
+                "manual step{} {} need{} a person, and there is no terminal to ask on",
+                if unconfirmed.len() == 1 { "" } else { "s" },
+                unconfirmed
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if unconfirmed.len() == 1 { "s" } else { "" },
+            ),
+            hint: format!(
+                "run on a terminal, or confirm them in advance: {} (--yes never confirms a \
+                 manual step)",
+                unconfirmed
+                    .iter()
+                    .map(|s| format!("--confirm {s}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        })
+    }
 }
 
 /// What a run carries into the driver besides the machine.
@@ -281,6 +351,7 @@ pub fn drive(
     let Interaction {
         mode,
         yes,
+        confirmed,
         assume,
         remind_after,
     } = interaction;
@@ -298,6 +369,7 @@ pub fn drive(
     let (pressed, presses) = tokio::sync::watch::channel(0u32);
     let operator = TtyOperator {
         yes,
+        confirmed,
         assume,
         view: Arc::clone(&view),
         interrupts: presses,

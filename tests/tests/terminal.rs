@@ -255,16 +255,74 @@ fn a_manual_step_declined_rolls_back() {
     assert!(!dir.demo().exists(), "the directory is removed again");
 }
 
+/// Issue 11, item 3: under `--yes`, a manual step printed "confirmed by the
+/// operator" and journaled a confirmation nobody gave. `--yes` answers the
+/// start; the manual step still asks the person at the terminal.
 #[test]
-fn with_yes_a_manual_step_is_confirmed_by_the_flag_and_the_journal_says_so() {
+fn regression_with_yes_a_manual_step_still_asks_the_person() {
     let case = Case::new(&manual_plan());
     let mut pty = case.start("run", &["--yes"]);
+    pty.expect("MANUAL STEP `look`", WAIT);
+    pty.send_line("y");
+    pty.expect("(confirmed by the operator)", WAIT);
+    pty.expect("completed: every step succeeded", WAIT);
+    assert_eq!(pty.wait_exit(WAIT), 0);
+    let _dir = run_dir(&pty);
+    let answers = case.records("answered");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["by"], "operator");
+}
+
+/// `--confirm STEP` confirms a manual step in advance; the screen and the
+/// journal say a flag did, not a person.
+#[test]
+fn a_manual_step_confirmed_in_advance_is_journaled_as_the_flags() {
+    let case = Case::new(&manual_plan());
+    let mut pty = case.start("run", &["--yes", "--confirm", "look"]);
+    pty.expect("(confirmed in advance with --confirm)", WAIT);
     pty.expect("completed: every step succeeded", WAIT);
     assert_eq!(pty.wait_exit(WAIT), 0);
     let _dir = run_dir(&pty);
     let answers = case.records("answered");
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(answers[0]["by"], "flag");
+    assert!(
+        !pty.transcript().contains("confirmed by the operator"),
+        "{}",
+        pty.transcript()
+    );
+}
+
+/// Without a terminal, `--yes` alone cannot confirm a manual step: the run
+/// is refused before anything runs, naming the step and the flag to use.
+#[test]
+fn regression_with_yes_and_no_terminal_a_manual_step_refuses_the_run_before_it_starts() {
+    let case = Case::new(&manual_plan());
+    let out = tests::Cutover::new()
+        .arg("run")
+        .arg(&case.plan)
+        .args(["--yes", "--journal"])
+        .arg(&case.journal)
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("`look`") && out.stderr.contains("--confirm look"),
+        "{}",
+        out.describe()
+    );
+    assert!(!case.journal.exists(), "a refused run wrote a journal");
+    let wrong = tests::Cutover::new()
+        .arg("run")
+        .arg(&case.plan)
+        .args(["--yes", "--confirm", "make-dir", "--journal"])
+        .arg(&case.journal)
+        .run();
+    assert!(
+        wrong.stderr.contains("not a Manual one"),
+        "{}",
+        wrong.describe()
+    );
+    assert!(!case.journal.exists(), "a refused run wrote a journal");
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub struct ResumeArgs {
     /// For a step in doubt that has no check: take it as done or not done
     #[arg(long, value_enum, value_name = "ANSWER")]
     assume: Option<Assume>,
-    /// Do not ask before continuing or at manual steps
+    /// Do not ask before continuing, at the point of no return, nor after a failure (Manual steps still need a person or --confirm)
     #[arg(long, short = 'y')]
     yes: bool,
     #[command(flatten)]
@@ -87,6 +87,11 @@ pub fn cmd_resume(
             message: "the plan file changed while resuming, and is now invalid".into(),
             hint: "restore the plan the run was started with, then resume again".into(),
         })?;
+    let ahead =
+        last.machine.schedule().steps.iter().filter(|s| {
+            last.machine.status_of(&s.id) != Some(plan_core::machine::StepStatus::Done)
+        });
+    args.operator.check(&plan, ahead.map(|s| s.id.as_str()))?;
     let mut machine = last.machine.clone();
     let captured = last.captured.clone();
     let started = last.started.clone();
@@ -138,6 +143,7 @@ pub fn cmd_resume(
         Interaction {
             mode,
             yes: args.yes,
+            confirmed: args.operator.confirm.clone(),
             assume,
             remind_after: args.operator.remind_after,
         },

@@ -27,6 +27,7 @@ Before the first change: \"Run N steps of ...? [y/N]\"
     y runs; anything else changes nothing (exit 1).
 A Manual step: \"MANUAL STEP `id` ... Done? [y/N]\"
     y goes on; n or Enter declines it, and the run rolls back.
+    --yes does not answer it: a person does, or --confirm STEP in advance.
 The point of no return: \"POINT OF NO RETURN: <reason>\"
     go crosses it; rollback undoes the run instead.
 A failed step, with --on-failure ask: \"STEP FAILED `id`: ...\"
@@ -49,7 +50,7 @@ pub struct RunArgs {
     /// Print what would run, in order, with the revert plan; change nothing
     #[arg(long)]
     dry_run: bool,
-    /// Do not ask: not before the first change, at manual steps, at the point of no return, nor after a failure
+    /// Do not ask before the first change, at the point of no return, nor after a failure (Manual steps still need a person or --confirm)
     #[arg(long, short = 'y')]
     yes: bool,
     /// When a step fails after its retries: roll back at once, or ask the operator (retry, roll back, halt)
@@ -159,6 +160,8 @@ pub fn cmd_run(
     };
     let steps = Schedule::new(&plan, &selection);
     let mode = Mode::pick(args.output.json());
+    args.operator
+        .check(&plan, steps.steps.iter().map(|s| s.id.as_str()))?;
     if steps.steps.is_empty() {
         writeln!(
             stderr,
@@ -236,6 +239,7 @@ pub fn cmd_run(
         Interaction {
             mode,
             yes: args.yes,
+            confirmed: args.operator.confirm.clone(),
             assume: None,
             remind_after: args.operator.remind_after,
         },
