@@ -124,7 +124,10 @@ impl Operator for TtyOperator {
         step: &Step,
         why: Option<&CheckError>,
     ) -> Result<Answer<bool>, String> {
-        if let Some(done) = self.assume {
+        // `--assume` stands in for a check the step does not have, never for
+        // one that exists and could not run: that one decides once it can.
+        let has_check = step.check.is_some() || step.action.checks_itself();
+        if let (Some(done), false) = (self.assume, has_check) {
             return Ok(Answer::flag(done));
         }
         let question = format!(
@@ -140,7 +143,21 @@ impl Operator for TtyOperator {
         )
         .await
         .map(Answer::operator)
-        .map_err(|e| format!("{e}; pass --assume done or --assume not-done"))
+        .map_err(|e| {
+            if has_check {
+                format!(
+                    "{e}; step `{}` has a check, which could not settle it: once its host \
+                     answers, `cutover resume` runs the check again and it decides",
+                    step.id
+                )
+            } else {
+                format!(
+                    "{e}; step `{}` has no check: look by hand, then `cutover resume --assume \
+                     done` (it took effect) or `--assume not-done` (run it again)",
+                    step.id
+                )
+            }
+        })
     }
 
     async fn revert_by_hand(

@@ -63,8 +63,9 @@ pub fn open_journal(
 }
 
 /// Other journals of the same plan (same name, any version) beside the plan
-/// or beside `journal`: a second journal would record the half-migrated
-/// state of the first as the new run's "before".
+/// or beside `journal`, whose runs changed something: a second journal would
+/// record the half-migrated state of the first as the new run's "before",
+/// and run again what the first one did.
 pub fn other_journals(plan_path: &Path, plan: &Plan, journal: &Path) -> Vec<PathBuf> {
     let default = journal_path(plan_path, None);
     let dirs = [plan_path.parent(), journal.parent()]
@@ -106,6 +107,19 @@ pub fn other_journals(plan_path: &Path, plan: &Plan, journal: &Path) -> Vec<Path
                 || r.entry.get("type").and_then(|k| k.as_str()) == Some("run_started")
                     && r.entry.get("plan").and_then(|p| p.as_str()) == Some(plan.name.as_str())
         });
+        // Only a journal whose runs changed something matters: one refused
+        // at preflight, or not begun, left nothing to take as "before".
+        let changed_something = other.records.iter().any(|r| {
+            r.entry.get("type").and_then(|k| k.as_str()) == Some("effect_started")
+                && matches!(
+                    r.entry
+                        .get("effect")
+                        .and_then(|e| e.get("effect"))
+                        .and_then(|e| e.as_str()),
+                    Some("forward" | "revert" | "confirm")
+                )
+        });
+        let of_this_plan = of_this_plan && changed_something;
         if of_this_plan {
             found.push(candidate);
         }
@@ -310,6 +324,9 @@ pub struct Carried {
     pub ssh: plan_steps::executor::SshOptions,
     /// Process groups of in-doubt steps the stopped run may have left running.
     pub leftovers: Vec<(String, plan_core::machine::ProcessGroup)>,
+    /// Reach every host before the machine is fed anything (`resume`: the
+    /// replayed machine does not preflight again by itself).
+    pub preflight_first: bool,
 }
 
 /// How SSH hosts are trusted, from the command line.
@@ -347,6 +364,7 @@ pub fn drive(
         captured,
         ssh,
         leftovers,
+        preflight_first,
     } = carried;
     let Interaction {
         mode,
@@ -402,6 +420,19 @@ pub fn drive(
             }
         });
         let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers).with_remind_after(remind_after);
+        if preflight_first {
+            if let Err(reason) = driver.preflight(&machine.schedule()).await {
+                let hints = preflight_hints(driver.preflight_problems());
+                return Err(CliError::Refused {
+                    message: format!("not resumed: preflight failed: {reason}; nothing was changed"),
+                    hint: if hints.is_empty() {
+                        "make every host reachable, then resume again".into()
+                    } else {
+                        hints.join("\n")
+                    },
+                });
+            }
+        }
         if let Some(record) = start {
             driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?;
         }

@@ -291,6 +291,25 @@ impl<'a, O: Operator> Driver<'a, O> {
         self
     }
 
+    /// Reaches every host of `schedule` as the run's preflight does, before
+    /// a resume feeds anything to the machine: a host that cannot be reached
+    /// (a changed host key, a refused login) refuses the resume before
+    /// anything runs, instead of failing its first step into a rollback.
+    /// Nothing is journaled. The problems stay in
+    /// [`Driver::preflight_problems`] for the caller's hints.
+    pub async fn preflight(
+        &mut self,
+        schedule: &plan_core::machine::Schedule,
+    ) -> Result<(), String> {
+        match self.executor.preflight(schedule).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.preflight_problems = e.problems;
+                Err(e.message)
+            }
+        }
+    }
+
     /// Records the start of a run (a new one, not a resume).
     pub fn start_run(&mut self, record: RunRecord) -> Result<(), DriveError> {
         self.record(&record)

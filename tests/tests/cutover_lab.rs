@@ -747,3 +747,64 @@ fn resume_stops_a_remote_command_a_killed_run_left_running_past_its_deadline() {
         journal.text()
     );
 }
+
+/// Issue 11, item 8: `resume` did not preflight, so a host key that changed
+/// while the run was stopped became a full rollback 30 s into the resume.
+/// Now the resume is refused before anything runs (exit 1, the journal
+/// untouched, the hint for a changed key), and resumes once the key is right.
+#[test]
+fn regression_resume_preflights_and_a_changed_host_key_refuses_it_before_anything_runs() {
+    let lab = cutover_lab(3);
+    let host2 = lab.host("host2");
+    let text = edit(
+        &lab_plan(&lab),
+        "delete: true),",
+        r#"delete: true, args: ["--bwlimit=1000"]),"#,
+    );
+    let plan = write_plan(&lab, "cutover.ron", &text);
+    let journal = Journal::new(&lab, "cutover.journal");
+    let mut child = spawn_run(&lab, &plan, &journal);
+    child.wait_until(Duration::from_secs(30), "copy under way", || {
+        journal.contains(r#""effect":"forward","step":"final-rsync""#)
+    });
+    child.kill();
+
+    let original = fs::read_to_string(lab.known_hosts()).expect("known_hosts");
+    let host2_line = known_hosts_line(&lab, "host2");
+    let mut fields = host2_line.split_whitespace();
+    let name = fields.next().expect("a name");
+    // Another ed25519 key under host2's name: the lab's own client key.
+    let other_key = fs::read_to_string(lab.dir().join("id_ed25519.pub")).expect("a public key");
+    let other_key: Vec<&str> = other_key.split_whitespace().take(2).collect();
+    fs::write(
+        lab.known_hosts(),
+        original.replace(&host2_line, &format!("{name} {}", other_key.join(" "))),
+    )
+    .expect("known_hosts can be written");
+    let before = journal.text();
+    let refused = cutover(&lab, "resume", &plan, &journal, &[]);
+    refused.assert_code(1);
+    let text = printed(&refused);
+    assert!(
+        text.contains("not resumed: preflight failed")
+            && text.contains("the host key of `host2` changed"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(
+        journal.text(),
+        before,
+        "the refused resume journaled something"
+    );
+    assert!(
+        journal
+            .entries()
+            .iter()
+            .all(|e| e["effect"]["effect"] != "revert"),
+        "something was reverted"
+    );
+
+    fs::write(lab.known_hosts(), &original).expect("known_hosts can be written");
+    cutover(&lab, "resume", &plan, &journal, &[]).assert_code(0);
+    assert_eq!(record(&lab).address, host2.address);
+}

@@ -20,7 +20,7 @@ pub struct ResumeArgs {
     /// Journal file (default: the plan's path with `.journal` appended)
     #[arg(long, value_name = "PATH")]
     journal: Option<PathBuf>,
-    /// For a step in doubt that has no check: take it as done or not done
+    /// For a step in doubt that has no check: take it as done or not done (a step with a check is always settled by its check)
     #[arg(long, value_enum, value_name = "ANSWER")]
     assume: Option<Assume>,
     /// Do not ask before continuing, at the point of no return, nor after a failure (Manual steps still need a person or --confirm)
@@ -151,6 +151,7 @@ pub fn cmd_resume(
             captured,
             ssh: args.ssh.options(),
             leftovers,
+            preflight_first: true,
         },
     );
     session::tidy_run_dir(&run_dir);
