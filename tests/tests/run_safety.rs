@@ -185,3 +185,88 @@ fn regression_an_empty_run_directory_is_removed_and_a_used_one_kept() {
     assert!(used.demo().is_dir(), "{}", ok.describe());
     assert!(ok.stderr.contains("is kept"), "{}", ok.describe());
 }
+
+/// Writes `text` as `plan.ron` in `dir`.
+fn write_plan(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("plan.ron");
+    fs::write(&path, text).expect("the plan is written");
+    path
+}
+
+/// A one-phase local plan holding `steps`.
+fn local_plan(name: &str, steps: &str) -> String {
+    format!(
+        r#"Plan(
+    name: "{name}",
+    service: "demo",
+    window: Window(announced: "5m"),
+    vars: {{"d": "{{{{run_dir}}}}/demo"}},
+    phases: [
+        Phase(name: "window", at: "0", steps: [
+            RollbackPoint("before-demo"),
+            Step(id: "make-dir", title: "make the demo directory",
+                 action: Shell(on: "local", run: "mkdir -p {{{{d}}}}", revert: Run("rm -rf {{{{d}}}}")),
+                 check: Run("test -d {{{{d}}}}"), duration: Fixed("1s")),
+            {steps}
+        ]),
+    ],
+)"#
+    )
+}
+
+/// Starts `cutover run PLAN --yes --journal J` and kills it (SIGKILL) once
+/// `needle` is in the journal.
+fn run_and_kill_at(plan: &Path, journal: &Path, needle: &str) {
+    let mut child = Cutover::new()
+        .arg("run")
+        .arg(plan)
+        .args(["--yes", "--journal"])
+        .arg(journal)
+        .spawn();
+    child.wait_until(Duration::from_secs(30), needle, || {
+        fs::read_to_string(journal).is_ok_and(|t| t.contains(needle))
+    });
+    child.kill();
+}
+
+/// Issue 11, item 7: `resume --assume done` completed a migration whose
+/// in-doubt step had a check that merely could not run. `--assume` stands in
+/// only for a missing check; a check that could not run is run again on the
+/// next resume, and the run stops saying so.
+#[test]
+fn regression_assume_never_answers_for_a_check_that_exists_but_could_not_run() {
+    let dir = temp_dir();
+    let plan = write_plan(
+        dir.path(),
+        &local_plan(
+            "safety: a check that cannot run",
+            r#"Step(id: "publish", title: "publish, checked over HTTP",
+                 action: Shell(on: "local", run: "sleep 2; touch {{d}}/published", revert: Run("rm -f {{d}}/published")),
+                 check: Http(url: "http://127.0.0.1:9/health", status: 200), duration: Fixed("2s")),"#,
+        ),
+    );
+    let journal = dir.path().join("plan.journal");
+    run_and_kill_at(&plan, &journal, r#""type":"process","step":"publish""#);
+    let _run_dir = run_dir_in_journal(&journal);
+    let resumed = Cutover::new()
+        .arg("resume")
+        .arg(&plan)
+        .args(["--yes", "--assume", "done", "--journal"])
+        .arg(&journal)
+        .run();
+    resumed.assert_code(1);
+    assert!(
+        resumed.stderr.contains("has a check, which could not settle it"),
+        "{}",
+        resumed.describe()
+    );
+    assert!(
+        !resumed.stderr.contains("no check"),
+        "it says the step has no check\n{}",
+        resumed.describe()
+    );
+    let answered_by_flag = journal_entries(&journal)
+        .iter()
+        .any(|e| e["type"] == "answered" && e["by"] == "flag");
+    assert!(!answered_by_flag, "--assume answered for a step with a check");
+}
