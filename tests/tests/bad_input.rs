@@ -310,3 +310,104 @@ fn regression_a_non_utf8_environment_variable_is_skipped_not_a_panic() {
         run.assert_no_panic().assert_code(0);
     }
 }
+
+/// Issue 11, item 10: `check` accepted values that fail only later: a NUL
+/// byte in a command (mid-run), DNS names and host addresses that are not
+/// (at preflight, after earlier phases ran), absurd durations and anchors,
+/// and `retries: 4294967295` (minutes of exploration). Each is refused by
+/// `check`, at its place in the file.
+#[test]
+fn regression_values_that_would_fail_mid_run_are_refused_by_check() {
+    let plan = |hosts: &str, dns: &str, at: &str, step: &str| {
+        format!(
+            r#"Plan(name: "bad values", service: "demo", window: Window(announced: "10m"),
+    hosts: {{ {hosts} }},
+    {dns}
+    phases: [Phase(name: "window", at: "{at}", steps: [ {step} ])])"#
+        )
+    };
+    let shell = |fields: &str| {
+        format!(
+            r#"Step(id: "s", action: Shell(on: "local", run: "touch /tmp/x", revert: Run("rm -f /tmp/x")), check: Run("test -f /tmp/x"){fields})"#
+        )
+    };
+    let ok_step = shell("");
+    let dns = |record: &str| {
+        format!(
+            r#"dns: Rfc2136(server: "127.0.0.1:53", zone: "lab.test.", key: TsigEnv("K"),
+        records: {{ "{record}": Record(ttl: "5m", addresses: ["127.0.0.1"]) }}),"#
+        )
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a NUL byte in a command",
+            plan(
+                "",
+                "",
+                "0",
+                &shell("").replace("touch /tmp/x", r"touch /tmp/\u{0}x"),
+            ),
+            r#""touch /tmp/\u{0}x""#,
+        ),
+        (
+            "a record name with an empty label",
+            plan("", &dns("www..lab.test."), "0", &ok_step),
+            r#""www..lab.test.""#,
+        ),
+        (
+            "a record name with a space",
+            plan("", &dns("www lab.lab.test."), "0", &ok_step),
+            r#""www lab.lab.test.""#,
+        ),
+        (
+            "a host address with a space",
+            plan(
+                r#""h": Host(address: "db one.example.org")"#,
+                "",
+                "0",
+                &ok_step,
+            ),
+            r#""db one.example.org""#,
+        ),
+        (
+            "a host address with a shell metacharacter",
+            plan(r#""h": Host(address: "db;reboot")"#, "", "0", &ok_step),
+            r#""db;reboot""#,
+        ),
+        (
+            "a duration of ten thousand years",
+            plan("", "", "0", &shell(r#", duration: Fixed("10000y")"#)),
+            r#""10000y""#,
+        ),
+        (
+            "a deadline of a century",
+            plan("", "", "0", &shell(r#", deadline: "100y""#)),
+            r#""100y""#,
+        ),
+        (
+            "an anchor two years before the window",
+            plan("", "", "-730d", &ok_step),
+            r#""-730d""#,
+        ),
+        (
+            "four billion retries",
+            plan("", "", "0", &shell(", retries: 4294967295")),
+            "4294967295",
+        ),
+    ];
+    for (what, text, place) in cases {
+        let json = Cutover::new()
+            .arg("check")
+            .plan_text(&text)
+            .args(["--format", "json"])
+            .run();
+        json.assert_no_panic();
+        assert_eq!(json.code, Some(2), "{what}: accepted\n{}", json.describe());
+        let diagnostic = json.diagnostic("cutover::invalid-value");
+        let label = diagnostic
+            .labels
+            .first()
+            .unwrap_or_else(|| panic!("{what}: no place\n{}", json.describe()));
+        assert_eq!(label.slice(&text), place, "{what}\n{}", json.describe());
+    }
+}

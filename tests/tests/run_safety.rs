@@ -256,7 +256,9 @@ fn regression_assume_never_answers_for_a_check_that_exists_but_could_not_run() {
         .run();
     resumed.assert_code(1);
     assert!(
-        resumed.stderr.contains("has a check, which could not settle it"),
+        resumed
+            .stderr
+            .contains("has a check, which could not settle it"),
         "{}",
         resumed.describe()
     );
@@ -268,5 +270,8 @@ fn regression_assume_never_answers_for_a_check_that_exists_but_could_not_run() {
     let answered_by_flag = journal_entries(&journal)
         .iter()
         .any(|e| e["type"] == "answered" && e["by"] == "flag");
-    assert!(!answered_by_flag, "--assume answered for a step with a check");
+    assert!(
+        !answered_by_flag,
+        "--assume answered for a step with a check"
+    );
 }

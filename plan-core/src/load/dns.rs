@@ -59,6 +59,7 @@ impl Validator<'_> {
             );
         }
         let zone_name = fqdn(&zone.value);
+        self.check_dns_name(&zone_name, zone.span, "zone");
         let key = match key.value {
             RawTsig::TsigFile(path) => {
                 TsigKeySource::File(PathBuf::from(self.expand(&path, None, false)))
@@ -68,6 +69,7 @@ impl Validator<'_> {
         let mut out = Vec::new();
         for (name, record) in records.0 {
             let fq = fqdn(&name.value);
+            self.check_dns_name(&fq, name.span, "record");
             if !in_zone(&fq, &zone_name) {
                 self.report(
                     Diagnostic::new(
@@ -106,6 +108,19 @@ impl Validator<'_> {
             zone: zone_name,
             key,
             records: out,
+        }
+    }
+
+    /// Reports `name` (a zone or record, fully qualified) unless it is a
+    /// valid DNS name: refused by `check`, not by the server mid-run.
+    fn check_dns_name(&mut self, name: &str, span: crate::span::Span, what: &str) {
+        if let Err(problem) = crate::load::names::dns_name(name) {
+            self.invalid(
+                span,
+                format!("`{name}` is not a valid DNS {what} name: {problem}"),
+                "a DNS name is dot-separated labels of letters, digits, `-` and `_`, each at \
+                 most 63 bytes, 253 in all, e.g. \"lists.wikimedia.org.\"",
+            );
         }
     }
 

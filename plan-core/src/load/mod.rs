@@ -24,6 +24,7 @@ use crate::verify;
 
 mod action;
 mod dns;
+mod names;
 mod phases;
 mod scope;
 
@@ -387,6 +388,14 @@ impl<'a> Validator<'a> {
 
     fn duration(&mut self, text: &Spanned<String>) -> Duration {
         match parse_duration(&text.value) {
+            Ok(d) if d > names::MAX_DURATION => {
+                self.invalid(
+                    text.span,
+                    format!("`{}` is longer than a year", text.value.trim()),
+                    "no step, wait, deadline or TTL of a cutover lasts that long: is it a typo?",
+                );
+                Duration::ZERO
+            }
             Ok(d) => d,
             Err(message) => {
                 self.invalid(

@@ -82,6 +82,24 @@ impl Validator<'_> {
         phases
     }
 
+    /// A step's `retries`, at most [`MAX_RETRIES`](super::names::MAX_RETRIES).
+    fn retries(&mut self, retries: Spanned<u32>) -> u32 {
+        if retries.value > super::names::MAX_RETRIES {
+            self.invalid(
+                retries.span,
+                format!(
+                    "{} retries is more than {}",
+                    retries.value,
+                    super::names::MAX_RETRIES
+                ),
+                "each retry is a real attempt on a real host; a step that needs more should wait \
+                 with `Wait` or fail for the operator",
+            );
+            return super::names::MAX_RETRIES;
+        }
+        retries.value
+    }
+
     /// A phase's `at`, in seconds from the window start, checked against the
     /// anchor of the last scheduled phase before it.
     fn anchor(
@@ -89,20 +107,29 @@ impl Validator<'_> {
         raw_phase: &RawPhase,
         last_anchor: Option<(i64, Span)>,
     ) -> Option<(i64, Span)> {
-        let at = raw_phase
-            .at
-            .as_ref()
-            .and_then(|at| match parse_anchor(&at.value) {
-                Ok(secs) => Some((secs, at.span)),
-                Err(message) => {
-                    self.invalid(
+        let at =
+            raw_phase
+                .at
+                .as_ref()
+                .and_then(|at| match parse_anchor(&at.value) {
+                    Ok(secs) if secs.unsigned_abs() > super::names::MAX_DURATION.as_secs() => {
+                        self.invalid(
                         at.span,
-                        message,
-                        "phases are anchored relative to the window start",
+                        format!("`{}` is more than a year from the window start", at.value.trim()),
+                        "phases are anchored within a year of the window, e.g. \"-1d\" or \"+2h\"",
                     );
-                    None
-                }
-            });
+                        None
+                    }
+                    Ok(secs) => Some((secs, at.span)),
+                    Err(message) => {
+                        self.invalid(
+                            at.span,
+                            message,
+                            "phases are anchored relative to the window start",
+                        );
+                        None
+                    }
+                });
         match (at, last_anchor) {
             (Some((secs, span)), Some((previous, previous_span))) if secs < previous => self
                 .report(
@@ -221,7 +248,7 @@ impl Validator<'_> {
                     check,
                     duration,
                     deadline,
-                    retries: retries.map_or(0, |r| r.value),
+                    retries: retries.map_or(0, |r| self.retries(r)),
                     after: Vec::new(),
                     after_explicit: false,
                     downtime,

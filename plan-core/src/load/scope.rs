@@ -185,6 +185,14 @@ impl Validator<'_> {
                 "a host address cannot be empty",
                 "write a DNS name, an IP address or an ~/.ssh/config alias",
             );
+        } else if let Err(problem) = crate::load::names::host_address(&host.address) {
+            // Refused now, not at preflight after earlier phases have run.
+            self.invalid(
+                address.span,
+                format!("`{}` is not a host address: {problem}", host.address),
+                "write a DNS name (e.g. \"fermium.eqiad.wmnet\"), an IP address or an \
+                 ~/.ssh/config alias",
+            );
         }
         host.user = user.map(|u| self.expand(&u, Some(&scope), false));
         host.port = port.and_then(|p| self.port(p, &scope));
@@ -243,6 +251,16 @@ impl Validator<'_> {
             template::expand(&text.value, shell, |name| this.lookup_var(host, name))
         };
         match result {
+            // No command, path or name can hold a NUL byte: the command would
+            // fail mid-run, after earlier steps changed things.
+            Ok(expanded) if expanded.contains('\0') => {
+                self.invalid(
+                    text.span,
+                    "this value holds a NUL byte (`\\u{0}`), which no command, path or name can hold",
+                    "remove it; a variable's value may have brought it in",
+                );
+                expanded
+            }
             Ok(expanded) => expanded,
             Err(errors) => {
                 let written = self.source.slice(text.span).to_owned();
