@@ -39,6 +39,9 @@ impl Mode {
     }
 }
 
+/// How many last lines of a failed step's output are shown by default.
+pub const FAILURE_LINES: usize = 10;
+
 /// Renders the run's journal records for people or programs.
 pub struct View {
     mode: Mode,
@@ -53,6 +56,11 @@ pub struct View {
     /// Who gave the last answer (a person or a flag), for the note on the
     /// event it leads to: the screen says what the journal says.
     answered_by: Option<AnsweredBy>,
+    /// The output of each step's last command, journaled just before the
+    /// event that ends it: a failure shows its last lines.
+    outputs: HashMap<String, String>,
+    /// How many of those lines a failure shows.
+    failure_lines: usize,
 }
 
 /// One line of `--json`: a journal record as the journal holds it (`entry`),
@@ -104,7 +112,39 @@ impl View {
             points,
             paused: false,
             answered_by: None,
+            outputs: HashMap::new(),
+            failure_lines: FAILURE_LINES,
         }
+    }
+
+    /// Shows this many last lines of a failed step's output (0: none).
+    pub fn with_failure_lines(mut self, lines: usize) -> View {
+        self.failure_lines = lines;
+        self
+    }
+
+    /// The last lines of what `step`'s last command printed, indented, for
+    /// a failure: the reason is usually there.
+    fn failure_output(&mut self, step: &str) {
+        let Some(text) = self.outputs.remove(step) else {
+            return;
+        };
+        if self.failure_lines == 0 {
+            return;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let skipped = lines.len().saturating_sub(self.failure_lines);
+        let mut shown = String::new();
+        if skipped > 0 {
+            shown.push_str(&format!(
+                "    | ... {skipped} line{} before (all of it: `cutover status PLAN --journal J --output {step}`)\n",
+                if skipped == 1 { "" } else { "s" }
+            ));
+        }
+        for line in &lines[skipped..] {
+            shown.push_str(&format!("    | {line}\n"));
+        }
+        self.note(shown.trim_end());
     }
 
     fn json(&self, what: JsonWhat<'_>) {
@@ -215,20 +255,35 @@ impl View {
             } => self.note(&format!("preflight: hosts {}", hosts.join(", "))),
             RunRecord::Event {
                 event: Event::StepSucceeded { step },
-            } => self.end_bar(step, "✓", ""),
+            } => {
+                self.outputs.remove(step);
+                self.end_bar(step, "✓", "");
+            }
+            RunRecord::Output { step, text } => {
+                self.outputs.insert(step.clone(), text.clone());
+            }
             RunRecord::Event {
                 event: Event::StepFailed { step, reason },
-            } => self.end_bar(step, "✗", reason),
+            } => {
+                self.end_bar(step, "✗", reason);
+                self.failure_output(step);
+            }
             RunRecord::Event {
                 event: Event::CheckFailed { step, reason },
-            } => self.end_bar(step, "✗", &format!("{reason}; its effect will be undone")),
+            } => {
+                self.end_bar(step, "✗", &format!("{reason}; its effect will be undone"));
+                self.failure_output(step);
+            }
             RunRecord::Event {
                 event: Event::DeadlineExceeded { step },
-            } => self.end_bar(
-                step,
-                "✗",
-                "ran past its deadline; its processes were killed",
-            ),
+            } => {
+                self.end_bar(
+                    step,
+                    "✗",
+                    "ran past its deadline; its processes were killed",
+                );
+                self.failure_output(step);
+            }
             RunRecord::Event {
                 event: Event::StepInDoubt { step, reason },
             } => self.end_bar(step, "?", &format!("in doubt: {reason}")),
@@ -245,10 +300,16 @@ impl View {
             ),
             RunRecord::Event {
                 event: Event::RevertSucceeded { step },
-            } => self.end_bar(step, "↶", "reverted"),
+            } => {
+                self.outputs.remove(step);
+                self.end_bar(step, "↶", "reverted");
+            }
             RunRecord::Event {
                 event: Event::RevertFailed { step, reason },
-            } => self.end_bar(step, "✗", &format!("revert failed: {reason}")),
+            } => {
+                self.end_bar(step, "✗", &format!("revert failed: {reason}"));
+                self.failure_output(step);
+            }
             RunRecord::Answered { by, .. } => self.answered_by = Some(*by),
             RunRecord::Event {
                 event: Event::OperatorConfirmed { step },

@@ -238,6 +238,8 @@ pub struct Interaction {
     pub assume: Option<bool>,
     /// After how long a wait for the operator is said and journaled.
     pub remind_after: std::time::Duration,
+    /// How many last lines of a failed step's output are shown.
+    pub failure_lines: usize,
 }
 
 /// What the operator is asked, on the command line of `run` and `resume`.
@@ -249,6 +251,9 @@ pub struct OperatorArgs {
     /// Confirm this Manual step in advance, without asking (repeat for each; journaled as confirmed by a flag)
     #[arg(long, value_name = "STEP")]
     pub confirm: Vec<String>,
+    /// Show this many last lines of a failed step's output with the failure (0: none)
+    #[arg(long, value_name = "N", default_value_t = crate::live::FAILURE_LINES)]
+    pub failure_lines: usize,
 }
 
 impl OperatorArgs {
@@ -372,16 +377,15 @@ pub fn drive(
         confirmed,
         assume,
         remind_after,
+        failure_lines,
     } = interaction;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::io("cannot start the async runtime"))?;
-    let view = Arc::new(Mutex::new(View::new(
-        mode,
-        Arc::clone(&plan),
-        machine.schedule(),
-    )));
+    let view = Arc::new(Mutex::new(
+        View::new(mode, Arc::clone(&plan), machine.schedule()).with_failure_lines(failure_lines),
+    ));
     // Ctrl-C presses, counted: the driver gets them as interrupts, and a
     // prompt waiting for an answer sees the count change.
     let (pressed, presses) = tokio::sync::watch::channel(0u32);

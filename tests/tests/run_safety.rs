@@ -275,3 +275,88 @@ fn regression_assume_never_answers_for_a_check_that_exists_but_could_not_run() {
         "--assume answered for a step with a check"
     );
 }
+
+/// Issue 11, item 13: a failed command showed only its last stderr line,
+/// a failed check nothing. The failure now shows the last lines of what it
+/// printed (`--failure-lines`), and `status --output STEP` prints all of it
+/// from the journal.
+#[test]
+fn regression_a_failure_shows_its_last_lines_and_status_prints_the_whole_output() {
+    let dir = temp_dir();
+    let plan = write_plan(
+        dir.path(),
+        &local_plan(
+            "safety: failures with their reasons",
+            r#"Step(id: "migrate", title: "a migration that explains itself",
+                 action: Shell(on: "local",
+                               run: "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo \"migrate line $i\" >&2; done; exit 3",
+                               revert: Nothing("it failed before changing anything")),
+                 duration: Fixed("1s")),"#,
+        ),
+    );
+    let journal = dir.path().join("plan.journal");
+    let out = run(&plan, &journal, &["--yes"]);
+    out.assert_code(3);
+    let _run_dir = run_dir_in(&out.stderr);
+    for shown in [
+        "migrate line 6",
+        "migrate line 15",
+        "6 lines before",
+        "--output migrate",
+    ] {
+        assert!(
+            out.stderr.contains(shown),
+            "no {shown:?}\n{}",
+            out.describe()
+        );
+    }
+    assert!(
+        !out.stderr.contains("migrate line 5\n"),
+        "more than 10 lines shown\n{}",
+        out.describe()
+    );
+
+    let status = Cutover::new()
+        .arg("status")
+        .arg(&plan)
+        .arg("--journal")
+        .arg(&journal)
+        .args(["--output", "migrate"])
+        .run();
+    status.assert_code(0);
+    for i in 1..=15 {
+        assert!(
+            status.stdout.contains(&format!("migrate line {i}\n")),
+            "line {i} missing\n{}",
+            status.describe()
+        );
+    }
+    assert!(
+        status.stdout.contains("--- migrate, attempt 1,"),
+        "{}",
+        status.describe()
+    );
+
+    // A failed check shows what the check printed.
+    let plan = write_plan(
+        dir.path(),
+        &local_plan(
+            "safety: a check that explains itself",
+            r#"Step(id: "publish", title: "publish",
+                 action: Shell(on: "local", run: "touch {{d}}/published", revert: Run("rm -f {{d}}/published")),
+                 check: Run("echo 'the health page says 503' >&2; exit 1"), duration: Fixed("1s")),"#,
+        ),
+    );
+    let out = run(
+        &plan,
+        &dir.path().join("check.journal"),
+        &["--yes", "--force"],
+    );
+    out.assert_code(3);
+    let _run_dir = run_dir_in(&out.stderr);
+    assert!(
+        out.stderr.contains("the health page says 503"),
+        "{}",
+        out.describe()
+    );
+}

@@ -146,6 +146,7 @@ pub fn cmd_resume(
             confirmed: args.operator.confirm.clone(),
             assume,
             remind_after: args.operator.remind_after,
+            failure_lines: args.operator.failure_lines,
         },
         Carried {
             captured,

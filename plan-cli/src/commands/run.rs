@@ -242,6 +242,7 @@ pub fn cmd_run(
             confirmed: args.operator.confirm.clone(),
             assume: None,
             remind_after: args.operator.remind_after,
+            failure_lines: args.operator.failure_lines,
         },
         Carried {
             ssh: args.ssh.options(),

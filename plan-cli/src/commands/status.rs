@@ -28,6 +28,9 @@ pub struct StatusArgs {
     /// Also show each step's state in the runs recorded in this journal
     #[arg(long, value_name = "PATH")]
     journal: Option<PathBuf>,
+    /// Print everything this step's commands printed, from the journal (needs --journal)
+    #[arg(long, value_name = "STEP", requires = "journal")]
+    output: Option<String>,
 }
 
 /// How `status` prints.
@@ -73,6 +76,9 @@ pub fn cmd_status(
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
+    if let (Some(step), Some(journal)) = (&args.output, &args.journal) {
+        return step_output(&plan, journal, step, stdout);
+    }
     let runs = match &args.journal {
         Some(path) => Some(journal_state(&plan, path)?),
         None => None,
@@ -97,6 +103,67 @@ pub fn cmd_status(
             )?;
             writeln!(stdout)?;
         }
+    }
+    Ok(exit_codes::OK)
+}
+
+/// Prints every output record of `step` in the journal at `path`, each
+/// under a line saying when, and what of the step printed it.
+fn step_output(
+    plan: &Plan,
+    path: &std::path::Path,
+    step: &str,
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
+    if plan.step(step).is_none() {
+        let ids: Vec<&str> = plan.steps().map(|s| s.id.as_str()).collect();
+        let near = plan_core::closest(step, ids.iter().copied());
+        return Err(CliError::Usage(format!(
+            "--output {step}: the plan has no step `{step}`{}",
+            near.map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default()
+        )));
+    }
+    let journal =
+        JournalFile::read::<RunRecord>(path).map_err(|e| CliError::Journal(e.to_string()))?;
+    let mut what = "";
+    let mut attempt = 0;
+    let mut printed = 0;
+    for record in &journal.records {
+        match &record.entry {
+            RunRecord::EffectStarted { effect } if effect.step().is_some_and(|s| s == step) => {
+                what = match effect {
+                    Effect::Forward { attempt: a, .. } => {
+                        attempt = *a;
+                        "forward"
+                    }
+                    Effect::Check { .. } => "check",
+                    Effect::Revert { .. } => "revert",
+                    _ => "",
+                };
+            }
+            RunRecord::Output { step: s, text } if s == step => {
+                let label = match what {
+                    "forward" => format!("attempt {attempt}"),
+                    "" => "output".to_owned(),
+                    other => other.to_owned(),
+                };
+                writeln!(out, "--- {step}, {label}, {} ---", record.time)?;
+                write!(out, "{text}")?;
+                if !text.ends_with('\n') {
+                    writeln!(out)?;
+                }
+                printed += 1;
+            }
+            _ => {}
+        }
+    }
+    if printed == 0 {
+        writeln!(
+            out,
+            "step `{step}` printed nothing in the runs of {}",
+            path.display()
+        )?;
     }
     Ok(exit_codes::OK)
 }
