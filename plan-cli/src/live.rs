@@ -177,6 +177,17 @@ impl View {
             .map_or_else(|| id.to_owned(), |s| format!("{} ({})", s.id, s.title))
     }
 
+    /// Whether `id` is a wait, which has no check: an interrupted one is
+    /// settled by the time since it began.
+    fn is_wait(&self, id: &str) -> bool {
+        self.plan.step(id).is_some_and(|s| {
+            matches!(
+                s.action,
+                plan_core::Action::Wait(_) | plan_core::Action::WaitTtl { .. }
+            )
+        })
+    }
+
     fn start_bar(&mut self, id: &str, what: &str) {
         let deadline = self
             .plan
@@ -246,6 +257,11 @@ impl View {
             }
             RunRecord::EffectStarted {
                 effect: Effect::Check { step },
+            } if self.is_wait(step) => {
+                self.start_bar(step, "has the interrupted wait's time passed?")
+            }
+            RunRecord::EffectStarted {
+                effect: Effect::Check { step },
             } => self.start_bar(step, "checking whether it took effect:"),
             RunRecord::EffectStarted {
                 effect: Effect::Revert { step },
@@ -259,6 +275,7 @@ impl View {
                 self.outputs.remove(step);
                 self.end_bar(step, "✓", "");
             }
+            RunRecord::Note { step, text } => self.note(&format!("· {}: {text}", self.title(step))),
             RunRecord::Output { step, text } => {
                 self.outputs.insert(step.clone(), text.clone());
             }
@@ -287,6 +304,17 @@ impl View {
             RunRecord::Event {
                 event: Event::StepInDoubt { step, reason },
             } => self.end_bar(step, "?", &format!("in doubt: {reason}")),
+            RunRecord::Event {
+                event: Event::Checked { step, done },
+            } if self.is_wait(step) => self.end_bar(
+                step,
+                "·",
+                if *done {
+                    "its time has passed since it began"
+                } else {
+                    "not over: it goes on from when it began"
+                },
+            ),
             RunRecord::Event {
                 event: Event::Checked { step, done },
             } => self.end_bar(

@@ -27,11 +27,21 @@ pub fn journal_path(plan: &Path, explicit: Option<&Path>) -> PathBuf {
     )
 }
 
+/// A journal taken for a run: the file, its runs replayed, what its times
+/// say, and a warning when its last line was torn.
+pub struct Opened {
+    /// The file, locked, ready to append.
+    pub file: JournalFile,
+    /// Its runs, replayed against the plan.
+    pub runs: Vec<ReplayedRun>,
+    /// TTL changes, interrupted waits and phase ends, from its times.
+    pub history: plan_steps::history::History,
+    /// Said when the last line was torn by a crash (and dropped).
+    pub torn: Option<String>,
+}
+
 /// Opens (creating) the journal and replays its runs against `plan`.
-pub fn open_journal(
-    path: &Path,
-    plan: &Plan,
-) -> Result<(JournalFile, Vec<ReplayedRun>, Option<String>), CliError> {
+pub fn open_journal(path: &Path, plan: &Plan) -> Result<Opened, CliError> {
     let (file, journal) =
         JournalFile::open::<RunRecord>(path, plan.hash).map_err(|e| match e.kind {
             JournalFileErrorKind::PlanChanged { .. } => CliError::PlanChanged {
@@ -56,10 +66,16 @@ pub fn open_journal(
             t.line, t.reason
         )
     });
-    let records: Vec<RunRecord> = journal.records.into_iter().map(|r| r.entry).collect();
+    let records: Vec<RunRecord> = journal.records.iter().map(|r| r.entry.clone()).collect();
     let runs = replay(plan, &records)
         .map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
-    Ok((file, runs, torn))
+    let history = plan_steps::history::History::read(plan, &journal.records, &runs);
+    Ok(Opened {
+        file,
+        runs,
+        history,
+        torn,
+    })
 }
 
 /// Other journals of the same plan (same name, any version) beside the plan
@@ -332,6 +348,8 @@ pub struct Carried {
     /// Reach every host before the machine is fed anything (`resume`: the
     /// replayed machine does not preflight again by itself).
     pub preflight_first: bool,
+    /// What the journal's times say (TTL changes, interrupted waits).
+    pub history: plan_steps::history::History,
 }
 
 /// How SSH hosts are trusted, from the command line.
@@ -370,6 +388,7 @@ pub fn drive(
         ssh,
         leftovers,
         preflight_first,
+        history,
     } = carried;
     let Interaction {
         mode,
@@ -423,7 +442,7 @@ pub fn drive(
                 }
             }
         });
-        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers).with_remind_after(remind_after);
+        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers).with_remind_after(remind_after).with_history(&history);
         if preflight_first {
             if let Err(reason) = driver.preflight(&machine.schedule()).await {
                 let hints = preflight_hints(driver.preflight_problems());

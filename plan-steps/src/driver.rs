@@ -245,6 +245,7 @@ impl<'a, O: Operator> Driver<'a, O> {
     fn report(&mut self, report: Report) -> Result<(), DriveError> {
         match report {
             Report::Spawned { step, group } => self.record(&RunRecord::Process { step, group }),
+            Report::Note { step, text } => self.record(&RunRecord::Note { step, text }),
             Report::Captured { step, state, ack } => {
                 self.record(&RunRecord::Captured {
                     step: step.clone(),
@@ -276,6 +277,12 @@ impl<'a, O: Operator> Driver<'a, O> {
         leftovers: impl IntoIterator<Item = (String, plan_core::machine::ProcessGroup)>,
     ) -> Self {
         self.executor = self.executor.with_leftovers(leftovers);
+        self
+    }
+
+    /// What the journal's times say (TTL changes, interrupted waits).
+    pub fn with_history(mut self, history: &crate::history::History) -> Self {
+        self.executor = self.executor.with_history(history);
         self
     }
 

@@ -20,6 +20,7 @@ pub mod command;
 pub mod dns;
 pub mod driver;
 pub mod executor;
+pub mod history;
 pub mod journal_file;
 pub mod local;
 mod output;

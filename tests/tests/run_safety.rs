@@ -360,3 +360,206 @@ fn regression_a_failure_shows_its_last_lines_and_status_prints_the_whole_output(
         out.describe()
     );
 }
+
+/// A DNS-only plan for the lab's server: `phases` holds the phases, the
+/// record is declared with `declared_ttl`.
+fn dns_plan(lab: &tests::lab::Lab, name: &str, declared_ttl: &str, phases: &str) -> String {
+    let dns = lab.dns();
+    format!(
+        r#"Plan(
+    name: "{name}",
+    service: "www.lab.test",
+    window: Window(announced: "10m"),
+    dns: Rfc2136(server: "{server}", zone: "lab.test.", key: TsigFile("{key}"),
+        records: {{ "www.lab.test.": Record(ttl: "{declared_ttl}", addresses: ["127.0.0.1"]) }}),
+    phases: [ {phases} ],
+)"#,
+        server = dns.server(),
+        key = dns.tsig_key.display()
+    )
+}
+
+fn dns_lab(ttl: u32) -> tests::lab::Lab {
+    tests::lab::Lab::builder()
+        .hosts(0)
+        .dns()
+        .record_ttl(ttl)
+        .start()
+        .expect("the lab's named starts")
+}
+
+/// The time of the first journal record whose text holds `needle`.
+fn journaled_at(journal: &Path, needle: &str) -> jiff::Timestamp {
+    let text = fs::read_to_string(journal).expect("the journal");
+    let line = text
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle} in the journal\n{text}"));
+    let record: serde_json::Value = serde_json::from_str(line).expect("a record");
+    record["time"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("a time")
+}
+
+/// Issue 11, item 1: a TTL lowered in the `-1d` phase and the record
+/// switched in the window right after (`run --phase day-before`, then
+/// `--phase window`) went through 21 ms after the TTL change, while
+/// resolvers still held the old answer for the whole old TTL. Now the
+/// window is refused as early by its anchor (unless --force), and even
+/// forced, the switch is refused by the TTL rule: the old TTL has an hour
+/// left, far more than a switch waits. The record is not touched.
+#[test]
+fn regression_a_switch_right_after_a_ttl_change_in_an_earlier_phase_is_refused() {
+    let lab = dns_lab(3600);
+    let before = lab.lookup("www.lab.test.");
+    let dir = temp_dir();
+    let plan = write_plan(
+        dir.path(),
+        &dns_plan(
+            &lab,
+            "safety: TTL one day before",
+            "1h",
+            r#"Phase(name: "day-before", at: "-1d", steps: [
+            Step(id: "lower-ttl", action: DnsTtl(record: "www.lab.test.", ttl: "5s"), duration: Fixed("1s")),
+        ]),
+        Phase(name: "window", at: "0", steps: [
+            Step(id: "switch", action: DnsRecord(record: "www.lab.test.", addresses: ["127.0.0.99"]), duration: Fixed("1s")),
+        ]),"#,
+        ),
+    );
+    let journal = dir.path().join("plan.journal");
+    run(&plan, &journal, &["--yes", "--phase", "day-before"]).assert_code(0);
+    assert_eq!(lab.lookup("www.lab.test.")[0].ttl, 5);
+
+    let early = run(&plan, &journal, &["--yes", "--phase", "window"]);
+    early.assert_code(1);
+    assert!(
+        early
+            .stderr
+            .contains("phase `window` is anchored at 0, 1d after phase `day-before`")
+            && early.stderr.contains("--force"),
+        "{}",
+        early.describe()
+    );
+    let forced = run(&plan, &journal, &["--yes", "--phase", "window", "--force"]);
+    forced.assert_code(1);
+    assert!(
+        forced
+            .stderr
+            .contains("step `switch` switches www.lab.test., whose TTL was changed")
+            && forced.stderr.contains("from 3600s"),
+        "{}",
+        forced.describe()
+    );
+    let after = lab.lookup("www.lab.test.");
+    assert_eq!(
+        after[0].address, before[0].address,
+        "the record was switched"
+    );
+}
+
+/// Issue 11, item 1: a switch whose record's old TTL has a few seconds left
+/// waits for it, saying why (a `note` in the journal and on the screen),
+/// and switches only once no resolver can hold the old answer.
+#[test]
+fn regression_a_switch_waits_for_the_old_ttl_to_run_out_and_says_why() {
+    let lab = dns_lab(4);
+    let dir = temp_dir();
+    let plan = write_plan(
+        dir.path(),
+        &dns_plan(
+            &lab,
+            "safety: TTL seconds before",
+            "4s",
+            r#"Phase(name: "just-before", at: "-5s", steps: [
+            Step(id: "lower-ttl", action: DnsTtl(record: "www.lab.test.", ttl: "1s"), duration: Fixed("1s")),
+        ]),
+        Phase(name: "window", at: "0", steps: [
+            Step(id: "switch", action: DnsRecord(record: "www.lab.test.", addresses: ["127.0.0.99"]), duration: Fixed("1s")),
+        ]),"#,
+        ),
+    );
+    let journal = dir.path().join("plan.journal");
+    run(&plan, &journal, &["--yes", "--phase", "just-before"]).assert_code(0);
+    let out = run(&plan, &journal, &["--yes", "--phase", "window", "--force"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("waiting before the switch: the TTL of www.lab.test. changed"),
+        "{}",
+        out.describe()
+    );
+    let lowered = journaled_at(&journal, r#""event":"step_succeeded","step":"lower-ttl""#);
+    let switched = journaled_at(&journal, r#""type":"captured","step":"switch""#);
+    let gap = switched.duration_since(lowered);
+    assert!(
+        gap.as_secs_f64() >= 4.0,
+        "switched {gap:?} after the TTL change, within the old TTL (4 s)\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        lab.lookup("www.lab.test.")[0].address,
+        "127.0.0.99"
+            .parse::<std::net::Ipv4Addr>()
+            .expect("an address")
+    );
+}
+
+/// Issue 11, item 12: a resumed `WaitTtl` waited the whole TTL again. It
+/// now goes on from when the wait began (the journal's time), and its
+/// resume says so without speaking of a check it does not have.
+#[test]
+fn regression_a_resumed_ttl_wait_goes_on_from_when_it_began() {
+    let lab = dns_lab(8);
+    let dir = temp_dir();
+    let plan = write_plan(
+        dir.path(),
+        &dns_plan(
+            &lab,
+            "safety: a TTL wait interrupted",
+            "8s",
+            r#"Phase(name: "window", at: "0", steps: [
+            Step(id: "lower-ttl", action: DnsTtl(record: "www.lab.test.", ttl: "1s"), duration: Fixed("1s")),
+            Step(id: "wait-ttl", action: WaitTtl(record: "www.lab.test.")),
+            Step(id: "switch", action: DnsRecord(record: "www.lab.test.", addresses: ["127.0.0.99"]), duration: Fixed("1s")),
+        ]),"#,
+        ),
+    );
+    let journal = dir.path().join("plan.journal");
+    let mut child = Cutover::new()
+        .arg("run")
+        .arg(&plan)
+        .args(["--yes", "--journal"])
+        .arg(&journal)
+        .spawn();
+    child.wait_until(Duration::from_secs(30), "the TTL wait under way", || {
+        fs::read_to_string(&journal)
+            .is_ok_and(|t| t.contains(r#""effect":"forward","step":"wait-ttl""#))
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    child.kill();
+    let resumed = resume(&plan, &journal);
+    resumed.assert_code(0);
+    assert!(
+        resumed.elapsed < Duration::from_secs(7),
+        "the resumed wait took {:?}: it waited the whole TTL again\n{}",
+        resumed.elapsed,
+        resumed.describe()
+    );
+    assert!(
+        resumed
+            .stderr
+            .contains("not over: it goes on from when it began")
+            && !resumed.stderr.contains("no check")
+            && !resumed.stderr.contains("checking whether"),
+        "{}",
+        resumed.describe()
+    );
+    let lowered = journaled_at(&journal, r#""event":"step_succeeded","step":"lower-ttl""#);
+    let switched = journaled_at(&journal, r#""type":"captured","step":"switch""#);
+    assert!(
+        switched.duration_since(lowered).as_secs_f64() >= 8.0,
+        "switched within the old TTL"
+    );
+}

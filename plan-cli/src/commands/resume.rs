@@ -60,7 +60,12 @@ pub fn cmd_resume(
             ),
         });
     }
-    let (mut journal, runs, torn) = open_journal(&path, &plan)?;
+    let session::Opened {
+        file: mut journal,
+        runs,
+        history,
+        torn,
+    } = open_journal(&path, &plan)?;
     if let Some(warning) = torn {
         writeln!(stderr, "warning: {warning}")?;
     }
@@ -153,6 +158,7 @@ pub fn cmd_resume(
             ssh: args.ssh.options(),
             leftovers,
             preflight_first: true,
+            history,
         },
     );
     session::tidy_run_dir(&run_dir);

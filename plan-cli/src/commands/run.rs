@@ -109,7 +109,12 @@ pub fn cmd_run(
         return dry_run(&plan, args.phase.as_deref(), stdout);
     }
     let path = journal_path(&args.plan.plan, args.journal.as_deref());
-    let (mut journal, runs, torn) = open_journal(&path, &plan)?;
+    let session::Opened {
+        file: mut journal,
+        runs,
+        history,
+        torn,
+    } = open_journal(&path, &plan)?;
     if let Some(warning) = torn {
         writeln!(stderr, "warning: {warning}")?;
     }
@@ -160,6 +165,20 @@ pub fn cmd_run(
     };
     let steps = Schedule::new(&plan, &selection);
     let mode = Mode::pick(args.output.json());
+    if let Some(early) = phase_too_early(&plan, phase.as_deref(), &history) {
+        writeln!(stderr, "warning: {early}")?;
+        if !args.force {
+            let asked = !args.yes && std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let go = asked && ask_yes_no("Run it now anyway?").unwrap_or(false);
+            if !go {
+                return Err(CliError::Refused {
+                    message: format!("not started: {early}"),
+                    hint: "wait for the phase's time, or pass --force to run it early".into(),
+                });
+            }
+        }
+    }
+    ttl_rule(&plan, &steps, &history)?;
     args.operator
         .check(&plan, steps.steps.iter().map(|s| s.id.as_str()))?;
     if steps.steps.is_empty() {
@@ -246,6 +265,7 @@ pub fn cmd_run(
         },
         Carried {
             ssh: args.ssh.options(),
+            history,
             ..Carried::default()
         },
     );
@@ -256,6 +276,93 @@ pub fn cmd_run(
         )?;
     }
     result
+}
+
+/// The run-time TTL rule, before anything starts: a `DnsRecord` switch in
+/// this run whose record had its TTL changed (by an earlier run of the
+/// journal) less than the old TTL ago, by more than a switch waits
+/// ([`MAX_TTL_WAIT`](plan_steps::history::MAX_TTL_WAIT)), refuses the run:
+/// resolvers would keep sending users to the old address.
+fn ttl_rule(
+    plan: &Plan,
+    schedule: &Schedule,
+    history: &plan_steps::history::History,
+) -> Result<(), CliError> {
+    use plan_core::duration::format_duration;
+    use plan_steps::history::MAX_TTL_WAIT;
+    let now = std::time::SystemTime::now();
+    for scheduled in &schedule.steps {
+        let Some(plan_core::Action::DnsRecord { record, .. }) =
+            plan.step(&scheduled.id).map(|s| &s.action)
+        else {
+            continue;
+        };
+        let Some(change) = history.ttl_changes.get(record) else {
+            continue;
+        };
+        let left = change.remaining(now);
+        if left > MAX_TTL_WAIT {
+            let utc = |t| {
+                jiff::Timestamp::try_from(t)
+                    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_default()
+            };
+            let (at, until) = (utc(change.at), utc(change.expires()));
+            return Err(CliError::Refused {
+                message: format!(
+                    "step `{}` switches {record}, whose TTL was changed at {at} from {}s: \
+                     resolvers may send users to the old address until {until}, {} from now",
+                    scheduled.id,
+                    change.previous,
+                    format_duration(std::time::Duration::from_secs(left.as_secs()))
+                ),
+                hint: format!(
+                    "run this phase after {until}; a switch waits for an old TTL to run out \
+                     only when that takes {} or less",
+                    format_duration(MAX_TTL_WAIT)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `phase` would start earlier than its anchor allows, measured
+/// from the end of the last completed run of the scheduled phase before it;
+/// says by how much.
+fn phase_too_early(
+    plan: &Plan,
+    phase: Option<&str>,
+    history: &plan_steps::history::History,
+) -> Option<String> {
+    use plan_core::duration::{format_anchor, format_duration};
+    let index = plan
+        .phases
+        .iter()
+        .position(|p| Some(p.name.as_str()) == phase)?;
+    let this = &plan.phases[index];
+    let at = this.at?;
+    let (before, ended) = plan.phases[..index].iter().rev().find_map(|p| {
+        let end = history.phase_ends.get(&p.name)?;
+        Some((p, *end))
+    })?;
+    let gap = at.checked_sub(before.at?)?;
+    let gap = std::time::Duration::from_secs(u64::try_from(gap).ok()?);
+    let since = std::time::SystemTime::now()
+        .duration_since(ended)
+        .unwrap_or_default();
+    let early = gap.checked_sub(since).filter(|e| !e.is_zero())?;
+    Some(format!(
+        "phase `{}` is anchored at {}, {} after phase `{}` (at {}), which ended {} ago: it \
+         would start {} early",
+        this.name,
+        format_anchor(at),
+        format_duration(gap),
+        before.name,
+        format_anchor(before.at.unwrap_or_default()),
+        format_duration(std::time::Duration::from_secs(since.as_secs())),
+        format_duration(std::time::Duration::from_secs(early.as_secs()))
+    ))
 }
 
 /// Which phase a run takes: the one given, or the only one with steps left.

@@ -58,6 +58,14 @@ pub enum RunRecord {
         /// To.
         to: String,
     },
+    /// Something the operator should know while a step runs (why it
+    /// waits, for instance): for people, not for replay.
+    Note {
+        /// Step id.
+        step: String,
+        /// What to say.
+        text: String,
+    },
     /// What a step printed (bounded).
     Output {
         /// Step id.

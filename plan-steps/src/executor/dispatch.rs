@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use plan_core::machine::Event;
 use plan_core::{Action, Plan, Step};
@@ -15,6 +15,7 @@ use super::hosts::Conn;
 use super::{copy, dns, service, shell, wait};
 use super::{Reporter, SshOptions, Transcript};
 use crate::dns::DnsClient;
+use crate::history::TtlChange;
 use plan_core::machine::ProcessGroup;
 
 /// The caller's cancellation: once it completes, what the step runs is
@@ -31,8 +32,12 @@ pub struct Executor {
     pub(super) dns: Arc<tokio::sync::OnceCell<DnsClient>>,
     /// Process groups of commands still running, or left by a crash, by step.
     pub(super) groups: Arc<std::sync::Mutex<HashMap<String, ProcessGroup>>>,
-    /// When each record's TTL was last changed by this run, and from what.
-    pub(super) ttl_changes: Arc<std::sync::Mutex<HashMap<String, (SystemTime, u32)>>>,
+    /// When each record's TTL was last changed (by this run, or an earlier
+    /// one of its journal), and from what.
+    pub(super) ttl_changes: Arc<std::sync::Mutex<HashMap<String, TtlChange>>>,
+    /// When an interrupted wait began, by step (from the journal, on
+    /// resume): the wait goes on from there.
+    pub(super) waits_started: Arc<std::sync::Mutex<HashMap<String, SystemTime>>>,
 }
 
 impl Executor {
@@ -46,7 +51,35 @@ impl Executor {
             groups: Arc::default(),
             dns: Arc::default(),
             ttl_changes: Arc::default(),
+            waits_started: Arc::default(),
         }
+    }
+
+    /// What the journal says about earlier TTL changes and interrupted waits.
+    pub fn with_history(self, history: &crate::history::History) -> Executor {
+        if let Ok(mut changes) = self.ttl_changes.lock() {
+            for (record, change) in &history.ttl_changes {
+                crate::history::note_ttl_change(&mut changes, record, *change);
+            }
+        }
+        if let Ok(mut waits) = self.waits_started.lock() {
+            waits.extend(history.waits_started.iter().map(|(s, t)| (s.clone(), *t)));
+        }
+        self
+    }
+
+    /// How much of a `duration` wait of `step` is left: all of it, unless an
+    /// interrupted attempt began earlier (then from that start).
+    pub(super) fn wait_left(&self, step: &str, duration: Duration) -> Duration {
+        let started = self
+            .waits_started
+            .lock()
+            .ok()
+            .and_then(|w| w.get(step).copied());
+        let waited = started
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        duration.saturating_sub(waited)
     }
 
     /// Process groups a crashed run left behind, by step (from its journal).
@@ -130,7 +163,24 @@ impl Executor {
                 service::forward(self, step, host, unit, *state, control, transcript, cancel).await
             }
             Action::Rsync { .. } => copy::forward(self, step, transcript, cancel).await,
-            Action::Wait(duration) => wait::forward(*duration, cancel).await,
+            Action::Wait(duration) => {
+                let left = self.wait_left(&step.id, *duration);
+                if left < *duration {
+                    self.note(
+                        &step.id,
+                        format!(
+                            "the wait began before the run stopped: {} left of {}",
+                            plan_core::duration::format_duration(left),
+                            plan_core::duration::format_duration(*duration)
+                        ),
+                    );
+                }
+                let waited = wait::forward(left, cancel).await;
+                if let Ok(mut waits) = self.waits_started.lock() {
+                    waits.remove(&step.id);
+                }
+                waited
+            }
             Action::Verify => Ok(()),
             Action::Manual { .. } => Err(Failure::Failed(
                 "manual steps are confirmed by the operator".into(),
@@ -139,7 +189,7 @@ impl Executor {
                 dns::set_ttl(self, step, record, *ttl, transcript).await
             }
             Action::DnsRecord { record, addresses } => {
-                dns::set_addresses(self, step, record, addresses, transcript).await
+                dns::set_addresses(self, step, record, addresses, transcript, cancel).await
             }
             Action::WaitTtl { record } => {
                 dns::wait_ttl(self, step, record, transcript, cancel).await
@@ -230,8 +280,10 @@ impl Executor {
             Action::DnsRecord { record, addresses } => {
                 dns::addresses_done(self, record, addresses).await
             }
-            // A wait leaves nothing behind: running it again is what is needed.
-            Action::Wait(_) | Action::WaitTtl { .. } => Ok(false),
+            // A wait leaves nothing behind: it is done once its time has
+            // passed since it began; otherwise it goes on from there.
+            Action::Wait(duration) => Ok(self.wait_left(&step.id, *duration).is_zero()),
+            Action::WaitTtl { record } => Ok(self.ttl_expired(record)),
             Action::Shell { .. } | Action::Manual { .. } | Action::Verify => {
                 let message = format!("step `{id}` has no check to tell whether it took effect");
                 let kind = CheckErrorKind::NoCheck;

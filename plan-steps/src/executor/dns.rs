@@ -9,6 +9,8 @@ use super::dispatch::Cancel;
 use super::failure::Failure;
 use super::{Executor, Transcript};
 use crate::dns::{capture_to_string, parse_capture, RRset};
+use crate::history::{note_ttl_change, TtlChange, MAX_TTL_WAIT};
+use plan_core::duration::format_duration;
 
 /// Captures the record, journals it, and sets its TTL to `ttl`; remembers
 /// when, and from what, for a later `WaitTtl`.
@@ -26,9 +28,73 @@ pub(super) async fn set_ttl(
     let served = dns.set_ttl(record, seconds).await?;
     transcript.note(&format!("[dns] {record}: {before} -> {served}"));
     if let (Some(previous), Ok(mut changes)) = (before.longest_ttl(), ex.ttl_changes.lock()) {
-        changes.insert(record.to_owned(), (SystemTime::now(), previous));
+        let change = TtlChange {
+            at: SystemTime::now(),
+            previous,
+        };
+        note_ttl_change(&mut changes, record, change);
     }
     Ok(())
+}
+
+impl Executor {
+    /// The TTL change of `record` whose old answers caches may keep longest,
+    /// known to this run (or its journal).
+    fn ttl_change(&self, record: &str) -> Option<TtlChange> {
+        self.ttl_changes
+            .lock()
+            .ok()
+            .and_then(|c| c.get(record).copied())
+    }
+
+    /// Whether no resolver can still hold `record` under the TTL it had
+    /// before its last known change (true when none is known).
+    pub(super) fn ttl_expired(&self, record: &str) -> bool {
+        self.ttl_change(record)
+            .is_none_or(|c| c.remaining(SystemTime::now()).is_zero())
+    }
+}
+
+/// Before a switch: the TTL `record` had before its last change must have
+/// run out, or resolvers would keep sending users to the old address. Waits
+/// for it (saying why) up to [`MAX_TTL_WAIT`]; refuses the switch beyond.
+async fn old_ttl_expired(
+    ex: &Executor,
+    step: &Step,
+    record: &str,
+    mut cancel: Cancel<'_>,
+) -> Result<(), Failure> {
+    let Some(change) = ex.ttl_change(record) else {
+        return Ok(());
+    };
+    let left = change.remaining(SystemTime::now());
+    if left.is_zero() {
+        return Ok(());
+    }
+    let ago = SystemTime::now()
+        .duration_since(change.at)
+        .unwrap_or_default();
+    let why = format!(
+        "the TTL of {record} changed {} ago; resolvers may hold its old address under the \
+         previous TTL ({}s) for {} more",
+        format_duration(ago),
+        change.previous,
+        format_duration(left)
+    );
+    if left > MAX_TTL_WAIT {
+        return Err(Failure::Failed(format!(
+            "not switching: {why}, longer than a switch waits ({}); run this phase once the \
+             old TTL has run out",
+            format_duration(MAX_TTL_WAIT)
+        )));
+    }
+    ex.note(&step.id, format!("waiting before the switch: {why}"));
+    tokio::select! {
+        () = tokio::time::sleep(left) => Ok(()),
+        // Nothing has changed yet, but the driver takes a cancelled step
+        // as in doubt, and its check (the record as served) decides.
+        () = cancel.as_mut() => Err(Failure::InDoubt("cancelled while waiting for the old TTL to run out".into())),
+    }
 }
 
 /// Whether an in-doubt `DnsTtl` took effect: the server serves `ttl`.
@@ -45,7 +111,9 @@ pub(super) async fn set_addresses(
     record: &str,
     addresses: &[IpAddr],
     transcript: &mut Transcript,
+    cancel: Cancel<'_>,
 ) -> Result<(), Failure> {
+    old_ttl_expired(ex, step, record, cancel).await?;
     let dns = ex.dns().await?;
     let before = dns.query(record).await?;
     ex.capture(&step.id, capture_to_string(&before)).await?;
@@ -96,15 +164,14 @@ pub(super) async fn wait_ttl(
     cancel: Cancel<'_>,
 ) -> Result<(), Failure> {
     let dns = ex.dns().await?;
-    let change = ex
-        .ttl_changes
-        .lock()
-        .ok()
-        .and_then(|c| c.get(record).copied());
-    // Without a change seen by this run (an earlier phase, or a
-    // resume), wait the whole previous TTL from now: never less.
-    let (changed_at, previous) =
-        change.unwrap_or_else(|| (SystemTime::now(), previous_ttl(&ex.plan, &step.id, record)));
+    let change = ex.ttl_change(record);
+    // Without a change known to this run or its journal (a change made by
+    // hand, or a journal without it), wait the whole previous TTL from
+    // now: never less.
+    let (changed_at, previous) = change.map_or_else(
+        || (SystemTime::now(), previous_ttl(&ex.plan, &step.id, record)),
+        |c| (c.at, c.previous),
+    );
     let waited = dns
         .wait_ttl(record, previous, changed_at, None, cancel, |_| {})
         .await?;

@@ -55,6 +55,14 @@ pub enum Report {
         /// Sent once journaled.
         ack: oneshot::Sender<()>,
     },
+    /// Something the operator should know while the step runs (why it
+    /// waits, for instance).
+    Note {
+        /// Step id.
+        step: String,
+        /// What to say.
+        text: String,
+    },
     /// What a copy moved.
     Transferred {
         /// Step id.
@@ -99,6 +107,16 @@ impl Reporter {
 }
 
 impl Executor {
+    /// Tells the operator (through the journal) what the step is doing.
+    pub(super) fn note(&self, step: &str, text: String) {
+        if let Some(reporter) = &self.reporter {
+            reporter.send(Report::Note {
+                step: step.to_owned(),
+                text,
+            });
+        }
+    }
+
     /// Journals `state`, captured before the change it protects, and waits
     /// until it is on disk.
     pub(super) async fn capture(&self, step: &str, state: String) -> Result<(), Failure> {
