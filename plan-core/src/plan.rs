@@ -217,6 +217,10 @@ pub struct Step {
     pub notice: Option<String>,
     /// The chance that one attempt fails, if the step says (rehearsal only).
     pub failure_rate: Option<f64>,
+    /// Run the revert after a failed attempt too, as for a completed step:
+    /// the plan says the revert is safe on a partial effect. (A step with a
+    /// check needs no such word: its check decides.)
+    pub revert_after_failure: bool,
     /// Where its parts were written.
     pub spans: StepSpans,
 }
@@ -270,12 +274,13 @@ impl Step {
             settle,
             notice,
             failure_rate,
+            revert_after_failure,
             spans: _,
         } = self;
         format!(
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
              {duration:?} {deadline:?} {retries} {after:?} {after_explicit} {downtime:?} \
-             {settle:?} {notice:?} {failure_rate:?}"
+             {settle:?} {notice:?} {failure_rate:?} {revert_after_failure}"
         )
     }
 
@@ -314,10 +319,14 @@ impl Step {
     /// A hash of what the step does (action, check, order, deadline,
     /// retries, done), to tell which steps changed between two plans.
     pub fn fingerprint(&self) -> u64 {
-        let text = format!(
+        let mut text = format!(
             "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
             self.action, self.check, self.after, self.deadline, self.retries, self.done
         );
+        // Only when set, so fingerprints journaled before it existed hold.
+        if self.revert_after_failure {
+            text.push_str("|revert_after_failure");
+        }
         crate::hash::fnv1a(&[text.as_bytes()])
     }
 }

@@ -533,6 +533,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if let Some(notice) = &step.notice {
         fields.push((Some("notice"), Node::template(notice)));
     }
+    if step.revert_after_failure {
+        fields.push((Some("revert_after_failure"), Node::Atom("true".into())));
+    }
     if let Some(rate) = step.failure_rate {
         fields.push((Some("failure_rate"), Node::Atom(float(rate))));
     }

@@ -130,6 +130,8 @@ pub(crate) enum RawEntry {
         notice: Option<S<String>>,
         #[serde(default)]
         failure_rate: Option<S<f64>>,
+        #[serde(default)]
+        revert_after_failure: Option<S<bool>>,
     },
     RollbackPoint(S<String>),
     PointOfNoReturn {

@@ -66,6 +66,7 @@ struct StepSpec {
     manual: bool,
     undoable: bool,
     checkable: bool,
+    revert_after_failure: bool,
     host: u8,
 }
 
@@ -87,17 +88,22 @@ fn step_spec() -> impl Strategy<Value = StepSpec> {
         prop::bool::weighted(0.15),
         prop::bool::weighted(0.8),
         prop::bool::weighted(0.7),
-        0u8..3,
+        (prop::bool::weighted(0.2), 0u8..3),
     )
-        .prop_map(|(marker, deps, retries, manual, undoable, checkable, host)| StepSpec {
-            marker,
-            deps,
-            retries,
-            manual,
-            undoable,
-            checkable,
-            host,
-        })
+        .prop_map(
+            |(marker, deps, retries, manual, undoable, checkable, (revert_after_failure, host))| {
+                StepSpec {
+                    marker,
+                    deps,
+                    retries,
+                    manual,
+                    undoable,
+                    checkable,
+                    revert_after_failure,
+                    host,
+                }
+            },
+        )
 }
 
 fn schedule_spec() -> impl Strategy<Value = ScheduleSpec> {
@@ -156,6 +162,7 @@ fn build(spec: &ScheduleSpec) -> Schedule {
             manual: s.manual,
             checkable: s.checkable,
             undoable: s.undoable,
+            revert_after_failure: s.revert_after_failure,
             hosts: vec![format!("h{}", s.host)],
         });
     }
@@ -174,13 +181,13 @@ fn build(spec: &ScheduleSpec) -> Schedule {
 /// What one forward attempt does instead of succeeding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
-    Fail,
-    Deadline,
+    /// The attempt fails; it may have left part of its effect.
+    Fail { partial: bool },
+    /// Killed at its deadline; it may have left part of its effect.
+    Deadline { partial: bool },
     /// The connection dropped: the effect is, or is not, in place; the
     /// step's check (or the operator) says which, truthfully.
-    InDoubt {
-        took_effect: bool,
-    },
+    InDoubt { took_effect: bool },
 }
 
 #[derive(Clone, Debug)]
@@ -216,8 +223,8 @@ fn choice() -> impl Strategy<Value = FailureChoice> {
 
 fn outcome() -> impl Strategy<Value = Outcome> {
     prop_oneof![
-        3 => Just(Outcome::Fail),
-        1 => Just(Outcome::Deadline),
+        3 => any::<bool>().prop_map(|partial| Outcome::Fail { partial }),
+        1 => any::<bool>().prop_map(|partial| Outcome::Deadline { partial }),
         2 => any::<bool>().prop_map(|took_effect| Outcome::InDoubt { took_effect }),
     ]
 }
@@ -339,6 +346,8 @@ struct Outcomes {
     reverted: Vec<StepIx>,
     /// Which steps' effects are in place at the end.
     applied: Vec<bool>,
+    /// Which steps' failed attempts left part of their effect, at the end.
+    partial: Vec<bool>,
     /// The step whose final failure set off the rollback, if one did.
     fatal: Option<StepIx>,
     rollback_point: Option<String>,
@@ -367,6 +376,12 @@ struct Run<'a> {
     ends: Vec<RunEnd>,
     // The world, as the executor sees it.
     applied: Vec<bool>,
+    /// Part of a step's effect, left by a failed attempt: what its check
+    /// finds (a check cannot tell part of an effect from the whole).
+    partial: Vec<bool>,
+    /// Whether an attempt of the step failed (its completion may then come
+    /// from its check, or from the plan's word that its revert is safe).
+    failed_once: Vec<bool>,
     open_start: Vec<bool>,
     completed: Vec<StepIx>,
     done: Vec<bool>,
@@ -401,6 +416,8 @@ impl<'a> Run<'a> {
             in_flight: Vec::new(),
             ends: Vec::new(),
             applied: vec![false; n],
+            partial: vec![false; n],
+            failed_once: vec![false; n],
             open_start: vec![false; n],
             completed: Vec::new(),
             done: vec![false; n],
@@ -434,7 +451,11 @@ impl<'a> Run<'a> {
         // running at the halt did; a finished run records nothing.
         let success = match &event {
             Event::StepSucceeded { step } | Event::OperatorConfirmed { step } => Some(step),
-            Event::Checked { step, done: true } | Event::OperatorAnswered { step, done: true } => {
+            // A failed step's check finding part of its effect is no success:
+            // the machine counts it completed when it decides to undo it.
+            Event::Checked { step, done: true } | Event::OperatorAnswered { step, done: true }
+                if !self.machine.failing().any(|f| f == step) =>
+            {
                 Some(step)
             }
             _ => None,
@@ -460,8 +481,26 @@ impl<'a> Run<'a> {
         }
         self.events.push(event.clone());
         self.journal.push(Entry::Event(event.clone()));
+        let known = self.machine.completion_order().count();
         let mut outbox = Outbox::default();
         let effects = feed_named(&mut self.machine, &event, &mut outbox);
+        // A failed step counts as completed when its check found part of
+        // its effect, or the plan says its revert is safe on one: the
+        // rollback undoes it like a completed step.
+        let new: Vec<String> = self
+            .machine
+            .completion_order()
+            .skip(known)
+            .map(str::to_owned)
+            .collect();
+        for id in new {
+            if let Some(ix) = self.schedule.index_of(&id) {
+                if self.failed_once[ix] && !self.done[ix] {
+                    self.completed.push(ix);
+                    self.done[ix] = true;
+                }
+            }
+        }
         self.last_started.clear();
         for effect in effects {
             let journal_slot = match &effect {
@@ -554,19 +593,24 @@ impl<'a> Run<'a> {
                 let event = match self.faults.forward.get(&(ix, attempt)) {
                     None => {
                         self.applied[ix] = true;
+                        self.partial[ix] = false;
                         self.open_start[ix] = false;
                         Event::StepSucceeded { step }
                     }
-                    Some(Outcome::Fail) => {
+                    Some(Outcome::Fail { partial }) => {
                         self.open_start[ix] = false;
+                        self.partial[ix] |= *partial;
+                        self.failed_once[ix] = true;
                         self.note_failure(ix, attempt);
                         Event::StepFailed {
                             step,
                             reason: "injected".into(),
                         }
                     }
-                    Some(Outcome::Deadline) => {
+                    Some(Outcome::Deadline { partial }) => {
                         self.open_start[ix] = false;
+                        self.partial[ix] |= *partial;
+                        self.failed_once[ix] = true;
                         self.note_failure(ix, attempt);
                         Event::DeadlineExceeded { step }
                     }
@@ -588,7 +632,7 @@ impl<'a> Run<'a> {
                 }
                 let declined = matches!(
                     self.faults.forward.get(&(ix, 1)),
-                    Some(Outcome::Fail | Outcome::Deadline)
+                    Some(Outcome::Fail { .. } | Outcome::Deadline { .. })
                 );
                 if declined {
                     if self.fatal.is_none() && self.going_forward() {
@@ -610,26 +654,23 @@ impl<'a> Run<'a> {
                     });
                 } else {
                     self.open_start[ix] = false;
-                    self.feed(Event::Checked {
-                        step,
-                        done: self.applied[ix],
-                    });
+                    let done = self.applied[ix] || self.partial[ix];
+                    self.feed(Event::Checked { step, done });
                 }
             }
             Effect::AskOperator { step } => {
                 let ix = self.ix(&step)?;
                 self.open_start[ix] = false;
-                self.feed(Event::OperatorAnswered {
-                    step,
-                    done: self.applied[ix],
-                });
+                let done = self.applied[ix] || self.partial[ix];
+                self.feed(Event::OperatorAnswered { step, done });
             }
             Effect::Revert { step } => {
                 let ix = self.ix(&step)?;
                 if !self.done[ix] {
                     return Err(format!("step `{step}` is reverted but never completed"));
                 }
-                if !self.applied[ix] {
+                let declared = self.schedule.steps[ix].revert_after_failure && self.failed_once[ix];
+                if !(self.applied[ix] || self.partial[ix] || declared) {
                     return Err(format!(
                         "step `{step}` is reverted but its effect is not in place"
                     ));
@@ -654,6 +695,7 @@ impl<'a> Run<'a> {
                     });
                 } else {
                     self.applied[ix] = false;
+                    self.partial[ix] = false;
                     self.feed(Event::RevertSucceeded { step });
                 }
             }
@@ -784,6 +826,7 @@ impl<'a> Run<'a> {
                     let ix = self.ix(&step)?;
                     if journaled && self.rng.coin() {
                         self.applied[ix] = false;
+                        self.partial[ix] = false;
                         if self.reverted.last() != Some(&ix) {
                             self.reverted.push(ix);
                         }
@@ -843,6 +886,7 @@ impl<'a> Run<'a> {
             completed: self.completed,
             reverted: self.reverted,
             applied: self.applied,
+            partial: self.partial,
             fatal: self.fatal,
             rollback_point: self.machine.rollback_point().map(str::to_owned),
             machine_completion: self.machine.completion_order().map(str::to_owned).collect(),
@@ -944,9 +988,11 @@ fn check_run(schedule: &Schedule, run: &Outcomes) -> Result<(), String> {
     };
     match (&run.state, &run.end) {
         (State::Completed {}, RunEnd::Completed) => {
-            if let Some(ix) = (0..steps.len())
-                .find(|&ix| run.statuses[ix] != StepStatus::Done || !run.applied[ix])
-            {
+            // A failed attempt's partial effect is what the step's check
+            // finds: a later in-doubt attempt settled by it is in place.
+            if let Some(ix) = (0..steps.len()).find(|&ix| {
+                run.statuses[ix] != StepStatus::Done || !(run.applied[ix] || run.partial[ix])
+            }) {
                 return Err(format!(
                     "completed, but `{}` is {:?} (in place: {})",
                     steps[ix].id, run.statuses[ix], run.applied[ix]
@@ -1006,6 +1052,23 @@ fn check_run(schedule: &Schedule, run: &Outcomes) -> Result<(), String> {
                 return Err(format!(
                     "rolled back while `{}` is {:?}",
                     steps[ix].id, run.statuses[ix]
+                ));
+            }
+            // Issue 11, item 2: a failed step's partial effect was never
+            // undone. Every one the machine can know of (by the step's
+            // check, or the plan's word) is undone by the rollback.
+            if let Some(ix) = (0..steps.len()).find(|&ix| {
+                let s = &steps[ix];
+                s.segment >= segment
+                    && run.partial[ix]
+                    && s.undoable
+                    && !s.past_no_return
+                    && (s.checkable || s.revert_after_failure)
+            }) {
+                return Err(format!(
+                    "rolled back to `{point}`, but the partial effect of the failed `{}` is left \
+                     in place",
+                    steps[ix].id
                 ));
             }
             let owed = owed(segment);
@@ -1178,7 +1241,7 @@ fn parallel_branches_revert_in_reverse_completion_order_whatever_the_finishing_o
     let schedule = Arc::new(Schedule::from_steps(steps, vec![START_POINT.into()]));
     for seed in 0..64 {
         let faults = Faults {
-            forward: HashMap::from([((4, 1), Outcome::Fail)]),
+            forward: HashMap::from([((4, 1), Outcome::Fail { partial: false })]),
             seed,
             ..Faults::default()
         };

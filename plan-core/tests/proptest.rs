@@ -642,6 +642,9 @@ impl Writer<'_> {
         if self.choices.chance(20) {
             fields.push(format!("notice: {}", lit(&self.template())));
         }
+        if self.choices.chance(15) {
+            fields.push("revert_after_failure: true".to_owned());
+        }
         if self.choices.chance(20) {
             const RATES: [&str; 7] = ["0.0", "1.0", "0.5", "0.05", "0.125", "0.0001", "0.333"];
             let rate = RATES[self.choices.below(RATES.len())];

@@ -13,7 +13,11 @@
 //!   whose duration exceeds the step's `deadline` is killed at the deadline
 //!   (`DeadlineExceeded`); `settle` does not count towards the deadline.
 //!   Scenarios may also leave an attempt in doubt partway through, or force
-//!   any of these outcomes. Parallel steps overlap in virtual time.
+//!   any of these outcomes. Parallel steps overlap in virtual time. A
+//!   failed attempt of a step with a check and something to undo (before
+//!   the point of no return) left part of its effect with the step's
+//!   `checked_done` chance: the machine then checks it (taking the `check`
+//!   time), and the rollback undoes it, as a real run does.
 //! - `Confirm` (a manual step): the operator takes the step's duration and
 //!   declines with its failure rate. Manual steps have no deadline.
 //! - `Check` and `AskOperator` (for a step in doubt): take the scenario's
@@ -366,6 +370,11 @@ impl<'m> Worker<'m> {
         }
         if at > m.deadline {
             (at, what) = (m.deadline, What::Deadline);
+        }
+        if matches!(what, What::Failed | What::Deadline) && m.checks_failures {
+            // Whether the failed attempt left part of its effect, which its
+            // check finds and the rollback then undoes (as the machine asks).
+            self.took_effect[ix as usize] = rng.uniform() < m.checked_done;
         }
         if what == What::Succeeded {
             at += m.settle;

@@ -74,6 +74,10 @@ pub(crate) struct StepModel {
     pub(crate) fail: f64,
     pub(crate) in_doubt: f64,
     pub(crate) checked_done: f64,
+    /// Whether the machine checks a failed attempt for a partial effect
+    /// (the step has a check and something to undo, before the point of
+    /// no return): only then is the draw made.
+    pub(crate) checks_failures: bool,
     pub(crate) revert_fail: f64,
     pub(crate) force: Option<Force>,
     /// Seconds after success at which the run is aborted (`AbortAfter`).
@@ -317,6 +321,10 @@ impl Model {
                 fail,
                 in_doubt: o.in_doubt_rate.unwrap_or(0.0),
                 checked_done: o.checked_done.unwrap_or(DEFAULT_CHECKED_DONE),
+                checks_failures: {
+                    let s = &schedule.steps[ix];
+                    s.checkable && s.undoable && !s.past_no_return
+                },
                 revert_fail: o
                     .revert_failure_rate
                     .or(revert_failure_rate)

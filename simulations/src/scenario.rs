@@ -35,7 +35,7 @@
 //! | `scale` | multiplies every duration drawn for the step (forward and revert), e.g. `2.0` |
 //! | `failure_rate` | the chance that one attempt fails |
 //! | `in_doubt_rate` | the chance that the connection is lost during an attempt, leaving it in doubt (automatic steps) |
-//! | `checked_done` | when a step is in doubt, the chance that the action had taken effect when the connection was lost (at its end), so its check (or the operator) finds it done; else it was lost partway and the step runs again (default 0.5) |
+//! | `checked_done` | when a step is in doubt, the chance that the action had taken effect when the connection was lost (at its end), so its check (or the operator) finds it done; else it was lost partway and the step runs again. Also, when an attempt fails, the chance that it left part of its effect, which its check finds and the rollback undoes (default 0.5) |
 //! | `revert_failure_rate` | the chance that its revert fails |
 //! | `force` | an event that always happens, see below |
 //!

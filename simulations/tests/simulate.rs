@@ -258,19 +258,28 @@ fn a_failed_revert_halts_and_the_outage_stays_open() {
         2_000,
         &[Scenario::named("revert-fails").expect("built in")],
     );
-    assert_eq!(e.end_states.len(), 1);
-    assert_eq!(
-        e.end_states[0].end,
-        EndState::Halted {
-            step: Some("hold".into()),
-            cause: HaltCause::RevertFailed
-        }
-    );
+    // The failed switch is checked for a partial effect (issue 11): about
+    // half the time its check finds one, and the rollback's first revert,
+    // which fails, is the switch's own; otherwise it is the hold's.
+    let ends: Vec<&EndState> = e.end_states.iter().map(|s| &s.end).collect();
+    for step in ["hold", "switch"] {
+        let end = EndState::Halted {
+            step: Some(step.into()),
+            cause: HaltCause::RevertFailed,
+        };
+        let share = e.end_states.iter().find(|s| s.end == end).map(|s| s.share);
+        assert!(
+            share.is_some_and(|s| (0.4..0.6).contains(&s)),
+            "{step}: {share:?} of {ends:?}"
+        );
+    }
+    assert_eq!(e.end_states.len(), 2, "{ends:?}");
     assert_eq!(e.open_outage_probability, 1.0);
     assert_eq!(e.rollback_probability, 1.0);
-    // Down from 0 until the halt: hold 1m, the switch fails within 30s, the
-    // revert of the hold fails within 1m.
-    assert!(e.downtime.max <= Duration::from_secs(150) && e.downtime.p50 > Duration::from_secs(60));
+    // Down from 0 until the halt: hold 1m, the switch fails within 30s, its
+    // check takes 30s, the revert (of the switch or of the hold) fails
+    // within 30s or 1m.
+    assert!(e.downtime.max <= Duration::from_secs(180) && e.downtime.p50 > Duration::from_secs(60));
 }
 
 #[test]

@@ -563,3 +563,77 @@ fn regression_a_resumed_ttl_wait_goes_on_from_when_it_began() {
         "switched within the old TTL"
     );
 }
+
+/// Issue 11, item 2: `Shell(run: "touch flag && exit 1")` failed, the run
+/// reported "rolled back", and the flag stayed; for a `downtime: Begins`
+/// step the outage went on after a "successful" rollback. A failed attempt
+/// is now treated like an in-doubt one: its check finds the partial effect
+/// and the rollback undoes it. A step without a check is undone when the
+/// plan says its revert is safe on a partial effect.
+#[test]
+fn regression_a_failed_steps_partial_effect_is_undone_by_the_rollback() {
+    let dir = temp_dir();
+    let plan = write_plan(
+        dir.path(),
+        &local_plan(
+            "safety: partial effects",
+            r#"Step(id: "hold-mail", title: "hold mail: users are down from here",
+                 action: Shell(on: "local", run: "touch {{run_dir}}/held && exit 1", revert: Run("rm -f {{run_dir}}/held")),
+                 check: Run("test -f {{run_dir}}/held"), downtime: Begins, duration: Fixed("1s")),
+            Step(id: "release", title: "release it", action: Shell(on: "local", run: "rm -f {{run_dir}}/held", revert: Run("touch {{run_dir}}/held")),
+                 check: Run("test ! -f {{run_dir}}/held"), downtime: Ends, duration: Fixed("1s")),"#,
+        ),
+    );
+    let dry = Cutover::new().arg("run").arg(&plan).arg("--dry-run").run();
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains(
+            "if `hold-mail` fails: undo hold-mail if its check finds part of its effect, then make-dir"
+        ),
+        "{}",
+        dry.describe()
+    );
+    let journal = dir.path().join("plan.journal");
+    let out = run(&plan, &journal, &["--yes"]);
+    out.assert_code(3);
+    let run_dir = run_dir_in(&out.stderr).expect("a run directory");
+    assert!(
+        !run_dir.0.join("held").exists(),
+        "the failed step's flag is still there after the rollback\n{}",
+        out.describe()
+    );
+    let reverted: Vec<String> = journal_entries(&journal)
+        .iter()
+        .filter(|e| e["type"] == "effect_started" && e["effect"]["effect"] == "revert")
+        .map(|e| e["effect"]["step"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(reverted, ["hold-mail", "make-dir"], "{}", out.describe());
+
+    // Without a check, the plan's word: `revert_after_failure: true`.
+    let plan = write_plan(
+        dir.path(),
+        &local_plan(
+            "safety: partial effects, no check",
+            r#"Step(id: "hold-mail", title: "hold mail",
+                 action: Shell(on: "local", run: "touch {{run_dir}}/held && exit 1", revert: Run("rm -f {{run_dir}}/held")),
+                 revert_after_failure: true, duration: Fixed("1s")),"#,
+        ),
+    );
+    let out = run(
+        &plan,
+        &dir.path().join("declared.journal"),
+        &["--yes", "--force"],
+    );
+    out.assert_code(3);
+    let run_dir = run_dir_in(&out.stderr).expect("a run directory");
+    assert!(
+        !run_dir.0.join("held").exists(),
+        "revert_after_failure did not undo the partial effect\n{}",
+        out.describe()
+    );
+    let reverted = journal_entries(&dir.path().join("declared.journal"))
+        .iter()
+        .filter(|e| e["type"] == "effect_started" && e["effect"]["effect"] == "revert")
+        .count();
+    assert_eq!(reverted, 2, "{}", out.describe());
+}

@@ -492,7 +492,7 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
             writeln!(out, "         {line}")?;
         }
     }
-    writeln!(out, "\nRevert plan (a failed step is retried per `retries`, then completed steps are undone in reverse order):")?;
+    writeln!(out, "\nRevert plan (a failed step is retried per `retries`; then its check decides whether it left part of its effect, which is undone first; then completed steps are undone in reverse order):")?;
     let mut groups: Vec<(Vec<String>, String, Vec<String>)> = Vec::new();
     for (ix, step) in schedule.steps.iter().enumerate() {
         let (effects, end) =
@@ -525,10 +525,25 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
         } else {
             format!("`{}` .. `{}`", steps[0], steps[steps.len() - 1])
         };
-        let undo = if reverts.is_empty() {
-            "nothing to undo".to_owned()
-        } else {
-            format!("undo {}", reverts.join(", then "))
+        // A failed step whose check finds part of its effect is undone
+        // first (the machine asks its check); the rest either way.
+        let own = steps.len() == 1 && reverts.first() == Some(&steps[0]);
+        let checked = own
+            && schedule
+                .steps
+                .iter()
+                .any(|s| s.id == steps[0] && s.checkable);
+        let first = match (own, checked) {
+            (true, true) => format!("{} if its check finds part of its effect", steps[0]),
+            (true, false) => format!("{} (its revert is safe on a partial effect)", steps[0]),
+            (false, _) => String::new(),
+        };
+        let undo = match (own, reverts.len()) {
+            (_, 0) => "nothing to undo".to_owned(),
+            (true, 1) if checked => format!("undo {first}, else nothing"),
+            (true, 1) => format!("undo {first}"),
+            (true, _) => format!("undo {first}, then {}", reverts[1..].join(", then ")),
+            (false, _) => format!("undo {}", reverts.join(", then ")),
         };
         writeln!(out, "  if {which} fails: {undo}; {ending}")?;
     }

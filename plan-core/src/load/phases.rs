@@ -179,6 +179,7 @@ impl Validator<'_> {
                 settle,
                 notice,
                 failure_rate,
+                revert_after_failure,
             } => {
                 self.check_id(&id, "step");
                 let failure_rate = failure_rate.and_then(|r| self.probability(&r));
@@ -255,6 +256,7 @@ impl Validator<'_> {
                     settle,
                     notice,
                     failure_rate,
+                    revert_after_failure: revert_after_failure.is_some_and(|r| r.value),
                     spans: StepSpans {
                         id: id.span,
                         action: action_span,

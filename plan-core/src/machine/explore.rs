@@ -116,6 +116,20 @@ impl Sim {
         }
     }
 
+    /// A failed step the machine now counts as completed (its check found
+    /// part of its effect, or its revert is declared safe on one): the
+    /// rollback may undo it, in its place in the completion order.
+    fn sync_completion(&mut self, ix: StepIx) {
+        let counted = matches!(
+            self.machine.statuses()[ix],
+            StepStatus::Done | StepStatus::Reverting | StepStatus::Reverted
+        );
+        if counted && !self.completed[ix] {
+            self.completed[ix] = true;
+            self.position[ix] = self.completed.iter().filter(|c| **c).count();
+        }
+    }
+
     fn feed(&mut self, event: Input) {
         self.events += 1;
         if let Some(trace) = &mut self.trace {
@@ -258,6 +272,7 @@ fn drive(
                             reason: "injected fault".into(),
                         }
                     });
+                    branch.sync_completion(ix);
                     branches.push(branch);
                 }
                 if fails {
@@ -270,6 +285,8 @@ fn drive(
                             reason: "injected fault".into(),
                         }
                     });
+                    // The plan's word that its revert is safe on a partial effect.
+                    sim.sync_completion(ix);
                 } else {
                     sim.completed[ix] = true;
                     sim.position[ix] = sim.completed.iter().filter(|c| **c).count();
@@ -279,6 +296,17 @@ fn drive(
                         Event::StepSucceeded { step }
                     });
                 }
+            }
+            // A failed step's check: part of its effect is there, or not.
+            // Both are explored (no fault budget: they are not faults).
+            Effect::Check { step }
+                if sim.failures[step] > 0 && sim.starts[step] == sim.failures[step] =>
+            {
+                let mut branch = sim.clone();
+                branch.feed(Event::Checked { step, done: false });
+                branches.push(branch);
+                sim.feed(Event::Checked { step, done: true });
+                sim.sync_completion(step);
             }
             Effect::Check { step } => sim.feed(Event::Checked { step, done: true }),
             Effect::AskOperator { step } => sim.feed(Event::OperatorAnswered { step, done: true }),
@@ -452,16 +480,19 @@ mod tests {
     #[test]
     fn a_linear_plan_is_safe_under_every_single_and_double_fault() {
         let report = explore(Arc::new(linear(8, 3)), 2).expect("safe");
-        // Segments [s0 s1 s2] [s3 s4 s5] [s6 s7]: 8 forward faults; a revert
-        // fails only after a forward fault: 1+2 + 1+2 + 1 pairs.
+        // Segments [s0 s1 s2] [s3 s4 s5] [s6 s7]: 8 forward faults, each
+        // run twice: the failed step's check finds part of its effect (and
+        // the rollback undoes it too), or not. A revert fails only after a
+        // forward fault: the k-th step of a segment failing leaves k reverts
+        // to fail (k + 1 when its partial effect is undone): 9 + 9 + 4 pairs.
         assert_eq!(
             (report.single_faults, report.double_faults),
-            (8, 7),
+            (16, 22),
             "{report:?}"
         );
         assert_eq!(
             (report.completed, report.rolled_back, report.halted),
-            (1, 8, 7)
+            (1, 16, 22)
         );
     }
 
@@ -530,8 +561,9 @@ mod tests {
         .expect("safe");
         assert_eq!(
             (report.rolled_back, report.halted),
-            (1, 1),
-            "a fails: nothing to undo; b fails: halt: {report:?}"
+            (2, 1),
+            "a fails: its partial effect is undone, or there is none; b fails: halt (past the \
+             point of no return a failed step is not checked): {report:?}"
         );
     }
 }

@@ -180,6 +180,44 @@ impl RunMachine {
         self.fail(Some(ix), cause, context)
     }
 
+    /// A step failed after its retries. An attempt may have left part of its
+    /// effect: when the step can be checked (and has something to undo),
+    /// its check decides whether the rollback undoes it, as for a step in
+    /// doubt; when the plan says its revert is safe on a partial effect, it
+    /// is undone; otherwise it counts as not done.
+    pub(super) fn failed_attempt(
+        &mut self,
+        ix: StepIx,
+        cause: String,
+        context: &mut Outbox,
+    ) -> Outcome<State> {
+        let step = &self.schedule.steps[ix];
+        // Past the point of no return nothing is undone: nothing to decide.
+        if step.past_no_return {
+            return self.failed(ix, cause, false, context);
+        }
+        if step.checkable && step.undoable {
+            self.failing.push((slot(ix), cause));
+            self.in_doubt(ix, context);
+            return Handled;
+        }
+        let in_place = step.revert_after_failure && step.undoable;
+        self.failed(ix, cause, in_place, context)
+    }
+
+    /// Whether `ix` failed and its check is deciding about a partial effect.
+    pub(super) fn is_failing(&self, ix: StepIx) -> bool {
+        self.failing.iter().any(|(s, _)| *s as StepIx == ix)
+    }
+
+    /// Ends the check of failed step `ix`; returns why it failed.
+    pub(super) fn take_failing(&mut self, ix: StepIx) -> String {
+        match self.failing.iter().position(|(s, _)| *s as StepIx == ix) {
+            Some(at) => self.failing.swap_remove(at).1,
+            None => String::new(),
+        }
+    }
+
     /// The operator chose what to do about the failed step `ix`.
     pub(super) fn chose(
         &mut self,
@@ -271,6 +309,8 @@ impl RunMachine {
         done: bool,
         context: &mut Outbox,
     ) -> Outcome<State> {
+        // A failed step whose check was under way when the rollback began.
+        self.take_failing(ix);
         if done {
             self.mark_done(ix);
         } else {

@@ -93,6 +93,10 @@ pub struct RunMachine {
     pub(super) crossed: bool,
     /// A failed step the operator is deciding about; nothing new starts.
     pub(super) deciding: Option<Decision>,
+    /// Steps that failed after their retries and are being checked for a
+    /// partial effect, with why they failed: the check decides whether the
+    /// rollback undoes them. (Empty, it clones without allocating.)
+    pub(super) failing: Vec<(Slot, String)>,
 }
 
 /// What one event made the machine do: statig's external context.
@@ -163,6 +167,7 @@ impl RunMachine {
             gate,
             crossed: false,
             deciding: None,
+            failing: Vec::new(),
         }
     }
 
@@ -202,6 +207,15 @@ impl RunMachine {
     /// How many times each step's forward was started.
     pub fn attempts(&self) -> &[u32] {
         &self.attempts
+    }
+
+    /// Steps that failed and whose check is deciding whether part of their
+    /// effect is there (for a reference executor to tell a failed step's
+    /// check from an in-doubt one's).
+    pub fn failing(&self) -> impl Iterator<Item = &str> {
+        self.failing
+            .iter()
+            .map(|(ix, _)| self.schedule.steps[*ix as StepIx].id.as_str())
     }
 
     /// The rollback point a rollback under way goes back to.
@@ -305,8 +319,10 @@ impl RunMachine {
                         }
                         _ => format!("step `{step}` ran past its deadline"),
                     };
-                    let in_place = matches!(event, Event::CheckFailed { .. });
-                    self.failed(ix, reason, in_place, context)
+                    if matches!(event, Event::CheckFailed { .. }) {
+                        return self.failed(ix, reason, true, context);
+                    }
+                    self.failed_attempt(ix, reason, context)
                 }
                 _ => Handled,
             },
@@ -319,6 +335,11 @@ impl RunMachine {
                     .ix(step)
                     .filter(|&ix| self.status[ix] == StepStatus::InDoubt)
                 {
+                    // A failed step's check: is part of its effect there?
+                    Some(ix) if self.is_failing(ix) => {
+                        let cause = self.take_failing(ix);
+                        self.failed(ix, cause, *done, context)
+                    }
                     Some(ix) if *done => {
                         self.mark_done(ix);
                         match self.advance(context) {
@@ -443,7 +464,15 @@ impl RunMachine {
             Event::StepFailed { step, .. } | Event::DeadlineExceeded { step } => {
                 match self.ix(step) {
                     Some(ix) if self.status[ix] == StepStatus::Running => {
-                        self.drained(ix, false, context)
+                        let s = &self.schedule.steps[ix];
+                        if s.checkable && s.undoable {
+                            // Its check decides whether the rollback undoes it.
+                            self.in_doubt(ix, context);
+                            Handled
+                        } else {
+                            let in_place = s.revert_after_failure && s.undoable;
+                            self.drained(ix, in_place, context)
+                        }
                     }
                     _ => Handled,
                 }
@@ -621,6 +650,17 @@ impl RunMachine {
                     (Event::StepInDoubt { .. }, StepStatus::Running) => self.in_doubt(ix, context),
                     (Event::StepInDoubt { .. }, StepStatus::InDoubt) => {
                         self.check_failed(ix, context)
+                    }
+                    (
+                        Event::Checked { done, .. } | Event::OperatorAnswered { done, .. },
+                        StepStatus::InDoubt,
+                    ) if self.is_failing(ix) => {
+                        self.take_failing(ix);
+                        if *done {
+                            self.mark_done(ix);
+                        } else {
+                            self.status[ix] = StepStatus::Failed;
+                        }
                     }
                     (
                         Event::Checked { done, .. } | Event::OperatorAnswered { done, .. },

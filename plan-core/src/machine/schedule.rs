@@ -39,6 +39,9 @@ pub struct ScheduledStep {
     pub checkable: bool,
     /// Whether a rollback has something to undo.
     pub undoable: bool,
+    /// Whether a failed attempt is undone without a check saying its
+    /// effect is there (`revert_after_failure`).
+    pub revert_after_failure: bool,
     /// Hosts it touches.
     pub hosts: Vec<String>,
 }
@@ -65,6 +68,7 @@ impl ScheduledStep {
             manual: false,
             checkable: true,
             undoable: true,
+            revert_after_failure: false,
             hosts: vec!["local".into()],
         }
     }
@@ -157,6 +161,7 @@ impl Schedule {
                             manual: matches!(step.action, Action::Manual { .. }),
                             checkable: step.check.is_some() || step.action.checks_itself(),
                             undoable: step.undoable(),
+                            revert_after_failure: step.revert_after_failure,
                             hosts,
                         });
                     }
