@@ -637,3 +637,57 @@ fn regression_a_failed_steps_partial_effect_is_undone_by_the_rollback() {
         .count();
     assert_eq!(reverted, 2, "{}", out.describe());
 }
+
+/// Issue 11, item 6: a DNS revert wrote the captured record back without
+/// looking, so one run's rollback undid another's finished switch. Now the
+/// revert first makes sure the record is still what this run set (and the
+/// update carries RFC 2136 prerequisites); when it is not, it refuses, the
+/// run halts for the operator, and the other change stays.
+#[test]
+fn regression_a_dns_revert_never_overwrites_what_someone_else_set() {
+    let lab = dns_lab(4);
+    let dns = lab.dns();
+    let dir = temp_dir();
+    // Between the switch and the failure that rolls it back, someone else
+    // points the record elsewhere (with nsupdate and the same key).
+    let meddle = format!(
+        "printf 'server {} {}\\\\nupdate delete www.lab.test. A\\\\nupdate add www.lab.test. 4 A 127.0.0.77\\\\nsend\\\\n' | nsupdate -k {} && exit 1",
+        dns.address,
+        dns.port,
+        dns.tsig_key.display()
+    );
+    let plan = write_plan(
+        dir.path(),
+        &dns_plan(
+            &lab,
+            "safety: a revert that is not ours to make",
+            "4s",
+            &format!(
+                r#"Phase(name: "window", at: "0", steps: [
+            RollbackPoint("before-switch"),
+            Step(id: "switch", action: DnsRecord(record: "www.lab.test.", addresses: ["127.0.0.99"]), duration: Fixed("1s")),
+            Step(id: "someone-else", title: "another operator switches it meanwhile, then this run fails",
+                 action: Shell(on: "local", run: "{meddle}", revert: Nothing("not this run's change")),
+                 duration: Fixed("1s")),
+        ]),"#
+            ),
+        ),
+    );
+    let journal = dir.path().join("plan.journal");
+    let out = run(&plan, &journal, &["--yes"]);
+    out.assert_code(4);
+    assert!(
+        out.stderr.contains("not restoring: the server serves")
+            && out.stderr.contains("127.0.0.77")
+            && out.stderr.contains("HALTED"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        lab.lookup("www.lab.test.")[0].address,
+        "127.0.0.77"
+            .parse::<std::net::Ipv4Addr>()
+            .expect("an address"),
+        "the revert overwrote the other change"
+    );
+}

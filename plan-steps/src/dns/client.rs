@@ -147,22 +147,7 @@ impl DnsClient {
             return Err(error(DnsErrorKind::NoRecords(name.to_ascii())));
         }
         let mut update = self.update_message();
-        for family in Family::BOTH {
-            match family.ttl(&current) {
-                // RFC 2136 2.4.2: the RRset exists with exactly these records.
-                Some(_) => {
-                    for address in current.addresses.iter().filter(|a| family.holds(a)) {
-                        update.add_answer(address_record(&name, 0, *address));
-                    }
-                }
-                // RFC 2136 2.4.3: the RRset does not exist.
-                None => {
-                    let mut absent = Record::update0(name.clone(), 0, family.record_type());
-                    absent.dns_class = DNSClass::NONE;
-                    update.add_answer(absent);
-                }
-            }
-        }
+        require(&mut update, &name, &current);
         let expected = current.with_ttl(ttl);
         self.replace(&mut update, &name, &expected);
         self.apply(update, &name, &expected).await.map_err(error)
@@ -186,8 +171,42 @@ impl DnsClient {
         self.apply(update, &name, &expected).await.map_err(error)
     }
 
+    /// Puts back the A and AAAA records of `name` exactly as `captured`,
+    /// for a revert, but only while they are still what the run set (`set`):
+    /// a record someone else changed since is left alone
+    /// ([`DnsErrorKind::NotOurs`]). The update carries RFC 2136
+    /// prerequisites (the addresses are still `set`'s), so a change racing
+    /// with it fails it ([`DnsErrorKind::Conflict`]) instead of being
+    /// overwritten. When the server already serves `captured`, nothing is
+    /// sent.
+    pub async fn restore_if(
+        &self,
+        name: &str,
+        captured: &RRset,
+        set: &RRset,
+    ) -> Result<RRset, DnsError> {
+        let operation = format!("restore of {name} to {captured}");
+        let error = |kind| self.error(&operation, kind);
+        let name = self.in_zone(name).map_err(error)?;
+        let served = self.query_name(&name).await.map_err(error)?;
+        if served == *captured {
+            return Ok(served);
+        }
+        if served != *set {
+            return Err(error(DnsErrorKind::NotOurs {
+                set: set.clone(),
+                served,
+            }));
+        }
+        let mut update = self.update_message();
+        require(&mut update, &name, &served);
+        self.replace(&mut update, &name, captured);
+        self.apply(update, &name, captured).await.map_err(error)
+    }
+
     /// Puts back the A and AAAA records of `name` exactly as `captured`
-    /// (addresses and TTLs; an empty capture deletes them), for a revert.
+    /// (addresses and TTLs; an empty capture deletes them), whatever the
+    /// server serves now.
     pub async fn restore(&self, name: &str, captured: &RRset) -> Result<RRset, DnsError> {
         let operation = format!("restore of {name} to {captured}");
         let error = |kind| self.error(&operation, kind);
@@ -320,6 +339,25 @@ impl DnsClient {
             other => DnsErrorKind::Rejected {
                 rcode: rcode_name(other),
             },
+        }
+    }
+}
+
+/// Adds to `update` the prerequisites that `name`'s A and AAAA RRsets are
+/// exactly `current`'s addresses (RFC 2136 2.4.2), or absent (2.4.3).
+fn require(update: &mut Message, name: &Name, current: &RRset) {
+    for family in Family::BOTH {
+        match family.ttl(current) {
+            Some(_) => {
+                for address in current.addresses.iter().filter(|a| family.holds(a)) {
+                    update.add_answer(address_record(name, 0, *address));
+                }
+            }
+            None => {
+                let mut absent = Record::update0(name.clone(), 0, family.record_type());
+                absent.dns_class = DNSClass::NONE;
+                update.add_answer(absent);
+            }
         }
     }
 }

@@ -118,6 +118,19 @@ pub enum DnsErrorKind {
         /// What the server serves.
         served: RRset,
     },
+    /// A revert found the records changed since this run set them: someone
+    /// (or something) else changed them, and putting back what this run
+    /// captured would overwrite that. Nothing was changed.
+    #[error(
+        "not restoring: the server serves {served}, not what this run set ({set}); someone else \
+         changed it since, and a restore would overwrite that"
+    )]
+    NotOurs {
+        /// What this run set.
+        set: RRset,
+        /// What the server serves now.
+        served: RRset,
+    },
     /// The journaled capture cannot be read.
     #[error(transparent)]
     Capture(#[from] CaptureError),

@@ -352,7 +352,7 @@ impl Executor {
                 .await
             }
             Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } => {
-                dns::restore(self, record, captured, transcript).await
+                dns::restore(self, step, record, captured, transcript).await
             }
             // Nothing to undo.
             Action::Wait(_) | Action::Verify | Action::Rsync { .. } => Ok(()),

@@ -117,11 +117,7 @@ pub(super) async fn set_addresses(
     let dns = ex.dns().await?;
     let before = dns.query(record).await?;
     ex.capture(&step.id, capture_to_string(&before)).await?;
-    let ttl = before.ttl.unwrap_or_else(|| {
-        ex.plan
-            .record(record)
-            .map_or(300, |r| u32::try_from(r.ttl.as_secs()).unwrap_or(u32::MAX))
-    });
+    let ttl = set_ttl_of(ex, record, &before);
     let served = dns.set_addresses(record, addresses, ttl).await?;
     transcript.note(&format!("[dns] {record}: {before} -> {served}"));
     Ok(())
@@ -139,9 +135,12 @@ pub(super) async fn addresses_done(
 }
 
 /// Undoes a `DnsTtl` or a `DnsRecord`: puts back the records `captured`
-/// before the change.
+/// before the change, only while the server still serves what the step set
+/// (a record someone else changed since is not overwritten: the revert
+/// fails, and the run halts for the operator).
 pub(super) async fn restore(
     ex: &Executor,
+    step: &Step,
     record: &str,
     captured: Option<&str>,
     transcript: &mut Transcript,
@@ -149,10 +148,29 @@ pub(super) async fn restore(
     let before = captured
         .ok_or_else(|| Failure::Failed(format!("no captured records of {record} to restore")))
         .and_then(|text| parse_capture(text).map_err(|e| Failure::Failed(e.to_string())))?;
+    let set = match &step.action {
+        Action::DnsTtl { ttl, .. } => {
+            before.with_ttl(u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX))
+        }
+        Action::DnsRecord { addresses, .. } => {
+            RRset::new(set_ttl_of(ex, record, &before), addresses.iter().copied())
+        }
+        _ => return Err(Failure::not_revertible()),
+    };
     let dns = ex.dns().await?;
-    let served = dns.restore(record, &before).await?;
+    let served = dns.restore_if(record, &before, &set).await?;
     transcript.note(&format!("[dns] {record} restored: {served}"));
     Ok(())
+}
+
+/// The TTL a `DnsRecord` switch serves its addresses with: the one the
+/// record had (`before`), else the declared one.
+fn set_ttl_of(ex: &Executor, record: &str, before: &RRset) -> u32 {
+    before.ttl.unwrap_or_else(|| {
+        ex.plan
+            .record(record)
+            .map_or(300, |r| u32::try_from(r.ttl.as_secs()).unwrap_or(u32::MAX))
+    })
 }
 
 /// Waits until caches can no longer hold `record` under its previous TTL.

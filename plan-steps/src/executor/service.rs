@@ -80,7 +80,9 @@ pub(super) async fn done(
 }
 
 /// Puts the service back in the state `captured` before the change, and
-/// confirms it got there.
+/// confirms it got there. Conditional, like every revert: it first asks
+/// the service's state; when it is already as captured (someone put it
+/// back, or the step found it so), nothing is run.
 #[expect(
     clippy::too_many_arguments,
     reason = "the step, three fields of its action, what it captured, the transcript and the cancel"
@@ -99,6 +101,26 @@ pub(super) async fn undo(
         .and_then(service::parse_capture)
         .ok_or_else(|| Failure::Failed(format!("no captured state of {unit} to restore")))?;
     let commands = service::commands(unit, control);
+    let status = ex.command(&commands.status, Some(CHECK_DEADLINE));
+    let now = ex
+        .exec(&step.id, host, &status, cancel.as_mut(), transcript)
+        .await?;
+    let running = match now.status {
+        ExitKind::Exited(0) => true,
+        ExitKind::Exited(_) => false,
+        other => {
+            return Err(Failure::Failed(format!(
+                "asking whether {unit} runs did not finish: {other}"
+            )))
+        }
+    };
+    if running == (before == ServiceState::Running) {
+        transcript.note(&format!(
+            "{unit} is already {}, as before the step: nothing to put back",
+            service::capture_text(running)
+        ));
+        return Ok(());
+    }
     let change = ex.command(commands.to(before), step.deadline);
     let outcome = ex
         .exec(&step.id, host, &change, cancel.as_mut(), transcript)
@@ -196,6 +218,45 @@ mod tests {
                 step: "demo".into(),
                 reason: "no captured state of demo to restore".into()
             }
+        );
+    }
+
+    /// Issue 11, item 6: reverts are conditional. A service someone already
+    /// put back as it was before the step is not touched by the revert.
+    #[tokio::test]
+    async fn a_revert_finding_the_service_as_captured_runs_nothing() {
+        let dir = scratch();
+        let running = dir.path().join("running");
+        std::fs::write(&running, "").unwrap();
+        let (ex, _) = Journal::executor(plan(dir.path(), "", &step("Stopped", START)));
+        let (event, _) = ex.forward("demo", pending()).await;
+        assert_eq!(
+            event,
+            Event::StepSucceeded {
+                step: "demo".into()
+            }
+        );
+        assert!(!running.exists());
+        // Someone starts it again by hand.
+        std::fs::write(&running, "").unwrap();
+        let (event, transcript) = ex.revert("demo", Some("running"), pending()).await;
+        assert_eq!(
+            event,
+            Event::RevertSucceeded {
+                step: "demo".into()
+            },
+            "{}",
+            transcript.text
+        );
+        assert!(
+            transcript.text.contains("nothing to put back"),
+            "{}",
+            transcript.text
+        );
+        assert!(
+            !dir.path().join("starts").exists(),
+            "the revert ran the start command: {}",
+            transcript.text
         );
     }
 

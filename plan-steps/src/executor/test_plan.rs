@@ -55,7 +55,7 @@ impl Journal {
                     Report::Transferred { step, files, .. } => {
                         kept.transferred.lock().unwrap().push((step, files));
                     }
-                    Report::Spawned { .. } => {}
+                    Report::Spawned { .. } | Report::Note { .. } => {}
                 }
             }
         });
