@@ -65,7 +65,10 @@ fn duration_strategy() -> impl Strategy<Value = Duration> {
 fn free_text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-zA-Z0-9 ,.:?()_-]{0,16}",
-        prop::collection::vec(any::<char>(), 0..10).prop_map(String::from_iter),
+        // Any character but NUL, which `check` refuses in every value (issue
+        // 11: it failed commands mid-run); tests/bad_input.rs covers it.
+        prop::collection::vec(any::<char>().prop_filter("not NUL", |c| *c != '\0'), 0..10)
+            .prop_map(String::from_iter),
         Just("say \"hi\" \\ there".to_owned()),
         Just("line one\nline \"two\"\ttabbed\r\n".to_owned()),
         Just("\"# r#\"raw\"# \"##".to_owned()),

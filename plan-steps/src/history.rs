@@ -63,6 +63,10 @@ pub struct History {
     pub waits_started: HashMap<String, SystemTime>,
     /// When each phase's last completed run ended.
     pub phase_ends: HashMap<String, SystemTime>,
+    /// When each process group (by host and id) was first journaled: when
+    /// its command began, give or take a record. A leftover's deadline
+    /// counts from then.
+    pub processes_started: HashMap<(Option<String>, i32), SystemTime>,
 }
 
 impl History {
@@ -76,6 +80,12 @@ impl History {
                 continue;
             };
             match &record.entry {
+                RunRecord::Process { group, .. } => {
+                    history
+                        .processes_started
+                        .entry((group.host.clone(), group.pgid))
+                        .or_insert(time);
+                }
                 RunRecord::Captured { step, state } => {
                     if let (Some(Action::DnsTtl { .. }), Ok(rrset)) =
                         (plan.step(step).map(|s| &s.action), parse_capture(state))

@@ -128,14 +128,10 @@ pub fn cmd_resume(
             }
         }
     }
-    // Commands of in-doubt steps may outlive the stopped run: the executor
-    // lets them finish before a step's check decides.
-    let leftovers = last
-        .processes
-        .iter()
-        .filter(|(step, _)| started.contains(step))
-        .cloned()
-        .collect();
+    // Commands the run started and never saw end may outlive it, whatever
+    // crashed since: the executor lets them finish (or stops them at their
+    // step's deadline) before the step's check decides.
+    let leftovers = last.processes.clone();
     let assume = args.assume.map(|a| matches!(a, Assume::Done));
     let run_dir = last.run_dir.clone();
     session::recreate_run_dir(&run_dir)?;

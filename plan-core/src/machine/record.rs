@@ -187,7 +187,11 @@ pub struct ReplayedRun {
     pub machine: StateMachine<RunMachine>,
     /// Steps whose forward or revert effect was started.
     pub started: Vec<String>,
-    /// The last process group each step's commands ran in: (step, group).
+    /// Every process group a step's commands ran in that is not proven gone:
+    /// (step, group). A group is known from its `process` record until an
+    /// event settles its step (any event but `step_in_doubt`, which says the
+    /// outcome, and so the command, is unknown), across any number of
+    /// crashes and resumes.
     pub processes: Vec<(String, ProcessGroup)>,
     /// The prior state each step captured before its change: (step, state).
     pub captured: Vec<(String, String)>,
@@ -251,6 +255,12 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
                         return Err(ReplayError::UnknownStep(step.to_owned()));
                     }
                     started.remove(step);
+                    // The step's commands returned (or were killed at their
+                    // deadline): their groups are gone. Not so when its
+                    // outcome is unknown.
+                    if !matches!(event, Event::StepInDoubt { .. }) {
+                        run.processes.retain(|(s, _)| s != step);
+                    }
                 }
                 let mut outbox = Outbox::default();
                 for effect in feed(&mut run.machine, event, &mut outbox) {
@@ -273,7 +283,11 @@ pub fn replay(plan: &Plan, records: &[RunRecord]) -> Result<Vec<ReplayedRun>, Re
             }
             RunRecord::Process { step, group } => {
                 let run = runs.last_mut().ok_or(ReplayError::NoRunStarted)?;
-                run.processes.retain(|(s, _)| s != step);
+                // The same group again (its leader's start time learned
+                // later) replaces what was known of it; other groups of the
+                // step stay known.
+                run.processes
+                    .retain(|(s, g)| !(s == step && g.host == group.host && g.pgid == group.pgid));
                 run.processes.push((step.clone(), group.clone()));
             }
             _ if runs.is_empty() => return Err(ReplayError::NoRunStarted),

@@ -30,8 +30,13 @@ pub struct Executor {
     pub(super) ssh: SshOptions,
     pub(super) conns: Arc<RwLock<HashMap<String, Conn>>>,
     pub(super) dns: Arc<tokio::sync::OnceCell<DnsClient>>,
-    /// Process groups of commands still running, or left by a crash, by step.
+    /// The process group of the command each step runs now.
     pub(super) groups: Arc<std::sync::Mutex<HashMap<String, ProcessGroup>>>,
+    /// Process groups earlier runs of the journal left, not proven gone,
+    /// by step, with when each began (when the journal says): waited for
+    /// (or stopped at the step's deadline) before the step's check.
+    pub(super) leftovers:
+        Arc<std::sync::Mutex<HashMap<String, Vec<(ProcessGroup, Option<SystemTime>)>>>>,
     /// When each record's TTL was last changed (by this run, or an earlier
     /// one of its journal), and from what.
     pub(super) ttl_changes: Arc<std::sync::Mutex<HashMap<String, TtlChange>>>,
@@ -49,6 +54,7 @@ impl Executor {
             ssh: SshOptions::default(),
             conns: Arc::default(),
             groups: Arc::default(),
+            leftovers: Arc::default(),
             dns: Arc::default(),
             ttl_changes: Arc::default(),
             waits_started: Arc::default(),
@@ -60,6 +66,12 @@ impl Executor {
         if let Ok(mut changes) = self.ttl_changes.lock() {
             for (record, change) in &history.ttl_changes {
                 crate::history::note_ttl_change(&mut changes, record, *change);
+            }
+        }
+        if let Ok(mut known) = self.leftovers.lock() {
+            for (group, started) in known.values_mut().flatten() {
+                let key = (group.host.clone(), group.pgid);
+                *started = started.or_else(|| history.processes_started.get(&key).copied());
             }
         }
         if let Ok(mut waits) = self.waits_started.lock() {
@@ -87,8 +99,10 @@ impl Executor {
         self,
         leftovers: impl IntoIterator<Item = (String, ProcessGroup)>,
     ) -> Executor {
-        if let Ok(mut groups) = self.groups.lock() {
-            groups.extend(leftovers);
+        if let Ok(mut known) = self.leftovers.lock() {
+            for (step, group) in leftovers {
+                known.entry(step).or_default().push((group, None));
+            }
         }
         self
     }
@@ -249,8 +263,12 @@ impl Executor {
             }
         };
         let mut cancel: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(cancel);
-        self.settle_leftover(step, &mut transcript, cancel.as_mut())
-            .await;
+        if let Err(failure) = self
+            .settle_leftover(step, &mut transcript, cancel.as_mut())
+            .await
+        {
+            return (Err(CheckError::from(failure)), transcript);
+        }
         let result = match &step.action {
             // Checked by its dry run first, with or without a check.
             Action::Rsync { .. } => copy::done(self, step, &mut transcript, cancel.as_mut()).await,

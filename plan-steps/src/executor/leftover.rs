@@ -1,10 +1,11 @@
 //! Process groups a step's command may leave running, and waiting for them before a check.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use plan_core::Step;
 
 use super::dispatch::Cancel;
+use super::failure::Failure;
 use super::{Executor, Report, Transcript, CHECK_DEADLINE};
 use crate::command::{ExitKind, ShellCommand};
 use crate::local;
@@ -24,6 +25,10 @@ impl Executor {
     /// Records that `step`'s command runs in `group`, and reports it for the
     /// journal.
     pub(super) fn started(&self, step: &str, group: ProcessGroup) {
+        // An untracked command (a probe of a leftover): not the step's.
+        if step.is_empty() {
+            return;
+        }
         if let Ok(mut groups) = self.groups.lock() {
             groups.insert(step.to_owned(), group.clone());
         }
@@ -42,110 +47,158 @@ impl Executor {
         }
     }
 
-    /// Before an in-doubt step is checked: lets a command it left running
-    /// (after a crash, or a lost connection) finish, so the check sees its
-    /// effect and nothing runs twice at once. At the step's deadline the group
-    /// is killed, as the deadline would have, if its leader is still the
-    /// process that was started (its start time tells; on a host without
-    /// `/proc`, where it cannot, the group is only waited for).
+    /// Before an in-doubt step is checked: lets every command it left running
+    /// (after a crash, or a lost connection; any number of crashes ago) finish,
+    /// so the check sees its effect and nothing runs twice at once. At the
+    /// step's deadline, counted from when the command began (when the journal
+    /// says), the group is killed, as the deadline would have, if its leader
+    /// is still the process that was started (its start time tells; on a
+    /// host without `/proc`, where it cannot, the group is only waited for).
+    ///
+    /// A group that cannot be proven gone (its host does not answer, or it
+    /// still runs after [`LEFTOVER_WAIT`] without a deadline to stop it) is
+    /// an error, and stays known: the check must not decide while it may
+    /// still be at work, or the step would run again beside it.
     pub(super) async fn settle_leftover(
         &self,
         step: &Step,
         transcript: &mut Transcript,
         mut cancel: Cancel<'_>,
-    ) {
-        let Some(group) = self.groups.lock().ok().and_then(|mut g| g.remove(&step.id)) else {
-            return;
+    ) -> Result<(), Failure> {
+        let groups = self
+            .leftovers
+            .lock()
+            .ok()
+            .and_then(|mut l| l.remove(&step.id))
+            .unwrap_or_default();
+        let mut left = Vec::new();
+        let mut result = Ok(());
+        for (group, began) in groups {
+            if result.is_err() {
+                left.push((group, began));
+                continue;
+            }
+            let since = began
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            let deadline = step.deadline.map(|d| d.saturating_sub(since));
+            if let Err(failure) = self
+                .settle_one(step, &group, deadline, transcript, cancel.as_mut())
+                .await
+            {
+                left.push((group, began));
+                result = Err(failure);
+            }
+        }
+        if !left.is_empty() {
+            if let Ok(mut leftovers) = self.leftovers.lock() {
+                leftovers.entry(step.id.clone()).or_default().extend(left);
+            }
+        }
+        result
+    }
+
+    /// Waits for one leftover group, stopping it once `deadline` (what is
+    /// left of the step's) has passed.
+    async fn settle_one(
+        &self,
+        step: &Step,
+        group: &ProcessGroup,
+        deadline: Option<Duration>,
+        transcript: &mut Transcript,
+        mut cancel: Cancel<'_>,
+    ) -> Result<(), Failure> {
+        let still_runs = |limit: Duration| {
+            Failure::Failed(format!(
+                "process group {} on {}, left running by a stopped attempt, still runs after {}s \
+                 and the step has no deadline to stop it; its check could not be trusted",
+                group.pgid,
+                group.host_name(),
+                limit.as_secs()
+            ))
         };
         if group.host.is_none() {
-            // Stopped at the deadline; without one nothing says it may be
-            // stopped: waited for, at most LEFTOVER_WAIT, as on an SSH host.
-            let wait = local::wait_leftover(group.clone(), step.deadline);
-            let waited = match step.deadline {
+            let wait = local::wait_leftover(group.clone(), deadline);
+            let waited = match deadline {
                 Some(_) => Ok(wait.await),
                 None => tokio::time::timeout(LEFTOVER_WAIT, wait).await,
             };
-            match waited {
-                Ok(local::Leftover::Gone) => {}
-                Ok(outcome) => transcript.note(&format!(
-                    "[local] waited for process group {} left running: {outcome:?}",
-                    group.pgid
-                )),
-                Err(_) => transcript.note(&format!(
-                    "[local] process group {} left by the stopped attempt still runs after {}s; checking anyway",
-                    group.pgid,
-                    LEFTOVER_WAIT.as_secs()
-                )),
-            }
-            return;
+            return match waited {
+                Ok(local::Leftover::Gone) => Ok(()),
+                Ok(outcome) => {
+                    transcript.note(&format!(
+                        "[local] waited for process group {} left running: {outcome:?}",
+                        group.pgid
+                    ));
+                    Ok(())
+                }
+                Err(_) => Err(still_runs(LEFTOVER_WAIT)),
+            };
         }
-        let limit = step.deadline.unwrap_or(LEFTOVER_WAIT);
+        let limit = deadline.unwrap_or(LEFTOVER_WAIT);
         let started = tokio::time::Instant::now();
         let probe = crate::ssh::leftover_probe(group.pgid, group.start_time);
+        let unreachable = |e: super::hosts::ExecError| {
+            Failure::InDoubt(format!(
+                "cannot tell whether process group {} left running on {} has ended ({}); it \
+                 stays known until it can",
+                group.pgid,
+                group.host_name(),
+                e.message
+            ))
+        };
         loop {
-            let mut quiet = Transcript::default();
+            // Probes are not the step's commands: they are not journaled as
+            // its process groups (an untracked step).
             let alive = self
                 .exec(
-                    &step.id,
+                    "",
                     group.host_name(),
                     &ShellCommand::new(&probe).with_deadline(CHECK_DEADLINE),
                     cancel.as_mut(),
-                    &mut quiet,
+                    &mut Transcript::default(),
                 )
                 .await
-                .map(|o| o.status == ExitKind::Exited(0));
-            match alive {
-                Ok(true) if started.elapsed() < limit => {
-                    tokio::time::sleep(Duration::from_millis(250)).await
-                }
-                Ok(true) => {
-                    let kill = step.deadline.and_then(|_| {
-                        crate::ssh::leftover_kill(group.pgid, group.start_time, local::KILL_GRACE)
-                    });
-                    let Some(kill) = kill else {
-                        transcript.note(&format!(
-                            "[{}] process group {} left by the stopped attempt still runs after {}s; checking anyway",
-                            group.host_name(),
-                            group.pgid,
-                            limit.as_secs()
-                        ));
-                        return;
-                    };
-                    let killed = self
-                        .exec(
-                            &step.id,
-                            group.host_name(),
-                            &ShellCommand::new(&kill).with_deadline(CHECK_DEADLINE),
-                            cancel.as_mut(),
-                            &mut Transcript::default(),
-                        )
-                        .await;
+                .map(|o| o.status == ExitKind::Exited(0))
+                .map_err(unreachable)?;
+            if !alive {
+                if started.elapsed() > Duration::from_millis(300) {
                     transcript.note(&format!(
-                        "[{}] process group {} left by the stopped attempt ran past the step's deadline ({}s): {}",
+                        "[{}] waited {:.1}s for process group {} left by the stopped attempt",
                         group.host_name(),
-                        group.pgid,
-                        limit.as_secs(),
-                        match killed {
-                            Ok(_) => "stopped",
-                            Err(_) => "it could not be stopped (the check decides)",
-                        }
+                        started.elapsed().as_secs_f64(),
+                        group.pgid
                     ));
-                    return;
                 }
-                Ok(false) => {
-                    if started.elapsed() > Duration::from_millis(300) {
-                        transcript.note(&format!(
-                            "[{}] waited {:.1}s for process group {} left by the stopped attempt",
-                            group.host_name(),
-                            started.elapsed().as_secs_f64(),
-                            group.pgid
-                        ));
-                    }
-                    return;
-                }
-                // The host cannot be asked: the check will say so.
-                Err(_) => return,
+                return Ok(());
             }
+            if started.elapsed() < limit {
+                tokio::time::sleep(Duration::from_millis(250).min(limit)).await;
+                continue;
+            }
+            let kill = deadline.and_then(|_| {
+                crate::ssh::leftover_kill(group.pgid, group.start_time, local::KILL_GRACE)
+            });
+            let Some(kill) = kill else {
+                return Err(still_runs(limit));
+            };
+            self.exec(
+                "",
+                group.host_name(),
+                &ShellCommand::new(&kill).with_deadline(CHECK_DEADLINE),
+                cancel.as_mut(),
+                &mut Transcript::default(),
+            )
+            .await
+            .map_err(unreachable)?;
+            transcript.note(&format!(
+                "[{}] process group {} left by the stopped attempt ran past the step's deadline \
+                 ({}s from when it began): stopped",
+                group.host_name(),
+                group.pgid,
+                step.deadline.unwrap_or_default().as_secs()
+            ));
+            return Ok(());
         }
     }
 }
