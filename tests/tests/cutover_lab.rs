@@ -880,4 +880,16 @@ fn regression_a_second_crash_while_waiting_for_a_leftover_does_not_forget_it() {
         .filter(|e| e["type"] == "effect_started" && e["effect"]["effect"] == "forward")
         .count();
     assert_eq!(forwards, 1, "{}", journal.text());
+    // And it waited for the original command's group, not another.
+    let original = journal
+        .entries()
+        .into_iter()
+        .find(|e| e["type"] == "process")
+        .map(|e| e["pgid"].clone())
+        .unwrap_or_default();
+    assert!(
+        journal.contains(&format!("for process group {original} left by the stopped attempt")),
+        "{}",
+        journal.text()
+    );
 }
