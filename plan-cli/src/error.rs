@@ -96,7 +96,11 @@ impl CliError {
                 "fix the errors above, then run `cutover check {path}` again"
             )),
             CliError::PlanChanged { .. } => Some(
-                "resume only continues the plan that was started; restore that plan, or move the journal aside to start afresh".into(),
+                "an unfinished or halted run continues only with the plan it was started with: \
+                 restore that plan and `cutover resume` it (a halted run: look first); once a \
+                 run has ended (completed or rolled back), `cutover run` takes the changed plan \
+                 as a new attempt in the same journal"
+                    .into(),
             ),
             CliError::Interrupted(_) => Some("continue with `cutover resume PLAN`".into()),
             CliError::Internal(_) => Some(

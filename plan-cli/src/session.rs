@@ -38,16 +38,21 @@ pub struct Opened {
     pub history: plan_steps::history::History,
     /// Said when the last line was torn by a crash (and dropped).
     pub torn: Option<String>,
+    /// Steps earlier attempts (for other versions of the plan) left done
+    /// and that did not change since: a new attempt keeps them done.
+    pub carried: Vec<String>,
+    /// Said when this run starts a new attempt of a changed plan.
+    pub new_attempt: Option<String>,
 }
 
-/// Opens (creating) the journal and replays its runs against `plan`.
-pub fn open_journal(path: &Path, plan: &Plan) -> Result<Opened, CliError> {
+/// Opens (creating) the journal and replays the runs of this version of
+/// `plan` in it. When the journal's last attempt is of another version,
+/// `run` (`new_attempt`) starts a new attempt if that one ended (completed
+/// or rolled back), keeping the unchanged steps it left done; otherwise,
+/// and for `resume`, the changed plan is refused.
+pub fn open_journal(path: &Path, plan: &Plan, new_attempt: bool) -> Result<Opened, CliError> {
     let (file, journal) =
         JournalFile::open::<RunRecord>(path, plan.hash).map_err(|e| match e.kind {
-            JournalFileErrorKind::PlanChanged { .. } => CliError::PlanChanged {
-                journal: path.display().to_string(),
-                detail: changed_steps(path, plan),
-            },
             JournalFileErrorKind::Locked { holder } => CliError::Refused {
                 message: format!(
                     "another run of this journal is live{} (journal {})",
@@ -66,15 +71,55 @@ pub fn open_journal(path: &Path, plan: &Plan) -> Result<Opened, CliError> {
             t.line, t.reason
         )
     });
-    let records: Vec<RunRecord> = journal.records.iter().map(|r| r.entry.clone()).collect();
-    let runs = replay(plan, &records)
-        .map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
-    let history = plan_steps::history::History::read(plan, &journal.records, &runs);
+    let history = plan_steps::history::History::read(plan, &journal.records);
+    let attempts = plan_core::machine::attempts(&journal.records);
+    let (mut carried, mut note) = (Vec::new(), None);
+    let runs = match attempts.last() {
+        None => Vec::new(),
+        Some(last) if last.plan_hash == plan.hash => {
+            let records: Vec<RunRecord> = journal.records[last.records.clone()]
+                .iter()
+                .map(|r| r.entry.clone())
+                .collect();
+            replay(plan, &records)
+                .map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?
+        }
+        Some(last) => {
+            use plan_core::machine::AttemptEnd;
+            let changed = || CliError::PlanChanged {
+                journal: path.display().to_string(),
+                detail: changed_steps(path, plan),
+            };
+            if !new_attempt {
+                return Err(changed());
+            }
+            let ended = match last.end {
+                Some(AttemptEnd::Completed) => "completed",
+                Some(AttemptEnd::RolledBack) => "rolled back",
+                Some(AttemptEnd::Halted) | None => return Err(changed()),
+            };
+            carried = last.unchanged_done(&fingerprints(plan));
+            note = Some(format!(
+                "the plan changed since the last run of this journal, which {ended} ({}): this \
+                 run starts attempt {} of it; {}",
+                changed_steps(path, plan),
+                attempts.len() + 1,
+                if carried.is_empty() {
+                    "no step is kept done".to_owned()
+                } else {
+                    format!("kept done (unchanged): {}", carried.join(", "))
+                }
+            ));
+            Vec::new()
+        }
+    };
     Ok(Opened {
         file,
         runs,
         history,
         torn,
+        carried,
+        new_attempt: note,
     })
 }
 
@@ -233,11 +278,24 @@ pub fn refused_at_preflight(end: &RunEnd) -> bool {
     )
 }
 
-/// Steps done by earlier runs of this journal.
+/// Steps done by earlier runs of this journal: what the last one started
+/// with as done (earlier runs', and earlier attempts'), and what it did.
 pub fn already_done(runs: &[ReplayedRun]) -> Vec<String> {
-    let mut done: Vec<String> = done_by_runs(runs).into_iter().collect();
-    done.sort();
-    done
+    let mut done: std::collections::BTreeSet<String> = runs
+        .last()
+        .map(|r| r.already_done.iter().cloned().collect())
+        .unwrap_or_default();
+    let by_runs = done_by_runs(runs);
+    if let Some(last) = runs.last() {
+        let schedule = last.machine.schedule();
+        for (ix, status) in last.machine.statuses().iter().enumerate() {
+            if *status == plan_core::machine::StepStatus::Reverted {
+                done.remove(&schedule.steps[ix].id);
+            }
+        }
+    }
+    done.extend(by_runs);
+    done.into_iter().collect()
 }
 
 /// How a run talks to its operator.

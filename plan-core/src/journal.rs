@@ -52,8 +52,12 @@
 //!    last line: it is not a tear, and dropping it would lose a record.
 //! 4. *Sequence*: each `seq` is exactly one more than the one before
 //!    (the first may be any number).
-//! 5. *Plan*: every record has the plan hash of the first, else
-//!    [`JournalErrorKind::MixedPlans`].
+//! 5. *Plan*: each record carries the hash of the plan it was written
+//!    for. It may change from one record to the next: after a run ended, a
+//!    changed plan (the fix of what failed) goes on in the same journal as a
+//!    new *attempt* (see [`crate::machine::attempts`], which decides where
+//!    a change is allowed; this layer knows nothing of runs). Older builds
+//!    refused such a journal as mixed.
 //!
 //! Line numbers in errors are 1-based.
 //!
@@ -150,8 +154,7 @@ impl JournalError {
     pub fn line(&self) -> Option<usize> {
         match self.kind {
             JournalErrorKind::Corrupt { line, .. }
-            | JournalErrorKind::NewerVersion { line, .. }
-            | JournalErrorKind::MixedPlans { line } => Some(line),
+            | JournalErrorKind::NewerVersion { line, .. } => Some(line),
             JournalErrorKind::Encode(_) => None,
         }
     }
@@ -187,12 +190,6 @@ pub enum JournalErrorKind {
         line: usize,
         /// The version it carries.
         found: u32,
-    },
-    /// A record is for a different plan than the first record.
-    #[error("journal line {line} is for a different plan than the records before it")]
-    MixedPlans {
-        /// The 1-based line number.
-        line: usize,
     },
     /// The payload could not be serialized as JSON.
     #[error("cannot encode a journal record: {0}")]
@@ -418,9 +415,6 @@ fn check_follows<P>(
             );
             return Err(JournalErrorKind::Corrupt { line, reason }.into());
         }
-    }
-    if record.plan_hash != previous.plan_hash {
-        return Err(JournalErrorKind::MixedPlans { line }.into());
     }
     Ok(())
 }

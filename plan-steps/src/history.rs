@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use plan_core::journal::Record;
-use plan_core::machine::{Effect, Event, ReplayedRun, RunEnd, RunRecord};
+use plan_core::machine::{Effect, Event, RunRecord};
 use plan_core::{Action, Plan};
 
 use crate::dns::parse_capture;
@@ -70,16 +70,24 @@ pub struct History {
 }
 
 impl History {
-    /// Reads `records` (the whole journal, with times) of `plan`, whose
-    /// replay gave `runs`.
-    pub fn read(plan: &Plan, records: &[Record<RunRecord>], runs: &[ReplayedRun]) -> History {
+    /// Reads `records` (the whole journal, with times, every attempt) of
+    /// `plan`.
+    pub fn read(plan: &Plan, records: &[Record<RunRecord>]) -> History {
         let mut history = History::default();
         let mut captured_ttl: HashMap<&str, u32> = HashMap::new();
+        let mut phase: Option<String> = None;
         for record in records {
             let Some(time) = time_of(record) else {
                 continue;
             };
             match &record.entry {
+                RunRecord::RunStarted { phase: p, .. } => phase = p.clone(),
+                // The run's phase is done: every step of it succeeded.
+                RunRecord::Transition { to, .. } if to.starts_with("Completed") => {
+                    if let Some(p) = &phase {
+                        history.phase_ends.insert(p.clone(), time);
+                    }
+                }
                 RunRecord::Process { group, .. } => {
                     history
                         .processes_started
@@ -132,21 +140,6 @@ impl History {
                     }
                 }
                 _ => {}
-            }
-        }
-        for (i, run) in runs.iter().enumerate() {
-            let (Some(phase), Some(RunEnd::Completed)) = (&run.phase, &run.end) else {
-                continue;
-            };
-            let end = runs
-                .get(i + 1)
-                .map_or(records.len(), |next| next.first_record);
-            let last = records[run.first_record.min(records.len())..end.min(records.len())]
-                .iter()
-                .rev()
-                .find_map(time_of);
-            if let Some(last) = last {
-                history.phase_ends.insert(phase.clone(), last);
             }
         }
         history

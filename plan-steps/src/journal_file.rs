@@ -255,9 +255,12 @@ impl JournalFile {
     /// file is truncated to the records before it, so the next append starts
     /// on a clean line, and the [`TornTail`](plan_core::journal::TornTail)
     /// is still returned so the caller can say so. A journal that another
-    /// process holds ([`JournalFileErrorKind::Locked`]), that does not
-    /// decode, or whose records are for another plan, is refused and left as
-    /// it is.
+    /// process holds ([`JournalFileErrorKind::Locked`]), or that does not
+    /// decode, is refused and left as it is. Records written for another
+    /// version of the plan are returned as they are (each carries its plan
+    /// hash; new ones get `plan_hash`): whether a run may go on in this
+    /// journal is the caller's to decide (see
+    /// [`plan_core::machine::attempts`]).
     pub fn open<P: DeserializeOwned>(
         path: &Path,
         plan_hash: u64,
@@ -294,14 +297,6 @@ impl JournalFile {
             file.read_to_end(&mut bytes).map_err(io_err)?;
         }
         let journal = journal::decode_bytes::<P>(&bytes).map_err(|e| err(e.into()))?;
-        if let Some(first) = journal.records.first() {
-            if first.plan_hash != plan_hash {
-                return Err(err(JournalFileErrorKind::PlanChanged {
-                    journal_hash: first.plan_hash,
-                    plan_hash,
-                }));
-            }
-        }
         if let (Some(torn), Some(file)) = (&journal.torn_tail, &file) {
             // Drop the partial record, durably, before anything is appended
             // after it: otherwise it would become a corrupt middle line.
@@ -653,23 +648,19 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_for_another_plan_is_refused() {
+    fn a_journal_of_another_plan_version_is_opened_and_new_records_carry_the_new_hash() {
         let dir = dir();
         let path = dir.path().join("plan.journal");
         let (mut file, _) = open(&path);
         file.append(TIME, &json!("one")).expect("appends");
         drop(file);
-        let before = fs::read(&path).expect("reads");
 
-        let error = JournalFile::open::<Value>(&path, PLAN + 1).expect_err("refused");
-        assert!(
-            matches!(
-                error.kind,
-                JournalFileErrorKind::PlanChanged { journal_hash: PLAN, plan_hash } if plan_hash == PLAN + 1
-            ),
-            "{error:?}"
-        );
-        assert_eq!(fs::read(&path).expect("reads"), before);
+        let (mut file, journal) = JournalFile::open::<Value>(&path, PLAN + 1).expect("opens");
+        assert_eq!(journal.records[0].plan_hash, PLAN);
+        file.append(TIME, &json!("two")).expect("appends");
+        let journal = JournalFile::read::<Value>(&path).expect("reads");
+        let hashes: Vec<u64> = journal.records.iter().map(|r| r.plan_hash).collect();
+        assert_eq!(hashes, [PLAN, PLAN + 1]);
     }
 
     #[test]

@@ -888,7 +888,9 @@ fn regression_a_second_crash_while_waiting_for_a_leftover_does_not_forget_it() {
         .map(|e| e["pgid"].clone())
         .unwrap_or_default();
     assert!(
-        journal.contains(&format!("for process group {original} left by the stopped attempt")),
+        journal.contains(&format!(
+            "for process group {original} left by the stopped attempt"
+        )),
         "{}",
         journal.text()
     );

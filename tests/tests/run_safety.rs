@@ -691,3 +691,92 @@ fn regression_a_dns_revert_never_overwrites_what_someone_else_set() {
         "the revert overwrote the other change"
     );
 }
+
+/// Issue 11, item 11: after a rollback, the fix could not be run: the
+/// changed plan was refused by its journal, a fresh journal refused the next
+/// phase until earlier ones were re-run, and a refused run left an empty
+/// journal. Now a run that ended (completed, rolled back) lets the changed
+/// plan go on in the same journal as a new attempt: unchanged steps keep
+/// their done state, changed ones start fresh, `status` shows the attempts.
+#[test]
+fn regression_after_a_rollback_the_fixed_plan_runs_as_a_new_attempt_in_the_same_journal() {
+    let dir = temp_dir();
+    let two_phases = |migrate: &str| {
+        format!(
+            r#"Plan(
+    name: "safety: fix and run again",
+    service: "demo",
+    window: Window(announced: "5m"),
+    vars: {{"d": "{{{{run_dir}}}}/demo"}},
+    phases: [
+        Phase(name: "prep", steps: [
+            Step(id: "prepare", action: Shell(on: "local", run: "true", revert: Nothing("prepares nothing")),
+                 duration: Fixed("1s")),
+        ]),
+        Phase(name: "window", at: "0", steps: [
+            RollbackPoint("before-migration"),
+            Step(id: "migrate", action: Shell(on: "local", run: "{migrate}", revert: Nothing("changes nothing")),
+                 duration: Fixed("1s")),
+        ]),
+    ],
+)"#
+        )
+    };
+    let plan = write_plan(dir.path(), &two_phases("exit 3"));
+    let journal = dir.path().join("plan.journal");
+    run(&plan, &journal, &["--yes", "--phase", "prep"]).assert_code(0);
+    run(&plan, &journal, &["--yes", "--phase", "window", "--force"]).assert_code(3);
+
+    // The fix.
+    write_plan(dir.path(), &two_phases("true"));
+    let fixed = run(&plan, &journal, &["--yes", "--phase", "window", "--force"]);
+    fixed.assert_code(0);
+    assert!(
+        fixed.stderr.contains("starts attempt 2")
+            && fixed.stderr.contains("kept done (unchanged): prepare")
+            && fixed.stderr.contains("step `migrate` changed"),
+        "{}",
+        fixed.describe()
+    );
+    let status = Cutover::new()
+        .arg("status")
+        .arg(&plan)
+        .arg("--journal")
+        .arg(&journal)
+        .run();
+    status.assert_code(0);
+    assert!(
+        status.stdout.contains("2 attempts")
+            && status.stdout.contains("attempt 1: plan")
+            && status.stdout.contains("rolled back")
+            && status.stdout.contains("attempt 2 (this plan)"),
+        "{}",
+        status.describe()
+    );
+    let json = Cutover::new()
+        .arg("status")
+        .arg(&plan)
+        .arg("--journal")
+        .arg(&journal)
+        .arg("--json")
+        .run();
+    let value = json.json();
+    let done: Vec<(&str, &str)> = value["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or(""),
+                s["done"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        done,
+        [("prepare", "yes"), ("migrate", "yes")],
+        "{}",
+        json.describe()
+    );
+    assert_eq!(value["attempts"].as_array().map(Vec::len), Some(2));
+}

@@ -65,7 +65,8 @@ pub fn cmd_resume(
         runs,
         history,
         torn,
-    } = open_journal(&path, &plan)?;
+        ..
+    } = open_journal(&path, &plan, false)?;
     if let Some(warning) = torn {
         writeln!(stderr, "warning: {warning}")?;
     }

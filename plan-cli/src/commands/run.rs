@@ -114,7 +114,9 @@ pub fn cmd_run(
         runs,
         history,
         torn,
-    } = open_journal(&path, &plan)?;
+        carried,
+        new_attempt,
+    } = open_journal(&path, &plan, true)?;
     if let Some(warning) = torn {
         writeln!(stderr, "warning: {warning}")?;
     }
@@ -157,7 +159,13 @@ pub fn cmd_run(
             }
         }
     }
-    let done = already_done(&runs);
+    if let Some(note) = &new_attempt {
+        writeln!(stderr, "{note}")?;
+    }
+    let mut done = already_done(&runs);
+    done.extend(carried);
+    done.sort();
+    done.dedup();
     let phase = pick_phase(&plan, args.phase.as_deref(), &done)?;
     let selection = Selection {
         phase: phase.clone(),

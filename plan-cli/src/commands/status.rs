@@ -67,6 +67,23 @@ struct JsonStatus<'a> {
     plan: &'a str,
     service: &'a str,
     steps: &'a [Row],
+    /// With a journal: its attempts (one per version of the plan it ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<&'a [AttemptRow]>,
+}
+
+/// One attempt of the journal: the runs of one version of the plan.
+#[derive(Serialize)]
+struct AttemptRow {
+    number: usize,
+    plan_hash: String,
+    /// Whether it is of this version of the plan.
+    current: bool,
+    runs: usize,
+    first: String,
+    last: String,
+    /// completed, rolled back, halted, or unfinished.
+    end: &'static str,
 }
 
 /// Prints one row per step.
@@ -84,13 +101,19 @@ pub fn cmd_status(
         None => None,
     };
     let rows = rows(&plan, runs.as_ref());
+    let attempts = runs.as_ref().map(|r| r.attempts.as_slice());
     let format = if args.json {
         StatusFormat::Json
     } else {
         args.format
     };
     match format {
-        StatusFormat::Text => write!(stdout, "{}", text_table(&plan, &rows, runs.is_some()))?,
+        StatusFormat::Text => {
+            if let (Some(attempts), Some(path)) = (attempts, &args.journal) {
+                write!(stdout, "{}", attempt_lines(path, attempts))?;
+            }
+            write!(stdout, "{}", text_table(&plan, &rows, runs.is_some()))?
+        }
         StatusFormat::Markdown => write!(stdout, "{}", markdown_table(&rows, runs.is_some()))?,
         StatusFormat::Json => {
             serde_json::to_writer_pretty(
@@ -99,6 +122,7 @@ pub fn cmd_status(
                     plan: &plan.name,
                     service: &plan.service,
                     steps: &rows,
+                    attempts,
                 },
             )?;
             writeln!(stdout)?;
@@ -168,25 +192,73 @@ fn step_output(
     Ok(exit_codes::OK)
 }
 
-/// Each step's state and last duration, from the journal's runs.
+/// Each step's state and last duration, from the journal's runs of this
+/// version of the plan, and the journal's attempts.
 struct JournalState {
     state: HashMap<String, StepStatus>,
     took: HashMap<String, f64>,
+    attempts: Vec<AttemptRow>,
+}
+
+/// The journal's attempts, a line each, when it has more than one.
+fn attempt_lines(path: &std::path::Path, attempts: &[AttemptRow]) -> String {
+    if attempts.len() < 2 {
+        return String::new();
+    }
+    let mut text = format!("journal {}: {} attempts\n", path.display(), attempts.len());
+    for a in attempts {
+        text.push_str(&format!(
+            "  attempt {}{}: plan {}, {} run{}, {} .. {}, {}\n",
+            a.number,
+            if a.current { " (this plan)" } else { "" },
+            a.plan_hash,
+            a.runs,
+            if a.runs == 1 { "" } else { "s" },
+            a.first,
+            a.last,
+            a.end
+        ));
+    }
+    text.push('\n');
+    text
 }
 
 fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, CliError> {
     let journal =
         JournalFile::read::<RunRecord>(path).map_err(|e| CliError::Journal(e.to_string()))?;
-    if let Some(first) = journal.records.first() {
-        if first.plan_hash != plan.hash {
-            return Err(CliError::PlanChanged {
-                journal: path.display().to_string(),
-                detail:
-                    "the journal was written for another version of this plan or other variables"
-                        .into(),
-            });
-        }
+    let attempts = plan_core::machine::attempts(&journal.records);
+    // The runs of this version of the plan: its last attempt in the journal.
+    let current = attempts.iter().rposition(|a| a.plan_hash == plan.hash);
+    if current.is_none() && !attempts.is_empty() {
+        return Err(CliError::PlanChanged {
+            journal: path.display().to_string(),
+            detail: "the journal was written for other versions of this plan or other variables"
+                .into(),
+        });
     }
+    let rows: Vec<AttemptRow> = attempts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AttemptRow {
+            number: i + 1,
+            plan_hash: format!("{:016x}", a.plan_hash),
+            current: Some(i) == current,
+            runs: a.runs,
+            first: a.span.0.clone(),
+            last: a.span.1.clone(),
+            end: match a.end {
+                Some(plan_core::machine::AttemptEnd::Completed) => "completed",
+                Some(plan_core::machine::AttemptEnd::RolledBack) => "rolled back",
+                Some(plan_core::machine::AttemptEnd::Halted) => "halted",
+                None => "unfinished",
+            },
+        })
+        .collect();
+    let range = current.map_or(0..0, |c| attempts[c].records.clone());
+    let journal = plan_core::journal::Journal {
+        records: journal.records[range].to_vec(),
+        ..journal
+    };
     let mut started: HashMap<String, jiff::Timestamp> = HashMap::new();
     let mut took = HashMap::new();
     for record in &journal.records {
@@ -214,6 +286,12 @@ fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, Cl
     let runs = replay(plan, &entries)
         .map_err(|e| CliError::Journal(format!("{}: {e}", path.display())))?;
     let mut state = HashMap::new();
+    // Steps carried done from an earlier attempt (unchanged since).
+    if let Some(first) = runs.first() {
+        for id in &first.already_done {
+            state.insert(id.clone(), StepStatus::Done);
+        }
+    }
     for run in &runs {
         let schedule = run.machine.schedule();
         for (ix, status) in run.machine.statuses().iter().enumerate() {
@@ -223,7 +301,11 @@ fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, Cl
             }
         }
     }
-    Ok(JournalState { state, took })
+    Ok(JournalState {
+        state,
+        took,
+        attempts: rows,
+    })
 }
 
 fn rows(plan: &Plan, runs: Option<&JournalState>) -> Vec<Row> {

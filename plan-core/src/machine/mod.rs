@@ -1,5 +1,6 @@
 //! The run machine and what it runs.
 
+mod attempt;
 mod event;
 mod explore;
 mod record;
@@ -8,6 +9,7 @@ mod run;
 mod schedule;
 mod table;
 
+pub use attempt::{attempts, Attempt, AttemptEnd};
 pub use event::{
     Command, Effect, Event, FailureChoice, HaltCause, Input, OnFailure, RunEnd, StepStatus,
     PREFLIGHT_FAILED,
