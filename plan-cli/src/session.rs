@@ -502,7 +502,7 @@ pub fn drive(
         });
         let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers).with_remind_after(remind_after).with_history(&history);
         if preflight_first {
-            if let Err(reason) = driver.preflight(&machine.schedule()).await {
+            if let Err(reason) = driver.preflight(machine.schedule()).await {
                 let hints = preflight_hints(driver.preflight_problems());
                 return Err(CliError::Refused {
                     message: format!("not resumed: preflight failed: {reason}; nothing was changed"),

@@ -22,6 +22,8 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use plan_core::journal::{self, Journal, JournalError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -93,7 +95,7 @@ impl Holder {
 #[derive(Debug)]
 struct JournalLock {
     path: PathBuf,
-    file: File,
+    file: Flock<File>,
 }
 
 impl JournalLock {
@@ -110,16 +112,16 @@ impl JournalLock {
                 .truncate(false)
                 .mode(MODE)
                 .open(&path)?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
+            let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(file) => file,
+                Err((_, Errno::EWOULDBLOCK)) => {
                     let holder = fs::read(&path)
                         .ok()
                         .and_then(|b| serde_json::from_slice::<Holder>(&b).ok());
                     return Err(JournalFileErrorKind::Locked { holder });
                 }
-                Err(fs::TryLockError::Error(e)) => return Err(e.into()),
-            }
+                Err((_, errno)) => return Err(io::Error::from(errno).into()),
+            };
             if identity(&fs::metadata(&path)?) != identity(&file.metadata()?) {
                 continue;
             }
@@ -163,8 +165,8 @@ pub fn lock_path(journal: &Path) -> PathBuf {
 pub fn holder(journal: &Path) -> Option<Holder> {
     let path = lock_path(journal);
     let file = File::open(&path).ok()?;
-    match file.try_lock_shared() {
-        Ok(()) => None,
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
         Err(_) => fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok()),

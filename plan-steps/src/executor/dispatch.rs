@@ -22,6 +22,9 @@ use plan_core::machine::ProcessGroup;
 /// stopped.
 pub(super) type Cancel<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 
+/// Process groups earlier runs left, by step, with when each began.
+pub(super) type Leftovers = HashMap<String, Vec<(ProcessGroup, Option<SystemTime>)>>;
+
 /// Runs steps of one plan on their hosts.
 #[derive(Clone, Debug)]
 pub struct Executor {
@@ -35,8 +38,7 @@ pub struct Executor {
     /// Process groups earlier runs of the journal left, not proven gone,
     /// by step, with when each began (when the journal says): waited for
     /// (or stopped at the step's deadline) before the step's check.
-    pub(super) leftovers:
-        Arc<std::sync::Mutex<HashMap<String, Vec<(ProcessGroup, Option<SystemTime>)>>>>,
+    pub(super) leftovers: Arc<std::sync::Mutex<Leftovers>>,
     /// When each record's TTL was last changed (by this run, or an earlier
     /// one of its journal), and from what.
     pub(super) ttl_changes: Arc<std::sync::Mutex<HashMap<String, TtlChange>>>,
