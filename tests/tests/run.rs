@@ -203,6 +203,12 @@ fn dry_run_lists_every_pending_step_in_forward_order_and_the_revert_plan() {
             schedule.index_of(first).expect("a step"),
             schedule.index_of(last).expect("a step"),
         );
+        // The failed step itself comes first when its check may find part
+        // of its effect (issue 11).
+        let undo = undo
+            .replace(" if its check finds part of its effect", "")
+            .replace(", else nothing", "")
+            .replace(" (its revert is safe on a partial effect)", "");
         let undone: Vec<&str> = undo
             .strip_prefix("undo ")
             .map(|u| u.split(", then ").collect())
@@ -219,15 +225,23 @@ fn dry_run_lists_every_pending_step_in_forward_order_and_the_revert_plan() {
             // What completed before it, back to its point, newest first. Steps
             // running beside it finish first and may be undone as well.
             let position = order.iter().position(|&o| o == ix).expect("listed");
-            let expected: Vec<&str> = order[..position]
-                .iter()
-                .rev()
-                .filter(|&&o| {
-                    !failing.past_no_return
-                        && steps[o].segment >= failing.rollback_segment
-                        && steps[o].undoable
-                })
-                .map(|&o| steps[o].id.as_str())
+            let own = !failing.past_no_return
+                && failing.undoable
+                && (failing.checkable || failing.revert_after_failure);
+            let expected: Vec<&str> = own
+                .then_some(failing.id.as_str())
+                .into_iter()
+                .chain(
+                    order[..position]
+                        .iter()
+                        .rev()
+                        .filter(|&&o| {
+                            !failing.past_no_return
+                                && steps[o].segment >= failing.rollback_segment
+                                && steps[o].undoable
+                        })
+                        .map(|&o| steps[o].id.as_str()),
+                )
                 .collect();
             let beside = |id: &&str| {
                 schedule.index_of(id).is_some_and(|o| {
