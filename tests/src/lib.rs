@@ -606,6 +606,71 @@ pub fn run_dir_in(output: &str) -> Option<RunDir> {
         .map(|p| RunDir(PathBuf::from(p.trim())))
 }
 
+/// The run directory the journal's first run recorded.
+pub fn run_dir_in_journal(path: &Path) -> Option<RunDir> {
+    journal_entries(path)
+        .iter()
+        .find(|e| e["type"] == "run_started")
+        .and_then(|e| e["run_dir"].as_str().map(|d| RunDir(PathBuf::from(d))))
+}
+
+/// A plan named `name` on this machine: a rollback point `before-demo`, one
+/// step (`make-dir`) that makes `{{run_dir}}/demo` (the plan variable `d`),
+/// then `steps` (plan text).
+pub fn local_demo_plan(name: &str, steps: &str) -> String {
+    format!(
+        r#"Plan(
+    name: "{name}",
+    service: "demo",
+    window: Window(announced: "5m"),
+    vars: {{"d": "{{{{run_dir}}}}/demo"}},
+    phases: [
+        Phase(name: "window", at: "0", steps: [
+            RollbackPoint("before-demo"),
+            Step(id: "make-dir", title: "make the demo directory",
+                 action: Shell(on: "local", run: "mkdir -p {{{{d}}}}", revert: Run("rm -rf {{{{d}}}}")),
+                 check: Run("test -d {{{{d}}}}"), duration: Fixed("1s")),
+            {steps}
+        ]),
+    ],
+)"#
+    )
+}
+
+/// `examples/NAME` in the workspace.
+pub fn example(name: &str) -> PathBuf {
+    workspace_file(&format!("examples/{name}"))
+}
+
+/// A private temporary directory named `PREFIX...`, removed when dropped.
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+/// `cutover run PLAN EXTRA... --journal JOURNAL`, waited for.
+pub fn run_plan(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
+    Cutover::new()
+        .arg("run")
+        .arg(plan)
+        .args(extra)
+        .arg("--journal")
+        .arg(journal)
+        .run()
+}
+
+/// `cutover resume PLAN --yes --journal JOURNAL`, waited for.
+pub fn resume_plan(plan: &Path, journal: &Path) -> Run {
+    Cutover::new()
+        .arg("resume")
+        .arg(plan)
+        .args(["--yes", "--journal"])
+        .arg(journal)
+        .run()
+}
+
 /// The `entry` of every whole record of a journal (a torn last line is left out).
 pub fn journal_entries(path: &Path) -> Vec<Value> {
     let Ok(text) = fs::read_to_string(path) else {

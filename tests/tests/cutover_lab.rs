@@ -349,12 +349,7 @@ fn a_run_killed_mid_rsync_resumes_to_complete_and_correct_data() {
     // 3 MiB at 1000 KiB/s: the copy takes about three seconds.
     let lab = cutover_lab(3);
     let (host1, host2) = (lab.host("host1"), lab.host("host2"));
-    let text = edit(
-        &lab_plan(&lab),
-        "delete: true),",
-        r#"delete: true, args: ["--bwlimit=1000"]),"#,
-    );
-    let plan = write_plan(&lab, "cutover.ron", &text);
+    let plan = slow_copy_plan(&lab);
     let journal = Journal::new(&lab, "cutover.journal");
     let mut child = spawn_run(&lab, &plan, &journal);
 
@@ -408,6 +403,32 @@ fn a_run_killed_mid_rsync_resumes_to_complete_and_correct_data() {
     assert!(serves(&lab, "host2"), "host2 does not serve");
 }
 
+/// The lab plan with its final copy slowed to 1000 KiB/s (3 MiB take about
+/// three seconds), written as `cutover.ron` in the lab's directory.
+fn slow_copy_plan(lab: &Lab) -> PathBuf {
+    let text = edit(
+        &lab_plan(lab),
+        "delete: true),",
+        r#"delete: true, args: ["--bwlimit=1000"]),"#,
+    );
+    write_plan(lab, "cutover.ron", &text)
+}
+
+/// Files `host` under `key` (`TYPE BASE64`) in the lab's known_hosts, as if
+/// it had been replaced or someone were in between; returns the name it is
+/// filed under and the file as it was, to put back.
+fn forge_host_key(lab: &Lab, host: &str, key: &str) -> (String, String) {
+    let original = fs::read_to_string(lab.known_hosts()).expect("known_hosts");
+    let line = known_hosts_line(lab, host);
+    let name = line.split_whitespace().next().expect("a name").to_owned();
+    fs::write(
+        lab.known_hosts(),
+        original.replace(&line, &format!("{name} {key}")),
+    )
+    .expect("known_hosts can be written");
+    (name, original)
+}
+
 /// The lab's known_hosts line for `host`: `[ADDRESS]:PORT TYPE KEY`.
 fn known_hosts_line(lab: &Lab, host: &str) -> String {
     let h = lab.host(host);
@@ -452,12 +473,8 @@ fn host_keys_that_changed_or_are_unknown_are_refused_and_accept_new_trusts_them(
     assert!(keygen.status.success(), "{keygen:?}");
     let imposter_key = fs::read_to_string(imposter.with_extension("pub")).expect("the key");
     let imposter_key: Vec<&str> = imposter_key.split_whitespace().take(2).collect();
-    let original = fs::read_to_string(lab.known_hosts()).expect("known_hosts");
-    let host2_line = known_hosts_line(&lab, "host2");
-    let host2_name = host2_line.split_whitespace().next().expect("a name");
-    let forged = format!("{host2_name} {}", imposter_key.join(" "));
-    fs::write(lab.known_hosts(), original.replace(&host2_line, &forged))
-        .expect("known_hosts can be written");
+    let (host2_name, original) = forge_host_key(&lab, "host2", &imposter_key.join(" "));
+    let host2_name = host2_name.as_str();
     for (journal, extra) in [
         ("changed.journal", &[][..]),
         ("changed-accept.journal", &["--accept-new"][..]),
@@ -757,12 +774,7 @@ fn resume_stops_a_remote_command_a_killed_run_left_running_past_its_deadline() {
 fn regression_resume_preflights_and_a_changed_host_key_refuses_it_before_anything_runs() {
     let lab = cutover_lab(3);
     let host2 = lab.host("host2");
-    let text = edit(
-        &lab_plan(&lab),
-        "delete: true),",
-        r#"delete: true, args: ["--bwlimit=1000"]),"#,
-    );
-    let plan = write_plan(&lab, "cutover.ron", &text);
+    let plan = slow_copy_plan(&lab);
     let journal = Journal::new(&lab, "cutover.journal");
     let mut child = spawn_run(&lab, &plan, &journal);
     child.wait_until(Duration::from_secs(30), "copy under way", || {
@@ -770,18 +782,10 @@ fn regression_resume_preflights_and_a_changed_host_key_refuses_it_before_anythin
     });
     child.kill();
 
-    let original = fs::read_to_string(lab.known_hosts()).expect("known_hosts");
-    let host2_line = known_hosts_line(&lab, "host2");
-    let mut fields = host2_line.split_whitespace();
-    let name = fields.next().expect("a name");
     // Another ed25519 key under host2's name: the lab's own client key.
     let other_key = fs::read_to_string(lab.dir().join("id_ed25519.pub")).expect("a public key");
     let other_key: Vec<&str> = other_key.split_whitespace().take(2).collect();
-    fs::write(
-        lab.known_hosts(),
-        original.replace(&host2_line, &format!("{name} {}", other_key.join(" "))),
-    )
-    .expect("known_hosts can be written");
+    let (_, original) = forge_host_key(&lab, "host2", &other_key.join(" "));
     let before = journal.text();
     let refused = cutover(&lab, "resume", &plan, &journal, &[]);
     refused.assert_code(1);

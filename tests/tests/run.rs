@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use plan_core::machine::{Schedule, Selection};
 use plan_core::Settings;
-use tests::{edit, journal_entries, run_dir_in, workspace_file, Cutover, Run, RunDir};
+use tests::{edit, example, journal_entries, run_dir_in, run_dir_in_journal, Cutover, Run, RunDir};
 
 /// What `examples/local/slow.ron` leaves in `demo/effects.log`.
 const SLOW_LOG: &str = "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n";
@@ -23,42 +23,16 @@ const SLOW_LOG: &str = "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n";
 /// `cutover` is over well within this.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(2500);
 
-/// The run directory the journal's first run recorded.
-fn run_dir_in_journal(path: &Path) -> Option<RunDir> {
-    journal_entries(path)
-        .iter()
-        .find(|e| e["type"] == "run_started")
-        .and_then(|e| e["run_dir"].as_str().map(|d| RunDir(PathBuf::from(d))))
-}
-
-fn example(name: &str) -> PathBuf {
-    workspace_file(&format!("examples/{name}"))
-}
-
 fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("cutover-run-test-")
-        .tempdir()
-        .expect("a temporary directory")
+    tests::temp_dir("cutover-run-test-")
 }
 
 fn run(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
-    Cutover::new()
-        .arg("run")
-        .arg(plan)
-        .args(extra)
-        .arg("--journal")
-        .arg(journal)
-        .run()
+    tests::run_plan(plan, journal, extra)
 }
 
 fn resume(plan: &Path, journal: &Path) -> Run {
-    Cutover::new()
-        .arg("resume")
-        .arg(plan)
-        .args(["--yes", "--journal"])
-        .arg(journal)
-        .run()
+    tests::resume_plan(plan, journal)
 }
 
 #[test]

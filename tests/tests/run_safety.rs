@@ -5,44 +5,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tests::{journal_entries, run_dir_in, workspace_file, Cutover, Run, RunDir};
-
-fn example(name: &str) -> PathBuf {
-    workspace_file(&format!("examples/{name}"))
-}
+use tests::{example, journal_entries, run_dir_in, run_dir_in_journal, Cutover, Run};
 
 fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("cutover-safety-test-")
-        .tempdir()
-        .expect("a temporary directory")
+    tests::temp_dir("cutover-safety-test-")
 }
 
 fn run(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
-    Cutover::new()
-        .arg("run")
-        .arg(plan)
-        .args(extra)
-        .arg("--journal")
-        .arg(journal)
-        .run()
+    tests::run_plan(plan, journal, extra)
 }
 
 fn resume(plan: &Path, journal: &Path) -> Run {
-    Cutover::new()
-        .arg("resume")
-        .arg(plan)
-        .args(["--yes", "--journal"])
-        .arg(journal)
-        .run()
-}
-
-/// The run directory the journal's first run recorded.
-fn run_dir_in_journal(path: &Path) -> Option<RunDir> {
-    journal_entries(path)
-        .iter()
-        .find(|e| e["type"] == "run_started")
-        .and_then(|e| e["run_dir"].as_str().map(|d| RunDir(PathBuf::from(d))))
+    tests::resume_plan(plan, journal)
 }
 
 /// Issue 11, item 4: two runs (or a run and a resume) of one journal at
@@ -195,23 +169,7 @@ fn write_plan(dir: &Path, text: &str) -> PathBuf {
 
 /// A one-phase local plan holding `steps`.
 fn local_plan(name: &str, steps: &str) -> String {
-    format!(
-        r#"Plan(
-    name: "{name}",
-    service: "demo",
-    window: Window(announced: "5m"),
-    vars: {{"d": "{{{{run_dir}}}}/demo"}},
-    phases: [
-        Phase(name: "window", at: "0", steps: [
-            RollbackPoint("before-demo"),
-            Step(id: "make-dir", title: "make the demo directory",
-                 action: Shell(on: "local", run: "mkdir -p {{{{d}}}}", revert: Run("rm -rf {{{{d}}}}")),
-                 check: Run("test -d {{{{d}}}}"), duration: Fixed("1s")),
-            {steps}
-        ]),
-    ],
-)"#
-    )
+    tests::local_demo_plan(name, steps)
 }
 
 /// Starts `cutover run PLAN --yes --journal J` and kills it (SIGKILL) once

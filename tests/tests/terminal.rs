@@ -91,23 +91,7 @@ fn run_dir(pty: &Pty) -> RunDir {
 
 /// One step that makes `{{run_dir}}/demo`, then `steps` (plan text).
 fn plan_with(name: &str, steps: &str) -> String {
-    format!(
-        r#"Plan(
-    name: "{name}",
-    service: "demo",
-    window: Window(announced: "5m"),
-    vars: {{"d": "{{{{run_dir}}}}/demo"}},
-    phases: [
-        Phase(name: "window", at: "0", steps: [
-            RollbackPoint("before-demo"),
-            Step(id: "make-dir", title: "make the demo directory",
-                 action: Shell(on: "local", run: "mkdir -p {{{{d}}}}", revert: Run("rm -rf {{{{d}}}}")),
-                 check: Run("test -d {{{{d}}}}"), duration: Fixed("1s")),
-            {steps}
-        ]),
-    ],
-)"#
-    )
+    tests::local_demo_plan(name, steps)
 }
 
 /// A manual step after the directory is made.

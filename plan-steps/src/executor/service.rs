@@ -25,19 +25,7 @@ pub(super) async fn forward(
     mut cancel: Cancel<'_>,
 ) -> Result<(), Failure> {
     let commands = service::commands(unit, control);
-    let status = ex.command(&commands.status, Some(CHECK_DEADLINE));
-    let before = ex
-        .exec(&step.id, host, &status, cancel.as_mut(), transcript)
-        .await?;
-    let running = match before.status {
-        ExitKind::Exited(0) => true,
-        ExitKind::Exited(_) => false,
-        other => {
-            return Err(Failure::Failed(format!(
-                "asking whether {unit} runs did not finish: {other}"
-            )))
-        }
-    };
+    let running = runs(ex, step, host, unit, &commands, transcript, cancel.as_mut()).await?;
     ex.capture(&step.id, service::capture_text(running).to_owned())
         .await?;
     if running == (state == ServiceState::Running) {
@@ -101,19 +89,7 @@ pub(super) async fn undo(
         .and_then(service::parse_capture)
         .ok_or_else(|| Failure::Failed(format!("no captured state of {unit} to restore")))?;
     let commands = service::commands(unit, control);
-    let status = ex.command(&commands.status, Some(CHECK_DEADLINE));
-    let now = ex
-        .exec(&step.id, host, &status, cancel.as_mut(), transcript)
-        .await?;
-    let running = match now.status {
-        ExitKind::Exited(0) => true,
-        ExitKind::Exited(_) => false,
-        other => {
-            return Err(Failure::Failed(format!(
-                "asking whether {unit} runs did not finish: {other}"
-            )))
-        }
-    };
+    let running = runs(ex, step, host, unit, &commands, transcript, cancel.as_mut()).await?;
     if running == (before == ServiceState::Running) {
         transcript.note(&format!(
             "{unit} is already {}, as before the step: nothing to put back",
@@ -127,6 +103,27 @@ pub(super) async fn undo(
         .await?;
     Failure::from_exit(&outcome)?;
     service_is(ex, step, host, &commands, before, transcript, cancel).await
+}
+
+/// Whether `unit` runs now, by its status command.
+async fn runs(
+    ex: &Executor,
+    step: &Step,
+    host: &str,
+    unit: &str,
+    commands: &Commands,
+    transcript: &mut Transcript,
+    cancel: Cancel<'_>,
+) -> Result<bool, Failure> {
+    let status = ex.command(&commands.status, Some(CHECK_DEADLINE));
+    let now = ex.exec(&step.id, host, &status, cancel, transcript).await?;
+    match now.status {
+        ExitKind::Exited(0) => Ok(true),
+        ExitKind::Exited(_) => Ok(false),
+        other => Err(Failure::Failed(format!(
+            "asking whether {unit} runs did not finish: {other}"
+        ))),
+    }
 }
 
 /// Confirms a service reached `state`.
