@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use plan_core::machine::{Schedule, Selection};
 use plan_core::Settings;
-use tests::{edit, example, journal_entries, run_dir_in, run_dir_in_journal, Cutover, Run, RunDir};
+use tests::{
+    edit, example, journal_entries, resume_plan as resume, run_dir_in, run_dir_in_journal,
+    run_plan as run, Cutover, RunDir,
+};
 
 /// What `examples/local/slow.ron` leaves in `demo/effects.log`.
 const SLOW_LOG: &str = "step-1\nstep-2\nstep-3\nstep-4\nstep-5\nstep-6\n";
@@ -25,14 +28,6 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(2500);
 
 fn temp_dir() -> tempfile::TempDir {
     tests::temp_dir("cutover-run-test-")
-}
-
-fn run(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
-    tests::run_plan(plan, journal, extra)
-}
-
-fn resume(plan: &Path, journal: &Path) -> Run {
-    tests::resume_plan(plan, journal)
 }
 
 #[test]

@@ -5,18 +5,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tests::{example, journal_entries, run_dir_in, run_dir_in_journal, Cutover, Run};
+use tests::{
+    example, journal_entries, resume_plan as resume, run_dir_in, run_dir_in_journal,
+    run_plan as run, Cutover,
+};
 
 fn temp_dir() -> tempfile::TempDir {
     tests::temp_dir("cutover-safety-test-")
-}
-
-fn run(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
-    tests::run_plan(plan, journal, extra)
-}
-
-fn resume(plan: &Path, journal: &Path) -> Run {
-    tests::resume_plan(plan, journal)
 }
 
 /// Issue 11, item 4: two runs (or a run and a resume) of one journal at
