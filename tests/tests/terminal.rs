@@ -610,3 +610,47 @@ fn the_rollback_demo_rolls_back_in_a_terminal() {
     let dir = run_dir(&pty);
     assert!(!dir.demo().exists(), "the directory is removed again");
 }
+
+/// Issue 11, item 1: a phase run earlier than its anchor allows (here, the
+/// window a minute after the phase anchored an hour before it ended) warns
+/// and asks on a terminal; `n` starts nothing.
+#[test]
+fn a_phase_run_before_its_anchor_asks_and_n_starts_nothing() {
+    let case = Case::new(
+        r#"Plan(
+    name: "pty: phases an hour apart",
+    service: "demo",
+    window: Window(announced: "5m"),
+    phases: [
+        Phase(name: "before", at: "-1h", steps: [
+            Step(id: "early", action: Shell(on: "local", run: "true", revert: Nothing("does nothing")),
+                 duration: Fixed("1s")),
+        ]),
+        Phase(name: "window", at: "0", steps: [
+            Step(id: "late", action: Shell(on: "local", run: "true", revert: Nothing("does nothing")),
+                 duration: Fixed("1s")),
+        ]),
+    ],
+)"#,
+    );
+    let mut pty = case.start("run", &["--phase", "before", "--yes"]);
+    pty.expect("completed: every step succeeded", WAIT);
+    assert_eq!(pty.wait_exit(WAIT), 0, "{}", pty.transcript());
+    let _dir = run_dir(&pty);
+
+    let mut pty = case.start("run", &["--phase", "window"]);
+    pty.expect(
+        "phase `window` is anchored at 0, 1h after phase `before`",
+        WAIT,
+    );
+    pty.expect("Run it now anyway? [y/N]", WAIT);
+    pty.send_line("n");
+    pty.expect("not started", WAIT);
+    assert_eq!(pty.wait_exit(WAIT), 1, "{}", pty.transcript());
+    assert!(
+        case.records("event")
+            .iter()
+            .all(|e| e["event"]["step"] != "late"),
+        "the early phase ran"
+    );
+}
