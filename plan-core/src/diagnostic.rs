@@ -110,6 +110,8 @@ rules! {
     UnknownVariable = "unknown-variable", Error;
     /// `--set` or `CUTOVER_VAR_*` names a variable the plan does not define.
     UnknownSetting = "unknown-setting", Error;
+    /// Variables whose values refer to each other in a cycle.
+    VariableCycle = "variable-cycle", Error;
     /// A DNS step is used but the plan has no `dns` section.
     NoDns = "no-dns", Error;
     /// `after` names a step in a later phase.
@@ -146,6 +148,9 @@ rules! {
     LongTtlSwitch = "long-ttl-switch", Warning;
     /// The plan has no step to run.
     NothingToRun = "nothing-to-run", Warning;
+    /// A `{{name}}` in a variable's value that never expands: no such
+    /// variable, or a malformed placeholder; the value keeps it as written.
+    NeverExpands = "never-expands", Warning;
     /// The announced window is shorter than the simulated P95 downtime (`cutover check` adds it; see the `simulations` crate).
     AnnouncedWindowShort = "announced-window-short", Warning;
 }

@@ -59,8 +59,10 @@ pub struct Window {
     pub announced_span: Span,
 }
 
-/// A named value usable as `{{name}}` in commands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A named value usable as `{{name}}` in commands. Two variables are equal
+/// when their name, value and origin are: where they were written is not
+/// part of what they say.
+#[derive(Clone, Debug, Eq)]
 pub struct Variable {
     /// The name.
     pub name: String,
@@ -68,6 +70,15 @@ pub struct Variable {
     pub value: String,
     /// Where the value came from.
     pub origin: VarOrigin,
+    /// Where the value is written in the plan (for diagnostics); `None`
+    /// for a value from `--set` or the environment.
+    pub span: Option<Span>,
+}
+
+impl PartialEq for Variable {
+    fn eq(&self, other: &Variable) -> bool {
+        (&self.name, &self.value, self.origin) == (&other.name, &other.value, other.origin)
+    }
 }
 
 /// Where a variable's value came from.

@@ -83,6 +83,39 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// The names `template` refers to, in order, repeats included; `Err` when
+/// it is malformed.
+pub(crate) fn names(template: &str) -> Result<Vec<String>, TemplateError> {
+    Ok(parse(template)?
+        .into_iter()
+        .filter_map(|part| part.err().map(|p| p.name))
+        .collect())
+}
+
+/// Expands what `lookup` knows of `template` (no quoting), keeping every
+/// other placeholder as written; returns the text and the placeholders kept.
+pub(crate) fn expand_known<'a>(
+    template: &str,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+) -> Result<(String, Vec<Placeholder>), TemplateError> {
+    let mut out = String::with_capacity(template.len());
+    let mut kept = Vec::new();
+    for part in parse(template)? {
+        match part {
+            Ok(text) => out.push_str(text),
+            Err(placeholder) => match lookup(&placeholder.name) {
+                Some(value) => out.push_str(value),
+                None => {
+                    // As written, escaped so that it reads back as itself.
+                    out.push_str(&placeholder.written);
+                    kept.push(placeholder);
+                }
+            },
+        }
+    }
+    Ok((out, kept))
+}
+
 /// Whether `name` is a valid variable name.
 pub(crate) fn is_name(name: &str) -> bool {
     let mut chars = name.chars();

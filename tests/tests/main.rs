@@ -10,6 +10,7 @@ mod examples;
 mod graph;
 mod lab;
 mod mailman;
+mod plan_format;
 mod run;
 mod run_safety;
 mod ssh;

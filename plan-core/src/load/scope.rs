@@ -42,6 +42,7 @@ impl Validator<'_> {
                 name: name.value.clone(),
                 value: value.value.clone(),
                 origin: VarOrigin::Plan,
+                span: Some(value.span),
             });
         }
         vars
@@ -114,6 +115,7 @@ impl Validator<'_> {
                     Some(var) => {
                         var.value = value.clone();
                         var.origin = origin;
+                        var.span = None;
                     }
                     // Unknown names in the environment may belong to another plan.
                     None if origin == VarOrigin::CommandLine => unknown.push(key.clone()),
@@ -131,18 +133,8 @@ impl Validator<'_> {
             .chain(host_vars.into_iter().flat_map(|(_, v)| v))
             .collect();
         self.hash = plan_hash(self.source.text(), &all_vars);
-        // Variable values may name the run's directory.
-        let run_dir = self.run_dir().to_owned();
-        let placeholder = format!("{{{{{RUN_DIR}}}}}");
-        for var in self
-            .plan_vars
-            .iter_mut()
-            .chain(self.host_vars.values_mut().flatten())
-        {
-            if var.value.contains(&placeholder) {
-                var.value = var.value.replace(&placeholder, &run_dir);
-            }
-        }
+        // Values may name other variables (and the run's directory).
+        self.expand_variable_values();
         for key in unknown {
             let known: Vec<String> = self
                 .plan_vars
@@ -167,6 +159,185 @@ impl Validator<'_> {
                 .help(help),
             );
         }
+    }
+
+    /// Expands `{{name}}` inside variable values, once the settings are in
+    /// force, so `"pg_dir": "{{lab_dir}}/pg"` follows `--set lab_dir=...`.
+    /// A plan variable's value sees the plan's variables; a host variable's
+    /// sees its host's, then the plan's (as in commands). A cycle is an
+    /// error naming it; a name that never expands is a warning, and the
+    /// value keeps it as written.
+    fn expand_variable_values(&mut self) {
+        // Every variable, by scope: `None` for the plan's.
+        type Key = (Option<String>, String);
+        let mut values: HashMap<Key, (String, Option<Span>)> = HashMap::new();
+        for var in &self.plan_vars {
+            values.insert((None, var.name.clone()), (var.value.clone(), var.span));
+        }
+        for (host, vars) in &self.host_vars {
+            for var in vars {
+                values.insert(
+                    (Some(host.clone()), var.name.clone()),
+                    (var.value.clone(), var.span),
+                );
+            }
+        }
+        let run_dir = self.run_dir().to_owned();
+        // Which variable a name in the value of `key` refers to.
+        let target = |key: &Key, name: &str| -> Option<Key> {
+            let own = (key.0.clone(), name.to_owned());
+            if values.contains_key(&own) {
+                return Some(own);
+            }
+            let plan = (None, name.to_owned());
+            values.contains_key(&plan).then_some(plan)
+        };
+        let mut keys: Vec<Key> = values.keys().cloned().collect();
+        keys.sort();
+        let mut done: HashMap<Key, String> = HashMap::new();
+        let mut reported_cycles: Vec<Vec<Key>> = Vec::new();
+        let mut never: Vec<(Key, String, Option<String>)> = Vec::new();
+        for start in &keys {
+            // Depth first, children before parents; the stack holds the path.
+            let mut stack: Vec<(Key, usize)> = vec![(start.clone(), 0)];
+            while let Some((key, next)) = stack.last().cloned() {
+                if done.contains_key(&key) {
+                    stack.pop();
+                    continue;
+                }
+                let value = &values[&key].0;
+                let refs = match template::names(value) {
+                    Ok(refs) => refs,
+                    Err(TemplateError::Malformed(message)) => {
+                        never.push((key.clone(), message, None));
+                        done.insert(key.clone(), value.clone());
+                        stack.pop();
+                        continue;
+                    }
+                    Err(TemplateError::Unknown(_)) => Vec::new(),
+                };
+                let pending = refs[next..].iter().enumerate().find_map(|(i, name)| {
+                    let t = target(&key, name)?;
+                    (!done.contains_key(&t)).then_some((next + i, t))
+                });
+                match pending {
+                    Some((at, child)) => {
+                        if let Some(pos) = stack.iter().position(|(k, _)| *k == child) {
+                            // A cycle: report it once, and take the values
+                            // in it as written.
+                            let cycle: Vec<Key> =
+                                stack[pos..].iter().map(|(k, _)| k.clone()).collect();
+                            let mut sorted = cycle.clone();
+                            sorted.sort();
+                            if !reported_cycles.contains(&sorted) {
+                                reported_cycles.push(sorted);
+                                self.report_cycle(&cycle, &values);
+                            }
+                            for (k, _) in stack.drain(pos..) {
+                                let written = values[&k].0.clone();
+                                done.insert(k, written);
+                            }
+                            continue;
+                        }
+                        if let Some(top) = stack.last_mut() {
+                            top.1 = at + 1;
+                        }
+                        stack.push((child, 0));
+                    }
+                    None => {
+                        let lookup = |name: &str| -> Option<&str> {
+                            match target(&key, name) {
+                                Some(t) => done.get(&t).map(String::as_str),
+                                None => (name == RUN_DIR).then_some(run_dir.as_str()),
+                            }
+                        };
+                        let expanded = match template::expand_known(value, lookup) {
+                            Ok((expanded, kept)) => {
+                                for p in kept {
+                                    never.push((
+                                        key.clone(),
+                                        format!("`{}` names no variable", p.written),
+                                        Some(p.name),
+                                    ));
+                                }
+                                expanded
+                            }
+                            // Reported above when first read.
+                            Err(_) => value.clone(),
+                        };
+                        done.insert(key, expanded);
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        for (key, message, missing) in never {
+            let (scope, name) = &key;
+            let owner = scope
+                .as_ref()
+                .map_or("the plan".to_owned(), |h| format!("host `{h}`"));
+            let known = values
+                .keys()
+                .filter(|(s, _)| s.is_none() || s == scope)
+                .map(|(_, n)| n.as_str());
+            let help = match missing.as_deref().and_then(|m| closest(m, known)) {
+                Some(near) => did_you_mean(
+                    &format!("{{{{{near}}}}}"),
+                    "Or define the variable it names under `vars`",
+                ),
+                None => {
+                    "define the variable it names under `vars`, or write a literal `{{` as `{{{{`"
+                        .to_owned()
+                }
+            };
+            let mut diagnostic = Diagnostic::new(
+                Rule::NeverExpands,
+                format!("the value of variable `{name}` ({owner}) keeps a placeholder that never expands: {message}"),
+            )
+            .help(help);
+            if let Some(span) = values[&key].1 {
+                diagnostic = diagnostic.label(span, "never expands");
+            }
+            self.report(diagnostic);
+        }
+        for var in self.plan_vars.iter_mut() {
+            if let Some(value) = done.remove(&(None, var.name.clone())) {
+                var.value = value;
+            }
+        }
+        for (host, vars) in self.host_vars.iter_mut() {
+            for var in vars.iter_mut() {
+                if let Some(value) = done.remove(&(Some(host.clone()), var.name.clone())) {
+                    var.value = value;
+                }
+            }
+        }
+    }
+
+    /// Reports variables whose values refer to each other in a cycle.
+    fn report_cycle(
+        &mut self,
+        cycle: &[(Option<String>, String)],
+        values: &HashMap<(Option<String>, String), (String, Option<Span>)>,
+    ) {
+        let named = |(scope, name): &(Option<String>, String)| match scope {
+            Some(host) => format!("`{name}` (host `{host}`)"),
+            None => format!("`{name}`"),
+        };
+        let mut path: Vec<String> = cycle.iter().map(named).collect();
+        path.push(named(&cycle[0]));
+        let mut diagnostic = Diagnostic::new(
+            Rule::VariableCycle,
+            format!("variables refer to each other in a cycle: {}", path.join(" -> ")),
+        )
+        .help("a variable's value may use other variables, but not itself through them; write one of the values out");
+        for (i, key) in cycle.iter().enumerate() {
+            if let Some(span) = values[key].1 {
+                let next = &cycle[(i + 1) % cycle.len()];
+                diagnostic = diagnostic.label(span, format!("{} uses {}", named(key), named(next)));
+            }
+        }
+        self.report(diagnostic);
     }
 
     pub(super) fn resolve_host(&mut self, pending: PendingHost) -> Host {

@@ -199,7 +199,14 @@ fn the_same_plan_comes_back() {
             "{:?}",
             plan.hosts
                 .iter()
-                .map(|h| (&h.name, &h.address, &h.user, h.port, &h.identity, &h.vars))
+                .map(|h| {
+                    let vars: Vec<_> = h
+                        .vars
+                        .iter()
+                        .map(|v| (&v.name, &v.value, v.origin))
+                        .collect();
+                    (&h.name, &h.address, &h.user, h.port, &h.identity, vars)
+                })
                 .collect::<Vec<_>>()
         )
     };
