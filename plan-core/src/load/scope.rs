@@ -12,6 +12,12 @@ use crate::span::{Span, Spanned, SpannedMap};
 use crate::suggest::{closest, did_you_mean};
 use crate::template::{self, TemplateError};
 
+/// A variable by scope (`None`: the plan's) and name.
+type VarKey = (Option<String>, String);
+
+/// Every variable's value as written, and where.
+type VarValues = HashMap<VarKey, (String, Option<Span>)>;
+
 impl Validator<'_> {
     pub(super) fn variables(
         &mut self,
@@ -168,9 +174,7 @@ impl Validator<'_> {
     /// error naming it; a name that never expands is a warning, and the
     /// value keeps it as written.
     fn expand_variable_values(&mut self) {
-        // Every variable, by scope: `None` for the plan's.
-        type Key = (Option<String>, String);
-        let mut values: HashMap<Key, (String, Option<Span>)> = HashMap::new();
+        let mut values: VarValues = HashMap::new();
         for var in &self.plan_vars {
             values.insert((None, var.name.clone()), (var.value.clone(), var.span));
         }
@@ -184,7 +188,7 @@ impl Validator<'_> {
         }
         let run_dir = self.run_dir().to_owned();
         // Which variable a name in the value of `key` refers to.
-        let target = |key: &Key, name: &str| -> Option<Key> {
+        let target = |key: &VarKey, name: &str| -> Option<VarKey> {
             let own = (key.0.clone(), name.to_owned());
             if values.contains_key(&own) {
                 return Some(own);
@@ -192,14 +196,14 @@ impl Validator<'_> {
             let plan = (None, name.to_owned());
             values.contains_key(&plan).then_some(plan)
         };
-        let mut keys: Vec<Key> = values.keys().cloned().collect();
+        let mut keys: Vec<VarKey> = values.keys().cloned().collect();
         keys.sort();
-        let mut done: HashMap<Key, String> = HashMap::new();
-        let mut reported_cycles: Vec<Vec<Key>> = Vec::new();
-        let mut never: Vec<(Key, String, Option<String>)> = Vec::new();
+        let mut done: HashMap<VarKey, String> = HashMap::new();
+        let mut reported_cycles: Vec<Vec<VarKey>> = Vec::new();
+        let mut never: Vec<(VarKey, String, Option<String>)> = Vec::new();
         for start in &keys {
             // Depth first, children before parents; the stack holds the path.
-            let mut stack: Vec<(Key, usize)> = vec![(start.clone(), 0)];
+            let mut stack: Vec<(VarKey, usize)> = vec![(start.clone(), 0)];
             while let Some((key, next)) = stack.last().cloned() {
                 if done.contains_key(&key) {
                     stack.pop();
@@ -225,7 +229,7 @@ impl Validator<'_> {
                         if let Some(pos) = stack.iter().position(|(k, _)| *k == child) {
                             // A cycle: report it once, and take the values
                             // in it as written.
-                            let cycle: Vec<Key> =
+                            let cycle: Vec<VarKey> =
                                 stack[pos..].iter().map(|(k, _)| k.clone()).collect();
                             let mut sorted = cycle.clone();
                             sorted.sort();
@@ -315,12 +319,8 @@ impl Validator<'_> {
     }
 
     /// Reports variables whose values refer to each other in a cycle.
-    fn report_cycle(
-        &mut self,
-        cycle: &[(Option<String>, String)],
-        values: &HashMap<(Option<String>, String), (String, Option<Span>)>,
-    ) {
-        let named = |(scope, name): &(Option<String>, String)| match scope {
+    fn report_cycle(&mut self, cycle: &[VarKey], values: &VarValues) {
+        let named = |(scope, name): &VarKey| match scope {
             Some(host) => format!("`{name}` (host `{host}`)"),
             None => format!("`{name}`"),
         };
