@@ -79,14 +79,7 @@ impl Write for LineWriter {
     }
 }
 
-/// Whether an environment variable of this name holds a secret.
-fn secret_name(name: &str) -> bool {
-    let name = name.to_ascii_uppercase();
-    ["SECRET", "PASSWORD", "PASSWD", "TOKEN"]
-        .iter()
-        .any(|w| name.contains(w))
-        || name.ends_with("_KEY")
-}
+use plan_core::secret::secret_name;
 
 /// Values of the environment that must not appear in logs.
 fn secrets_from_env() -> Vec<String> {

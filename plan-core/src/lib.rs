@@ -36,6 +36,7 @@ pub mod machine;
 mod plan;
 mod print;
 mod raw;
+pub mod secret;
 mod span;
 mod suggest;
 pub mod template;

@@ -107,6 +107,9 @@ pub struct Host {
     pub identity: Option<PathBuf>,
     /// Host variables after overrides; they shadow plan variables.
     pub vars: Vec<Variable>,
+    /// Environment variables every command on this host runs with (values
+    /// expanded, not quoted: they are quoted when the command is sent).
+    pub env: Vec<(String, String)>,
     /// Where the name was written (or the empty span for `local`).
     pub span: Span,
 }
@@ -228,6 +231,9 @@ pub struct Step {
     pub notice: Option<String>,
     /// The chance that one attempt fails, if the step says (rehearsal only).
     pub failure_rate: Option<f64>,
+    /// Environment variables the step's commands run with, on top of (and
+    /// over) their host's `env` (values expanded, not quoted).
+    pub env: Vec<(String, String)>,
     /// Run the revert after a failed attempt too, as for a completed step:
     /// the plan says the revert is safe on a partial effect. (A step with a
     /// check needs no such word: its check decides.)
@@ -285,13 +291,14 @@ impl Step {
             settle,
             notice,
             failure_rate,
+            env,
             revert_after_failure,
             spans: _,
         } = self;
         format!(
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
              {duration:?} {deadline:?} {retries} {after:?} {after_explicit} {downtime:?} \
-             {settle:?} {notice:?} {failure_rate:?} {revert_after_failure}"
+             {settle:?} {notice:?} {failure_rate:?} {env:?} {revert_after_failure}"
         )
     }
 
@@ -334,9 +341,12 @@ impl Step {
             "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
             self.action, self.check, self.after, self.deadline, self.retries, self.done
         );
-        // Only when set, so fingerprints journaled before it existed hold.
+        // Only when set, so fingerprints journaled before they existed hold.
         if self.revert_after_failure {
             text.push_str("|revert_after_failure");
+        }
+        if !self.env.is_empty() {
+            text.push_str(&format!("|env {:?}", self.env));
         }
         crate::hash::fnv1a(&[text.as_bytes()])
     }
@@ -658,6 +668,20 @@ impl Plan {
     /// The host with this name (`local` included).
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The environment `step`'s commands run with on `host`: the host's
+    /// `env`, then the step's, a name the step sets replacing the host's.
+    pub fn command_env(&self, step: &Step, host: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> =
+            self.host(host).map(|h| h.env.clone()).unwrap_or_default();
+        for (name, value) in &step.env {
+            match env.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1.clone_from(value),
+                None => env.push((name.clone(), value.clone())),
+            }
+        }
+        env
     }
 
     /// The managed record with this name.

@@ -386,7 +386,28 @@ fn vars_node(vars: &[Variable]) -> Node {
     Node::Map {
         entries: vars
             .iter()
-            .map(|v| (string(&v.name), Node::str(&v.value)))
+            // Values are expanded (variables may use variables): printed so
+            // that they read back as themselves.
+            .map(|v| (string(&v.name), Node::template(&v.value)))
+            .collect(),
+        broken: false,
+    }
+}
+
+/// An `env` map; the values of names that hold secrets (`PGPASSWORD`,
+/// `API_TOKEN`, `..._KEY`) are printed as `<redacted>`.
+fn env_node(env: &[(String, String)]) -> Node {
+    Node::Map {
+        entries: env
+            .iter()
+            .map(|(name, value)| {
+                let value = if crate::secret::secret_name(name) {
+                    crate::secret::REDACTED
+                } else {
+                    value
+                };
+                (string(name), Node::template(value))
+            })
             .collect(),
         broken: false,
     }
@@ -408,6 +429,9 @@ fn host_node(host: &Host) -> Node {
     }
     if !host.vars.is_empty() {
         fields.push((Some("vars"), vars_node(&host.vars)));
+    }
+    if !host.env.is_empty() {
+        fields.push((Some("env"), env_node(&host.env)));
     }
     Node::call("Host", fields)
 }
@@ -532,6 +556,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     }
     if let Some(notice) = &step.notice {
         fields.push((Some("notice"), Node::template(notice)));
+    }
+    if !step.env.is_empty() {
+        fields.push((Some("env"), env_node(&step.env)));
     }
     if step.revert_after_failure {
         fields.push((Some("revert_after_failure"), Node::Atom("true".into())));

@@ -57,6 +57,8 @@ pub(crate) struct RawHost {
     pub identity: Option<S<String>>,
     #[serde(default)]
     pub vars: SpannedMap<S<String>>,
+    #[serde(default)]
+    pub env: SpannedMap<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +134,8 @@ pub(crate) enum RawEntry {
         failure_rate: Option<S<f64>>,
         #[serde(default)]
         revert_after_failure: Option<S<bool>>,
+        #[serde(default)]
+        env: SpannedMap<S<String>>,
     },
     RollbackPoint(S<String>),
     PointOfNoReturn {

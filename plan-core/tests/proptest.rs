@@ -291,6 +291,11 @@ impl Writer<'_> {
                 let value = self.word();
                 let _ = write!(self.out, ", vars: {{ {}: {} }}", lit(var), lit(&value));
             }
+            if self.choices.chance(30) {
+                // An environment for its commands, built from variables.
+                let value = self.template();
+                let _ = write!(self.out, ", env: {{ \"PGHOST\": {} }}", lit(&value));
+            }
             self.out.push_str("),\n");
         }
         self.out.push_str("  },\n");
@@ -647,6 +652,13 @@ impl Writer<'_> {
         }
         if self.choices.chance(15) {
             fields.push("revert_after_failure: true".to_owned());
+        }
+        if self.choices.chance(15) {
+            let value = self.template();
+            fields.push(format!(
+                "env: {{\"PGPORT\": {}, \"LANG\": \"C\"}}",
+                lit(&value)
+            ));
         }
         if self.choices.chance(20) {
             const RATES: [&str; 7] = ["0.0", "1.0", "0.5", "0.05", "0.125", "0.0001", "0.333"];

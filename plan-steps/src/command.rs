@@ -21,6 +21,11 @@ pub struct ShellCommand {
     pub deadline: Option<Duration>,
     /// How many bytes of output to keep: the first half and the last half.
     pub output_limit: usize,
+    /// Environment variables it runs with (the plan's `env`), in order: set
+    /// in the process's environment here, exported (each value quoted) in
+    /// front of the command on an SSH host. Never part of `command`, so the
+    /// journal's transcript, which shows `command`, never holds them.
+    pub env: Vec<(String, String)>,
 }
 
 impl ShellCommand {
@@ -30,7 +35,14 @@ impl ShellCommand {
             command: command.into(),
             deadline: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            env: Vec::new(),
         }
+    }
+
+    /// Runs it with these environment variables.
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.env = env;
+        self
     }
 
     /// Stops the command this long after it started.

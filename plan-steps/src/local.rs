@@ -136,6 +136,7 @@ pub async fn run_reporting(
     let mut child = Command::new(SHELL)
         .arg("-c")
         .arg(&cmd.command)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

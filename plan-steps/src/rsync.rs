@@ -115,6 +115,7 @@ mod tests {
             port,
             identity: None,
             vars: Vec::new(),
+            env: Vec::new(),
             span: plan_core::Span::default(),
         }
     }

@@ -115,3 +115,113 @@ fn a_placeholder_in_a_value_that_never_expands_is_a_warning() {
         out.describe()
     );
 }
+
+/// Issue 12, item 2: `psql -h ... -p ... -U postgres -d app` was written out
+/// 35 times. A host's and a step's `env` reach every command the step runs
+/// (forward, check, revert), here and over SSH, with values quoted and
+/// variables expanded; `--dry-run` and `print` show them, secrets redacted;
+/// neither the journal nor the screen holds a secret's value.
+#[test]
+fn a_host_and_a_step_env_reach_every_command_and_secrets_stay_hidden() {
+    let lab = tests::lab::Lab::builder()
+        .hosts(1)
+        .start()
+        .expect("the lab starts");
+    let host = lab.host("host1");
+    let out_dir = host.dir.join("run");
+    let text = format!(
+        r#"Plan(
+    name: "format: env",
+    service: "demo",
+    window: Window(announced: "5m"),
+    vars: {{ "lab_dir": "/tmp/lab", "db": "app db" }},
+    known_hosts: "{{{{lab_dir}}}}/known_hosts",
+    hosts: {{
+        "db1": Host(address: "{address}", port: {port}, user: "cutover-lab",
+                    identity: "{{{{lab_dir}}}}/id_ed25519",
+                    env: {{ "PGHOST": "{address}", "PGDATABASE": "{{{{db}}}}" }}),
+    }},
+    phases: [
+        Phase(name: "window", at: "0", steps: [
+            Step(id: "remote", action: Shell(on: "db1",
+                    run: "printf '%s|%s|%s' \"$PGHOST\" \"$PGDATABASE\" \"$PGPASSWORD\" > {out}/remote",
+                    revert: Run("rm -f {out}/remote")),
+                 check: Run("test \"$PGDATABASE\" = 'app db' && test -s {out}/remote"),
+                 env: {{ "PGDATABASE": "{{{{db}}}} (step)", "PGPASSWORD": "s3cret-value" }},
+                 duration: Fixed("1s")),
+        ]),
+    ],
+)"#,
+        address = host.address,
+        port = host.ssh_port,
+        out = out_dir.display(),
+    );
+    let dir = tests::temp_dir("cutover-format-test-");
+    let plan = dir.path().join("env.ron");
+    std::fs::write(&plan, &text).expect("the plan is written");
+    let set = format!("lab_dir={}", lab.dir().display());
+
+    let dry = Cutover::new()
+        .arg("run")
+        .arg(&plan)
+        .args(["--dry-run", "--set", &set])
+        .run();
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains(&format!(
+            "env: PGHOST={} PGDATABASE='app db (step)' PGPASSWORD=<redacted>",
+            host.address
+        )),
+        "{}",
+        dry.describe()
+    );
+    let printed = Cutover::new()
+        .arg("print")
+        .arg(&plan)
+        .args(["--set", &set])
+        .run();
+    printed.assert_code(0);
+    assert!(
+        printed.stdout.contains(r#""PGPASSWORD": "<redacted>""#)
+            && printed.stdout.contains(r#""PGDATABASE": "app db""#),
+        "{}",
+        printed.describe()
+    );
+
+    let journal = dir.path().join("env.journal");
+    // The step's check runs with the step's env, which sets PGDATABASE
+    // differently: it fails, and the run rolls back (its revert runs with
+    // the env too).
+    let out = Cutover::new()
+        .arg("run")
+        .arg(&plan)
+        .args(["--yes", "--set", &set, "--journal"])
+        .arg(&journal)
+        .run();
+    let _run_dir = tests::run_dir_in(&out.stderr);
+    out.assert_code(3);
+    let journal_text = std::fs::read_to_string(&journal).expect("the journal");
+    for shown in [&out.stdout, &out.stderr, &journal_text] {
+        assert!(!shown.contains("s3cret-value"), "a secret leaked:\n{shown}");
+    }
+    assert!(
+        !out_dir.join("remote").exists(),
+        "the revert did not run with its env\n{}",
+        out.describe()
+    );
+    // Now with the check the step's env satisfies.
+    let fixed = text.replace("= 'app db' &&", "= 'app db (step)' &&");
+    std::fs::write(&plan, &fixed).expect("the plan is written");
+    let out = Cutover::new()
+        .arg("run")
+        .arg(&plan)
+        .args(["--yes", "--set", &set, "--journal"])
+        .arg(&journal)
+        .run();
+    let _run_dir = tests::run_dir_in(&out.stderr);
+    out.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("remote")).expect("written remotely"),
+        format!("{}|app db (step)|s3cret-value", host.address)
+    );
+}

@@ -554,6 +554,7 @@ fn hosts_resolve_through_the_ssh_config() {
         port: None,
         identity: None,
         vars: Vec::new(),
+        env: Vec::new(),
         span: plan_core::Span::default(),
     };
     let target = SshTarget::resolve(&host, &config, &env);
@@ -691,6 +692,7 @@ fn targets_keep_the_plan_values() {
         port: None,
         identity: Some(PathBuf::from("~/.ssh/deploy")),
         vars: Vec::new(),
+        env: Vec::new(),
         span: plan_core::Span::default(),
     };
     let target = SshTarget::resolve(&host, &config, &env);

@@ -636,6 +636,20 @@ fn describe(plan: &Plan, step: &plan_core::Step) -> Vec<String> {
             plan_core::duration::format_duration(deadline)
         ));
     }
-    let _ = plan;
+    // The environment its commands run with: its host's, the step's over it.
+    let env = plan.command_env(step, step.host().unwrap_or(plan_core::Host::LOCAL));
+    if !env.is_empty() {
+        let shown: Vec<String> = env
+            .iter()
+            .map(|(name, value)| {
+                if plan_core::secret::secret_name(name) {
+                    format!("{name}={}", plan_core::secret::REDACTED)
+                } else {
+                    format!("{name}={}", plan_core::template::quote(value))
+                }
+            })
+            .collect();
+        lines.push(format!("env: {}", shown.join(" ")));
+    }
     lines
 }

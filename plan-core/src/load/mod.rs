@@ -368,6 +368,7 @@ impl<'a> Validator<'a> {
             port: None,
             identity: None,
             vars: Vec::new(),
+            env: Vec::new(),
             span: Span::default(),
         });
         Plan {

@@ -180,6 +180,7 @@ impl Validator<'_> {
                 notice,
                 failure_rate,
                 revert_after_failure,
+                env,
             } => {
                 self.check_id(&id, "step");
                 let failure_rate = failure_rate.and_then(|r| self.probability(&r));
@@ -216,6 +217,7 @@ impl Validator<'_> {
                 let check_span = check.as_ref().map(span_of);
                 let host = action.host().map(str::to_owned);
                 let check = check.and_then(|c| self.check(c, host.as_deref()));
+                let env = self.env(&env, host.as_deref());
                 if matches!(action, Action::Verify) && check.is_none() && check_span.is_none() {
                     self.report(
                         Diagnostic::new(Rule::VerifyWithoutCheck, format!("step `{}` is a `Verify` step without a check", id.value))
@@ -256,6 +258,7 @@ impl Validator<'_> {
                     settle,
                     notice,
                     failure_rate,
+                    env,
                     revert_after_failure: revert_after_failure.is_some_and(|r| r.value),
                     spans: StepSpans {
                         id: id.span,

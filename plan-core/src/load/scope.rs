@@ -87,8 +87,10 @@ impl Validator<'_> {
                     port: None,
                     identity: None,
                     vars: Vec::new(),
+                    env: Vec::new(),
                     span: name.span,
                 },
+                env: host.env,
                 address: host.address,
                 user: host.user,
                 port: host.port,
@@ -343,12 +345,14 @@ impl Validator<'_> {
     pub(super) fn resolve_host(&mut self, pending: PendingHost) -> Host {
         let PendingHost {
             mut host,
+            env,
             address,
             user,
             port,
             identity,
         } = pending;
         let scope = host.name.clone();
+        host.env = self.env(&env, Some(&scope));
         host.address = self.expand(&address, Some(&scope), false);
         if host.address.trim().is_empty() {
             self.invalid(
@@ -369,6 +373,38 @@ impl Validator<'_> {
         host.port = port.and_then(|p| self.port(p, &scope));
         host.identity = identity.map(|i| PathBuf::from(self.expand(&i, Some(&scope), false)));
         host
+    }
+
+    /// An `env` map: names checked, values expanded in `scope` (not quoted:
+    /// the executor quotes each when it sends the command).
+    pub(super) fn env(
+        &mut self,
+        raw: &SpannedMap<Spanned<String>>,
+        scope: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        for (name, value) in &raw.0 {
+            if !template::is_name(&name.value) {
+                self.invalid(
+                    name.span,
+                    format!("`{}` is not an environment variable name", name.value),
+                    "names are letters, digits and `_`, not starting with a digit, e.g. \"PGHOST\"",
+                );
+                continue;
+            }
+            if env.iter().any(|(n, _)| *n == name.value) {
+                self.duplicate(
+                    format!("environment variable `{}` is set twice", name.value),
+                    "set",
+                    name.span,
+                    None,
+                    "remove one of them",
+                );
+                continue;
+            }
+            env.push((name.value.clone(), self.expand(value, scope, false)));
+        }
+        env
     }
 
     /// A host's port, its variables expanded; `None` (and reported) unless
@@ -498,6 +534,7 @@ impl Validator<'_> {
 /// A host whose address, user and key wait for the variables in force.
 pub(super) struct PendingHost {
     host: Host,
+    env: SpannedMap<Spanned<String>>,
     address: Spanned<String>,
     user: Option<Spanned<String>>,
     port: Option<Spanned<RawPort>>,

@@ -23,7 +23,12 @@ impl Executor {
     ) -> Result<bool, Failure> {
         match &step.check {
             Some(Check::Run { host, command }) => {
-                let shell = self.command(command, Some(step.deadline.unwrap_or(CHECK_DEADLINE)));
+                let shell = self.command(
+                    step,
+                    host,
+                    command,
+                    Some(step.deadline.unwrap_or(CHECK_DEADLINE)),
+                );
                 let outcome = self
                     .exec(&step.id, host, &shell, cancel, transcript)
                     .await?;

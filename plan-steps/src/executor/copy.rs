@@ -16,7 +16,7 @@ pub(super) async fn forward(
     cancel: Cancel<'_>,
 ) -> Result<(), Failure> {
     let (from, copy) = copy_of(ex, step)?;
-    let command = ex.command(&copy.command(false), step.deadline);
+    let command = ex.command(step, from, &copy.command(false), step.deadline);
     let outcome = ex
         .exec(&step.id, from, &command, cancel, transcript)
         .await?;
@@ -54,7 +54,12 @@ async fn rsync_done(
     cancel: Cancel<'_>,
 ) -> Result<bool, Failure> {
     let (from, copy) = copy_of(ex, step)?;
-    let command = ex.command(&copy.command(true), step.deadline.or(Some(CHECK_DEADLINE)));
+    let command = ex.command(
+        step,
+        from,
+        &copy.command(true),
+        step.deadline.or(Some(CHECK_DEADLINE)),
+    );
     let outcome = ex
         .exec(&step.id, from, &command, cancel, transcript)
         .await?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use plan_core::machine::Schedule;
-use plan_core::{Action, Check};
+use plan_core::{Action, Check, Step};
 
 use super::dispatch::Cancel;
 use super::failure::Failure;
@@ -294,9 +294,16 @@ impl Executor {
         Ok(outcome)
     }
 
-    /// `command` as run on a host: stopped after `deadline`, if any.
-    pub(super) fn command(&self, command: &str, deadline: Option<Duration>) -> ShellCommand {
-        let shell = ShellCommand::new(command);
+    /// `command` of `step` as run on `host`: with the host's `env` and the
+    /// step's over it, stopped after `deadline`, if any.
+    pub(super) fn command(
+        &self,
+        step: &Step,
+        host: &str,
+        command: &str,
+        deadline: Option<Duration>,
+    ) -> ShellCommand {
+        let shell = ShellCommand::new(command).with_env(self.plan.command_env(step, host));
         match deadline {
             Some(deadline) => shell.with_deadline(deadline),
             None => shell,

@@ -34,7 +34,7 @@ pub(super) async fn forward(
             service::capture_text(running)
         ));
     } else {
-        let change = ex.command(commands.to(state), step.deadline);
+        let change = ex.command(step, host, commands.to(state), step.deadline);
         let outcome = ex
             .exec(&step.id, host, &change, cancel.as_mut(), transcript)
             .await?;
@@ -97,7 +97,7 @@ pub(super) async fn undo(
         ));
         return Ok(());
     }
-    let change = ex.command(commands.to(before), step.deadline);
+    let change = ex.command(step, host, commands.to(before), step.deadline);
     let outcome = ex
         .exec(&step.id, host, &change, cancel.as_mut(), transcript)
         .await?;
@@ -115,7 +115,7 @@ async fn runs(
     transcript: &mut Transcript,
     cancel: Cancel<'_>,
 ) -> Result<bool, Failure> {
-    let status = ex.command(&commands.status, Some(CHECK_DEADLINE));
+    let status = ex.command(step, host, &commands.status, Some(CHECK_DEADLINE));
     let now = ex.exec(&step.id, host, &status, cancel, transcript).await?;
     match now.status {
         ExitKind::Exited(0) => Ok(true),
@@ -136,7 +136,7 @@ async fn service_is(
     transcript: &mut Transcript,
     cancel: Cancel<'_>,
 ) -> Result<(), Failure> {
-    let status = ex.command(&commands.status, Some(CHECK_DEADLINE));
+    let status = ex.command(step, host, &commands.status, Some(CHECK_DEADLINE));
     let after = ex.exec(&step.id, host, &status, cancel, transcript).await?;
     let running = after.status == ExitKind::Exited(0);
     if running == (state == ServiceState::Running) {

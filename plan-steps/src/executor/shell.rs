@@ -15,7 +15,7 @@ pub(super) async fn forward(
     transcript: &mut Transcript,
     cancel: Cancel<'_>,
 ) -> Result<(), Failure> {
-    let command = ex.command(run, step.deadline);
+    let command = ex.command(step, host, run, step.deadline);
     let outcome = ex
         .exec(&step.id, host, &command, cancel, transcript)
         .await?;
@@ -34,7 +34,7 @@ pub(super) async fn undo(
 ) -> Result<(), Failure> {
     match revert {
         Revert::Run(command) => {
-            let shell = ex.command(command, step.deadline);
+            let shell = ex.command(step, host, command, step.deadline);
             let outcome = ex.exec(&step.id, host, &shell, cancel, transcript).await?;
             Failure::from_exit(&outcome)
         }

@@ -110,10 +110,16 @@ impl Link {
 }
 
 /// The text sent in the exec request for `command` (see the module doc).
-pub(crate) fn wrap(command: &str, nonce: &str) -> String {
+/// `env` is exported (names checked by the loader, values quoted) for the
+/// command's shell, so the values never pass through sshd's `AcceptEnv`.
+pub(crate) fn wrap(command: &str, env: &[(String, String)], nonce: &str) -> String {
     let quoted = plan_core::template::quote(command);
+    let exports: String = env
+        .iter()
+        .map(|(name, value)| format!("export {name}={}; ", plan_core::template::quote(value)))
+        .collect();
     format!(
-        "echo cutover-{nonce}-pgid $$ >&2; {SHELL} -c {quoted}; s=$?; \
+        "echo cutover-{nonce}-pgid $$ >&2; {exports}{SHELL} -c {quoted}; s=$?; \
          printf '\\001cutover-{nonce}-exit %s\\n' $s >&2; exit $s"
     )
 }
@@ -214,20 +220,20 @@ pub(crate) async fn run(
         host: host.to_owned(),
         pgid: None,
     };
-    let mut channel =
-        link.start(&wrap(&cmd.command, &nonce))
-            .await
-            .map_err(|start| match start {
-                Start::Open(e) if is_connection_error(&e) => {
-                    let message = format!("the connection is broken ({}); reconnect", describe(&e));
-                    SshError::new(SshErrorKind::Connect, host, message).with_source(e)
-                }
-                Start::Open(e) => {
-                    let message = format!("the server refused a channel: {}", describe(&e));
-                    SshError::new(SshErrorKind::Channel, host, message).with_source(e)
-                }
-                Start::Exec(e) => broken(host, "starting the command", e),
-            })?;
+    let mut channel = link
+        .start(&wrap(&cmd.command, &cmd.env, &nonce))
+        .await
+        .map_err(|start| match start {
+            Start::Open(e) if is_connection_error(&e) => {
+                let message = format!("the connection is broken ({}); reconnect", describe(&e));
+                SshError::new(SshErrorKind::Connect, host, message).with_source(e)
+            }
+            Start::Open(e) => {
+                let message = format!("the server refused a channel: {}", describe(&e));
+                SshError::new(SshErrorKind::Channel, host, message).with_source(e)
+            }
+            Start::Exec(e) => broken(host, "starting the command", e),
+        })?;
     let result = drive(
         link,
         &mut channel,

@@ -14,6 +14,7 @@ fn host(address: &str) -> plan_core::Host {
         port: None,
         identity: None,
         vars: Vec::new(),
+        env: Vec::new(),
         span: plan_core::Span::default(),
     }
 }

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn commands_are_quoted_into_the_wrapper() {
-    let wrapped = wrap("echo 'it''s' $HOME; exit 3", "abc");
+    let wrapped = wrap("echo 'it''s' $HOME; exit 3", &[], "abc");
     assert_eq!(
         wrapped,
         "echo cutover-abc-pgid $$ >&2; /bin/sh -c 'echo '\\''it'\\'''\\''s'\\'' $HOME; exit 3'; \
@@ -18,7 +18,7 @@ fn the_wrapper_runs_the_command_unchanged_and_reports() {
     let command = "echo out; echo \"err $((1+1))\" >&2; printf '%s' \"$0\"; exit 7";
     let output = std::process::Command::new("/bin/sh")
         .arg("-c")
-        .arg(wrap(command, "n"))
+        .arg(wrap(command, &[], "n"))
         .output()
         .expect("sh runs");
     assert_eq!(output.status.code(), Some(7));
@@ -31,6 +31,30 @@ fn the_wrapper_runs_the_command_unchanged_and_reports() {
         lines.collect::<Vec<_>>(),
         ["err 2", "\u{1}cutover-n-exit 7"]
     );
+}
+
+/// The plan's `env` reaches the command with its values intact, however
+/// hostile (quotes, `$()`, newlines), and runs nothing.
+#[test]
+fn the_wrapper_exports_env_values_quoted() {
+    let env = vec![
+        ("PGHOST".to_owned(), "db one".to_owned()),
+        (
+            "TRICKY".to_owned(),
+            "$(touch /tmp/cutover-env-pwned) `id` 'x'\ny".to_owned(),
+        ),
+    ];
+    let output = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(wrap(r#"printf '%s|%s' "$PGHOST" "$TRICKY""#, &env, "n"))
+        .output()
+        .expect("sh runs");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "db one|$(touch /tmp/cutover-env-pwned) `id` 'x'\ny"
+    );
+    assert!(!std::path::Path::new("/tmp/cutover-env-pwned").exists());
 }
 
 /// Runs `script` with `/bin/sh`: whether it exited 0, and its stdout.
