@@ -108,6 +108,7 @@ async fn bench(args: Args) -> Result<(), String> {
                 port: None,
                 identity: None,
                 vars: Vec::new(),
+                env: Vec::new(),
                 span: plan_core::Span::default(),
             };
             SshTarget {
