@@ -219,6 +219,8 @@ pub struct Step {
     pub deadline: Option<Duration>,
     /// Extra attempts after a failure.
     pub retries: u32,
+    /// How long to wait before each retry (none: at once).
+    pub retry_interval: Option<Duration>,
     /// Steps that must finish first.
     pub after: Vec<String>,
     /// Whether `after` was written (or is the previous step).
@@ -285,6 +287,7 @@ impl Step {
             duration,
             deadline,
             retries,
+            retry_interval,
             after,
             after_explicit,
             downtime,
@@ -297,7 +300,7 @@ impl Step {
         } = self;
         format!(
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
-             {duration:?} {deadline:?} {retries} {after:?} {after_explicit} {downtime:?} \
+             {duration:?} {deadline:?} {retries} {retry_interval:?} {after:?} {after_explicit} {downtime:?} \
              {settle:?} {notice:?} {failure_rate:?} {env:?} {revert_after_failure}"
         )
     }
@@ -315,7 +318,11 @@ impl Step {
             }
             Action::Service { state, .. } => RevertPlan::RestoreService(*state),
             Action::DnsTtl { .. } | Action::DnsRecord { .. } => RevertPlan::RestoreRecord,
-            Action::Rsync { .. } | Action::WaitTtl { .. } | Action::Wait(_) | Action::Verify => {
+            Action::Rsync { .. }
+            | Action::WaitTtl { .. }
+            | Action::Wait(_)
+            | Action::WaitUntil(_)
+            | Action::Verify => {
                 RevertPlan::NothingToUndo
             }
         }
@@ -347,6 +354,9 @@ impl Step {
         }
         if !self.env.is_empty() {
             text.push_str(&format!("|env {:?}", self.env));
+        }
+        if let Some(interval) = self.retry_interval {
+            text.push_str(&format!("|retry_interval {interval:?}"));
         }
         crate::hash::fnv1a(&[text.as_bytes()])
     }
@@ -464,6 +474,8 @@ pub enum Action {
     },
     /// Wait a fixed time.
     Wait(Duration),
+    /// Wait until a command succeeds (polled), at most a while.
+    WaitUntil(Poll),
     /// An operator does something and confirms.
     Manual {
         /// What to do, variables expanded.
@@ -486,6 +498,7 @@ impl Action {
             Action::DnsRecord { .. } => "DnsRecord",
             Action::WaitTtl { .. } => "WaitTtl",
             Action::Wait(_) => "Wait",
+            Action::WaitUntil(_) => "WaitUntil",
             Action::Manual { .. } => "Manual",
             Action::Verify => "Verify",
         }
@@ -496,6 +509,12 @@ impl Action {
     pub fn default_duration(&self) -> DurationModel {
         match self {
             Action::Wait(d) => DurationModel::Fixed(*d),
+            // Anything from the first poll to the limit, when the plan does
+            // not know better.
+            Action::WaitUntil(poll) => DurationModel::Uniform {
+                min: Duration::ZERO,
+                max: poll.within,
+            },
             Action::Manual { .. } => DurationModel::Fixed(Duration::from_secs(300)),
             // WaitTtl's length is the record's TTL in force; the verifier works it out.
             Action::WaitTtl { .. } => DurationModel::Fixed(Duration::ZERO),
@@ -508,6 +527,7 @@ impl Action {
     pub fn host(&self) -> Option<&str> {
         match self {
             Action::Shell { host, .. } | Action::Service { host, .. } => Some(host),
+            Action::WaitUntil(poll) => Some(&poll.host),
             Action::Rsync { to, .. } => Some(to),
             _ => None,
         }
@@ -522,6 +542,7 @@ impl Action {
                 | Action::DnsRecord { .. }
                 | Action::Rsync { .. }
                 | Action::Wait(_)
+                | Action::WaitUntil(_)
                 | Action::WaitTtl { .. }
         )
     }
@@ -587,6 +608,22 @@ pub enum Check {
         /// Expected address.
         to: IpAddr,
     },
+    /// A command comes to exit 0 on a host, polled until a limit.
+    Until(Poll),
+}
+
+/// A command polled until it exits 0: every `every`, at most `within`
+/// (`WaitUntil`, `check: Until(..)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Poll {
+    /// Host name.
+    pub host: String,
+    /// The command, variables expanded and quoted.
+    pub command: String,
+    /// How long to wait between two tries.
+    pub every: Duration,
+    /// How long to keep trying, from the first try.
+    pub within: Duration,
 }
 
 /// How long a step takes, for estimates and the verifier.

@@ -541,6 +541,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if step.retries != 0 {
         fields.push((Some("retries"), Node::Atom(step.retries.to_string())));
     }
+    if let Some(interval) = step.retry_interval {
+        fields.push((Some("retry_interval"), Node::duration(interval)));
+    }
     if step.after_explicit {
         fields.push((Some("after"), Node::strings(&step.after)));
     }
@@ -665,6 +668,15 @@ fn action_node(action: &Action) -> Node {
             Node::call("WaitTtl", vec![(Some("record"), Node::str(record))])
         }
         Action::Wait(d) => Node::wrap("Wait", Node::duration(*d)),
+        Action::WaitUntil(poll) => Node::call(
+            "WaitUntil",
+            vec![
+                (Some("on"), Node::str(&poll.host)),
+                (Some("run"), Node::template(&poll.command)),
+                (Some("every"), Node::duration(poll.every)),
+                (Some("within"), Node::duration(poll.within)),
+            ],
+        ),
         Action::Manual { prompt, revert } => {
             let mut fields = vec![(Some("prompt"), Node::template(prompt))];
             fields.extend(revert_field(revert));
@@ -708,6 +720,17 @@ fn check_node(check: &Check, step_host: Option<&str>) -> Node {
                 (Some("to"), Node::str(&to.to_string())),
             ],
         ),
+        Check::Until(poll) => {
+            let mut fields = vec![
+                (Some("run"), Node::template(&poll.command)),
+                (Some("every"), Node::duration(poll.every)),
+                (Some("within"), Node::duration(poll.within)),
+            ];
+            if step_host != Some(poll.host.as_str()) {
+                fields.push((Some("on"), Node::str(&poll.host)));
+            }
+            Node::call("Until", fields)
+        }
     }
 }
 

@@ -123,6 +123,8 @@ pub(crate) enum RawEntry {
         #[serde(default)]
         retries: Option<S<u32>>,
         #[serde(default)]
+        retry_interval: Option<S<String>>,
+        #[serde(default)]
         after: Option<S<Vec<S<String>>>>,
         #[serde(default)]
         downtime: Option<S<RawMarker>>,
@@ -186,6 +188,12 @@ pub(crate) enum RawAction {
         record: S<String>,
     },
     Wait(S<String>),
+    WaitUntil {
+        on: S<String>,
+        run: S<String>,
+        every: S<String>,
+        within: S<String>,
+    },
     Manual {
         prompt: S<String>,
         #[serde(default)]
@@ -222,6 +230,13 @@ pub(crate) enum RawCheck {
     Resolves {
         record: S<String>,
         to: S<String>,
+    },
+    Until {
+        run: S<String>,
+        every: S<String>,
+        within: S<String>,
+        #[serde(default)]
+        on: Option<S<String>>,
     },
 }
 

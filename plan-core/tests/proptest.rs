@@ -528,15 +528,26 @@ impl Writer<'_> {
         };
         fields.push(format!("action: {action}"));
         let check_options: &[&str] = match (kind, host, self.dns) {
-            (8, _, true) => &["runon", "tcp", "http", "resolves"],
-            (8, _, false) => &["runon", "tcp", "http"],
-            (_, Some(_), true) => &["none", "run", "runon", "tcp", "http", "resolves"],
-            (_, Some(_), false) => &["none", "run", "runon", "tcp", "http"],
-            (_, None, true) => &["none", "runon", "tcp", "http", "resolves"],
-            (_, None, false) => &["none", "runon", "tcp", "http"],
+            (8, _, true) => &["runon", "tcp", "http", "resolves", "until"],
+            (8, _, false) => &["runon", "tcp", "http", "until"],
+            (_, Some(_), true) => &["none", "run", "runon", "tcp", "http", "resolves", "until"],
+            (_, Some(_), false) => &["none", "run", "runon", "tcp", "http", "until"],
+            (_, None, true) => &["none", "runon", "tcp", "http", "resolves", "until"],
+            (_, None, false) => &["none", "runon", "tcp", "http", "until"],
         };
         match *self.choices.pick(check_options) {
             "run" => fields.push(format!("check: Run({})", lit(&self.template()))),
+            "until" => {
+                let run = self.template();
+                let on = match host {
+                    Some(_) if self.choices.chance(50) => String::new(),
+                    _ => format!(", on: {}", lit(self.host())),
+                };
+                fields.push(format!(
+                    "check: Until(run: {}, every: \"2s\", within: \"1m\"{on})",
+                    lit(&run)
+                ));
+            }
             "runon" => {
                 let on = self.host();
                 fields.push(format!(
@@ -624,7 +635,11 @@ impl Writer<'_> {
             fields.push(format!("deadline: {}", lit(&deadline)));
         }
         if self.choices.chance(20) {
-            fields.push(format!("retries: {}", self.choices.below(4)));
+            let retries = 1 + self.choices.below(3);
+            fields.push(format!("retries: {retries}"));
+            if self.choices.chance(50) {
+                fields.push("retry_interval: \"5s\"".to_owned());
+            }
         }
         if self.choices.chance(30) {
             // Earlier steps only (no cycles); ones of earlier phases are allowed and dropped.

@@ -483,7 +483,16 @@ impl<'a, O: Operator> Driver<'a, O> {
                     effect: effect.clone(),
                 })?;
                 let job = match effect {
-                    Effect::Forward { step, .. } => Job::Forward(step),
+                    Effect::Forward { step, attempt } => {
+                        // A retry waits the step's `retry_interval` first.
+                        let pause = self
+                            .plan
+                            .step(&step)
+                            .and_then(|s| s.retry_interval)
+                            .filter(|_| attempt > 1)
+                            .unwrap_or_default();
+                        Job::Forward(step, pause)
+                    }
                     Effect::Check { step } => Job::Check(step),
                     Effect::Revert { step } => {
                         let captured = self.captured.get(&step).cloned();
@@ -500,9 +509,22 @@ impl<'a, O: Operator> Driver<'a, O> {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
                     let done: Done = match job {
-                        Job::Forward(step) => {
-                            let (event, transcript) = executor.forward(&step, cancel).await;
-                            (event, step, transcript, None)
+                        Job::Forward(step, pause) => {
+                            let mut cancel = Box::pin(cancel);
+                            let paused = tokio::select! {
+                                () = tokio::time::sleep(pause) => true,
+                                () = cancel.as_mut() => false,
+                            };
+                            if paused {
+                                let (event, transcript) = executor.forward(&step, cancel).await;
+                                (event, step, transcript, None)
+                            } else {
+                                let event = Event::StepInDoubt {
+                                    step: step.clone(),
+                                    reason: "stopped before the retry began".into(),
+                                };
+                                (event, step, Transcript::default(), None)
+                            }
                         }
                         Job::Check(step) => {
                             let (result, transcript) = executor.check(&step, cancel).await;
@@ -655,7 +677,8 @@ fn yes_no(yes: &bool) -> &'static str {
 
 /// Work done off the driver's task.
 enum Job {
-    Forward(String),
+    /// A step's forward, after a pause (a retry's `retry_interval`).
+    Forward(String, Duration),
     Check(String),
     Revert(String, Option<String>),
 }

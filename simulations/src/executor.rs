@@ -344,6 +344,9 @@ impl<'m> Worker<'m> {
         if let DnsRole::WaitTtl { record } = m.dns {
             length += self.wait_ttl[record];
         }
+        // A retry waits its interval first (outside the deadline's reach,
+        // as the real driver pauses before it starts the attempt).
+        let pause = if attempt > 1 { m.retry_interval } else { 0.0 };
         let (mut at, mut what) = match m.force {
             Some(Force::Fail) => (length * rng.uniform(), What::Failed),
             Some(Force::InDoubt) if attempt == 1 => (length * rng.uniform(), What::InDoubt),
@@ -379,7 +382,7 @@ impl<'m> Worker<'m> {
         if what == What::Succeeded {
             at += m.settle;
         }
-        self.schedule(at, ix, what);
+        self.schedule(pause + at, ix, what);
     }
 
     fn confirm(&mut self, ix: u32, rng: &mut Rng) {

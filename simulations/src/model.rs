@@ -69,6 +69,8 @@ pub(crate) struct StepModel {
     pub(crate) forward: DurationSampler,
     pub(crate) scale: f64,
     pub(crate) settle: f64,
+    /// Seconds a retry waits before it starts (`retry_interval`).
+    pub(crate) retry_interval: f64,
     /// Seconds; infinite when the step has none.
     pub(crate) deadline: f64,
     pub(crate) fail: f64,
@@ -317,6 +319,7 @@ impl Model {
                 forward,
                 scale: o.scale.unwrap_or(1.0),
                 settle,
+                retry_interval: step.retry_interval.map_or(0.0, |d| d.as_secs_f64()),
                 deadline,
                 fail,
                 in_doubt: o.in_doubt_rate.unwrap_or(0.0),

@@ -225,3 +225,89 @@ fn a_host_and_a_step_env_reach_every_command_and_secrets_stay_hidden() {
         format!("{}|app db (step)|s3cret-value", host.address)
     );
 }
+
+/// Issue 12, item 3: every real cutover waits for something, and the plan
+/// had hand-written `until` loops that repeated the condition in the check.
+/// `WaitUntil` polls a command until it holds (or fails the step past
+/// `within`), a check can poll with `Until`, and `retry_interval` spaces
+/// retries out.
+#[test]
+fn wait_until_and_check_until_poll_and_retries_wait_their_interval() {
+    let dir = tests::temp_dir("cutover-format-test-");
+    let plan_text = |within: &str| {
+        tests::local_demo_plan(
+            "format: polling",
+            &format!(
+                r#"Step(id: "start-replica", title: "start something that gets ready in a second",
+                 action: Shell(on: "local",
+                               run: "nohup sh -c 'sleep 1; touch {{{{d}}}}/ready' >/dev/null 2>&1 &",
+                               revert: Run("rm -f {{{{d}}}}/ready")),
+                 check: Until(run: "test -f {{{{d}}}}/ready", every: "200ms", within: "10s"),
+                 duration: Fixed("1s")),
+            Step(id: "caught-up", title: "wait until it holds",
+                 action: WaitUntil(on: "local", run: "test -f {{{{d}}}}/ready && test -f {{{{d}}}}/flaky.2", every: "200ms", within: "{within}")),
+            Step(id: "flaky", title: "fails once, then succeeds",
+                 action: Shell(on: "local",
+                               run: "if test -f {{{{d}}}}/flaky.1; then touch {{{{d}}}}/flaky.2; else touch {{{{d}}}}/flaky.1; exit 1; fi",
+                               revert: Run("rm -f {{{{d}}}}/flaky.1 {{{{d}}}}/flaky.2")),
+                 check: Run("test -f {{{{d}}}}/flaky.2"), retries: 1, retry_interval: "2s",
+                 duration: Fixed("1s"), after: ["start-replica"]),"#
+            ),
+        )
+    };
+    // `caught-up` waits for `flaky`'s second attempt, which runs beside it.
+    let plan = dir.path().join("poll.ron");
+    std::fs::write(&plan, plan_text("20s")).expect("the plan is written");
+    let dry = Cutover::new().arg("run").arg(&plan).arg("--dry-run").run();
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains("wait until on local:")
+            && dry.stdout.contains("(every 200ms, at most 20s)")
+            && dry.stdout.contains("check on local: until"),
+        "{}",
+        dry.describe()
+    );
+    let journal = dir.path().join("poll.journal");
+    let out = tests::run_plan(&plan, &journal, &["--yes"]);
+    let _run_dir = tests::run_dir_in(&out.stderr);
+    out.assert_code(0);
+    let text = std::fs::read_to_string(&journal).expect("the journal");
+    assert!(text.contains("held after"), "{text}");
+    // The retry started at least its interval after the first attempt failed.
+    let times: Vec<jiff::Timestamp> = text
+        .lines()
+        .filter(|l| {
+            l.contains(r#""event":"step_failed","step":"flaky""#)
+                || l.contains(r#""effect":"forward","step":"flaky","attempt":2"#)
+        })
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["time"].as_str().and_then(|t| t.parse().ok()))
+        .collect();
+    assert_eq!(times.len(), 2, "{text}");
+    // The pause is after the attempt is journaled: it shows in the gap
+    // between the retry's start and its process.
+    let process_times: Vec<jiff::Timestamp> = text
+        .lines()
+        .filter(|l| l.contains(r#""type":"process","step":"flaky""#))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["time"].as_str().and_then(|t| t.parse().ok()))
+        .collect();
+    let retry_began = process_times.last().expect("the retry's process");
+    assert!(
+        retry_began.duration_since(times[0]).as_secs_f64() >= 2.0,
+        "the retry did not wait its interval\n{text}"
+    );
+
+    // A condition that does not hold in time fails the step, and the run
+    // rolls back.
+    std::fs::write(&plan, plan_text("1s").replace("flaky.2\", every", "never\", every"))
+        .expect("the plan is written");
+    let out = tests::run_plan(&plan, &dir.path().join("late.journal"), &["--yes", "--force"]);
+    let _run_dir = tests::run_dir_in(&out.stderr);
+    out.assert_code(3);
+    assert!(
+        out.stderr.contains("it did not hold within 1s"),
+        "{}",
+        out.describe()
+    );
+}

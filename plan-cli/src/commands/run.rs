@@ -603,6 +603,13 @@ fn describe(plan: &Plan, step: &plan_core::Step) -> Vec<String> {
         }
         Action::WaitTtl { record } => lines.push(format!("wait for caches of {record} to expire")),
         Action::Wait(d) => lines.push(format!("wait {}", plan_core::duration::format_duration(*d))),
+        Action::WaitUntil(poll) => lines.push(format!(
+            "wait until on {}: {} (every {}, at most {})",
+            poll.host,
+            poll.command,
+            plan_core::duration::format_duration(poll.every),
+            plan_core::duration::format_duration(poll.within)
+        )),
         Action::Manual { prompt, .. } => lines.push(format!("operator: {prompt}")),
         Action::Verify => {}
     }
@@ -615,6 +622,13 @@ fn describe(plan: &Plan, step: &plan_core::Step) -> Vec<String> {
         Some(Check::Resolves { record, to }) => {
             lines.push(format!("check: {record} resolves to {to}"))
         }
+        Some(Check::Until(poll)) => lines.push(format!(
+            "check on {}: until {} (every {}, at most {})",
+            poll.host,
+            poll.command,
+            plan_core::duration::format_duration(poll.every),
+            plan_core::duration::format_duration(poll.within)
+        )),
         None => {}
     }
     lines.push(match step.revert() {

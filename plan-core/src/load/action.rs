@@ -165,6 +165,16 @@ impl Validator<'_> {
                 (Action::WaitTtl { record: name }, None)
             }
             RawAction::Wait(d) => (Action::Wait(self.duration(&d)), None),
+            RawAction::WaitUntil {
+                on,
+                run,
+                every,
+                within,
+            } => {
+                self.check_host(&on);
+                let poll = self.poll(on.value, &run, &every, &within);
+                (Action::WaitUntil(poll), None)
+            }
             RawAction::Verify => (Action::Verify, None),
         }
     }
@@ -279,6 +289,68 @@ impl Validator<'_> {
                     to: address,
                 })
             }
+            RawCheck::Until {
+                run,
+                every,
+                within,
+                on,
+            } => {
+                let host = match (on, step_host) {
+                    (Some(on), _) => {
+                        self.check_host(&on);
+                        on.value
+                    }
+                    (None, Some(host)) => host.to_owned(),
+                    (None, None) => {
+                        self.report(
+                            Diagnostic::new(
+                                Rule::IncompatibleRevert,
+                                "this step has no host to poll its check on",
+                            )
+                            .label(raw.span, "runs where?")
+                            .help("write `Until(on: \"host\", run: \"...\", every: \"1s\", within: \"2m\")`"),
+                        );
+                        return None;
+                    }
+                };
+                Some(Check::Until(self.poll(host, &run, &every, &within)))
+            }
+        }
+    }
+
+    /// A polled command on `host`: expanded and quoted in its scope; `every`
+    /// must be above zero and at most `within`.
+    fn poll(
+        &mut self,
+        host: String,
+        run: &Spanned<String>,
+        every: &Spanned<String>,
+        within: &Spanned<String>,
+    ) -> Poll {
+        let command = self.expand(run, Some(&host), true);
+        let (every_d, within_d) = (self.duration(every), self.duration(within));
+        if every_d.is_zero() {
+            self.invalid(
+                every.span,
+                "polling every 0s would hammer the host",
+                "poll at most every few seconds, e.g. \"1s\" or \"5s\"",
+            );
+        } else if every_d > within_d {
+            self.invalid(
+                every.span,
+                format!(
+                    "polls every {} but gives up after {}: it would try once",
+                    crate::duration::format_duration(every_d),
+                    crate::duration::format_duration(within_d)
+                ),
+                "`every` is the pause between tries, `within` how long to keep trying",
+            );
+        }
+        Poll {
+            host,
+            command,
+            every: every_d.max(std::time::Duration::from_millis(1)),
+            within: within_d,
         }
     }
 

@@ -174,6 +174,7 @@ impl Validator<'_> {
                 duration,
                 deadline,
                 retries,
+                retry_interval,
                 after,
                 downtime,
                 settle,
@@ -251,6 +252,17 @@ impl Validator<'_> {
                     check,
                     duration,
                     deadline,
+                    retry_interval: retry_interval.map(|i| {
+                        let interval = self.duration(&i);
+                        if retries.as_ref().is_none_or(|r| r.value == 0) {
+                            self.invalid(
+                                i.span,
+                                "a retry interval without retries: the step is tried once",
+                                "add `retries: N`, or remove `retry_interval`",
+                            );
+                        }
+                        interval
+                    }),
                     retries: retries.map_or(0, |r| self.retries(r)),
                     after: Vec::new(),
                     after_explicit: false,

@@ -75,6 +75,7 @@ impl Executor {
                 ));
                 Ok(resolves)
             }
+            Some(Check::Until(p)) => super::poll::poll(self, step, p, transcript, cancel).await,
             None => Ok(true),
         }
     }

@@ -12,7 +12,7 @@ use tokio::sync::RwLock;
 
 use super::failure::{CheckError, CheckErrorKind, Failure};
 use super::hosts::Conn;
-use super::{copy, dns, service, shell, wait};
+use super::{copy, dns, poll, service, shell, wait};
 use super::{Reporter, SshOptions, Transcript};
 use crate::dns::DnsClient;
 use crate::history::TtlChange;
@@ -198,6 +198,16 @@ impl Executor {
                 waited
             }
             Action::Verify => Ok(()),
+            Action::WaitUntil(p) => {
+                if poll::poll(self, step, p, transcript, cancel).await? {
+                    Ok(())
+                } else {
+                    Err(Failure::Failed(format!(
+                        "it did not hold within {}",
+                        plan_core::duration::format_duration(p.within)
+                    )))
+                }
+            }
             Action::Manual { .. } => Err(Failure::Failed(
                 "manual steps are confirmed by the operator".into(),
             )),
@@ -226,7 +236,12 @@ impl Executor {
                 Ok(true) => {}
                 // The action ran: its effect may well be in place, so the
                 // machine counts it completed and a rollback undoes it.
-                Ok(false) if matches!(step.action, Action::Verify | Action::Wait(_)) => {
+                Ok(false)
+                    if matches!(
+                        step.action,
+                        Action::Verify | Action::Wait(_) | Action::WaitUntil(_)
+                    ) =>
+                {
                     return Event::StepFailed {
                         step: id,
                         reason: "its check failed".into(),
@@ -304,6 +319,9 @@ impl Executor {
             // passed since it began; otherwise it goes on from there.
             Action::Wait(duration) => Ok(self.wait_left(&step.id, *duration).is_zero()),
             Action::WaitTtl { record } => Ok(self.ttl_expired(record)),
+            Action::WaitUntil(p) => {
+                poll::holds_now(self, step, p, &mut transcript, cancel.as_mut()).await
+            }
             Action::Shell { .. } | Action::Manual { .. } | Action::Verify => {
                 let message = format!("step `{id}` has no check to tell whether it took effect");
                 let kind = CheckErrorKind::NoCheck;
@@ -375,7 +393,9 @@ impl Executor {
                 dns::restore(self, step, record, captured, transcript).await
             }
             // Nothing to undo.
-            Action::Wait(_) | Action::Verify | Action::Rsync { .. } => Ok(()),
+            Action::Wait(_) | Action::WaitUntil(_) | Action::Verify | Action::Rsync { .. } => {
+                Ok(())
+            }
             Action::Manual { .. } | Action::WaitTtl { .. } => Err(Failure::not_revertible()),
         }
     }

@@ -97,7 +97,12 @@ impl Executor {
         // Hosts of actions and of checks, reached all at once.
         let mut hosts = schedule.hosts();
         for scheduled in &schedule.steps {
-            if let Some(Check::Run { host, .. }) = &self.step(&scheduled.id)?.check {
+            let check_host = match &self.step(&scheduled.id)?.check {
+                Some(Check::Run { host, .. }) => Some(host),
+                Some(Check::Until(poll)) => Some(&poll.host),
+                _ => None,
+            };
+            if let Some(host) = check_host {
                 if !hosts.contains(host) {
                     hosts.push(host.clone());
                 }

@@ -21,6 +21,7 @@
 //! | `failure.rs` | why an action did not succeed |
 //! | `check.rs` | a step's own `check` |
 //! | `shell.rs`, `service.rs`, `copy.rs`, `dns.rs`, `wait.rs` | the action kinds |
+//! | `poll.rs` | `WaitUntil` and `check: Until(..)`: a command polled until it holds |
 
 mod check;
 mod copy;
@@ -29,6 +30,7 @@ mod dns;
 mod failure;
 mod hosts;
 mod leftover;
+mod poll;
 mod report;
 mod service;
 mod shell;
