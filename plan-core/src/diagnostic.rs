@@ -146,6 +146,8 @@ rules! {
     MissingCheck = "missing-check", Warning;
     /// A record with a long TTL is switched: users may see the old address for that long.
     LongTtlSwitch = "long-ttl-switch", Warning;
+    /// A rollback can undo a step whose revert loses what users did since (`loses`).
+    LossyRevert = "lossy-revert", Warning;
     /// The plan has no step to run.
     NothingToRun = "nothing-to-run", Warning;
     /// A `{{name}}` in a variable's value that never expands: no such

@@ -233,6 +233,9 @@ pub struct Step {
     pub notice: Option<String>,
     /// The chance that one attempt fails, if the step says (rehearsal only).
     pub failure_rate: Option<f64>,
+    /// What undoing this step costs users (`"writes made on host2 after the
+    /// switch"`): said by `check`, the dry run's revert plan and `announce`.
+    pub loses: Option<String>,
     /// Environment variables the step's commands run with, on top of (and
     /// over) their host's `env` (values expanded, not quoted).
     pub env: Vec<(String, String)>,
@@ -263,6 +266,8 @@ pub struct StepSpans {
     pub downtime: Option<Span>,
     /// Each `after` entry.
     pub after: Vec<Span>,
+    /// `loses`, when written.
+    pub loses: Option<Span>,
 }
 
 impl Step {
@@ -294,6 +299,7 @@ impl Step {
             settle,
             notice,
             failure_rate,
+            loses,
             env,
             revert_after_failure,
             spans: _,
@@ -301,7 +307,7 @@ impl Step {
         format!(
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
              {duration:?} {deadline:?} {retries} {retry_interval:?} {after:?} {after_explicit} {downtime:?} \
-             {settle:?} {notice:?} {failure_rate:?} {env:?} {revert_after_failure}"
+             {settle:?} {notice:?} {failure_rate:?} {loses:?} {env:?} {revert_after_failure}"
         )
     }
 
@@ -322,9 +328,7 @@ impl Step {
             | Action::WaitTtl { .. }
             | Action::Wait(_)
             | Action::WaitUntil(_)
-            | Action::Verify => {
-                RevertPlan::NothingToUndo
-            }
+            | Action::Verify => RevertPlan::NothingToUndo,
         }
     }
 

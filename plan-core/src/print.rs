@@ -557,6 +557,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if let Some(settle) = step.settle {
         fields.push((Some("settle"), Node::duration(settle)));
     }
+    if let Some(loses) = &step.loses {
+        fields.push((Some("loses"), Node::template(loses)));
+    }
     if let Some(notice) = &step.notice {
         fields.push((Some("notice"), Node::template(notice)));
     }

@@ -137,6 +137,8 @@ pub(crate) enum RawEntry {
         #[serde(default)]
         revert_after_failure: Option<S<bool>>,
         #[serde(default)]
+        loses: Option<S<String>>,
+        #[serde(default)]
         env: SpannedMap<S<String>>,
     },
     RollbackPoint(S<String>),

@@ -25,6 +25,7 @@ pub fn verify(plan: &Plan, diagnostics: &mut Diagnostics) {
     points_of_no_return(plan, diagnostics);
     downtime(plan, diagnostics);
     deadlines(plan, diagnostics);
+    lossy_reverts(plan, diagnostics);
     if !cyclic {
         ttl_before_switch(plan, diagnostics);
     }
@@ -320,6 +321,39 @@ fn missing_checks(inside: &[&Step], diagnostics: &mut Diagnostics) {
                     .help("add `check: Run(\"...\")` so a failure is caught, and so a resume after a crash can tell whether it happened"),
             );
         }
+    }
+}
+
+/// A step whose revert loses what users did (its `loses`) and that a
+/// rollback can undo: the plan says so, and `check` reminds which rollback
+/// point would cost it.
+fn lossy_reverts(plan: &Plan, diagnostics: &mut Diagnostics) {
+    let schedule = Schedule::new(plan, &Selection::default());
+    for scheduled in &schedule.steps {
+        let Some(step) = plan.step(&scheduled.id) else {
+            continue;
+        };
+        let (Some(loses), Some(span)) = (&step.loses, step.spans.loses) else {
+            continue;
+        };
+        if scheduled.past_no_return || !step.undoable() {
+            continue;
+        }
+        diagnostics.push(
+            Diagnostic::new(
+                Rule::LossyRevert,
+                format!(
+                    "a rollback to `{}` would undo `{}`, and that loses {loses}",
+                    scheduled.rollback_point, step.id
+                ),
+            )
+            .label(span, "lost by its revert")
+            .help(
+                "if that loss is not acceptable, put the `PointOfNoReturn` before this step (its \
+                 failure then halts instead), or a `RollbackPoint` after it; `run --dry-run` and \
+                 `announce` say it too",
+            ),
+        );
     }
 }
 

@@ -178,6 +178,9 @@ pub struct Facts {
     pub notices: Vec<String>,
     /// What follows the outage, in plan order.
     pub follow_up: Vec<String>,
+    /// What a rollback would cost users: (the step's title, its `loses`),
+    /// for the steps a rollback can undo.
+    pub rollback_costs: Vec<(String, String)>,
 }
 
 impl Facts {
@@ -219,6 +222,14 @@ impl Facts {
         }
         dedup_in_order(&mut notices);
         dedup_in_order(&mut follow_up);
+        let schedule = plan_core::machine::Schedule::new(plan, &Default::default());
+        let rollback_costs = schedule
+            .steps
+            .iter()
+            .filter(|s| !s.past_no_return && s.undoable)
+            .filter_map(|s| plan.step(&s.id))
+            .filter_map(|s| s.loses.clone().map(|l| (s.title.clone(), l)))
+            .collect();
         Facts {
             service: plan.service.clone(),
             name: plan.name.clone(),
@@ -229,6 +240,7 @@ impl Facts {
             figures,
             notices,
             follow_up,
+            rollback_costs,
         }
     }
 
@@ -450,6 +462,11 @@ pub fn compose(facts: &Facts, format: Format) -> String {
         zones.iter().map(|z| format!(" / {} {}", z.end, z.end_abbreviation)).collect::<String>(),
         confidence_words(f.confidence),
     );
+    for (title, loses) in &facts.rollback_costs {
+        length.push_str(&format!(
+            " Should the move be rolled back after the step \"{title}\", {loses} would be lost."
+        ));
+    }
     if f.open_outage_probability > 0.0 {
         length.push_str(&format!(
             " In {} rehearsals the move stopped part-way with {} still down, for the team to finish or undo by hand; then the outage lasts longer.",
@@ -619,6 +636,7 @@ mod tests {
             },
             notices: vec!["The site is down.".into()],
             follow_up: vec![],
+            rollback_costs: vec![],
         }
     }
 

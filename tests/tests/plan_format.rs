@@ -300,14 +300,87 @@ fn wait_until_and_check_until_poll_and_retries_wait_their_interval() {
 
     // A condition that does not hold in time fails the step, and the run
     // rolls back.
-    std::fs::write(&plan, plan_text("1s").replace("flaky.2\", every", "never\", every"))
-        .expect("the plan is written");
-    let out = tests::run_plan(&plan, &dir.path().join("late.journal"), &["--yes", "--force"]);
+    std::fs::write(
+        &plan,
+        plan_text("1s").replace("flaky.2\", every", "never\", every"),
+    )
+    .expect("the plan is written");
+    let out = tests::run_plan(
+        &plan,
+        &dir.path().join("late.journal"),
+        &["--yes", "--force"],
+    );
     let _run_dir = tests::run_dir_in(&out.stderr);
     out.assert_code(3);
     assert!(
         out.stderr.contains("it did not hold within 1s"),
         "{}",
         out.describe()
+    );
+}
+
+/// Issue 12, item 4: reverting a DNS switch after clients wrote to the new
+/// host drops those writes, and nothing said so. A step's `loses` is warned
+/// about by `check` when a rollback can undo it, shown on the dry run's
+/// rollback path, and told to users by `announce`.
+#[test]
+fn a_revert_that_loses_data_says_so_in_check_the_dry_run_and_the_announcement() {
+    let text = tests::local_demo_plan(
+        "format: a lossy revert",
+        r#"Step(id: "switch", title: "send clients to the new host",
+                 action: Shell(on: "local", run: "touch {{d}}/switched", revert: Run("rm -f {{d}}/switched")),
+                 check: Run("test -f {{d}}/switched"), downtime: Begins,
+                 loses: "writes made on the new host after the switch"),
+            Step(id: "open", title: "open writes",
+                 action: Shell(on: "local", run: "true", revert: Nothing("opens nothing")),
+                 check: Run("true"), downtime: Ends),"#,
+    );
+    let check = Cutover::new()
+        .arg("check")
+        .plan_text(&text)
+        .args(["--format", "json"])
+        .run();
+    check.assert_code(0);
+    let d = check.diagnostic("cutover::lossy-revert");
+    assert!(
+        d.message
+            .contains("a rollback to `before-demo` would undo `switch`, and that loses writes made on the new host after the switch"),
+        "{}",
+        check.describe()
+    );
+    assert_eq!(
+        d.labels[0].slice(&text),
+        r#""writes made on the new host after the switch""#
+    );
+    let dry = Cutover::new()
+        .arg("run")
+        .plan_text(&text)
+        .arg("--dry-run")
+        .run();
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains(
+            "if `open` fails: undo switch (loses writes made on the new host after the switch)"
+        ),
+        "{}",
+        dry.describe()
+    );
+    let announce = Cutover::new()
+        .arg("announce")
+        .plan_text(&text)
+        .args(["--start", "2026-12-01T14:00:00Z", "--runs", "2000"])
+        .run();
+    announce.assert_code(0);
+    let said = announce
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains(
+            "Should the move be rolled back after the step \"send clients to the new host\", writes made on the new host after the switch would be lost."
+        ),
+        "{}",
+        announce.describe()
     );
 }

@@ -501,7 +501,7 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
         }
     }
     writeln!(out, "\nRevert plan (a failed step is retried per `retries`; then its check decides whether it left part of its effect, which is undone first; then completed steps are undone in reverse order):")?;
-    let mut groups: Vec<(Vec<String>, String, Vec<String>)> = Vec::new();
+    let mut groups: Vec<(Vec<String>, String, Vec<String>, bool)> = Vec::new();
     for (ix, step) in schedule.steps.iter().enumerate() {
         let (effects, end) =
             simulate(Arc::clone(&schedule), &[FaultPoint::Forward(ix)]).map_err(CliError::Usage)?;
@@ -522,12 +522,17 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
             }
             RunEnd::Completed => "completed".to_owned(),
         };
+        // A step whose failure undoes its own partial effect stands alone:
+        // the line says so.
+        let own = reverts.first() == Some(&step.id);
         match groups.last_mut() {
-            Some((steps, e, r)) if *e == ending && *r == reverts => steps.push(step.id.clone()),
-            _ => groups.push((vec![step.id.clone()], ending, reverts)),
+            Some((steps, e, r, false)) if *e == ending && *r == reverts && !own => {
+                steps.push(step.id.clone())
+            }
+            _ => groups.push((vec![step.id.clone()], ending, reverts, own)),
         }
     }
-    for (steps, ending, reverts) in groups {
+    for (steps, ending, reverts, _) in groups {
         let which = if steps.len() == 1 {
             format!("`{}`", steps[0])
         } else {
@@ -541,17 +546,23 @@ fn dry_run(plan: &Plan, phase: Option<&str>, out: &mut dyn Write) -> Result<u8, 
                 .steps
                 .iter()
                 .any(|s| s.id == steps[0] && s.checkable);
+        // A revert that loses what users did says so where it runs.
+        let named = |id: &String| match plan.step(id).and_then(|s| s.loses.as_ref()) {
+            Some(loses) => format!("{id} (loses {loses})"),
+            None => id.clone(),
+        };
+        let shown: Vec<String> = reverts.iter().map(named).collect();
         let first = match (own, checked) {
-            (true, true) => format!("{} if its check finds part of its effect", steps[0]),
-            (true, false) => format!("{} (its revert is safe on a partial effect)", steps[0]),
+            (true, true) => format!("{} if its check finds part of its effect", shown[0]),
+            (true, false) => format!("{} (its revert is safe on a partial effect)", shown[0]),
             (false, _) => String::new(),
         };
-        let undo = match (own, reverts.len()) {
+        let undo = match (own, shown.len()) {
             (_, 0) => "nothing to undo".to_owned(),
             (true, 1) if checked => format!("undo {first}, else nothing"),
             (true, 1) => format!("undo {first}"),
-            (true, _) => format!("undo {first}, then {}", reverts[1..].join(", then ")),
-            (false, _) => format!("undo {}", reverts.join(", then ")),
+            (true, _) => format!("undo {first}, then {}", shown[1..].join(", then ")),
+            (false, _) => format!("undo {}", shown.join(", then ")),
         };
         writeln!(out, "  if {which} fails: {undo}; {ending}")?;
     }

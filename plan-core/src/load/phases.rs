@@ -182,6 +182,7 @@ impl Validator<'_> {
                 failure_rate,
                 revert_after_failure,
                 env,
+                loses,
             } => {
                 self.check_id(&id, "step");
                 let failure_rate = failure_rate.and_then(|r| self.probability(&r));
@@ -240,6 +241,8 @@ impl Validator<'_> {
                 });
                 let settle = settle.map(|s| self.duration(&s));
                 let notice = notice.map(|n| self.expand(&n, None, false));
+                let loses_span = loses.as_ref().map(span_of);
+                let loses = loses.map(|l| self.expand(&l, None, false));
                 seen.afters
                     .push((phase_index, index, after.map(|a| a.value)));
                 Entry::Step(Step {
@@ -270,6 +273,7 @@ impl Validator<'_> {
                     settle,
                     notice,
                     failure_rate,
+                    loses,
                     env,
                     revert_after_failure: revert_after_failure.is_some_and(|r| r.value),
                     spans: StepSpans {
@@ -281,6 +285,7 @@ impl Validator<'_> {
                         deadline: deadline_span,
                         downtime: downtime_span,
                         after: Vec::new(),
+                        loses: loses_span,
                     },
                 })
             }

@@ -37,7 +37,13 @@ pub(super) async fn poll(
         );
         let mut this_try = Transcript::default();
         let outcome = ex
-            .exec(&step.id, &poll.host, &command, cancel.as_mut(), &mut this_try)
+            .exec(
+                &step.id,
+                &poll.host,
+                &command,
+                cancel.as_mut(),
+                &mut this_try,
+            )
             .await?;
         let holds = outcome.status == ExitKind::Exited(0);
         let now = tokio::time::Instant::now();
