@@ -155,6 +155,8 @@ rules! {
     NeverExpands = "never-expands", Warning;
     /// The announced window is shorter than the simulated P95 downtime (`cutover check` adds it; see the `simulations` crate).
     AnnouncedWindowShort = "announced-window-short", Warning;
+    /// The downtime budget is at or below the simulated P50 downtime: most runs would roll back on their own.
+    DowntimeBudgetShort = "downtime-budget-short", Warning;
 }
 
 impl fmt::Display for Rule {

@@ -55,8 +55,13 @@ pub struct Window {
     pub announced: Duration,
     /// Past this, the run is aborted and rolled back.
     pub deadline: Option<Duration>,
+    /// When users have been down longer than this and the point of no
+    /// return is not crossed, the run rolls back on its own.
+    pub downtime_budget: Option<Duration>,
     /// Where `announced` was written.
     pub announced_span: Span,
+    /// Where `downtime_budget` was written.
+    pub budget_span: Option<Span>,
 }
 
 /// A named value usable as `{{name}}` in commands. Two variables are equal

@@ -379,6 +379,9 @@ fn window_node(window: &Window) -> Node {
     if let Some(deadline) = window.deadline {
         fields.push((Some("deadline"), Node::duration(deadline)));
     }
+    if let Some(budget) = window.downtime_budget {
+        fields.push((Some("downtime_budget"), Node::duration(budget)));
+    }
     Node::call("Window", fields)
 }
 

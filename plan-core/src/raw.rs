@@ -43,6 +43,8 @@ pub(crate) struct RawWindow {
     pub announced: S<String>,
     #[serde(default)]
     pub deadline: Option<S<String>>,
+    #[serde(default)]
+    pub downtime_budget: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

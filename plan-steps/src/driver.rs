@@ -137,6 +137,9 @@ pub struct Driver<'a, O: Operator> {
     preflight_problems: Vec<crate::executor::PreflightProblem>,
     /// Steps whose last check could not tell whether they took effect.
     unsettled: std::collections::HashMap<String, CheckError>,
+    /// When users went down (the `downtime: Begins` step began), while they
+    /// are: the window's `downtime_budget` counts from then.
+    down_since: Option<tokio::time::Instant>,
 }
 
 /// A step's job done: the event it ends in, the step, what it printed, and
@@ -162,6 +165,7 @@ impl<'a, O: Operator> Driver<'a, O> {
             remind_after: REMIND_AFTER,
             preflight_problems: Vec::new(),
             unsettled: Default::default(),
+            down_since: None,
         }
     }
 
@@ -283,6 +287,13 @@ impl<'a, O: Operator> Driver<'a, O> {
     /// What the journal's times say (TTL changes, interrupted waits).
     pub fn with_history(mut self, history: &crate::history::History) -> Self {
         self.executor = self.executor.with_history(history);
+        self.down_since = history.down_since.map(|t| {
+            let ago = std::time::SystemTime::now()
+                .duration_since(t)
+                .unwrap_or_default();
+            let now = tokio::time::Instant::now();
+            now.checked_sub(ago).unwrap_or(now)
+        });
         self
     }
 
@@ -350,6 +361,15 @@ impl<'a, O: Operator> Driver<'a, O> {
                 tracing::info!(target: "cutover::run", ?event, "event");
                 let mut outbox = Outbox::recording();
                 let effects = feed(machine, &event, &mut outbox);
+                // Users are back once the step that gives them the service
+                // back is done.
+                if let Some(step) = event.step().and_then(|id| self.plan.step(id)) {
+                    if step.downtime == Some(plan_core::Downtime::Ends)
+                        && machine.status_of(&step.id) == Some(plan_core::machine::StepStatus::Done)
+                    {
+                        self.down_since = None;
+                    }
+                }
                 for (from, to) in outbox.transitions {
                     self.record(&RunRecord::Transition { from, to })?;
                 }
@@ -378,6 +398,20 @@ impl<'a, O: Operator> Driver<'a, O> {
                 match deadline {
                     Some(at) if !aborted => tokio::time::sleep_until(at).await,
                     _ => std::future::pending().await,
+                }
+            };
+            // The downtime budget: past it, before the point of no return,
+            // the run rolls back on its own.
+            let budget_at = match (self.plan.window.downtime_budget, self.down_since) {
+                (Some(budget), Some(since)) if !aborted && !machine.past_no_return() => {
+                    Some(since + budget)
+                }
+                _ => None,
+            };
+            let budget_over = async {
+                match budget_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
             };
             tokio::select! {
@@ -414,6 +448,16 @@ impl<'a, O: Operator> Driver<'a, O> {
                     aborted = true;
                     pending.push_back(Event::Abort { reason: "the window deadline passed".into() });
                 }
+                () = budget_over => {
+                    aborted = true;
+                    let budget = self.plan.window.downtime_budget.unwrap_or_default();
+                    pending.push_back(Event::Abort {
+                        reason: format!(
+                            "users have been down longer than the downtime budget ({})",
+                            plan_core::duration::format_duration(budget)
+                        ),
+                    });
+                }
             }
         }
     }
@@ -429,6 +473,16 @@ impl<'a, O: Operator> Driver<'a, O> {
         end: &mut Option<RunEnd>,
     ) -> Result<Option<Event>, DriveError> {
         tracing::info!(target: "cutover::run", ?effect, "effect");
+        // Users go down when the step marked `downtime: Begins` starts.
+        if let Effect::Forward { step, .. } | Effect::Confirm { step } = &effect {
+            let begins = self
+                .plan
+                .step(step)
+                .is_some_and(|s| s.downtime == Some(plan_core::Downtime::Begins));
+            if begins && self.down_since.is_none() {
+                self.down_since = Some(tokio::time::Instant::now());
+            }
+        }
         let step_of = |id: &str| self.plan.step(id).cloned();
         match effect {
             Effect::Finished { end: finished } => {

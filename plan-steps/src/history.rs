@@ -63,6 +63,10 @@ pub struct History {
     pub waits_started: HashMap<String, SystemTime>,
     /// When each phase's last completed run ended.
     pub phase_ends: HashMap<String, SystemTime>,
+    /// When users went down (the `downtime: Begins` step began) and are not
+    /// back yet (its `Ends` step has not succeeded): the downtime budget
+    /// counts from then, across crashes.
+    pub down_since: Option<SystemTime>,
     /// When each process group (by host and id) was first journaled: when
     /// its command began, give or take a record. A leftover's deadline
     /// counts from then.
@@ -104,12 +108,17 @@ impl History {
                     }
                 }
                 RunRecord::EffectStarted {
-                    effect: Effect::Forward { step, .. },
-                } if plan.step(step).is_some_and(|s| {
-                    matches!(s.action, Action::Wait(_) | Action::WaitTtl { .. })
-                }) =>
-                {
-                    history.waits_started.insert(step.clone(), time);
+                    effect: Effect::Forward { step, .. } | Effect::Confirm { step },
+                } => {
+                    let Some(s) = plan.step(step) else { continue };
+                    if matches!(s.action, Action::Wait(_) | Action::WaitTtl { .. }) {
+                        history.waits_started.insert(step.clone(), time);
+                    }
+                    if s.downtime == Some(plan_core::Downtime::Begins)
+                        && history.down_since.is_none()
+                    {
+                        history.down_since = Some(time);
+                    }
                 }
                 RunRecord::Event { event } => {
                     let Some(step) = event.step() else { continue };
@@ -122,6 +131,12 @@ impl History {
                     );
                     if took_effect {
                         history.waits_started.remove(step);
+                        if plan
+                            .step(step)
+                            .is_some_and(|s| s.downtime == Some(plan_core::Downtime::Ends))
+                        {
+                            history.down_since = None;
+                        }
                     }
                     let Some(Action::DnsTtl { record, ttl }) = plan.step(step).map(|s| &s.action)
                     else {

@@ -32,6 +32,7 @@
 //!     },
 //!     notices: vec!["The site is unavailable.".into()],
 //!     follow_up: vec![],
+//!     rollback_costs: vec![],
 //! };
 //! let mail = compose(&facts, Format::Text);
 //! assert!(mail.contains("about 15 minutes"));
@@ -117,14 +118,16 @@ pub fn downtime_phase(plan: &Plan) -> Option<&str> {
 /// enough for the P95 to within about a percent, few enough to stay fast.
 pub const CHECK_RUNS: u64 = 10_000;
 
-/// The rule `cutover::announced-window-short`: a warning when the plan's
-/// announced window is shorter than the simulated P95 downtime at the
-/// plan's own settings ([`CHECK_RUNS`] runs, the default seed, the phase
-/// that holds the downtime). `None` when the window is long enough, or the
-/// plan has no downtime.
-pub fn announced_window_short(plan: &Plan) -> Result<Option<Diagnostic>, SimError> {
+/// The rules that need the estimate behind `cutover check` ([`CHECK_RUNS`]
+/// runs, the default seed, the phase that holds the downtime), from one
+/// simulation: `cutover::announced-window-short` (the announced window is
+/// shorter than the P95 downtime) and `cutover::downtime-budget-short` (the
+/// window's `downtime_budget` is at or below the P50 downtime: in half the
+/// rehearsals or more users reach it, and the run rolls back).
+pub fn estimate_rules(plan: &Plan) -> Result<Vec<Diagnostic>, SimError> {
+    let mut found = Vec::new();
     if !plan.steps().any(|s| s.pending() && s.downtime.is_some()) {
-        return Ok(None);
+        return Ok(found);
     }
     let phase = downtime_phase(plan).map(str::to_owned);
     let options = Options {
@@ -134,12 +137,36 @@ pub fn announced_window_short(plan: &Plan) -> Result<Option<Diagnostic>, SimErro
         ..Options::default()
     };
     let estimate = crate::estimate(plan, &options)?;
+    let runs_of = options
+        .phase
+        .as_ref()
+        .map_or("the plan".to_owned(), |p| format!("phase `{p}`"));
+    if let (Some(budget), Some(span)) = (plan.window.downtime_budget, plan.window.budget_span) {
+        let p50 = estimate.downtime.p50;
+        if budget <= p50 {
+            let whole = |d: Duration| format_duration(Duration::from_secs(d.as_secs()));
+            found.push(
+                Diagnostic::new(
+                    Rule::DowntimeBudgetShort,
+                    format!(
+                        "the downtime budget of {} is at or below the simulated P50 downtime of {} ({} runs of {runs_of}): in half the rehearsals or more users reach it, and the run rolls back on its own ({:.0}% of runs roll back)",
+                        whole(budget),
+                        whole(p50),
+                        crate::thousands(CHECK_RUNS),
+                        estimate.rollback_probability * 100.0,
+                    ),
+                )
+                .label(span, "the budget")
+                .help("a budget gives up on a cutover that runs long: set it above the usual outage (`cutover simulate` shows the P50 and P95), or shorten the outage"),
+            );
+        }
+    }
     let p95 = estimate.downtime.p95;
     if plan.window.announced >= p95 {
-        return Ok(None);
+        return Ok(found);
     }
     let announced = format_duration(plan.window.announced);
-    Ok(Some(
+    found.push(
         Diagnostic::new(
             Rule::AnnouncedWindowShort,
             format!(
@@ -154,7 +181,8 @@ pub fn announced_window_short(plan: &Plan) -> Result<Option<Diagnostic>, SimErro
             "announce at least {} (the P95, rollbacks included, rounded up), or shorten the outage; `cutover simulate` shows which steps drive the tail",
             format_duration(round_up(p95)),
         )),
-    ))
+    );
+    Ok(found)
 }
 
 /// Everything the announcement says.

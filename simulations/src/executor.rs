@@ -95,6 +95,9 @@ enum What {
     RevertFailed,
     Abort,
     WindowAbort,
+    /// The downtime budget may be spent: aborts the run if users are still
+    /// down since then and the point of no return is not crossed.
+    BudgetAbort,
 }
 
 /// A completion waiting in the virtual clock's queue.
@@ -193,6 +196,26 @@ impl<'m> Worker<'m> {
         }
     }
 
+    /// Users lose the service now; with a downtime budget, the run checks
+    /// when it is spent whether they still are.
+    fn users_down(&mut self) {
+        let was_down = self.outage.is_down();
+        self.outage.down(self.now);
+        if let (false, Some(budget)) = (was_down, self.model.downtime_budget) {
+            self.schedule(budget, u32::MAX, What::BudgetAbort);
+        }
+    }
+
+    /// Whether users have been down the whole downtime budget by now, with
+    /// the run still before the point of no return: then it rolls back.
+    fn budget_spent(&self, machine: &StateMachine<RunMachine>) -> bool {
+        let (Some(budget), Some(since)) = (self.model.downtime_budget, self.outage.down_since())
+        else {
+            return false;
+        };
+        self.now - since >= budget - 1e-9 && !machine.past_no_return()
+    }
+
     fn schedule(&mut self, after: f64, ix: u32, what: What) {
         self.seq += 1;
         self.queue.push(Pending {
@@ -245,6 +268,9 @@ impl<'m> Worker<'m> {
             }
             self.now = next.at;
             let ix = next.ix as usize;
+            if next.what == What::BudgetAbort && !self.budget_spent(&machine) {
+                continue;
+            }
             if next.ix != u32::MAX {
                 self.work.push((next.ix, next.since, next.at));
             }
@@ -254,6 +280,7 @@ impl<'m> Worker<'m> {
                 What::ChoseRollback => &model.events[ix].chose_rollback,
                 What::Abort => &model.abort,
                 What::WindowAbort => &model.window_abort,
+                What::BudgetAbort => &model.budget_abort,
                 What::Succeeded => &model.events[ix].succeeded,
                 What::Failed => &model.events[ix].failed,
                 What::Deadline => &model.events[ix].deadline,
@@ -338,7 +365,7 @@ impl<'m> Worker<'m> {
         let model = self.model;
         let m = &model.steps[ix as usize];
         if m.downtime == Some(Downtime::Begins) {
-            self.outage.down(self.now);
+            self.users_down();
         }
         let mut length = m.forward.sample(rng) * m.scale;
         if let DnsRole::WaitTtl { record } = m.dns {
@@ -389,7 +416,7 @@ impl<'m> Worker<'m> {
         let model = self.model;
         let m = &model.steps[ix as usize];
         if m.downtime == Some(Downtime::Begins) {
-            self.outage.down(self.now);
+            self.users_down();
         }
         let length = m.forward.sample(rng) * m.scale;
         let (at, what) = if m.force == Some(Force::Fail) {
@@ -410,7 +437,7 @@ impl<'m> Worker<'m> {
         let m = &model.steps[ix as usize];
         // Undoing the step that gave users the service back takes it away again.
         if m.downtime == Some(Downtime::Ends) {
-            self.outage.down(self.now);
+            self.users_down();
         }
         let length = m.forward.sample(rng) * m.scale;
         let (at, what) = if m.force == Some(Force::RevertFails) {

@@ -176,6 +176,9 @@ pub(crate) struct Model {
     pub(crate) window_abort: Input,
     /// Seconds after the start at which the window deadline aborts the run.
     pub(crate) window_deadline: Option<f64>,
+    /// Seconds users may be down before the run rolls back on its own.
+    pub(crate) downtime_budget: Option<f64>,
+    pub(crate) budget_abort: Input,
     pub(crate) check_secs: f64,
     pub(crate) answer_secs: f64,
     /// Each record's TTL when the run starts (steps done before applied).
@@ -401,6 +404,10 @@ impl Model {
                 reason: "the window deadline passed".into(),
             },
             window_deadline,
+            downtime_budget: plan.window.downtime_budget.map(|d| d.as_secs_f64()),
+            budget_abort: Event::Abort {
+                reason: "users have been down longer than the downtime budget".into(),
+            },
             check_secs,
             answer_secs,
             initial_ttl,

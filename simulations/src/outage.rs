@@ -40,6 +40,14 @@ impl Outage {
         matches!(self.state, OutageState::Down { .. })
     }
 
+    /// When the outage users are in began, while they are down.
+    pub(crate) fn down_since(&self) -> Option<f64> {
+        match self.state {
+            OutageState::Down { start } => Some(start),
+            _ => None,
+        }
+    }
+
     pub(crate) fn down(&mut self, now: f64) {
         match self.state {
             OutageState::Up => {

@@ -656,3 +656,44 @@ mod properties {
         }
     }
 }
+
+/// Issue 12, item 5: with a downtime budget, a run whose users are down
+/// longer than the budget rolls back on its own, in rehearsal as for real.
+#[test]
+fn a_downtime_budget_rolls_back_runs_that_keep_users_down_too_long() {
+    let steps = r#"Step(id: "hold", action: Shell(on: "local", run: "true", revert: Run("true")), check: Run("true"),
+                        duration: Fixed("1m"), downtime: Begins),
+                   Step(id: "copy", action: Shell(on: "local", run: "true", revert: Run("true")), check: Run("true"),
+                        duration: Uniform(min: "1m", max: "5m")),
+                   Step(id: "open", action: Shell(on: "local", run: "true", revert: Run("true")), check: Run("true"),
+                        duration: Fixed("1s"), downtime: Ends),"#;
+    let free = window(steps, "");
+    let e = run(&free, 2_000, &[]);
+    assert_eq!(e.rollback_probability, 0.0);
+    // Users are down from the hold's start until `open` is done: 2m01s to
+    // 6m01s, uniformly. A 4m budget is spent when the copy takes more than
+    // about 2m59s: in about half the runs, which then roll back.
+    let budgeted = plan(&format!(
+        r#"Plan(
+            name: "t", service: "t", window: Window(announced: "2h", downtime_budget: "4m"), failure_rate: 0.0,
+            phases: [Phase(name: "window", at: "0", steps: [ {steps} ])],
+        )"#
+    ));
+    let e = run(&budgeted, 4_000, &[]);
+    assert!(
+        (0.42..0.58).contains(&e.rollback_probability),
+        "{}",
+        e.rollback_probability
+    );
+    assert!(e
+        .end_states
+        .iter()
+        .any(|s| matches!(&s.end, EndState::RolledBack { point } if point == "start")));
+    // A rolled-back run lets the copy finish (down 4m .. 6m), then undoes
+    // the copy and the hold (up to 5m and 1m more); never longer than that.
+    assert!(
+        e.downtime.max <= Duration::from_secs(6 * 60 + 1 + 5 * 60 + 60),
+        "{:?}",
+        e.downtime
+    );
+}

@@ -384,3 +384,53 @@ fn a_revert_that_loses_data_says_so_in_check_the_dry_run_and_the_announcement() 
         announce.describe()
     );
 }
+
+/// Issue 12, item 5: a downtime budget. Users down longer than
+/// `downtime_budget` before the point of no return: the run rolls back on
+/// its own. `check` warns when the budget is at or below the simulated P50.
+#[test]
+fn a_run_past_its_downtime_budget_rolls_back_and_check_warns_of_a_tight_budget() {
+    let text = tests::local_demo_plan(
+        "format: a downtime budget",
+        r#"Step(id: "hold", title: "hold writes",
+                 action: Shell(on: "local", run: "touch {{d}}/held", revert: Run("rm -f {{d}}/held")),
+                 check: Run("test -f {{d}}/held"), downtime: Begins, duration: Fixed("1s")),
+            Step(id: "copy", title: "a copy that runs long",
+                 action: Shell(on: "local", run: "sleep 4; touch {{d}}/copied", revert: Run("rm -f {{d}}/copied")),
+                 check: Run("test -f {{d}}/copied"), duration: Fixed("1m")),
+            Step(id: "open", title: "open writes",
+                 action: Shell(on: "local", run: "rm -f {{d}}/held", revert: Run("touch {{d}}/held")),
+                 check: Run("test ! -f {{d}}/held"), downtime: Ends, duration: Fixed("1s")),"#,
+    )
+    .replace(
+        r#"window: Window(announced: "5m")"#,
+        r#"window: Window(announced: "5m", downtime_budget: "2s")"#,
+    );
+    let check = Cutover::new()
+        .arg("check")
+        .plan_text(&text)
+        .args(["--format", "json"])
+        .run();
+    check.assert_code(0);
+    let d = check.diagnostic("cutover::downtime-budget-short");
+    assert!(
+        d.message
+            .contains("the downtime budget of 2s is at or below the simulated P50"),
+        "{}",
+        check.describe()
+    );
+    assert_eq!(d.labels[0].slice(&text), r#""2s""#);
+
+    let dir = tests::temp_dir("cutover-format-test-");
+    let plan = dir.path().join("budget.ron");
+    std::fs::write(&plan, &text).expect("the plan is written");
+    let out = tests::run_plan(&plan, &dir.path().join("budget.journal"), &["--yes"]);
+    let _run_dir = tests::run_dir_in(&out.stderr);
+    out.assert_code(3);
+    assert!(
+        out.stderr
+            .contains("users have been down longer than the downtime budget (2s)"),
+        "{}",
+        out.describe()
+    );
+}

@@ -143,15 +143,15 @@ fn outage_begins(plan: &Plan) -> Duration {
 pub(crate) fn window_warning(
     plan: &Plan,
     stderr: &mut dyn Write,
-) -> std::io::Result<Option<Diagnostic>> {
-    match announce::announced_window_short(plan) {
-        Ok(warning) => Ok(warning),
+) -> std::io::Result<Vec<Diagnostic>> {
+    match announce::estimate_rules(plan) {
+        Ok(warnings) => Ok(warnings),
         Err(e) => {
             writeln!(
                 stderr,
-                "note: the announced window was not checked against a simulation: {e}"
+                "note: the announced window and the downtime budget were not checked against a simulation: {e}"
             )?;
-            Ok(None)
+            Ok(Vec::new())
         }
     }
 }

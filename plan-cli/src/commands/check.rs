@@ -55,13 +55,14 @@ pub fn cmd_check(
         exit_codes::OK
     };
     // The announced window against the simulated P95 downtime (valid plans only).
-    let window = match &loaded.plan {
-        Some(plan) => super::announce::window_warning(plan, stderr)?,
-        None => None,
-    };
-    if let (Some(warning), Some(plan)) = (window, &loaded.plan) {
-        all.push(warning);
-        all.attach(&plan.source);
+    if let Some(plan) = &loaded.plan {
+        let warnings = super::announce::window_warning(plan, stderr)?;
+        if !warnings.is_empty() {
+            for warning in warnings {
+                all.push(warning);
+            }
+            all.attach(&plan.source);
+        }
     }
     let diagnostics = &all;
     let warning_count = diagnostics.warning_count();

@@ -36,11 +36,23 @@ impl Validator<'_> {
                 );
             }
         }
+        let budget = raw.downtime_budget.map(|b| (self.duration(&b), b.span));
+        if let Some((budget, span)) = budget {
+            if budget.is_zero() {
+                self.invalid(
+                    span,
+                    "a downtime budget of 0 rolls back every run the moment users are down",
+                    "give the longest outage users may see before the run gives up, e.g. \"15m\"",
+                );
+            }
+        }
         Window {
             start,
             announced,
             deadline: deadline.map(|d| d.0),
+            downtime_budget: budget.map(|b| b.0),
             announced_span: raw.announced.span,
+            budget_span: budget.map(|b| b.1),
         }
     }
 

@@ -182,6 +182,19 @@ impl RunMachine {
         self.on_failure
     }
 
+    /// Whether the run is past the point of no return: it crossed it, or a
+    /// step past it (crossed by an earlier phase's run) has started. From
+    /// then on a failure, or the downtime budget, never rolls back.
+    pub fn past_no_return(&self) -> bool {
+        self.crossed
+            || self
+                .schedule
+                .steps
+                .iter()
+                .zip(self.status.iter())
+                .any(|(s, status)| s.past_no_return && *status != StepStatus::Pending)
+    }
+
     /// The schedule this machine runs.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
