@@ -46,7 +46,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 use plan_core::duration::format_duration;
-use plan_core::{Action, Diagnostic, Downtime, Entry, Plan, Rule};
+use plan_core::{Diagnostic, Downtime, Entry, Plan, Rule};
 
 use crate::{Estimate, Options, SimError, DEFAULT_SEED};
 
@@ -235,12 +235,9 @@ impl Facts {
                     match stage {
                         Stage::Before => {}
                         Stage::Down => notices.extend(step.notice.clone()),
-                        Stage::After => {
-                            follow_up.extend(step.notice.clone());
-                            if matches!(step.action, Action::Manual { .. }) {
-                                follow_up.push(sentence(&step.title));
-                            }
-                        }
+                        // Only what users notice: a step's `notice`, never an
+                        // operator's own work (a `Manual` prompt).
+                        Stage::After => follow_up.extend(step.notice.clone()),
                     }
                 }
                 if step.downtime == Some(Downtime::Ends) {
@@ -273,9 +270,10 @@ impl Facts {
     }
 
     /// The announced end: the start, the time to the outage and the
-    /// announced downtime, rounded up to 5 minutes.
+    /// announced downtime, rounded up to the minute (to 5 minutes from ten
+    /// minutes on).
     pub fn end(&self) -> Timestamp {
-        let length = round_up(self.outage_begins + self.figures.announced);
+        let length = round_up_clock(self.outage_begins + self.figures.announced);
         let secs = i64::try_from(length.as_secs()).unwrap_or(i64::MAX);
         self.start
             .checked_add(SignedDuration::from_secs(secs))
@@ -295,40 +293,50 @@ fn dedup_in_order(items: &mut Vec<String>) {
     items.retain(|i| seen.insert(i.clone()));
 }
 
-/// A step title as a sentence: capitalised, without a trailing `?`, ending in `.`.
-fn sentence(title: &str) -> String {
-    let t = title.trim().trim_end_matches(['?', ' ', '.']);
-    let mut chars = t.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    out.push_str(chars.as_str());
-    out.push('.');
-    out
+/// The step lengths are rounded to in the mail, by their size: 5 seconds
+/// under a minute, a minute under ten, then 5 minutes. A 21 s outage is
+/// "about 20 seconds", not "about 5 minutes".
+fn grain(secs: u64) -> u64 {
+    match secs {
+        0..60 => 5,
+        60..600 => 60,
+        _ => 300,
+    }
 }
 
-/// Five minutes: the granularity of times and lengths in the mail.
-const GRAIN: u64 = 300;
-
-/// Rounded to the nearest 5 minutes, at least 5 minutes.
+/// Rounded to the nearest step of its size (see [`grain`]), at least one.
 pub fn round_near(d: Duration) -> Duration {
-    let grains = (d.as_secs() + GRAIN / 2) / GRAIN;
-    Duration::from_secs(grains.max(1) * GRAIN)
+    let secs = d.as_secs() + u64::from(d.subsec_millis() >= 500);
+    let g = grain(secs);
+    let grains = (secs + g / 2) / g;
+    // Rounding up may cross into the next size: 57 s is "about 1 minute".
+    Duration::from_secs(grains.max(1) * g)
 }
 
-/// Rounded up to 5 minutes, at least 5 minutes.
+/// Rounded up to the step of its size (see [`grain`]), at least one.
 pub fn round_up(d: Duration) -> Duration {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    let grains = secs.div_ceil(GRAIN);
-    Duration::from_secs(grains.max(1) * GRAIN)
+    let g = grain(secs);
+    Duration::from_secs(secs.div_ceil(g).max(1) * g)
 }
 
-/// "35 minutes", "1 hour", "1 hour 30 minutes", "2 hours 5 minutes".
+/// A length of the window for the clock: rounded up to a whole minute, or
+/// to 5 minutes from ten minutes on (times of day are said to the minute).
+fn round_up_clock(d: Duration) -> Duration {
+    let secs = round_up(d).as_secs();
+    let g = if secs < 600 { 60 } else { 300 };
+    Duration::from_secs(secs.div_ceil(g).max(1) * g)
+}
+
+/// "20 seconds", "35 minutes", "1 hour", "1 hour 30 minutes".
 pub fn human(d: Duration) -> String {
-    let minutes = d.as_secs() / 60;
-    let (h, m) = (minutes / 60, minutes % 60);
+    let secs = d.as_secs();
     let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    if secs < 60 {
+        return plural(secs, "second");
+    }
+    let minutes = secs / 60;
+    let (h, m) = (minutes / 60, minutes % 60);
     match (h, m) {
         (0, m) => plural(m, "minute"),
         (h, 0) => plural(h, "hour"),
@@ -513,7 +521,7 @@ pub fn compose(facts: &Facts, format: Format) -> String {
         None => "the plan".to_owned(),
     };
     let basis = format!(
-        "(Estimated with cutover from {} simulated runs of {scope} \"{}\"; times rounded to 5 minutes.)",
+        "(Estimated with cutover from {} simulated runs of {scope} \"{}\"; lengths rounded to 5 seconds under a minute, to the minute under ten, else to 5 minutes.)",
         crate::thousands(f.runs),
         facts.name
     );
@@ -629,11 +637,22 @@ mod tests {
     #[test]
     fn rounds_for_people() {
         let m = |m: u64| Duration::from_secs(m * 60);
-        assert_eq!(round_near(m(34) + Duration::from_secs(40)), m(35));
-        assert_eq!(round_near(m(2)), m(5));
+        let s = Duration::from_secs;
+        assert_eq!(round_near(m(34) + s(40)), m(35));
+        assert_eq!(round_near(m(2)), m(2));
+        assert_eq!(round_near(s(21)), s(20));
+        assert_eq!(round_near(s(4)), s(5));
+        assert_eq!(round_near(s(58)), m(1));
+        assert_eq!(round_near(m(4) + s(31)), m(5));
         assert_eq!(round_up(m(61)), m(65));
         assert_eq!(round_up(m(60)), m(60));
-        assert_eq!(round_up(Duration::ZERO), m(5));
+        assert_eq!(round_up(s(21)), s(25));
+        assert_eq!(round_up(m(3) + s(1)), m(4));
+        assert_eq!(round_up(Duration::ZERO), s(5));
+        assert_eq!(round_up_clock(s(21)), m(1));
+        assert_eq!(round_up_clock(m(12)), m(15));
+        assert_eq!(human(s(20)), "20 seconds");
+        assert_eq!(human(m(1)), "1 minute");
         assert_eq!(human(m(35)), "35 minutes");
         assert_eq!(human(m(60)), "1 hour");
         assert_eq!(human(m(95)), "1 hour 35 minutes");

@@ -434,3 +434,42 @@ fn a_run_past_its_downtime_budget_rolls_back_and_check_warns_of_a_tight_budget()
         out.describe()
     );
 }
+
+/// Issue 12, item 8: a 21 s outage was announced as "about 5 minutes", and
+/// an operator's own `Manual` prompt appeared under "Afterwards". Lengths
+/// are rounded to fit their size; only what users notice is listed.
+#[test]
+fn the_announcement_rounds_to_fit_the_outage_and_lists_only_what_users_notice() {
+    let text = tests::local_demo_plan(
+        "format: a short outage",
+        r#"Step(id: "down", action: Wait("21s"), downtime: Begins),
+            Step(id: "up", action: Wait("0"), downtime: Ends),
+            Step(id: "tell", title: "send the operators' wrap-up",
+                 action: Manual(prompt: "Write the wrap-up on the ops ticket.", revert: Nothing("a note")),
+                 duration: Fixed("1m")),
+            Step(id: "cleanup", action: Wait("1s"), notice: "Old links keep working for a week."),"#,
+    );
+    let out = Cutover::new()
+        .arg("announce")
+        .plan_text(&text)
+        .args(["--start", "2026-12-01T14:00:00Z", "--runs", "1000"])
+        .run();
+    out.assert_code(0);
+    let said = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for expected in [
+        "unavailable for about 20 seconds",
+        "Please allow for up to 25 seconds, until 14:01 UTC",
+        "Old links keep working for a week.",
+    ] {
+        assert!(
+            said.contains(expected),
+            "no {expected:?} in\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        !said.contains("wrap-up") && !said.contains("about 5 minutes"),
+        "{}",
+        out.stdout
+    );
+}

@@ -294,7 +294,9 @@ mod tests {
             "{mail}"
         );
         assert!(
-            words.contains("Send follow-up email, announce changes with new mailman version"),
+            words.contains(
+                "A follow-up mail announces the changes of the new mailman version that users notice."
+            ),
             "{mail}"
         );
         assert!(
