@@ -33,8 +33,8 @@ pub fn parse_anchor(text: &str) -> Result<i64, String> {
     Ok(sign * secs)
 }
 
-/// Formats a duration compactly: `45s`, `5m`, `1h30m`, `1d2h`, `2s500ms`
-/// (below a millisecond it rounds down).
+/// Formats a duration compactly, as people write it: `45s`, `5m`, `1h30m`,
+/// `1d2h`, `1.5s`, `2m0.25s`, `500ms` (below a millisecond it rounds down).
 pub fn format_duration(d: Duration) -> String {
     let total = d.as_secs();
     let millis = d.subsec_millis();
@@ -53,15 +53,17 @@ pub fn format_duration(d: Duration) -> String {
         total % 60,
     );
     let mut out = String::new();
-    for (value, unit) in [
-        (days, "d"),
-        (hours, "h"),
-        (minutes, "m"),
-        (seconds, "s"),
-        (u64::from(millis), "ms"),
-    ] {
+    for (value, unit) in [(days, "d"), (hours, "h"), (minutes, "m")] {
         if value > 0 {
             out.push_str(&format!("{value}{unit}"));
+        }
+    }
+    match (seconds, millis) {
+        (0, 0) => {}
+        (s, 0) => out.push_str(&format!("{s}s")),
+        (s, ms) => {
+            let fraction = format!("{ms:03}");
+            out.push_str(&format!("{s}.{}s", fraction.trim_end_matches('0')));
         }
     }
     out
@@ -117,7 +119,10 @@ mod tests {
             let d = Duration::from_millis(ms);
             assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{ms}ms");
         }
-        assert_eq!(format_duration(Duration::from_millis(2_500)), "2s500ms");
+        assert_eq!(format_duration(Duration::from_millis(2_500)), "2.5s");
+        assert_eq!(format_duration(Duration::from_millis(120_250)), "2m0.25s");
+        assert_eq!(format_duration(Duration::from_millis(1_005)), "1.005s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
         assert_eq!(format_anchor(-86_400), "-1d");
         assert_eq!(format_anchor(0), "0");
         assert_eq!(format_anchor(5_400), "+1h30m");

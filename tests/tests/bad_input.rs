@@ -411,3 +411,42 @@ fn regression_values_that_would_fail_mid_run_are_refused_by_check() {
         assert_eq!(label.slice(&text), place, "{what}\n{}", json.describe());
     }
 }
+
+/// Issue 12, item 9: messages spoke of internal types (`RawServiceState`)
+/// and, at a field that takes one of a few forms, said "Expected
+/// identifier". They now name the field, the forms it takes, and what was
+/// found.
+#[test]
+fn syntax_errors_at_typed_fields_name_the_forms_allowed() {
+    let plan = |step: &str| {
+        format!(
+            r#"Plan(name: "d", service: "d", window: Window(announced: "10m"),
+  hosts: {{ "a": Host(address: "a") }},
+  phases: [Phase(name: "w", at: "0", steps: [ {step} ])])"#
+        )
+    };
+    for (step, expected) in [
+        (
+            r#"Step(id: "s", action: Service(on: "a", unit: "u", state: Runing))"#,
+            "`state` takes one of: Running, Stopped, not `Runing`",
+        ),
+        (
+            r#"Step(id: "t", action: Shell(on: "a", run: "true", revert: Run("true")), check: "test -f x")"#,
+            "`check` takes one of: Run(\"command\"), RunOn(host, run)",
+        ),
+        (
+            r#"Step(id: "t", action: Shell(on: "a", run: "true", revert: "true"))"#,
+            "`revert` takes one of: Run(\"command\"), Manual(\"what to do\")",
+        ),
+    ] {
+        let run = Cutover::new()
+            .arg("check")
+            .plan_text(&plan(step))
+            .args(["--format", "json"])
+            .run();
+        run.assert_no_panic().assert_code(2);
+        let d = run.diagnostic("cutover::syntax");
+        assert!(d.message.contains(expected), "{}", run.describe());
+        assert!(!d.message.contains("Raw"), "{}", run.describe());
+    }
+}

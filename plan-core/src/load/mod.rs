@@ -234,13 +234,33 @@ fn parse_raw(source: &Source) -> Result<RawPlan, Box<Diagnostic>> {
         }
     };
     let span = widen_to_char(text, span);
-    let help = syntax_help(&message);
+    let mut help = syntax_help(&message);
     // ron's own wording here speaks to ron's API, not to the plan's author.
-    let message = if message.contains("recursion limit") {
+    let mut message = if message.contains("recursion limit") {
         "values are nested more than 64 levels deep".to_owned()
     } else {
-        message
+        plain_type_names(&message)
     };
+    // A value of the wrong shape where a field takes one of a few forms:
+    // say which forms, not what the parser expected next.
+    if let Some((field, forms)) = field_before(text, span.offset).and_then(|f| {
+        FIELD_FORMS
+            .iter()
+            .find(|(name, _)| *name == f)
+            .map(|(name, forms)| (*name, *forms))
+    }) {
+        if message.starts_with("Expected") || message.contains("Unexpected") {
+            let found = message
+                .split_once("named `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(name, _)| format!(", not `{name}`"))
+                .unwrap_or_default();
+            message = format!("`{field}` takes one of: {forms}{found}");
+            help = format!(
+                "write `{field}: ` followed by one of those forms; see docs/plan-format.md"
+            );
+        }
+    }
     Err(Box::new(
         Diagnostic::new(
             Rule::Syntax,
@@ -261,6 +281,54 @@ fn widen_to_char(text: &str, span: Span) -> Span {
         .and_then(|r| r.chars().next())
         .map_or(0, char::len_utf8);
     Span::new(span.offset, len)
+}
+
+/// The forms the fields that take one of a few shapes accept, for syntax
+/// errors at their value.
+const FIELD_FORMS: &[(&str, &str)] = &[
+    ("action", "Shell(on, run, revert), Service(on, unit, state), Rsync(from, to, path), DnsTtl(record, ttl), DnsRecord(record, addresses), WaitTtl(record), Wait(\"5m\"), WaitUntil(on, run, every, within), Manual(prompt, revert), Verify"),
+    ("check", "Run(\"command\"), RunOn(host, run), Tcp(host, port), Http(url, status), Resolves(record, to), Until(run, every, within)"),
+    ("revert", "Run(\"command\"), Manual(\"what to do\"), Irreversible(\"why\"), Nothing(\"why\")"),
+    ("duration", "Fixed(\"5m\"), Uniform(min, max), Pert(min, likely, max), LogNormal(p50, p95)"),
+    ("downtime", "Begins, Ends"),
+    ("state", "Running, Stopped"),
+    ("key", "TsigFile(\"/path\"), TsigEnv(\"VARIABLE\")"),
+];
+
+/// The name of the field whose value starts at `offset`, if the text just
+/// before it is `name:`.
+fn field_before(text: &str, offset: usize) -> Option<&str> {
+    let before = text.get(..offset)?.trim_end();
+    let before = before.strip_suffix(':')?.trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let name = &before[start..];
+    (!name.is_empty()).then_some(name)
+}
+
+/// serde's messages name our internal types (`RawServiceState`): say what
+/// the plan calls them instead.
+fn plain_type_names(message: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        ("enum `RawServiceState`", "`state`"),
+        ("enum `RawAction`", "`action`"),
+        ("enum `RawCheck`", "`check`"),
+        ("enum `RawRevert`", "`revert`"),
+        ("enum `RawDuration`", "`duration`"),
+        ("enum `RawMarker`", "`downtime`"),
+        ("enum `RawDns`", "`dns`"),
+        ("enum `RawTsig`", "`key`"),
+        ("enum `RawEntry`", "a phase's `steps`"),
+        ("enum `RawDone`", "`done`"),
+        ("enum `RawPort`", "`port`"),
+    ];
+    let mut out = message.to_owned();
+    for (internal, plain) in NAMES {
+        out = out.replace(internal, plain);
+    }
+    // Anything left that still names an internal type: drop the `Raw`.
+    out.replace("`Raw", "`")
 }
 
 fn syntax_help(message: &str) -> String {

@@ -328,7 +328,9 @@ impl RunMachine {
                             format!("step `{step}` failed: {reason}")
                         }
                         Event::CheckFailed { reason, .. } => {
-                            format!("step `{step}` took effect, but its check failed: {reason}")
+                            // The reason says what failed ("its check failed
+                            // after the action"): not said twice.
+                            format!("step `{step}` took effect, but {reason}")
                         }
                         _ => format!("step `{step}` ran past its deadline"),
                     };
