@@ -55,6 +55,30 @@ impl Source {
     }
 }
 
+/// `text` with the characters a terminal would not show as they are
+/// escaped (`\u{202e}`): controls (but newline and tab), bidirectional
+/// overrides and isolates, zero-width characters and the byte-order mark.
+/// A plan value quoted in a message can then never reorder or hide what
+/// the operator reads.
+pub fn visible(text: &str) -> String {
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// How bad a problem is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -189,7 +213,7 @@ impl Diagnostic {
     pub fn new(rule: Rule, message: impl Into<String>) -> Self {
         Diagnostic {
             rule,
-            message: message.into(),
+            message: visible(&message.into()),
             labels: Vec::new(),
             help: None,
             source: None,
@@ -198,6 +222,7 @@ impl Diagnostic {
 
     /// Points at `span` with `text`.
     pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
+        let text = visible(&text.into());
         self.labels.push(Label {
             span,
             text: text.into(),
@@ -207,7 +232,7 @@ impl Diagnostic {
 
     /// Says how to fix it.
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(visible(&help.into()));
         self
     }
 

@@ -450,3 +450,29 @@ fn syntax_errors_at_typed_fields_name_the_forms_allowed() {
         assert!(!d.message.contains("Raw"), "{}", run.describe());
     }
 }
+
+/// Issue 12, item 9: an endless input (a device, a pipe) was reported as
+/// "8.0 MiB; limited to 8 MiB"; and a plan value holding a bidirectional
+/// override was quoted raw in messages, reordering what the operator reads.
+#[test]
+fn endless_inputs_say_what_they_are_and_hidden_characters_are_shown_escaped() {
+    let run = Cutover::new().arg("check").arg("/dev/zero").run();
+    assert_reported(&run, 2, "/dev/zero");
+    assert!(
+        run.stderr.contains("not a regular file"),
+        "{}",
+        run.describe()
+    );
+    assert!(!run.stderr.contains("8.0 MiB"), "{}", run.describe());
+
+    let text = "Plan(name: \"d\", service: \"d\", window: Window(announced: \"10m\"),\n  hosts: { \"a\": Host(address: \"db\u{202e}evil\") },\n  phases: [Phase(name: \"w\", at: \"0\", steps: [ Step(id: \"s\", action: Shell(on: \"a\", run: \"true\", revert: Nothing(\"x\"))) ])])";
+    let json = Cutover::new()
+        .arg("check")
+        .plan_text(text)
+        .args(["--format", "json"])
+        .run();
+    json.assert_code(2);
+    let d = json.diagnostic("cutover::invalid-value");
+    assert!(d.message.contains("db\\u{202e}evil"), "{}", json.describe());
+    assert!(!d.message.contains('\u{202e}'), "{}", json.describe());
+}

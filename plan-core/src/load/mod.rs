@@ -131,16 +131,21 @@ pub fn load_path(path: &Path, settings: &Settings) -> Result<Loaded, ReadError> 
         .read_to_end(&mut bytes)
         .map_err(|e| err(ReadErrorKind::Io(e)))?;
     if bytes.len() as u64 > MAX_PLAN_BYTES {
-        let size = metadata.len().max(bytes.len() as u64);
-        let diagnostic = Diagnostic::new(
-            Rule::Unreadable,
+        let limit = MAX_PLAN_BYTES / (1024 * 1024);
+        // A pipe or a device has no size: say what it is, not a made-up one.
+        let message = if metadata.is_file() {
             format!(
-                "the plan file is {:.1} MiB; plans are limited to {} MiB",
-                size as f64 / (1024.0 * 1024.0),
-                MAX_PLAN_BYTES / (1024 * 1024)
-            ),
-        )
-        .help("is this the right file? A plan of thousands of steps is still well under 1 MiB");
+                "the plan file is {:.1} MiB; plans are limited to {limit} MiB",
+                metadata.len().max(bytes.len() as u64) as f64 / (1024.0 * 1024.0),
+            )
+        } else {
+            format!(
+                "the plan is not a regular file (a pipe or a device?) and goes on past the \
+                 {limit} MiB plans are limited to"
+            )
+        };
+        let diagnostic = Diagnostic::new(Rule::Unreadable, message)
+            .help("is this the right file? A plan of thousands of steps is still well under 1 MiB");
         return Ok(unreadable(Source::new(name, ""), diagnostic));
     }
     Ok(load_bytes(name, bytes, settings))
