@@ -225,7 +225,7 @@ impl Diagnostic {
         let text = visible(&text.into());
         self.labels.push(Label {
             span,
-            text: text.into(),
+            text,
         });
         self
     }
