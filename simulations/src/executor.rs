@@ -6,6 +6,10 @@
 //! in the order they were scheduled). How each effect is simulated:
 //!
 //! - `Preflight`: passes at once.
+//! - Phases start at their anchors: a step of a phase anchored later than
+//!   the first simulated phase does not start before that much virtual
+//!   time has passed (a `+1d` clean-up runs a day after the window opened,
+//!   not back to back with it).
 //! - `Forward`: takes a duration drawn from the step's model (times the
 //!   scenario's `scale`; a `WaitTtl` waits for the TTL it guards on top),
 //!   then `settle`. An attempt fails with the step's failure rate: it then
@@ -199,10 +203,16 @@ impl<'m> Worker<'m> {
     /// Users lose the service now; with a downtime budget, the run checks
     /// when it is spent whether they still are.
     fn users_down(&mut self) {
+        self.users_down_at(self.now);
+    }
+
+    /// Users lose the service at `at` (now, or when a step waiting for its
+    /// phase's anchor starts).
+    fn users_down_at(&mut self, at: f64) {
         let was_down = self.outage.is_down();
-        self.outage.down(self.now);
+        self.outage.down(at);
         if let (false, Some(budget)) = (was_down, self.model.downtime_budget) {
-            self.schedule(budget, u32::MAX, What::BudgetAbort);
+            self.schedule(at - self.now + budget, u32::MAX, What::BudgetAbort);
         }
     }
 
@@ -364,8 +374,10 @@ impl<'m> Worker<'m> {
     fn forward(&mut self, ix: u32, attempt: u32, rng: &mut Rng) {
         let model = self.model;
         let m = &model.steps[ix as usize];
+        // A phase starts at its anchor: its steps wait for it.
+        let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down();
+            self.users_down_at(self.now + wait);
         }
         let mut length = m.forward.sample(rng) * m.scale;
         if let DnsRole::WaitTtl { record } = m.dns {
@@ -373,7 +385,7 @@ impl<'m> Worker<'m> {
         }
         // A retry waits its interval first (outside the deadline's reach,
         // as the real driver pauses before it starts the attempt).
-        let pause = if attempt > 1 { m.retry_interval } else { 0.0 };
+        let pause = wait + if attempt > 1 { m.retry_interval } else { 0.0 };
         let (mut at, mut what) = match m.force {
             Some(Force::Fail) => (length * rng.uniform(), What::Failed),
             Some(Force::InDoubt) if attempt == 1 => (length * rng.uniform(), What::InDoubt),
@@ -415,8 +427,9 @@ impl<'m> Worker<'m> {
     fn confirm(&mut self, ix: u32, rng: &mut Rng) {
         let model = self.model;
         let m = &model.steps[ix as usize];
+        let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down();
+            self.users_down_at(self.now + wait);
         }
         let length = m.forward.sample(rng) * m.scale;
         let (at, what) = if m.force == Some(Force::Fail) {
@@ -429,7 +442,7 @@ impl<'m> Worker<'m> {
                 (length + m.settle, What::Confirmed)
             }
         };
-        self.schedule(at, ix, what);
+        self.schedule(wait + at, ix, what);
     }
 
     fn revert(&mut self, ix: u32, rng: &mut Rng) {

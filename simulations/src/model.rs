@@ -71,6 +71,10 @@ pub(crate) struct StepModel {
     pub(crate) settle: f64,
     /// Seconds a retry waits before it starts (`retry_interval`).
     pub(crate) retry_interval: f64,
+    /// Seconds from the simulated run's start before which the step cannot
+    /// start: its phase's anchor, counted from the first simulated phase's
+    /// (phases start at their anchors, not back to back).
+    pub(crate) not_before: f64,
     /// Seconds; infinite when the step has none.
     pub(crate) deadline: f64,
     pub(crate) fail: f64,
@@ -274,6 +278,18 @@ impl Model {
         let record_ix = |name: &str| records.iter().position(|r| *r == name);
         let initial_ttl = initial_ttls(plan, &schedule, &records);
 
+        // Each step's phase anchor, and the earliest among the steps run.
+        let anchor_of = |id: &str| {
+            plan.phases
+                .iter()
+                .find(|p| {
+                    p.entries
+                        .iter()
+                        .any(|e| matches!(e, plan_core::Entry::Step(s) if s.id == id))
+                })
+                .and_then(|p| p.at)
+        };
+        let first_anchor = scheduled.iter().filter_map(|s| anchor_of(&s.id)).min();
         let mut steps = Vec::with_capacity(scheduled.len());
         // Forced events that cannot happen: warned about for steps named by
         // id, and for kinds only when the force changes nothing at all.
@@ -323,6 +339,10 @@ impl Model {
                 scale: o.scale.unwrap_or(1.0),
                 settle,
                 retry_interval: step.retry_interval.map_or(0.0, |d| d.as_secs_f64()),
+                not_before: match (anchor_of(&step.id), first_anchor) {
+                    (Some(at), Some(first)) => (at - first) as f64,
+                    _ => 0.0,
+                },
                 deadline,
                 fail,
                 in_doubt: o.in_doubt_rate.unwrap_or(0.0),

@@ -697,3 +697,40 @@ fn a_downtime_budget_rolls_back_runs_that_keep_users_down_too_long() {
         e.downtime
     );
 }
+
+/// Issue 12, item 7: without `--phase`, phases were laid back to back, so a
+/// `+1d` clean-up counted towards the run's length only as its own minute
+/// and could show up among the tail's drivers. Phases now start at their
+/// anchors, and only what overlaps the outage drives the downtime.
+#[test]
+fn a_whole_plan_estimate_starts_phases_at_their_anchors() {
+    let plan = plan(
+        r#"Plan(
+            name: "t", service: "t", window: Window(announced: "2h"), failure_rate: 0.0,
+            phases: [
+                Phase(name: "window", at: "0", steps: [
+                    Step(id: "down", action: Wait("0"), duration: Uniform(min: "1m", max: "3m"), downtime: Begins),
+                    Step(id: "up", action: Wait("0"), duration: Fixed("10s"), downtime: Ends),
+                ]),
+                Phase(name: "cleanup", at: "+1d", steps: [
+                    Step(id: "tidy", action: Wait("0"), duration: Uniform(min: "1m", max: "30m")),
+                ]),
+            ],
+        )"#,
+    );
+    let e = run(&plan, 2_000, &[]);
+    // The run ends a day and up to half an hour after the window opened.
+    assert!(
+        e.duration.p50 > Duration::from_secs(86_400)
+            && e.duration.max <= Duration::from_secs(86_400 + 30 * 60 + 1),
+        "{:?}",
+        e.duration
+    );
+    // Users are down 1m10s to 3m10s: the clean-up has no part in it.
+    assert!(e.downtime.max <= Duration::from_secs(3 * 60 + 10), "{:?}", e.downtime);
+    assert!(
+        e.tail_drivers.iter().all(|d| d.step.as_deref() != Some("tidy")),
+        "{:?}",
+        e.tail_drivers
+    );
+}
