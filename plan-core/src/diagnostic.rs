@@ -223,10 +223,7 @@ impl Diagnostic {
     /// Points at `span` with `text`.
     pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
         let text = visible(&text.into());
-        self.labels.push(Label {
-            span,
-            text,
-        });
+        self.labels.push(Label { span, text });
         self
     }
 

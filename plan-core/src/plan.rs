@@ -238,6 +238,9 @@ pub struct Step {
     pub notice: Option<String>,
     /// The chance that one attempt fails, if the step says (rehearsal only).
     pub failure_rate: Option<f64>,
+    /// On a `downtime: Begins` step: what users get instead of the service
+    /// while this outage lasts (`"read-only"`); `None` is "unavailable".
+    pub outage: Option<String>,
     /// What undoing this step costs users (`"writes made on host2 after the
     /// switch"`): said by `check`, the dry run's revert plan and `announce`.
     pub loses: Option<String>,
@@ -304,6 +307,7 @@ impl Step {
             settle,
             notice,
             failure_rate,
+            outage,
             loses,
             env,
             revert_after_failure,
@@ -312,7 +316,7 @@ impl Step {
         format!(
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
              {duration:?} {deadline:?} {retries} {retry_interval:?} {after:?} {after_explicit} {downtime:?} \
-             {settle:?} {notice:?} {failure_rate:?} {loses:?} {env:?} {revert_after_failure}"
+             {settle:?} {notice:?} {failure_rate:?} {outage:?} {loses:?} {env:?} {revert_after_failure}"
         )
     }
 

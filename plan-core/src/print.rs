@@ -560,6 +560,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if let Some(settle) = step.settle {
         fields.push((Some("settle"), Node::duration(settle)));
     }
+    if let Some(outage) = &step.outage {
+        fields.push((Some("outage"), Node::str(outage)));
+    }
     if let Some(loses) = &step.loses {
         fields.push((Some("loses"), Node::template(loses)));
     }

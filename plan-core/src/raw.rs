@@ -141,6 +141,8 @@ pub(crate) enum RawEntry {
         #[serde(default)]
         loses: Option<S<String>>,
         #[serde(default)]
+        outage: Option<S<String>>,
+        #[serde(default)]
         env: SpannedMap<S<String>>,
     },
     RollbackPoint(S<String>),

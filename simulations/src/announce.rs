@@ -33,6 +33,7 @@
 //!     notices: vec!["The site is unavailable.".into()],
 //!     follow_up: vec![],
 //!     rollback_costs: vec![],
+//!     outages: vec![],
 //! };
 //! let mail = compose(&facts, Format::Text);
 //! assert!(mail.contains("about 15 minutes"));
@@ -209,6 +210,10 @@ pub struct Facts {
     /// What a rollback would cost users: (the step's title, its `loses`),
     /// for the steps a rollback can undo.
     pub rollback_costs: Vec<(String, String)>,
+    /// What users get instead of the service, outage by outage, in plan
+    /// order ("read-only", "unavailable"): the `outage` of each
+    /// `downtime: Begins` step.
+    pub outages: Vec<String>,
 }
 
 impl Facts {
@@ -224,12 +229,20 @@ impl Facts {
         figures: Figures,
     ) -> Facts {
         let (mut notices, mut follow_up) = (Vec::new(), Vec::new());
+        let mut outages: Vec<String> = Vec::new();
         let mut stage = Stage::Before;
         for phase in &plan.phases {
             for entry in &phase.entries {
                 let Entry::Step(step) = entry else { continue };
                 if step.downtime == Some(Downtime::Begins) {
                     stage = Stage::Down;
+                    if step.pending() {
+                        outages.push(
+                            step.outage
+                                .clone()
+                                .unwrap_or_else(|| crate::UNAVAILABLE.to_owned()),
+                        );
+                    }
                 }
                 if step.pending() {
                     match stage {
@@ -266,6 +279,7 @@ impl Facts {
             notices,
             follow_up,
             rollback_costs,
+            outages,
         }
     }
 
@@ -491,8 +505,15 @@ pub fn compose(facts: &Facts, format: Format) -> String {
     } else {
         "; none of them had to roll back".to_owned()
     };
+    let mut kinds = facts.outages.clone();
+    kinds.dedup();
+    let state = if kinds.is_empty() {
+        crate::UNAVAILABLE.to_owned()
+    } else {
+        kinds.join(", then ")
+    };
     let mut length = format!(
-        "We expect {} to be unavailable for about {expected}. Please allow for up to {window}, until {} UTC{}: in {} simulated rehearsals of this plan users were down for {window} or less{rollbacks}.",
+        "We expect {} to be {state} for about {expected}. Please allow for up to {window}, until {} UTC{}: in {} simulated rehearsals of this plan users were down for {window} or less{rollbacks}.",
         facts.service,
         utc.end,
         zones.iter().map(|z| format!(" / {} {}", z.end, z.end_abbreviation)).collect::<String>(),
@@ -684,6 +705,7 @@ mod tests {
             notices: vec!["The site is down.".into()],
             follow_up: vec![],
             rollback_costs: vec![],
+            outages: vec![],
         }
     }
 

@@ -68,9 +68,13 @@ pub struct Estimate {
     pub scenarios: Vec<String>,
     /// User-visible downtime per run (DNS propagation and rollbacks included).
     pub downtime: Quantiles,
-    /// Length of a run, from its start to its end (rollback included). When
-    /// several phases are simulated, the gaps between their anchors are not
-    /// counted: only the time the steps take.
+    /// The downtime by what users get instead of the service, when the plan
+    /// names it (`outage: "read-only"` on a `downtime: Begins` step): one
+    /// entry per kind, "unavailable" first (outages that name none); empty
+    /// when no step names a kind.
+    pub outages: Vec<OutageDowntime>,
+    /// Length of a run, from its start to its end (rollback included).
+    /// Phases start at their anchors, so the gaps between them count.
     pub duration: Quantiles,
     /// The share of runs that rolled back (whether or not the rollback
     /// completed: a revert that fails halts the run).
@@ -95,6 +99,18 @@ pub struct Estimate {
     /// Things the caller should know: scenario overrides that match nothing,
     /// forced events that cannot happen.
     pub warnings: Vec<String>,
+}
+
+/// What users get during an outage that names none.
+pub const UNAVAILABLE: &str = "unavailable";
+
+/// The downtime of one kind of outage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutageDowntime {
+    /// What users get instead of the service (`read-only`, `unavailable`).
+    pub kind: String,
+    /// How long per run.
+    pub downtime: Quantiles,
 }
 
 /// The usual quantiles of a distribution of durations.
@@ -378,6 +394,19 @@ fn summarise(model: &Model, tally: &Tally, options: &Options) -> Estimate {
         seed: options.seed,
         scenarios: options.scenarios.iter().map(|s| s.name.clone()).collect(),
         downtime,
+        outages: if model.outage_kinds.len() > 1 {
+            model
+                .outage_kinds
+                .iter()
+                .zip(&tally.by_kind)
+                .map(|(kind, histogram)| OutageDowntime {
+                    kind: kind.clone(),
+                    downtime: Quantiles::of(histogram),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         duration: Quantiles::of(&tally.duration),
         rollback_probability: share(tally.rollbacks),
         open_outage_probability: share(tally.open_outages),

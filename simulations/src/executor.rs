@@ -203,14 +203,14 @@ impl<'m> Worker<'m> {
     /// Users lose the service now; with a downtime budget, the run checks
     /// when it is spent whether they still are.
     fn users_down(&mut self) {
-        self.users_down_at(self.now);
+        self.users_down_at(self.now, None);
     }
 
     /// Users lose the service at `at` (now, or when a step waiting for its
     /// phase's anchor starts).
-    fn users_down_at(&mut self, at: f64) {
+    fn users_down_at(&mut self, at: f64, kind: Option<usize>) {
         let was_down = self.outage.is_down();
-        self.outage.down(at);
+        self.outage.down(at, kind);
         if let (false, Some(budget)) = (was_down, self.model.downtime_budget) {
             self.schedule(at - self.now + budget, u32::MAX, What::BudgetAbort);
         }
@@ -302,7 +302,11 @@ impl<'m> Worker<'m> {
                 What::Reverted => &model.events[ix].reverted,
                 What::RevertFailed => &model.events[ix].revert_failed,
             };
-            self.feed(&mut machine, event, &mut rng);
+            machine.handle_with_context(event, &mut self.outbox);
+            self.outbox.transitions.clear();
+            // What the event did comes first (users back when an `Ends`
+            // step is done), then what it starts: a `Begins` step started
+            // by that same event begins a new outage, not none.
             match next.what {
                 What::Succeeded | What::Confirmed | What::Checked(true) | What::Answered(true)
                     if machine.statuses()[ix] == StepStatus::Done =>
@@ -314,6 +318,7 @@ impl<'m> Worker<'m> {
                 }
                 _ => {}
             }
+            self.perform_effects(&mut rng);
         }
         let Some(end) = self.end else {
             return Err(SimError::RunDidNotEnd {
@@ -333,6 +338,11 @@ impl<'m> Worker<'m> {
     fn feed(&mut self, machine: &mut StateMachine<RunMachine>, event: &Input, rng: &mut Rng) {
         machine.handle_with_context(event, &mut self.outbox);
         self.outbox.transitions.clear();
+        self.perform_effects(rng);
+    }
+
+    /// Performs the effects the machine asked for, in order.
+    fn perform_effects(&mut self, rng: &mut Rng) {
         let mut effects = std::mem::take(&mut self.outbox.effects);
         for effect in &effects {
             self.perform(effect, rng);
@@ -377,7 +387,7 @@ impl<'m> Worker<'m> {
         // A phase starts at its anchor: its steps wait for it.
         let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down_at(self.now + wait);
+            self.users_down_at(self.now + wait, Some(m.outage_kind));
         }
         let mut length = m.forward.sample(rng) * m.scale;
         if let DnsRole::WaitTtl { record } = m.dns {
@@ -429,7 +439,7 @@ impl<'m> Worker<'m> {
         let m = &model.steps[ix as usize];
         let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down_at(self.now + wait);
+            self.users_down_at(self.now + wait, Some(m.outage_kind));
         }
         let length = m.forward.sample(rng) * m.scale;
         let (at, what) = if m.force == Some(Force::Fail) {
@@ -529,6 +539,9 @@ impl<'m> Worker<'m> {
         let open = self.outage.finish(self.now);
         let downtime = self.outage.total();
         let downtime_ms = millis(downtime);
+        for (kind, histogram) in self.tally.by_kind.iter_mut().enumerate() {
+            histogram.record(millis(self.outage.total_of(kind)));
+        }
         let tally = &mut self.tally;
         tally.runs += 1;
         tally.downtime.record(downtime_ms);

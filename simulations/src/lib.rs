@@ -101,8 +101,8 @@ pub fn thousands(n: u64) -> String {
 
 pub use error::SimError;
 pub use estimate::{
-    estimate, EndShare, EndState, Estimate, HaltCause, Options, Quantiles, TailDriver,
-    DEFAULT_RUNS, DEFAULT_SEED,
+    estimate, EndShare, EndState, Estimate, HaltCause, Options, OutageDowntime, Quantiles,
+    TailDriver, DEFAULT_RUNS, DEFAULT_SEED, UNAVAILABLE,
 };
 pub use histogram::Histogram;
 pub use measured::Measured;

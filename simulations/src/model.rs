@@ -75,6 +75,8 @@ pub(crate) struct StepModel {
     /// start: its phase's anchor, counted from the first simulated phase's
     /// (phases start at their anchors, not back to back).
     pub(crate) not_before: f64,
+    /// On a `Begins` step: its outage kind (see `Model::outage_kinds`).
+    pub(crate) outage_kind: usize,
     /// Seconds; infinite when the step has none.
     pub(crate) deadline: f64,
     pub(crate) fail: f64,
@@ -180,6 +182,10 @@ pub(crate) struct Model {
     pub(crate) window_abort: Input,
     /// Seconds after the start at which the window deadline aborts the run.
     pub(crate) window_deadline: Option<f64>,
+    /// What users get instead of the service, by outage kind: "unavailable"
+    /// first (a `Begins` step without `outage`), then each kind the plan's
+    /// `Begins` steps name, in plan order.
+    pub(crate) outage_kinds: Vec<String>,
     /// Seconds users may be down before the run rolls back on its own.
     pub(crate) downtime_budget: Option<f64>,
     pub(crate) budget_abort: Input,
@@ -290,6 +296,14 @@ impl Model {
                 .and_then(|p| p.at)
         };
         let first_anchor = scheduled.iter().filter_map(|s| anchor_of(&s.id)).min();
+        let mut outage_kinds: Vec<String> = vec![crate::estimate::UNAVAILABLE.to_owned()];
+        for step in &scheduled {
+            if let Some(kind) = &step.outage {
+                if !outage_kinds.contains(kind) {
+                    outage_kinds.push(kind.clone());
+                }
+            }
+        }
         let mut steps = Vec::with_capacity(scheduled.len());
         // Forced events that cannot happen: warned about for steps named by
         // id, and for kinds only when the force changes nothing at all.
@@ -339,6 +353,11 @@ impl Model {
                 scale: o.scale.unwrap_or(1.0),
                 settle,
                 retry_interval: step.retry_interval.map_or(0.0, |d| d.as_secs_f64()),
+                outage_kind: step
+                    .outage
+                    .as_ref()
+                    .and_then(|k| outage_kinds.iter().position(|o| o == k))
+                    .unwrap_or(0),
                 not_before: match (anchor_of(&step.id), first_anchor) {
                     (Some(at), Some(first)) => (at - first) as f64,
                     _ => 0.0,
@@ -425,6 +444,7 @@ impl Model {
             },
             window_deadline,
             downtime_budget: plan.window.downtime_budget.map(|d| d.as_secs_f64()),
+            outage_kinds,
             budget_abort: Event::Abort {
                 reason: "users have been down longer than the downtime budget".into(),
             },

@@ -7,7 +7,11 @@ pub(crate) struct Outage {
     /// Users are not back before this (DNS propagation of switches made or
     /// reverted during the current outage).
     propagated_until: f64,
-    intervals: Vec<(f64, f64)>,
+    /// Each outage: start, end, and its kind (an index into the plan's
+    /// outage kinds: what users get instead of the service).
+    intervals: Vec<(f64, f64, usize)>,
+    /// The kind of the outage under way (or the last one).
+    kind: usize,
     /// Seconds of the outage spent only waiting for DNS caches.
     pub(crate) propagation: f64,
 }
@@ -34,6 +38,7 @@ impl Outage {
         self.propagated_until = 0.0;
         self.intervals.clear();
         self.propagation = 0.0;
+        self.kind = 0;
     }
 
     pub(crate) fn is_down(&self) -> bool {
@@ -48,7 +53,13 @@ impl Outage {
         }
     }
 
-    pub(crate) fn down(&mut self, now: f64) {
+    /// Users lose the service at `now`; `kind` says how, when a step that
+    /// begins an outage says (a revert that takes the service away again
+    /// keeps the last kind).
+    pub(crate) fn down(&mut self, now: f64, kind: Option<usize>) {
+        if let (Some(kind), OutageState::Up) = (kind, self.state) {
+            self.kind = kind;
+        }
         match self.state {
             OutageState::Up => {
                 self.state = OutageState::Down { start: now };
@@ -61,7 +72,10 @@ impl Outage {
             }
             OutageState::Recovering { start, at, until } => {
                 self.propagation += until - at;
-                self.intervals.push((start, until));
+                self.intervals.push((start, until, self.kind));
+                if let Some(kind) = kind {
+                    self.kind = kind;
+                }
                 self.state = OutageState::Down { start: now };
                 self.propagated_until = 0.0;
             }
@@ -89,12 +103,12 @@ impl Outage {
         let open = match self.state {
             OutageState::Up => false,
             OutageState::Down { start } => {
-                self.intervals.push((start, now));
+                self.intervals.push((start, now, self.kind));
                 true
             }
             OutageState::Recovering { start, at, until } => {
                 self.propagation += until - at;
-                self.intervals.push((start, until));
+                self.intervals.push((start, until, self.kind));
                 false
             }
         };
@@ -103,13 +117,22 @@ impl Outage {
     }
 
     pub(crate) fn total(&self) -> f64 {
-        self.intervals.iter().map(|(a, b)| b - a).sum()
+        self.intervals.iter().map(|(a, b, _)| b - a).sum()
+    }
+
+    /// The time users spent in outages of `kind`.
+    pub(crate) fn total_of(&self, kind: usize) -> f64 {
+        self.intervals
+            .iter()
+            .filter(|(_, _, k)| *k == kind)
+            .map(|(a, b, _)| b - a)
+            .sum()
     }
 
     pub(crate) fn overlap(&self, a: f64, b: f64) -> f64 {
         self.intervals
             .iter()
-            .map(|&(s, e)| (b.min(e) - a.max(s)).max(0.0))
+            .map(|&(s, e, _)| (b.min(e) - a.max(s)).max(0.0))
             .sum()
     }
 }

@@ -86,6 +86,8 @@ pub(crate) struct Tally {
     pub(crate) rollbacks: u64,
     pub(crate) open_outages: u64,
     pub(crate) drivers: Drivers,
+    /// The downtime of each outage kind per run (see `Model::outage_kinds`).
+    pub(crate) by_kind: Vec<Histogram>,
 }
 
 impl Tally {
@@ -98,12 +100,16 @@ impl Tally {
             rollbacks: 0,
             open_outages: 0,
             drivers: Drivers::new(model.step_count()),
+            by_kind: vec![Histogram::default(); model.outage_kinds.len()],
         }
     }
 
     pub(crate) fn merge(&mut self, other: &Tally) {
         self.runs += other.runs;
         self.downtime.merge(&other.downtime);
+        for (mine, theirs) in self.by_kind.iter_mut().zip(&other.by_kind) {
+            mine.merge(theirs);
+        }
         self.duration.merge(&other.duration);
         for (a, b) in self.ends.iter_mut().zip(&other.ends) {
             *a += b;

@@ -727,10 +727,48 @@ fn a_whole_plan_estimate_starts_phases_at_their_anchors() {
         e.duration
     );
     // Users are down 1m10s to 3m10s: the clean-up has no part in it.
-    assert!(e.downtime.max <= Duration::from_secs(3 * 60 + 10), "{:?}", e.downtime);
     assert!(
-        e.tail_drivers.iter().all(|d| d.step.as_deref() != Some("tidy")),
+        e.downtime.max <= Duration::from_secs(3 * 60 + 10),
+        "{:?}",
+        e.downtime
+    );
+    assert!(
+        e.tail_drivers
+            .iter()
+            .all(|d| d.step.as_deref() != Some("tidy")),
         "{:?}",
         e.tail_drivers
     );
+}
+
+/// Issue 12, item 6: partial outages. A plan whose users are first
+/// read-only, then fully down, gets each kind's time, besides the total.
+#[test]
+fn each_kind_of_outage_gets_its_own_time() {
+    let plan = window(
+        r#"Step(id: "freeze", action: Wait("0"), duration: Fixed("1m"), downtime: Begins, outage: "read-only"),
+           Step(id: "thaw", action: Wait("0"), duration: Fixed("10s"), downtime: Ends),
+           Step(id: "stop", action: Wait("0"), duration: Fixed("2m"), downtime: Begins),
+           Step(id: "start", action: Wait("0"), duration: Fixed("20s"), downtime: Ends),"#,
+        "",
+    );
+    let e = run(&plan, 200, &[]);
+    let kinds: Vec<(&str, Duration)> = e
+        .outages
+        .iter()
+        .map(|o| (o.kind.as_str(), o.downtime.p50))
+        .collect();
+    // read-only: freeze + thaw; unavailable: stop + start.
+    assert_eq!(
+        kinds,
+        [
+            ("unavailable", Duration::from_secs(140)),
+            ("read-only", Duration::from_secs(70))
+        ]
+    );
+    assert_eq!(e.downtime.p50, Duration::from_secs(210));
+    // Without a kind named, there is no breakdown.
+    assert!(run(&window(&format!("{BEGIN} {END}"), ""), 10, &[])
+        .outages
+        .is_empty());
 }

@@ -473,3 +473,43 @@ fn the_announcement_rounds_to_fit_the_outage_and_lists_only_what_users_notice() 
         out.stdout
     );
 }
+
+/// Issue 12, item 6: a write outage is not "unavailable". The `outage` of
+/// the `downtime: Begins` step says what users get, in the announcement and
+/// in `simulate`'s report (each kind's time when there are several).
+#[test]
+fn a_partial_outage_is_announced_as_what_users_get() {
+    let plan = tests::example("postgres.ron");
+    let out = Cutover::new()
+        .arg("announce")
+        .arg(&plan)
+        .args(["--start", "2026-12-01T14:00:00Z", "--runs", "2000"])
+        .run();
+    out.assert_code(0);
+    let said = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("We expect app.example.org to be read-only for about"),
+        "{}",
+        out.stdout
+    );
+    let simulated = Cutover::new()
+        .arg("simulate")
+        .arg(&plan)
+        .args(["--phase", "window", "--runs", "2000", "--json"])
+        .run();
+    simulated.assert_code(0);
+    let kinds: Vec<String> = simulated.json()["outages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["kind"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        kinds,
+        ["unavailable", "read-only"],
+        "{}",
+        simulated.describe()
+    );
+}

@@ -174,6 +174,15 @@ fn report(
     }
     writeln!(out)?;
     writeln!(out, "downtime    {}", quantile_line(&estimate.downtime))?;
+    // When the plan says what users get in each outage: each kind's time.
+    for outage in &estimate.outages {
+        writeln!(
+            out,
+            "  {:<10}{}",
+            outage.kind,
+            quantile_line(&outage.downtime)
+        )?;
+    }
     writeln!(out, "run length  {}", quantile_line(&estimate.duration))?;
     writeln!(
         out,
@@ -235,6 +244,13 @@ fn report(
     Ok(())
 }
 
+/// One outage kind's downtime, in seconds.
+#[derive(Serialize)]
+struct JsonOutage {
+    kind: String,
+    downtime_s: JsonQuantiles,
+}
+
 /// The estimate as JSON: durations in seconds.
 #[derive(Serialize)]
 struct JsonEstimate<'a> {
@@ -243,6 +259,9 @@ struct JsonEstimate<'a> {
     seed: u64,
     scenarios: &'a [String],
     downtime_s: JsonQuantiles,
+    /// Each outage kind's downtime, when the plan names kinds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    outages: Vec<JsonOutage>,
     duration_s: JsonQuantiles,
     rollback_probability: f64,
     open_outage_probability: f64,
@@ -356,6 +375,14 @@ impl<'a> JsonEstimate<'a> {
             seed: e.seed,
             scenarios: &e.scenarios,
             downtime_s: (&e.downtime).into(),
+            outages: e
+                .outages
+                .iter()
+                .map(|o| JsonOutage {
+                    kind: o.kind.clone(),
+                    downtime_s: (&o.downtime).into(),
+                })
+                .collect(),
             duration_s: (&e.duration).into(),
             rollback_probability: e.rollback_probability,
             open_outage_probability: e.open_outage_probability,

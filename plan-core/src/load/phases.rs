@@ -195,6 +195,7 @@ impl Validator<'_> {
                 revert_after_failure,
                 env,
                 loses,
+                outage,
             } => {
                 self.check_id(&id, "step");
                 let failure_rate = failure_rate.and_then(|r| self.probability(&r));
@@ -254,6 +255,22 @@ impl Validator<'_> {
                 let settle = settle.map(|s| self.duration(&s));
                 let notice = notice.map(|n| self.expand(&n, None, false));
                 let loses_span = loses.as_ref().map(span_of);
+                if let Some(o) = &outage {
+                    if !matches!(downtime, Some(Downtime::Begins)) {
+                        self.invalid(
+                            o.span,
+                            "`outage` says what users get during an outage: it belongs on the step marked `downtime: Begins`",
+                            "move it to the step where the outage begins, e.g. `downtime: Begins, outage: \"read-only\"`",
+                        );
+                    } else if o.value.trim().is_empty() {
+                        self.invalid(
+                            o.span,
+                            "an empty `outage`",
+                            "say what users get instead of the service, e.g. \"read-only\"",
+                        );
+                    }
+                }
+                let outage = outage.map(|o| o.value);
                 let loses = loses.map(|l| self.expand(&l, None, false));
                 seen.afters
                     .push((phase_index, index, after.map(|a| a.value)));
@@ -285,6 +302,7 @@ impl Validator<'_> {
                     settle,
                     notice,
                     failure_rate,
+                    outage,
                     loses,
                     env,
                     revert_after_failure: revert_after_failure.is_some_and(|r| r.value),
