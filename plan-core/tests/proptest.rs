@@ -256,6 +256,11 @@ impl Writer<'_> {
         }
         let announced_text = self.spell(announced);
         let _ = write!(self.out, "announced: {}", lit(&announced_text));
+        if self.choices.chance(30) {
+            let budget = self.duration() + Duration::from_secs(1);
+            let budget = self.spell(budget);
+            let _ = write!(self.out, ", downtime_budget: {}", lit(&budget));
+        }
         if self.choices.chance(50) {
             let extra = self.duration();
             let deadline = self.spell(announced + extra);
@@ -656,7 +661,14 @@ impl Writer<'_> {
             self.downtime_open = false;
         } else if !self.downtime_open && !last && self.choices.chance(30) {
             fields.push("downtime: Begins".to_owned());
+            if self.choices.chance(40) {
+                fields.push("outage: \"read-only\"".to_owned());
+            }
             self.downtime_open = true;
+        }
+        if self.choices.chance(15) {
+            let loses = self.word();
+            fields.push(format!("loses: {}", lit(&loses)));
         }
         if self.choices.chance(20) {
             let settle = self.duration();
