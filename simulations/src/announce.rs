@@ -446,8 +446,11 @@ fn zone_times(name: Option<&str>, tz: &TimeZone, start: Timestamp, end: Timestam
     };
     let end = if e.date() == s.date() {
         e.strftime("%H:%M").to_string()
-    } else {
+    } else if e.year() == s.year() {
         e.strftime("%A %-d %B %H:%M").to_string()
+    } else {
+        // Across new year's eve: the end's date says its year too.
+        e.strftime("%A %-d %B %Y %H:%M").to_string()
     };
     ZoneTimes {
         label,
@@ -707,6 +710,20 @@ mod tests {
             rollback_costs: vec![],
             outages: vec![],
         }
+    }
+
+    /// Issue 12, item 9: a window across new year's eve ended "Friday 1
+    /// January 01:00", a year off for the reader.
+    #[test]
+    fn an_end_in_the_next_year_says_its_year() {
+        let mut f = facts("2026-12-31T23:30:00Z", "UTC");
+        f.figures.announced = Duration::from_secs(90 * 60);
+        let mail = compose(&f, Format::Text);
+        let words = mail.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words.contains("from 23:30 to Friday 1 January 2027 01:05 UTC"),
+            "{mail}"
+        );
     }
 
     #[test]
