@@ -17,6 +17,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// Reads an RFC 3339 time (`2026-12-01T14:00:00Z`), saying what is wrong in
+/// words rather than in the time library's (a month of 13, a year past the
+/// last one a timestamp can hold).
+pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
+    text.trim().parse::<jiff::Timestamp>().map_err(|e| {
+        let raw = e.to_string();
+        let why = if let Some(rest) = raw.split_once("parameter '").map(|(_, r)| r) {
+            let name = rest.split('\'').next().unwrap_or("value");
+            let range = rest
+                .split_once("range of ")
+                .map(|(_, r)| r.trim_end_matches('.').replace("..=", " to "));
+            match (name, range) {
+                ("Unix timestamp seconds", _) => {
+                    "it is outside the times cutover can count (up to 9999-12-30)".to_owned()
+                }
+                (name, Some(range)) => format!("its {name} must be {range}"),
+                (name, None) => format!("its {name} is out of range"),
+            }
+        } else if raw.contains("offset") || raw.contains("Z") {
+            "it needs a date, a time and an offset (`Z` for UTC)".to_owned()
+        } else {
+            "it is not of the form 2026-12-01T14:00:00Z".to_owned()
+        };
+        format!("`{}` is not an RFC 3339 time: {why}", text.trim())
+    })
+}
+
 /// A signed offset from the window start, in seconds.
 pub fn parse_anchor(text: &str) -> Result<i64, String> {
     let trimmed = text.trim();
@@ -120,6 +147,16 @@ mod tests {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{ms}ms");
         }
         assert_eq!(format_duration(Duration::from_millis(2_500)), "2.5s");
+        // Issue 12, item 9: the time library's own words, translated.
+        assert_eq!(
+            parse_time("2026-13-01T00:00:00Z"),
+            Err("`2026-13-01T00:00:00Z` is not an RFC 3339 time: its month must be 1 to 12".into())
+        );
+        assert!(parse_time("9999-12-31T23:00:00Z")
+            .is_err_and(|e| e.ends_with("outside the times cutover can count (up to 9999-12-30)")));
+        assert!(parse_time("2026-12-01")
+            .is_err_and(|e| e.ends_with("not of the form 2026-12-01T14:00:00Z")));
+        assert!(parse_time(" 2026-12-01T14:00:00Z ").is_ok());
         assert_eq!(format_duration(Duration::from_millis(120_250)), "2m0.25s");
         assert_eq!(format_duration(Duration::from_millis(1_005)), "1.005s");
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");

@@ -20,7 +20,7 @@ pub struct AnnounceArgs {
     #[command(flatten)]
     plan: PlanArgs,
     /// When the window starts (RFC 3339, e.g. 2026-12-01T14:00:00Z); defaults to the plan's `start`
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "RFC3339", value_parser = plan_core::duration::parse_time)]
     start: Option<Timestamp>,
     /// Announce the downtime that this share of simulated runs stays within
     #[arg(long, value_name = "P", default_value_t = 0.95, value_parser = parse_confidence)]

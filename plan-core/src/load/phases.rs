@@ -14,14 +14,10 @@ impl Validator<'_> {
     pub(super) fn window(&mut self, raw: RawWindow) -> Window {
         let start = raw
             .start
-            .and_then(|s| match s.value.parse::<jiff::Timestamp>() {
+            .and_then(|s| match crate::duration::parse_time(&s.value) {
                 Ok(t) => Some(t),
-                Err(e) => {
-                    self.invalid(
-                        s.span,
-                        format!("`{}` is not an RFC 3339 time: {e}", s.value),
-                        "write e.g. \"2015-09-01T14:00:00Z\"",
-                    );
+                Err(message) => {
+                    self.invalid(s.span, message, "write e.g. \"2015-09-01T14:00:00Z\"");
                     None
                 }
             });
