@@ -527,9 +527,45 @@ pub fn drive(
                 }
                 Ok(exit_code(&end))
             }
-            Err(e) => Err(CliError::Interrupted(e.to_string())),
+            Err(e) => Err(CliError::Interrupted(format!("{e}{}", where_it_stopped(machine)))),
         }
     })
+}
+
+/// What had happened when a run stopped without an end (a journal that
+/// cannot be written, a full disk, a second Ctrl-C): the steps done, and
+/// those under way, whose outcome `resume` will settle.
+fn where_it_stopped(machine: &StateMachine<RunMachine>) -> String {
+    use plan_core::machine::StepStatus;
+    let done: Vec<&str> = machine.completion_order().collect();
+    let schedule = machine.schedule();
+    let under_way: Vec<&str> = machine
+        .statuses()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            matches!(
+                s,
+                StepStatus::Running
+                    | StepStatus::InDoubt
+                    | StepStatus::Reverting
+                    | StepStatus::RevertInDoubt
+            )
+        })
+        .map(|(ix, _)| schedule.steps[ix].id.as_str())
+        .collect();
+    let list = |ids: &[&str]| {
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        }
+    };
+    format!(
+        "\n  by then: done {}; under way (in doubt until `resume` checks them) {}",
+        list(&done),
+        list(&under_way)
+    )
 }
 
 /// What the operator can do about the hosts preflight refused.

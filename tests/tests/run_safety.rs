@@ -87,6 +87,11 @@ fn regression_a_journal_deleted_mid_run_stops_the_run_and_is_saved() {
     let output = running.output();
     assert_eq!(code, Some(1), "{output}");
     assert!(output.contains("deleted or replaced"), "{output}");
+    // Issue 12, item 9: it says what had happened by then.
+    assert!(
+        output.contains("by then: done create-demo-dir; under way") && output.contains("step-1"),
+        "{output}"
+    );
     let saved = dir.path().join("slow.journal.saved");
     assert!(saved.is_file(), "nothing saved\n{output}");
     let log = fs::read_to_string(run_dir.demo().join("effects.log")).unwrap_or_default();
