@@ -650,6 +650,15 @@ pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
         .expect("a temporary directory")
 }
 
+/// `cutover check` of plan `text`, with `--format json`, waited for.
+pub fn check_json(text: &str) -> Run {
+    Cutover::new()
+        .arg("check")
+        .plan_text(text)
+        .args(["--format", "json"])
+        .run()
+}
+
 /// `cutover run PLAN EXTRA... --journal JOURNAL`, waited for.
 pub fn run_plan(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
     Cutover::new()

@@ -193,11 +193,7 @@ fn unknown_fields() {
     ] {
         let broken = text.replacen(from, to, 1);
         assert_ne!(broken, text);
-        let run = Cutover::new()
-            .arg("check")
-            .plan_text(&broken)
-            .args(["--format", "json"])
-            .run();
+        let run = tests::check_json(&broken);
         run.assert_code(2);
         let d = run.diagnostic("cutover::syntax");
         assert!(d.message.contains(field), "{d:?}");
@@ -396,11 +392,7 @@ fn regression_values_that_would_fail_mid_run_are_refused_by_check() {
         ),
     ];
     for (what, text, place) in cases {
-        let json = Cutover::new()
-            .arg("check")
-            .plan_text(&text)
-            .args(["--format", "json"])
-            .run();
+        let json = tests::check_json(&text);
         json.assert_no_panic();
         assert_eq!(json.code, Some(2), "{what}: accepted\n{}", json.describe());
         let diagnostic = json.diagnostic("cutover::invalid-value");
@@ -439,11 +431,7 @@ fn syntax_errors_at_typed_fields_name_the_forms_allowed() {
             "`revert` takes one of: Run(\"command\"), Manual(\"what to do\")",
         ),
     ] {
-        let run = Cutover::new()
-            .arg("check")
-            .plan_text(&plan(step))
-            .args(["--format", "json"])
-            .run();
+        let run = tests::check_json(&plan(step));
         run.assert_no_panic().assert_code(2);
         let d = run.diagnostic("cutover::syntax");
         assert!(d.message.contains(expected), "{}", run.describe());
@@ -466,11 +454,7 @@ fn endless_inputs_say_what_they_are_and_hidden_characters_are_shown_escaped() {
     assert!(!run.stderr.contains("8.0 MiB"), "{}", run.describe());
 
     let text = "Plan(name: \"d\", service: \"d\", window: Window(announced: \"10m\"),\n  hosts: { \"a\": Host(address: \"db\u{202e}evil\") },\n  phases: [Phase(name: \"w\", at: \"0\", steps: [ Step(id: \"s\", action: Shell(on: \"a\", run: \"true\", revert: Nothing(\"x\"))) ])])";
-    let json = Cutover::new()
-        .arg("check")
-        .plan_text(text)
-        .args(["--format", "json"])
-        .run();
+    let json = tests::check_json(text);
     json.assert_code(2);
     let d = json.diagnostic("cutover::invalid-value");
     assert!(d.message.contains("db\\u{202e}evil"), "{}", json.describe());

@@ -69,11 +69,7 @@ fn variables_referring_to_each_other_in_a_cycle_are_an_error_naming_the_cycle() 
         "",
         r#"Shell(on: "local", run: "echo {{a}}", revert: Nothing("only echoes"))"#,
     );
-    let out = Cutover::new()
-        .arg("check")
-        .plan_text(&text)
-        .args(["--format", "json"])
-        .run();
+    let out = tests::check_json(&text);
     out.assert_no_panic().assert_code(2);
     let d = out.diagnostic("cutover::variable-cycle");
     assert!(
@@ -94,11 +90,7 @@ fn a_placeholder_in_a_value_that_never_expands_is_a_warning() {
         "",
         r#"Shell(on: "local", run: "ls {{dir}}", revert: Nothing("only lists"))"#,
     );
-    let out = Cutover::new()
-        .arg("check")
-        .plan_text(&text)
-        .args(["--format", "json"])
-        .run();
+    let out = tests::check_json(&text);
     out.assert_no_panic().assert_code(0);
     let d = out.diagnostic("cutover::never-expands");
     assert!(
@@ -335,11 +327,7 @@ fn a_revert_that_loses_data_says_so_in_check_the_dry_run_and_the_announcement() 
                  action: Shell(on: "local", run: "true", revert: Nothing("opens nothing")),
                  check: Run("true"), downtime: Ends),"#,
     );
-    let check = Cutover::new()
-        .arg("check")
-        .plan_text(&text)
-        .args(["--format", "json"])
-        .run();
+    let check = tests::check_json(&text);
     check.assert_code(0);
     let d = check.diagnostic("cutover::lossy-revert");
     assert!(
@@ -406,11 +394,7 @@ fn a_run_past_its_downtime_budget_rolls_back_and_check_warns_of_a_tight_budget()
         r#"window: Window(announced: "5m")"#,
         r#"window: Window(announced: "5m", downtime_budget: "2s")"#,
     );
-    let check = Cutover::new()
-        .arg("check")
-        .plan_text(&text)
-        .args(["--format", "json"])
-        .run();
+    let check = tests::check_json(&text);
     check.assert_code(0);
     let d = check.diagnostic("cutover::downtime-budget-short");
     assert!(
