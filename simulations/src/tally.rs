@@ -100,7 +100,12 @@ impl Tally {
             rollbacks: 0,
             open_outages: 0,
             drivers: Drivers::new(model.step_count()),
-            by_kind: vec![Histogram::default(); model.outage_kinds.len()],
+            // Only when the plan names kinds: otherwise it is `downtime`.
+            by_kind: if model.outage_kinds.len() > 1 {
+                vec![Histogram::default(); model.outage_kinds.len()]
+            } else {
+                Vec::new()
+            },
         }
     }
 
