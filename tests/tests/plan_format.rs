@@ -497,3 +497,38 @@ fn a_partial_outage_is_announced_as_what_users_get() {
         simulated.describe()
     );
 }
+
+/// Issue 12, item 9: after a rollback, `status --journal` said "reverted"
+/// with a time for steps that have nothing to undo, as if a revert had run.
+#[test]
+fn status_says_a_rollback_passed_over_steps_with_nothing_to_undo() {
+    let dir = tests::temp_dir("cutover-format-test-");
+    let plan = dir.path().join("plan.ron");
+    std::fs::write(
+        &plan,
+        r#"Plan(name: "st", service: "d", window: Window(announced: "10m"),
+  phases: [Phase(name: "w", at: "0", steps: [
+    Step(id: "look", action: Shell(on: "local", run: "true", revert: Nothing("looking changes nothing")), duration: Fixed("1s")),
+    Step(id: "fail", action: Shell(on: "local", run: "exit 1", revert: Nothing("x")), duration: Fixed("1s")),
+  ])])"#,
+    )
+    .expect("the plan is written");
+    let journal = dir.path().join("plan.journal");
+    let out = tests::run_plan(&plan, &journal, &["--yes"]);
+    let _run_dir = tests::run_dir_in(&out.stderr);
+    out.assert_code(3);
+    let status = Cutover::new()
+        .arg("status")
+        .arg(&plan)
+        .arg("--journal")
+        .arg(&journal)
+        .arg("--json")
+        .run();
+    status.assert_code(0);
+    assert_eq!(
+        status.json()["steps"][0]["run"],
+        "rolled back past (nothing to undo)",
+        "{}",
+        status.describe()
+    );
+}

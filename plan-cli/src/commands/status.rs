@@ -336,7 +336,14 @@ fn rows(plan: &Plan, runs: Option<&JournalState>) -> Vec<Row> {
                             }
                             .to_owned()
                         },
-                        describe,
+                        |status| match status {
+                            // The rollback passed over it: nothing was undone,
+                            // and its time is its forward's, not a revert's.
+                            StepStatus::Reverted if !step.undoable() => {
+                                "rolled back past (nothing to undo)".to_owned()
+                            }
+                            status => describe(status),
+                        },
                     )
                 }),
                 took_s: runs.and_then(|r| r.took.get(&step.id)).copied(),
