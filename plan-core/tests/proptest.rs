@@ -509,6 +509,20 @@ impl Writer<'_> {
                 let record = self.record();
                 (format!("WaitTtl(record: {})", lit(&record)), None, 0)
             }
+            6 if self.choices.chance(30) => {
+                // A wait for a condition: its minimum is no time at all.
+                let on = self.host();
+                let run = self.template();
+                (
+                    format!(
+                        "WaitUntil(on: {}, run: {}, every: \"2s\", within: \"1m\")",
+                        lit(on),
+                        lit(&run)
+                    ),
+                    Some(on),
+                    0,
+                )
+            }
             6 => {
                 let d = self.duration();
                 let text = self.spell(d);
