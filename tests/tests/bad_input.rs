@@ -460,3 +460,37 @@ fn endless_inputs_say_what_they_are_and_hidden_characters_are_shown_escaped() {
     assert!(d.message.contains("db\\u{202e}evil"), "{}", json.describe());
     assert!(!d.message.contains('\u{202e}'), "{}", json.describe());
 }
+
+/// Issue 12, item 9: one diagnostic labelling two distant places shows each
+/// with a line of context, and not the lines between.
+#[test]
+fn two_distant_places_of_one_diagnostic_are_shown_apart() {
+    let mut text = String::from(
+        "Plan(name: \"d\", service: \"d\", window: Window(announced: \"10m\"),\n  phases: [Phase(name: \"w\", at: \"0\", steps: [\n",
+    );
+    for i in 0..40 {
+        let id = if i == 1 || i == 38 {
+            "dup".to_owned()
+        } else {
+            format!("s{i}")
+        };
+        text.push_str(&format!(
+            "    Step(id: \"{id}\", action: Shell(on: \"local\", run: \"true\", revert: Nothing(\"x\"))),\n"
+        ));
+    }
+    text.push_str("  ])])\n");
+    let run = Cutover::new().arg("check").plan_text(&text).run();
+    assert_reported(&run, 2, "plan.ron");
+    for shown in ["first used here", "used again here", "\"s37\"", "\"s2\""] {
+        assert!(
+            run.stderr.contains(shown),
+            "no {shown:?}\n{}",
+            run.describe()
+        );
+    }
+    assert!(
+        !run.stderr.contains("\"s20\""),
+        "the lines between are shown\n{}",
+        run.describe()
+    );
+}
