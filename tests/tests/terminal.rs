@@ -470,7 +470,7 @@ fn resume_asks_about_an_in_doubt_step_and_takes_the_typed_answer() {
     let case = Case::new(&plan_with(
         "pty: an in-doubt step",
         r#"Step(id: "mark", title: "mark the directory, slowly",
-                 action: Shell(on: "local", run: "sleep 1; touch {{d}}/marked", revert: Run("rm -f {{d}}/marked")),
+                 action: Shell(on: "local", run: "touch {{d}}/started; sleep 1; touch {{d}}/marked", revert: Run("rm -f {{d}}/marked")),
                  duration: Fixed("1s")),
             Step(id: "after", title: "note that it is over",
                  action: Shell(on: "local", run: "touch {{d}}/after", revert: Run("rm -f {{d}}/after")),
@@ -478,10 +478,14 @@ fn resume_asks_about_an_in_doubt_step_and_takes_the_typed_answer() {
     ));
     let mut pty = case.start("run", &["--yes"]);
     pty.expect("running mark", WAIT);
+    // "running" is drawn when the step starts, which on a loaded machine can
+    // be before its command is spawned: kill only once the command runs, or
+    // nothing would ever mark the directory.
+    let dir = run_dir(&pty);
+    wait_until(WAIT, "started file", || dir.demo().join("started").exists());
     let pid = pty.pid().expect("cutover has a pid");
     kill9(pid);
     pty.wait_exit(WAIT);
-    let dir = run_dir(&pty);
     // The command the killed run left behind finishes on its own.
     wait_until(WAIT, "marked file", || dir.demo().join("marked").exists());
     let mut resume = case.start("resume", &[]);
