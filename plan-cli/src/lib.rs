@@ -84,6 +84,43 @@ pub struct RehearsalArgs {
     pub seed: u64,
 }
 
+/// `--measured JOURNAL...`: estimates from what earlier runs measured
+/// (`simulate`, `announce`, `check`), one loader for all three.
+#[derive(Debug, Args)]
+pub struct MeasuredArgs {
+    /// Learn from these journals of earlier runs or rehearsals of this plan: step durations,
+    /// failure rates, revert times, copy rates, operator answers (see docs/plan-format.md)
+    #[arg(long, value_name = "JOURNAL", num_args = 1..)]
+    pub measured: Vec<std::path::PathBuf>,
+}
+
+impl MeasuredArgs {
+    /// The journals read, or `None` when none were given. A journal that
+    /// cannot be read or decoded is an error naming it; one without a
+    /// single step outcome is a warning on `stderr`.
+    pub fn load(
+        &self,
+        stderr: &mut dyn std::io::Write,
+    ) -> Result<Option<simulations::Measured>, CliError> {
+        if self.measured.is_empty() {
+            return Ok(None);
+        }
+        let mut measured = simulations::Measured::new();
+        for path in &self.measured {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(CliError::io(format!("cannot read the journal `{name}`")))?;
+            if measured.add_journal(&name, &text)? == 0 {
+                writeln!(
+                    stderr,
+                    "warning: `{name}` has no step outcome to learn from"
+                )?;
+            }
+        }
+        Ok(Some(measured))
+    }
+}
+
 /// `--json`, the one output switch of the verbs that print events or
 /// figures; `--format json` means the same, as on `check` and `status`.
 #[derive(Debug, Args)]

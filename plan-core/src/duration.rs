@@ -1,5 +1,5 @@
-//! Human durations (`"10s"`, `"5m"`, `"1h30m"`, `"1d"`) and phase anchors
-//! (`"-1d"`, `"0"`, `"+1h"`).
+//! Human durations (`"10s"`, `"5m"`, `"1h30m"`, `"1d"`), phase anchors
+//! (`"-1d"`, `"0"`, `"+1h"`) and sizes (`"40 GB"`, `"512MiB"`).
 
 use std::time::Duration;
 
@@ -111,6 +111,41 @@ pub fn format_anchor(secs: i64) -> String {
     }
 }
 
+/// The largest size a plan may state: a petabyte. More is a typo.
+pub const MAX_SIZE: u64 = 1_000_000_000_000_000;
+
+/// Parses a size in bytes: a number (decimals allowed) and a unit, `B`,
+/// `kB`/`KB`, `MB`, `GB`, `TB` (powers of 1000) or `KiB`, `MiB`, `GiB`,
+/// `TiB` (powers of 1024), with or without a space: `"40 GB"`, `"1.5GiB"`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let unit = unit.trim();
+    let not_a_size = || format!("`{trimmed}` is not a size");
+    let value: f64 = number.parse().map_err(|_| not_a_size())?;
+    let factor: u64 = match unit {
+        "B" => 1,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "" => return Err(format!("`{trimmed}` has no unit")),
+        _ => return Err(format!("`{unit}` is not a unit of size")),
+    };
+    let bytes = value * factor as f64;
+    if !bytes.is_finite() || bytes > MAX_SIZE as f64 {
+        return Err(format!("`{trimmed}` is more than a petabyte"));
+    }
+    Ok(bytes.round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +198,25 @@ mod tests {
         assert_eq!(format_anchor(-86_400), "-1d");
         assert_eq!(format_anchor(0), "0");
         assert_eq!(format_anchor(5_400), "+1h30m");
+    }
+
+    #[test]
+    fn sizes_in_decimal_and_binary_units() {
+        assert_eq!(parse_size("40 GB"), Ok(40_000_000_000));
+        assert_eq!(parse_size("1.5GiB"), Ok(1_610_612_736));
+        assert_eq!(parse_size(" 512 MiB "), Ok(512 << 20));
+        assert_eq!(parse_size("10kB"), Ok(10_000));
+        assert_eq!(parse_size("7 B"), Ok(7));
+        assert_eq!(parse_size("40").unwrap_err(), "`40` has no unit");
+        assert_eq!(
+            parse_size("40 gigs").unwrap_err(),
+            "`gigs` is not a unit of size"
+        );
+        assert_eq!(parse_size("GB").unwrap_err(), "`GB` is not a size");
+        assert_eq!(
+            parse_size("1..2 GB").unwrap_err(),
+            "`1..2 GB` is not a size"
+        );
+        assert!(parse_size("2000 TB").unwrap_err().contains("petabyte"));
     }
 }

@@ -251,6 +251,10 @@ pub struct Step {
     /// the plan says the revert is safe on a partial effect. (A step with a
     /// check needs no such word: its check decides.)
     pub revert_after_failure: bool,
+    /// Bytes an `Rsync` step expects to copy (the action's `size`): the
+    /// estimate scales measured copies to it. Not part of the step's
+    /// fingerprint: saying how much will be copied changes nothing it does.
+    pub transfer_size: Option<u64>,
     /// Where its parts were written.
     pub spans: StepSpans,
 }
@@ -311,12 +315,14 @@ impl Step {
             loses,
             env,
             revert_after_failure,
+            transfer_size,
             spans: _,
         } = self;
         format!(
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
              {duration:?} {deadline:?} {retries} {retry_interval:?} {after:?} {after_explicit} {downtime:?} \
-             {settle:?} {notice:?} {failure_rate:?} {outage:?} {loses:?} {env:?} {revert_after_failure}"
+             {settle:?} {notice:?} {failure_rate:?} {outage:?} {loses:?} {env:?} {revert_after_failure} \
+             {transfer_size:?}"
         )
     }
 

@@ -531,7 +531,10 @@ fn step_node(step: &Step, write_number: bool) -> Node {
         Done::InProgress => fields.push((Some("done"), Node::str(Done::InProgress.as_str()))),
         Done::No => {}
     }
-    fields.push((Some("action"), action_node(&step.action)));
+    fields.push((
+        Some("action"),
+        action_node(&step.action, step.transfer_size),
+    ));
     if let Some(check) = &step.check {
         fields.push((Some("check"), check_node(check, step.host())));
     }
@@ -595,7 +598,7 @@ fn revert_field(revert: &Revert) -> Option<(Option<&'static str>, Node)> {
     Some((Some("revert"), Node::wrap(kind, text)))
 }
 
-fn action_node(action: &Action) -> Node {
+fn action_node(action: &Action, transfer_size: Option<u64>) -> Node {
     match action {
         Action::Shell { host, run, revert } => {
             let mut fields = vec![
@@ -653,6 +656,9 @@ fn action_node(action: &Action) -> Node {
             }
             if !args.is_empty() {
                 fields.push((Some("args"), Node::templates(args)));
+            }
+            if let Some(bytes) = transfer_size {
+                fields.push((Some("size"), Node::str(&format!("{bytes} B"))));
             }
             Node::call("Rsync", fields)
         }

@@ -181,6 +181,8 @@ pub(crate) enum RawAction {
         delete: Option<S<bool>>,
         #[serde(default)]
         args: Vec<S<String>>,
+        #[serde(default)]
+        size: Option<S<String>>,
     },
     DnsTtl {
         record: S<String>,

@@ -29,6 +29,8 @@
 //!         open_outage_probability: 0.0,
 //!         runs: 10_000,
 //!         phase: None,
+//!         fresh_expected: Duration::from_secs(17 * 60),
+//!         journals: 0,
 //!     },
 //!     notices: vec!["The site is unavailable.".into()],
 //!     follow_up: vec![],
@@ -63,8 +65,16 @@ pub enum Format {
 /// The figures the estimate contributes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figures {
-    /// The median downtime (P50): what users should expect.
+    /// The median downtime (P50): what users should expect. Like
+    /// `announced`, for the worst-placed user (whose resolver keeps the old
+    /// address for the whole TTL).
     pub expected: Duration,
+    /// The median downtime of a user whose client looks the name up
+    /// afresh: most users are back this soon.
+    pub fresh_expected: Duration,
+    /// How many journals of earlier runs calibrated the estimate (0: the
+    /// plan's own models).
+    pub journals: usize,
     /// The downtime quantile at `confidence`, rollbacks included.
     pub announced: Duration,
     /// The confidence of `announced`, e.g. 0.95.
@@ -83,9 +93,16 @@ pub struct Figures {
 
 impl Figures {
     /// The figures of `estimate`, announcing its `confidence` quantile.
-    pub fn from_estimate(estimate: &Estimate, confidence: f64, phase: Option<String>) -> Figures {
+    pub fn from_estimate(
+        estimate: &Estimate,
+        confidence: f64,
+        phase: Option<String>,
+        journals: usize,
+    ) -> Figures {
         Figures {
             expected: estimate.downtime.p50,
+            fresh_expected: estimate.downtime_fresh.p50,
+            journals,
             announced: estimate.downtime_quantile(confidence),
             confidence,
             rollback_probability: estimate.rollback_probability,
@@ -125,7 +142,10 @@ pub const CHECK_RUNS: u64 = 10_000;
 /// shorter than the P95 downtime) and `cutover::downtime-budget-short` (the
 /// window's `downtime_budget` is at or below the P50 downtime: in half the
 /// rehearsals or more users reach it, and the run rolls back).
-pub fn estimate_rules(plan: &Plan) -> Result<Vec<Diagnostic>, SimError> {
+pub fn estimate_rules(
+    plan: &Plan,
+    measured: Option<&crate::Measured>,
+) -> Result<Vec<Diagnostic>, SimError> {
     let mut found = Vec::new();
     if !plan.steps().any(|s| s.pending() && s.downtime.is_some()) {
         return Ok(found);
@@ -135,6 +155,7 @@ pub fn estimate_rules(plan: &Plan) -> Result<Vec<Diagnostic>, SimError> {
         runs: CHECK_RUNS,
         seed: DEFAULT_SEED,
         phase,
+        measured: measured.cloned(),
         ..Options::default()
     };
     let estimate = crate::estimate(plan, &options)?;
@@ -522,6 +543,13 @@ pub fn compose(facts: &Facts, format: Format) -> String {
         zones.iter().map(|z| format!(" / {} {}", z.end, z.end_abbreviation)).collect::<String>(),
         confidence_words(f.confidence),
     );
+    let fresh = human(round_near(f.fresh_expected));
+    if fresh != expected {
+        length.push_str(&format!(
+            " Most users will be back sooner, after about {fresh}: these times allow for devices that keep the old address of {} until its DNS entry expires.",
+            facts.service
+        ));
+    }
     for (title, loses) in &facts.rollback_costs {
         length.push_str(&format!(
             " Should the move be rolled back after the step \"{title}\", {loses} would be lost."
@@ -544,8 +572,13 @@ pub fn compose(facts: &Facts, format: Format) -> String {
         Some(phase) => format!("phase `{phase}` of the plan"),
         None => "the plan".to_owned(),
     };
+    let calibrated = match f.journals {
+        0 => String::new(),
+        1 => ", calibrated with what one journal of an earlier run measured".to_owned(),
+        n => format!(", calibrated with what {n} journals of earlier runs measured"),
+    };
     let basis = format!(
-        "(Estimated with cutover from {} simulated runs of {scope} \"{}\"; lengths rounded to 5 seconds under a minute, to the minute under ten, else to 5 minutes.)",
+        "(Estimated with cutover from {} simulated runs of {scope} \"{}\"{calibrated}; lengths rounded to 5 seconds under a minute, to the minute under ten, else to 5 minutes.)",
         crate::thousands(f.runs),
         facts.name
     );
@@ -703,6 +736,8 @@ mod tests {
                 rollback_probability: 0.0,
                 open_outage_probability: 0.0,
                 runs: 1_000,
+                fresh_expected: minutes(22),
+                journals: 0,
                 phase: Some("window".into()),
             },
             notices: vec!["The site is down.".into()],

@@ -66,8 +66,15 @@ pub struct Estimate {
     pub seed: u64,
     /// The scenarios applied, by name.
     pub scenarios: Vec<String>,
-    /// User-visible downtime per run (DNS propagation and rollbacks included).
+    /// User-visible downtime per run (DNS propagation and rollbacks
+    /// included): what the worst-placed user sees, whose resolver kept the
+    /// old address for the whole TTL in force at each switch. This is what
+    /// the window and the announcement promise.
     pub downtime: Quantiles,
+    /// The downtime of a user whose client looks the name up afresh: the
+    /// same runs without the time spent only waiting for DNS caches. Most
+    /// users are back sooner than the worst-placed one; this is how soon.
+    pub downtime_fresh: Quantiles,
     /// The downtime by what users get instead of the service, when the plan
     /// names it (`outage: "read-only"` on a `downtime: Begins` step): one
     /// entry per kind, "unavailable" first (outages that name none); empty
@@ -358,6 +365,7 @@ fn summarise(model: &Model, tally: &Tally, options: &Options) -> Estimate {
     end_states.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.end.cmp(&b.end)));
 
     let downtime = Quantiles::of(&tally.downtime);
+    let downtime_fresh = Quantiles::of(&tally.fresh);
     let tail_from = downtime.p95;
     let mut tail_drivers = Vec::new();
     let mut tail_runs = 0;
@@ -407,6 +415,7 @@ fn summarise(model: &Model, tally: &Tally, options: &Options) -> Estimate {
         } else {
             Vec::new()
         },
+        downtime_fresh,
         duration: Quantiles::of(&tally.duration),
         rollback_probability: share(tally.rollbacks),
         open_outage_probability: share(tally.open_outages),

@@ -13,7 +13,8 @@
 //! - `Forward`: takes a duration drawn from the step's model (times the
 //!   scenario's `scale`; a `WaitTtl` waits for the TTL it guards on top),
 //!   then `settle`. An attempt fails with the step's failure rate: it then
-//!   fails partway, at a uniformly drawn share of its duration. An attempt
+//!   fails partway, at a uniformly drawn share of its duration (or after a
+//!   draw of the times to failure journals measured). An attempt
 //!   whose duration exceeds the step's `deadline` is killed at the deadline
 //!   (`DeadlineExceeded`); `settle` does not count towards the deadline.
 //!   Scenarios may also leave an attempt in doubt partway through, or force
@@ -31,10 +32,12 @@
 //!   connection was lost at its end; otherwise it was lost partway, and the
 //!   machine runs the step again.
 //! - `CrossNoReturn`: the operator crosses the point of no return at once.
-//! - `Revert`: takes a fresh draw of the step's forward duration model
-//!   (scaled, without `settle`): undoing a change is assumed to cost about
-//!   what making it did. It fails with the revert failure rate, which is the
-//!   step's failure rate unless a scenario says otherwise.
+//! - `Revert`: takes a draw of the revert durations journals measured, or
+//!   without them a fresh draw of the step's forward duration model
+//!   (scaled, without `settle`): undoing a change is then assumed to cost
+//!   about what making it did. It fails with the revert failure rate, which
+//!   is the step's failure rate unless a scenario says otherwise (or
+//!   journals observed reverts: see [`crate::measured`]).
 //! - the window's `deadline`, when the plan sets one, aborts the run that
 //!   long after it started, as the real driver does.
 //!
@@ -360,19 +363,24 @@ impl<'m> Worker<'m> {
             Effect::Confirm { step } => self.confirm(*step as u32, rng),
             Effect::Check { step } => {
                 let done = self.took_effect[*step];
-                self.schedule(model.check_secs, *step as u32, What::Checked(done));
+                let took = model.check.sample(rng);
+                self.schedule(took, *step as u32, What::Checked(done));
             }
             Effect::AskOperator { step } => {
                 let done = self.took_effect[*step];
-                self.schedule(model.answer_secs, *step as u32, What::Answered(done));
+                let took = model.answer.sample(rng);
+                self.schedule(took, *step as u32, What::Answered(done));
             }
             Effect::Revert { step } => {
                 self.rolled_back = true;
                 self.revert(*step as u32, rng);
             }
-            // The operator types `go` at once: rehearsal counts the steps'
-            // time, not the operator's.
-            Effect::CrossNoReturn { .. } => self.schedule(0.0, u32::MAX, What::Crossed),
+            // The operator types `go` at once, unless journals measured how
+            // long it took: rehearsal counts the steps' time.
+            Effect::CrossNoReturn { .. } => {
+                let took = model.crossing.sample(rng);
+                self.schedule(took, u32::MAX, What::Crossed)
+            }
             // Rehearsals run with the default policy, which never asks.
             Effect::AskOnFailure { step, .. } => {
                 self.schedule(0.0, *step as u32, What::ChoseRollback)
@@ -403,7 +411,11 @@ impl<'m> Worker<'m> {
             _ => {
                 let u = rng.uniform();
                 if u < m.fail {
-                    (length * (u / m.fail), What::Failed)
+                    let at = match &m.failed {
+                        Some(failed) => failed.sample(rng) * m.scale,
+                        None => length * (u / m.fail),
+                    };
+                    (at, What::Failed)
                 } else if u < m.fail + m.in_doubt {
                     (length * ((u - m.fail) / m.in_doubt), What::InDoubt)
                 } else {
@@ -462,7 +474,7 @@ impl<'m> Worker<'m> {
         if m.downtime == Some(Downtime::Ends) {
             self.users_down();
         }
-        let length = m.forward.sample(rng) * m.scale;
+        let length = m.revert.as_ref().unwrap_or(&m.forward).sample(rng) * m.scale;
         let (at, what) = if m.force == Some(Force::RevertFails) {
             (length * rng.uniform(), What::RevertFailed)
         } else {
@@ -545,6 +557,9 @@ impl<'m> Worker<'m> {
         let tally = &mut self.tally;
         tally.runs += 1;
         tally.downtime.record(downtime_ms);
+        tally
+            .fresh
+            .record(millis(downtime - self.outage.propagation));
         tally.duration.record(millis(self.now));
         tally.ends[end] += 1;
         tally.rollbacks +=

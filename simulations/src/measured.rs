@@ -1,29 +1,95 @@
-//! Durations measured in the journals of earlier runs or rehearsals.
+//! What the journals of earlier runs or rehearsals measured, for estimates
+//! that follow what really happened (`simulate --measured`, and the same
+//! for `announce` and `check`).
 //!
-//! A step's duration is the time from the journal's `effect_started` record
-//! of its `forward` (or, for a manual step, its `confirm`) to the event that
-//! says it succeeded (`step_succeeded`, `operator_confirmed`). Only
-//! successful attempts are measured: a failed attempt's length says how
-//! soon it failed, not how long the step takes, and failures are modelled
-//! by the failure rate. The measured time includes the step's `settle`; the
-//! simulator takes it out again, as it adds `settle` itself.
+//! Per step, and only from runs whose fingerprint of that step (recorded
+//! in each `run_started`, as `resume` uses it) is the step's fingerprint in
+//! the plan simulated:
 //!
-//! In an estimate, a step with observations draws one of them (each equally
-//! likely); steps without fall back to the plan's duration model.
+//! - **forward durations**: from the `effect_started` record of a
+//!   `forward` (or, for a manual step, its `confirm`) to the event that
+//!   says it succeeded (`step_succeeded`, `operator_confirmed`). They
+//!   include the step's `settle`, which the simulator takes out again. Not
+//!   for `WaitTtl`: its wait is the TTL, which the simulator knows.
+//! - **time to failure** of failed attempts (`step_failed`,
+//!   `deadline_exceeded`, `operator_declined`), retries included;
+//! - **attempts and their outcomes**: succeeded, failed, in doubt. They
+//!   update the plan's failure rate as a Beta prior worth
+//!   [`PRIOR_ATTEMPTS`] attempts: the rate used is
+//!   `(PRIOR_ATTEMPTS · rate + failures) / (PRIOR_ATTEMPTS + attempts)`,
+//!   so three runs move it but do not make it 0 or 1;
+//! - **revert durations** (`effect_started` of a `revert` to
+//!   `revert_succeeded`) and revert outcomes, likewise;
+//! - **copies**: the bytes and time of each successful `Rsync` (its
+//!   `transferred` record), so that a plan that says how much it will
+//!   copy (`size`) gets `overhead + size / rate`;
+//! - **checks of in-doubt steps** (`check` to `checked`), and the
+//!   operator's **answers** (the `answered` records: whether an in-doubt
+//!   step took effect, the point of no return), for every step alike.
+//!
+//! A journal of another plan (its `run_started` names another plan) is
+//! refused. Steps whose fingerprint changed since a journal was written are
+//! not measured from it, and [`Measured::warnings`] names them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use plan_core::journal::decode;
-use plan_core::machine::{Effect, Event, RunRecord};
+use plan_core::machine::{Effect, Event, Question, RunRecord};
+use plan_core::Plan;
 
 use crate::SimError;
 
-/// Observed durations per step id, from one or more journals.
+/// How many attempts the plan's own failure rate counts for, against the
+/// attempts journals observed.
+pub const PRIOR_ATTEMPTS: f64 = 4.0;
+
+/// What journals observed of one step, in one version of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepObservations {
+    /// Durations of succeeded attempts.
+    pub forward: Vec<Duration>,
+    /// How long failed attempts ran before they failed.
+    pub failed: Vec<Duration>,
+    /// Attempts with a known outcome or in doubt.
+    pub attempts: u64,
+    /// Attempts that failed (deadlines and declined manual steps included).
+    pub failures: u64,
+    /// Attempts whose outcome was unknown (in doubt).
+    pub in_doubt: u64,
+    /// Durations of succeeded reverts.
+    pub reverts: Vec<Duration>,
+    /// Reverts with an outcome.
+    pub revert_attempts: u64,
+    /// Reverts that failed.
+    pub revert_failures: u64,
+    /// Successful copies: (the step's whole time, the copy's time, bytes).
+    pub copies: Vec<(Duration, Duration, u64)>,
+}
+
+/// One journal read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct JournalSeen {
+    name: String,
+    plan: String,
+    /// Step fingerprints of each run in it (empty: not recorded).
+    fingerprints: Vec<(String, u64)>,
+}
+
+/// What journals observed, per step id and fingerprint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Measured {
-    observations: BTreeMap<String, Vec<Duration>>,
-    journals: usize,
+    steps: BTreeMap<(String, Option<u64>), StepObservations>,
+    checks: Vec<Duration>,
+    answers: Vec<Duration>,
+    crossings: Vec<Duration>,
+    journals: Vec<JournalSeen>,
+}
+
+/// An attempt under way: when it began, and what it copied so far.
+struct Open {
+    since: jiff::Timestamp,
+    copied: Option<(Duration, u64)>,
 }
 
 impl Measured {
@@ -32,15 +98,23 @@ impl Measured {
         Measured::default()
     }
 
-    /// Adds the durations found in one journal's text; `name` is how errors
-    /// call it (its path, usually). Returns how many durations it added.
+    /// Adds what one journal's text observed; `name` is how errors call it
+    /// (its path, usually). Returns how many step outcomes it added.
     pub fn add_journal(&mut self, name: &str, text: &str) -> Result<usize, SimError> {
         let error = |message: String| SimError::Measured {
             journal: name.to_owned(),
             message,
         };
         let journal = decode::<RunRecord>(text).map_err(|e| error(e.to_string()))?;
-        let mut started: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        let mut forward: BTreeMap<String, Open> = BTreeMap::new();
+        let mut reverts: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        let mut checks: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        let mut fingerprints: BTreeMap<String, u64> = BTreeMap::new();
+        let mut seen = JournalSeen {
+            name: name.to_owned(),
+            plan: String::new(),
+            fingerprints: Vec::new(),
+        };
         let mut added = 0;
         for record in &journal.records {
             let time = || {
@@ -51,61 +125,248 @@ impl Measured {
                     ))
                 })
             };
+            let since = |start: jiff::Timestamp| -> Result<Duration, SimError> {
+                Ok(Duration::try_from(time()?.duration_since(start)).unwrap_or(Duration::ZERO))
+            };
+            let key = |step: &str| (step.to_owned(), fingerprints.get(step).copied());
             match &record.entry {
-                RunRecord::RunStarted { .. } => started.clear(),
-                RunRecord::EffectStarted {
-                    effect: Effect::Forward { step, .. } | Effect::Confirm { step },
+                RunRecord::RunStarted { plan, steps, .. } => {
+                    if !seen.plan.is_empty() && seen.plan != *plan {
+                        return Err(error(format!(
+                            "it holds runs of two plans, `{}` and `{plan}`",
+                            seen.plan
+                        )));
+                    }
+                    seen.plan.clone_from(plan);
+                    forward.clear();
+                    reverts.clear();
+                    checks.clear();
+                    fingerprints = steps.iter().cloned().collect();
+                    for step in steps {
+                        if !seen.fingerprints.contains(step) {
+                            seen.fingerprints.push(step.clone());
+                        }
+                    }
+                }
+                RunRecord::EffectStarted { effect } => match effect {
+                    Effect::Forward { step, .. } | Effect::Confirm { step } => {
+                        forward.insert(
+                            step.clone(),
+                            Open {
+                                since: time()?,
+                                copied: None,
+                            },
+                        );
+                    }
+                    Effect::Revert { step } => {
+                        reverts.insert(step.clone(), time()?);
+                    }
+                    Effect::Check { step } => {
+                        checks.insert(step.clone(), time()?);
+                    }
+                    _ => {}
+                },
+                RunRecord::Transferred {
+                    step,
+                    bytes,
+                    millis,
+                    ..
                 } => {
-                    started.insert(step.clone(), time()?);
+                    if let Some(open) = forward.get_mut(step) {
+                        open.copied = Some((Duration::from_millis(*millis), *bytes));
+                    }
+                }
+                RunRecord::Answered {
+                    question,
+                    waited_ms,
+                    ..
+                } => {
+                    let waited = Duration::from_millis(*waited_ms);
+                    match question {
+                        Question::InDoubt => self.answers.push(waited),
+                        Question::CrossNoReturn => self.crossings.push(waited),
+                        _ => {}
+                    }
                 }
                 RunRecord::Event { event } => match event {
                     Event::StepSucceeded { step } | Event::OperatorConfirmed { step } => {
-                        if let Some(start) = started.remove(step) {
-                            let elapsed = time()?.duration_since(start);
-                            let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
-                            self.observations
-                                .entry(step.clone())
-                                .or_default()
-                                .push(elapsed);
+                        if let Some(open) = forward.remove(step) {
+                            let took = since(open.since)?;
+                            let seen = self.steps.entry(key(step)).or_default();
+                            seen.forward.push(took);
+                            seen.attempts += 1;
+                            if let Some((copy, bytes)) = open.copied {
+                                seen.copies.push((took, copy, bytes));
+                            }
                             added += 1;
                         }
                     }
                     Event::StepFailed { step, .. }
                     | Event::DeadlineExceeded { step }
-                    | Event::StepInDoubt { step, .. }
                     | Event::OperatorDeclined { step } => {
-                        started.remove(step);
+                        if let Some(open) = forward.remove(step) {
+                            let took = since(open.since)?;
+                            let seen = self.steps.entry(key(step)).or_default();
+                            seen.failed.push(took);
+                            seen.attempts += 1;
+                            seen.failures += 1;
+                            added += 1;
+                        }
+                    }
+                    Event::StepInDoubt { step, .. } if forward.remove(step).is_some() => {
+                        let seen = self.steps.entry(key(step)).or_default();
+                        seen.attempts += 1;
+                        seen.in_doubt += 1;
+                        added += 1;
+                    }
+                    Event::RevertSucceeded { step } => {
+                        if let Some(start) = reverts.remove(step) {
+                            let took = since(start)?;
+                            let seen = self.steps.entry(key(step)).or_default();
+                            seen.reverts.push(took);
+                            seen.revert_attempts += 1;
+                        }
+                    }
+                    Event::RevertFailed { step, .. } if reverts.remove(step).is_some() => {
+                        let seen = self.steps.entry(key(step)).or_default();
+                        seen.revert_attempts += 1;
+                        seen.revert_failures += 1;
+                    }
+                    Event::Checked { step, .. } => {
+                        if let Some(start) = checks.remove(step) {
+                            self.checks.push(since(start)?);
+                        }
                     }
                     _ => {}
                 },
                 _ => {}
             }
         }
-        self.journals += 1;
+        self.journals.push(seen);
         Ok(added)
     }
 
-    /// The durations observed for a step, in the order found.
-    pub fn observations(&self, step: &str) -> Option<&[Duration]> {
-        self.observations.get(step).map(Vec::as_slice)
+    /// Refuses journals of another plan than `plan`.
+    pub fn check_plan(&self, plan: &Plan) -> Result<(), SimError> {
+        match self
+            .journals
+            .iter()
+            .find(|j| !j.plan.is_empty() && j.plan != plan.name)
+        {
+            Some(j) => Err(SimError::Measured {
+                journal: j.name.clone(),
+                message: format!(
+                    "it is a journal of the plan `{}`, not of `{}`: its durations say nothing of this plan",
+                    j.plan, plan.name
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
-    /// Every step with observations, by id.
-    pub fn steps(&self) -> impl Iterator<Item = (&str, &[Duration])> {
-        self.observations
+    /// What `plan`'s step `id` (with this fingerprint) was observed doing:
+    /// the runs of the same version of the step, and of journals that
+    /// recorded no fingerprints.
+    pub fn step(&self, id: &str, fingerprint: u64) -> Option<StepObservations> {
+        let mut all: Option<StepObservations> = None;
+        for key in [Some(fingerprint), None] {
+            if let Some(seen) = self.steps.get(&(id.to_owned(), key)) {
+                let into = all.get_or_insert_with(StepObservations::default);
+                into.forward.extend(&seen.forward);
+                into.failed.extend(&seen.failed);
+                into.attempts += seen.attempts;
+                into.failures += seen.failures;
+                into.in_doubt += seen.in_doubt;
+                into.reverts.extend(&seen.reverts);
+                into.revert_attempts += seen.revert_attempts;
+                into.revert_failures += seen.revert_failures;
+                into.copies.extend(&seen.copies);
+            }
+        }
+        all
+    }
+
+    /// The durations of the succeeded attempts of step `id`, whatever its
+    /// version, in the order found.
+    pub fn observations(&self, id: &str) -> Vec<Duration> {
+        self.steps
             .iter()
-            .map(|(id, v)| (id.as_str(), v.as_slice()))
+            .filter(|((step, _), _)| step == id)
+            .flat_map(|(_, seen)| seen.forward.iter().copied())
+            .collect()
+    }
+
+    /// How long checks of in-doubt steps took.
+    pub fn checks(&self) -> &[Duration] {
+        &self.checks
+    }
+
+    /// How long the operator took to say whether an in-doubt step took effect.
+    pub fn answers(&self) -> &[Duration] {
+        &self.answers
+    }
+
+    /// How long the point of no return waited for its `go`.
+    pub fn crossings(&self) -> &[Duration] {
+        &self.crossings
+    }
+
+    /// What the caller should know about using these journals for `plan`:
+    /// which journals recorded steps that have changed since (not
+    /// measured from them), and which recorded no fingerprints at all.
+    pub fn warnings(&self, plan: &Plan) -> Vec<String> {
+        let now: BTreeMap<&str, u64> = plan
+            .steps()
+            .map(|s| (s.id.as_str(), s.fingerprint()))
+            .collect();
+        let mut warnings = Vec::new();
+        for journal in &self.journals {
+            if journal.fingerprints.is_empty() {
+                warnings.push(format!(
+                    "`{}` does not record which version of each step it ran (an older journal): its measurements are taken as this plan's",
+                    journal.name
+                ));
+                continue;
+            }
+            let mut changed: Vec<&str> = journal
+                .fingerprints
+                .iter()
+                .filter(|(id, print)| now.get(id.as_str()).is_some_and(|p| p != print))
+                .map(|(id, _)| id.as_str())
+                .collect();
+            changed.sort_unstable();
+            changed.dedup();
+            if !changed.is_empty() {
+                warnings.push(format!(
+                    "`{}` ran an earlier version of {}: not measured from it ({} changed since)",
+                    journal.name,
+                    changed
+                        .iter()
+                        .map(|id| format!("`{id}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if changed.len() == 1 { "it" } else { "they" },
+                ));
+            }
+        }
+        warnings
     }
 
     /// How many journals were read.
     pub fn journals(&self) -> usize {
-        self.journals
+        self.journals.len()
     }
 
-    /// Whether no durations were found.
+    /// Whether no step outcome was found.
     pub fn is_empty(&self) -> bool {
-        self.observations.is_empty()
+        self.steps.is_empty()
     }
+}
+
+/// The Beta posterior mean of a rate: the prior `rate` worth
+/// [`PRIOR_ATTEMPTS`] attempts, updated by `hits` in `tries`.
+pub fn posterior(rate: f64, hits: u64, tries: u64) -> f64 {
+    (PRIOR_ATTEMPTS * rate + hits as f64) / (PRIOR_ATTEMPTS + tries as f64)
 }
 
 #[cfg(test)]
@@ -125,47 +386,57 @@ mod tests {
         RunRecord::Event { event }
     }
 
-    #[test]
-    fn successful_attempts_are_measured_failed_ones_are_not() {
-        let start = RunRecord::RunStarted {
-            plan: "p".into(),
+    fn start(plan: &str, steps: &[(&str, u64)]) -> RunRecord {
+        RunRecord::RunStarted {
+            plan: plan.into(),
             phase: None,
             already_done: vec![],
             run_dir: "/tmp/x".into(),
             version: "0".into(),
-            steps: vec![],
+            steps: steps.iter().map(|(s, f)| (s.to_string(), *f)).collect(),
             on_failure: Default::default(),
-        };
-        let forward = |step: &str, attempt| RunRecord::EffectStarted {
+        }
+    }
+
+    fn forward(step: &str, attempt: u32) -> RunRecord {
+        RunRecord::EffectStarted {
             effect: Effect::Forward {
                 step: step.into(),
                 attempt,
             },
-        };
+        }
+    }
+
+    fn failed(step: &str) -> RunRecord {
+        event(Event::StepFailed {
+            step: step.into(),
+            reason: "x".into(),
+        })
+    }
+
+    fn succeeded(step: &str) -> RunRecord {
+        event(Event::StepSucceeded { step: step.into() })
+    }
+
+    #[test]
+    fn attempts_failures_and_their_times_are_measured() {
         let text = journal(&[
-            ("2026-01-01T10:00:00Z", start),
+            ("2026-01-01T10:00:00Z", start("p", &[])),
             ("2026-01-01T10:00:01Z", forward("copy", 1)),
             ("2026-01-01T10:00:03Z", forward("hold", 1)),
-            (
-                "2026-01-01T10:05:01Z",
-                event(Event::StepFailed {
-                    step: "copy".into(),
-                    reason: "x".into(),
-                }),
-            ),
+            ("2026-01-01T10:05:01Z", failed("copy")),
             ("2026-01-01T10:05:02Z", forward("copy", 2)),
+            ("2026-01-01T10:06:03Z", succeeded("hold")),
             (
-                "2026-01-01T10:06:03Z",
-                event(Event::StepSucceeded {
-                    step: "hold".into(),
-                }),
-            ),
-            (
-                "2026-01-01T10:17:02.500Z",
-                event(Event::StepSucceeded {
+                "2026-01-01T10:17:01Z",
+                RunRecord::Transferred {
                     step: "copy".into(),
-                }),
+                    files: 3,
+                    bytes: 1_000_000,
+                    millis: 700_000,
+                },
             ),
+            ("2026-01-01T10:17:02.500Z", succeeded("copy")),
             (
                 "2026-01-01T10:18:00Z",
                 RunRecord::EffectStarted {
@@ -176,22 +447,125 @@ mod tests {
                 "2026-01-01T10:21:00Z",
                 event(Event::OperatorConfirmed { step: "ask".into() }),
             ),
+            (
+                "2026-01-01T10:22:00Z",
+                RunRecord::EffectStarted {
+                    effect: Effect::Revert {
+                        step: "hold".into(),
+                    },
+                },
+            ),
+            (
+                "2026-01-01T10:22:04Z",
+                event(Event::RevertSucceeded {
+                    step: "hold".into(),
+                }),
+            ),
         ]);
         let mut measured = Measured::new();
-        assert_eq!(measured.add_journal("j", &text).expect("reads"), 3);
+        assert_eq!(measured.add_journal("j", &text).expect("reads"), 4);
+        // No fingerprints recorded: whatever the plan's say, they are used.
+        let copy = measured.step("copy", 7).expect("copy");
+        assert_eq!(copy.forward, [Duration::from_millis(720_500)]);
+        assert_eq!(copy.failed, [Duration::from_secs(300)]);
+        assert_eq!((copy.attempts, copy.failures), (2, 1));
         assert_eq!(
-            measured.observations("copy"),
-            Some(&[Duration::from_millis(720_500)][..])
+            copy.copies,
+            [(
+                Duration::from_millis(720_500),
+                Duration::from_secs(700),
+                1_000_000
+            )]
         );
+        let hold = measured.step("hold", 7).expect("hold");
+        assert_eq!(hold.forward, [Duration::from_secs(360)]);
+        assert_eq!(hold.reverts, [Duration::from_secs(4)]);
+        assert_eq!((hold.revert_attempts, hold.revert_failures), (1, 0));
         assert_eq!(
-            measured.observations("hold"),
-            Some(&[Duration::from_secs(360)][..])
-        );
-        assert_eq!(
-            measured.observations("ask"),
-            Some(&[Duration::from_secs(180)][..])
+            measured.step("ask", 7).expect("ask").forward,
+            [Duration::from_secs(180)]
         );
         assert_eq!(measured.journals(), 1);
+    }
+
+    #[test]
+    fn only_runs_of_the_same_version_of_a_step_are_used() {
+        let text = journal(&[
+            ("2026-01-01T10:00:00Z", start("p", &[("copy", 1)])),
+            ("2026-01-01T10:00:01Z", forward("copy", 1)),
+            ("2026-01-01T10:00:03Z", succeeded("copy")),
+            ("2026-01-01T11:00:00Z", start("p", &[("copy", 2)])),
+            ("2026-01-01T11:00:01Z", forward("copy", 1)),
+            ("2026-01-01T11:00:06Z", succeeded("copy")),
+        ]);
+        let mut measured = Measured::new();
+        measured.add_journal("j", &text).expect("reads");
+        assert_eq!(
+            measured.step("copy", 1).expect("v1").forward,
+            [Duration::from_secs(2)]
+        );
+        assert_eq!(
+            measured.step("copy", 2).expect("v2").forward,
+            [Duration::from_secs(5)]
+        );
+        assert_eq!(measured.step("copy", 3), None);
+    }
+
+    #[test]
+    fn a_journal_of_another_plan_is_refused_and_changed_steps_are_named() {
+        let text = r#"Plan(name: "p", service: "s", window: Window(announced: "1h"), phases: [
+            Phase(name: "w", at: "0", steps: [
+                Step(id: "copy", action: Wait("1m")),
+                Step(id: "switch", action: Wait("2m")),
+            ])])"#;
+        let plan = plan_core::load_str(
+            plan_core::Source::new("p.ron", text),
+            &plan_core::Settings::default(),
+        )
+        .plan
+        .expect("valid");
+        let print = |id: &str| plan.step(id).expect("step").fingerprint();
+        let mut measured = Measured::new();
+        let same = journal(&[(
+            "2026-01-01T10:00:00Z",
+            start("p", &[("copy", print("copy")), ("switch", print("switch"))]),
+        )]);
+        let changed = journal(&[(
+            "2026-01-01T10:00:00Z",
+            start(
+                "p",
+                &[("copy", print("copy") ^ 1), ("switch", print("switch"))],
+            ),
+        )]);
+        measured.add_journal("same.journal", &same).expect("reads");
+        measured
+            .add_journal("old.journal", &changed)
+            .expect("reads");
+        assert_eq!(measured.check_plan(&plan).ok(), Some(()));
+        assert_eq!(
+            measured.warnings(&plan),
+            ["`old.journal` ran an earlier version of `copy`: not measured from it (it changed since)"]
+        );
+        let other = journal(&[("2026-01-01T10:00:00Z", start("q", &[]))]);
+        measured.add_journal("q.journal", &other).expect("reads");
+        let err = measured.check_plan(&plan).expect_err("another plan");
+        assert!(
+            err.to_string()
+                .contains("`q.journal`: it is a journal of the plan `q`, not of `p`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_failure_rate_moves_with_observations_but_three_runs_are_not_certainty() {
+        // The plan's 1% against three failures in three attempts.
+        let three = posterior(0.01, 3, 3);
+        assert!(three > 0.4 && three < 0.5, "{three}");
+        assert!(posterior(0.01, 0, 3) > 0.0);
+        // Many observations win over the prior.
+        let many = posterior(0.01, 150, 1000);
+        assert!((many - 0.15).abs() < 0.005, "{many}");
+        assert_eq!(posterior(0.2, 0, 0), 0.2);
     }
 
     #[test]

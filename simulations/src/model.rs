@@ -12,7 +12,7 @@ use plan_core::machine::{
 use plan_core::{Action, Downtime, Entry, Plan, Step};
 use statig::blocking::{IntoStateMachineExt as _, StateMachine};
 
-use crate::measured::Measured;
+use crate::measured::{posterior, Measured};
 use crate::sampling::DurationSampler;
 use crate::scenario::{Force, Override, Scenario};
 use crate::SimError;
@@ -67,6 +67,12 @@ pub(crate) enum DnsRole {
 #[derive(Clone, Debug)]
 pub(crate) struct StepModel {
     pub(crate) forward: DurationSampler,
+    /// How long a failed attempt runs before it fails, when journals
+    /// measured it; else a uniform share of a forward draw.
+    pub(crate) failed: Option<DurationSampler>,
+    /// How long a revert takes, when journals measured it; else a fresh
+    /// forward draw.
+    pub(crate) revert: Option<DurationSampler>,
     pub(crate) scale: f64,
     pub(crate) settle: f64,
     /// Seconds a retry waits before it starts (`retry_interval`).
@@ -189,8 +195,13 @@ pub(crate) struct Model {
     /// Seconds users may be down before the run rolls back on its own.
     pub(crate) downtime_budget: Option<f64>,
     pub(crate) budget_abort: Input,
-    pub(crate) check_secs: f64,
-    pub(crate) answer_secs: f64,
+    /// How long checking an in-doubt step takes.
+    pub(crate) check: DurationSampler,
+    /// How long the operator takes to say whether an in-doubt step took effect.
+    pub(crate) answer: DurationSampler,
+    /// How long the operator takes to type `go` at the point of no return
+    /// (at once, unless journals measured it).
+    pub(crate) crossing: DurationSampler,
     /// Each record's TTL when the run starts (steps done before applied).
     pub(crate) initial_ttl: Vec<f64>,
     /// Events after which a run is declared endless.
@@ -235,14 +246,22 @@ impl Model {
         let mut overrides = vec![Override::default(); scheduled.len()];
         // Steps a scenario names by id.
         let mut named = vec![false; scheduled.len()];
+        if let Some(measured) = measured {
+            measured.check_plan(plan)?;
+            warnings.extend(measured.warnings(plan));
+        }
         let mut failure_rate = plan.failure_rate;
         let mut revert_failure_rate = None;
         let (mut check_secs, mut answer_secs) = (DEFAULT_CHECK_SECS, DEFAULT_ANSWER_SECS);
+        // A scenario's times are a question asked: they win over measurements.
+        let (mut scenario_check, mut scenario_answer) = (false, false);
         for scenario in scenarios {
             failure_rate = scenario.failure_rate.unwrap_or(failure_rate);
             revert_failure_rate = scenario.revert_failure_rate.or(revert_failure_rate);
             check_secs = scenario.check.map_or(check_secs, |d| d.as_secs_f64());
             answer_secs = scenario.answer.map_or(answer_secs, |d| d.as_secs_f64());
+            scenario_check |= scenario.check.is_some();
+            scenario_answer |= scenario.answer.is_some();
             for (kind, o) in &scenario.kinds {
                 let mut matched = false;
                 for (ix, step) in scheduled.iter().enumerate() {
@@ -311,18 +330,39 @@ impl Model {
             (Vec::new(), Vec::new(), false);
         for (ix, (step, o)) in scheduled.iter().zip(&overrides).enumerate() {
             let settle = step.settle.map_or(0.0, |d| d.as_secs_f64());
-            let forward = match (o.duration, measured.and_then(|m| m.observations(&step.id))) {
-                (Some(model), _) => DurationSampler::new(&model),
-                (None, Some(seen)) => {
-                    // Measured times include the settle; it is added back below.
-                    let settle = step.settle.unwrap_or_default();
-                    let seen: Vec<_> = seen.iter().map(|d| d.saturating_sub(settle)).collect();
-                    DurationSampler::observed(&seen)
-                        .unwrap_or_else(|| DurationSampler::new(&step.duration))
+            let seen = measured
+                .and_then(|m| m.step(&step.id, step.fingerprint()))
+                .unwrap_or_default();
+            // Measured times include the settle; it is added back later.
+            let without_settle =
+                |d: &std::time::Duration| d.saturating_sub(step.settle.unwrap_or_default());
+            let measured_forward = || {
+                if let Some(size) = step.transfer_size {
+                    let copies: Vec<_> = seen
+                        .copies
+                        .iter()
+                        .map(|(whole, copy, bytes)| (without_settle(whole), *copy, *bytes))
+                        .collect();
+                    if let Some(sampler) = DurationSampler::transfer(size, &copies) {
+                        return Some(sampler);
+                    }
                 }
-                (None, None) => DurationSampler::new(&step.duration),
+                // A `WaitTtl` waits for the TTL, which the simulator adds
+                // itself: its measured time would count the wait twice.
+                if matches!(step.action, Action::WaitTtl { .. }) {
+                    return None;
+                }
+                let durations: Vec<_> = seen.forward.iter().map(without_settle).collect();
+                DurationSampler::observed(&durations)
             };
-            let fail = o.failure_rate.or(step.failure_rate).unwrap_or(failure_rate);
+            let forward = match o.duration {
+                Some(model) => DurationSampler::new(&model),
+                None => measured_forward().unwrap_or_else(|| DurationSampler::new(&step.duration)),
+            };
+            let prior = step.failure_rate.unwrap_or(failure_rate);
+            let fail = o
+                .failure_rate
+                .unwrap_or_else(|| posterior(prior, seen.failures, seen.attempts));
             let deadline = step.deadline.map_or(f64::INFINITY, |d| d.as_secs_f64());
             let manual = schedule.steps[ix].manual;
             match o.force {
@@ -348,7 +388,10 @@ impl Model {
                 }
                 _ => DnsRole::None,
             };
+            let unscaled = o.duration.is_none();
             steps.push(StepModel {
+                failed: DurationSampler::observed(&seen.failed).filter(|_| unscaled),
+                revert: DurationSampler::observed(&seen.reverts).filter(|_| unscaled),
                 forward,
                 scale: o.scale.unwrap_or(1.0),
                 settle,
@@ -364,16 +407,21 @@ impl Model {
                 },
                 deadline,
                 fail,
-                in_doubt: o.in_doubt_rate.unwrap_or(0.0),
+                in_doubt: o
+                    .in_doubt_rate
+                    .unwrap_or_else(|| posterior(0.0, seen.in_doubt, seen.attempts)),
                 checked_done: o.checked_done.unwrap_or(DEFAULT_CHECKED_DONE),
                 checks_failures: {
                     let s = &schedule.steps[ix];
                     s.checkable && s.undoable && !s.past_no_return
                 },
-                revert_fail: o
-                    .revert_failure_rate
-                    .or(revert_failure_rate)
-                    .unwrap_or(fail),
+                revert_fail: o.revert_failure_rate.unwrap_or_else(|| {
+                    posterior(
+                        revert_failure_rate.unwrap_or(fail),
+                        seen.revert_failures,
+                        seen.revert_attempts,
+                    )
+                }),
                 force: o.force,
                 abort_after: match o.force {
                     Some(Force::AbortAfter(d)) => Some(d.as_secs_f64()),
@@ -448,8 +496,15 @@ impl Model {
             budget_abort: Event::Abort {
                 reason: "users have been down longer than the downtime budget".into(),
             },
-            check_secs,
-            answer_secs,
+            check: measured_or(
+                measured.map(Measured::checks).filter(|_| !scenario_check),
+                check_secs,
+            ),
+            answer: measured_or(
+                measured.map(Measured::answers).filter(|_| !scenario_answer),
+                answer_secs,
+            ),
+            crossing: measured_or(measured.map(Measured::crossings), 0.0),
             initial_ttl,
             event_limit: 1_000 + 200 * attempts,
             warnings,
@@ -496,6 +551,13 @@ pub(crate) enum EndSlot {
     Completed,
     RolledBack(String),
     Halted(Option<String>, usize),
+}
+
+/// Smoothed observations when there are any, else always `secs` (a
+/// scenario's figure, or the default).
+fn measured_or(seen: Option<&[std::time::Duration]>, secs: f64) -> DurationSampler {
+    seen.and_then(DurationSampler::observed)
+        .unwrap_or(DurationSampler::Fixed(secs))
 }
 
 /// "the plan has no step `x`", with the nearest id when one is close, else

@@ -81,6 +81,8 @@ impl Drivers {
 pub(crate) struct Tally {
     pub(crate) runs: u64,
     pub(crate) downtime: Histogram,
+    /// The downtime without the time spent waiting for DNS caches.
+    pub(crate) fresh: Histogram,
     pub(crate) duration: Histogram,
     pub(crate) ends: Vec<u64>,
     pub(crate) rollbacks: u64,
@@ -95,6 +97,7 @@ impl Tally {
         Tally {
             runs: 0,
             downtime: Histogram::default(),
+            fresh: Histogram::default(),
             duration: Histogram::default(),
             ends: vec![0; model.end_slots()],
             rollbacks: 0,
@@ -112,6 +115,7 @@ impl Tally {
     pub(crate) fn merge(&mut self, other: &Tally) {
         self.runs += other.runs;
         self.downtime.merge(&other.downtime);
+        self.fresh.merge(&other.fresh);
         for (mine, theirs) in self.by_kind.iter_mut().zip(&other.by_kind) {
             mine.merge(theirs);
         }

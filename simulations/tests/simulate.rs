@@ -460,14 +460,25 @@ fn measured_durations_replace_the_model() {
         1
     );
     let options = Options {
-        runs: 100,
+        runs: 2_000,
         measured: Some(measured),
         ..Options::default()
     };
     let e = estimate(&plan, &options).expect("simulates");
-    assert_eq!(
-        (e.downtime.p50, e.downtime.max),
-        (Duration::from_secs(180), Duration::from_secs(180))
+    // The one observation is the median; its kernel is wide (one
+    // observation says little of the spread), and the plan's 10-20 minutes
+    // are gone.
+    let p50 = e.downtime.p50.as_secs_f64();
+    assert!((p50 / 180.0 - 1.0).abs() < 0.1, "{p50}");
+    assert!(
+        e.downtime.p95 > Duration::from_secs(300),
+        "{:?}",
+        e.downtime
+    );
+    assert!(
+        e.downtime.p95 < Duration::from_secs(600),
+        "{:?}",
+        e.downtime
     );
 }
 

@@ -33,6 +33,8 @@ pub struct AnnounceArgs {
     format: AnnounceFormat,
     #[command(flatten)]
     rehearsal: crate::RehearsalArgs,
+    #[command(flatten)]
+    measured: crate::MeasuredArgs,
 }
 
 /// How the mail is written.
@@ -86,17 +88,20 @@ pub fn cmd_announce(
         });
     }
     let phase = announce::downtime_phase(&plan).map(str::to_owned);
+    let measured = args.measured.load(stderr)?;
+    let journals = measured.as_ref().map_or(0, simulations::Measured::journals);
     let options = Options {
         runs: args.rehearsal.runs,
         seed: args.rehearsal.seed,
         phase: phase.clone(),
+        measured,
         ..Options::default()
     };
     let estimate = simulations::estimate(&plan, &options).map_err(CliError::announce_estimate)?;
     for warning in &estimate.warnings {
         writeln!(stderr, "warning: {warning}")?;
     }
-    let figures = Figures::from_estimate(&estimate, args.confidence, phase);
+    let figures = Figures::from_estimate(&estimate, args.confidence, phase, journals);
     let facts = Facts::from_plan(&plan, start, zones, outage_begins(&plan), figures);
     let format = match args.format {
         AnnounceFormat::Text => Format::Text,
@@ -142,9 +147,10 @@ fn outage_begins(plan: &Plan) -> Duration {
 /// `stderr`, so the warning's absence is not taken for a verdict.
 pub(crate) fn window_warning(
     plan: &Plan,
+    measured: Option<&simulations::Measured>,
     stderr: &mut dyn Write,
 ) -> std::io::Result<Vec<Diagnostic>> {
-    match announce::estimate_rules(plan) {
+    match announce::estimate_rules(plan, measured) {
         Ok(warnings) => Ok(warnings),
         Err(e) => {
             writeln!(

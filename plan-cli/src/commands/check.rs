@@ -19,6 +19,8 @@ pub struct CheckArgs {
     /// The same as --format json
     #[arg(long, conflicts_with = "format")]
     json: bool,
+    #[command(flatten)]
+    measured: crate::MeasuredArgs,
 }
 
 /// How `check` reports.
@@ -56,7 +58,16 @@ pub fn cmd_check(
     };
     // The announced window against the simulated P95 downtime (valid plans only).
     if let Some(plan) = &loaded.plan {
-        let warnings = super::announce::window_warning(plan, stderr)?;
+        // Journals given on purpose must fit the plan: a mismatch is an
+        // error here, not a note that the window went unchecked.
+        let measured = args.measured.load(stderr)?;
+        if let Some(measured) = &measured {
+            measured.check_plan(plan)?;
+            for warning in measured.warnings(plan) {
+                writeln!(stderr, "warning: {warning}")?;
+            }
+        }
+        let warnings = super::announce::window_warning(plan, measured.as_ref(), stderr)?;
         if !warnings.is_empty() {
             for warning in warnings {
                 all.push(warning);

@@ -10,7 +10,7 @@ use clap::Args;
 use plan_core::duration::format_duration;
 use serde::Serialize;
 use simulations::{
-    downtime_chart, EndState, Estimate, HaltCause, Measured, Options, Quantiles, Scenario, SimError,
+    downtime_chart, EndState, Estimate, HaltCause, Options, Quantiles, Scenario, SimError,
 };
 
 use crate::{exit_codes, CliError, PlanArgs};
@@ -29,9 +29,8 @@ pub struct SimulateArgs {
     /// slow-operator, or a scenario file (RON)
     #[arg(long = "scenario", value_name = "NAME|FILE")]
     scenarios: Vec<String>,
-    /// Draw step durations from these journals of earlier runs or rehearsals
-    #[arg(long, value_name = "JOURNAL", num_args = 1..)]
-    measured: Vec<PathBuf>,
+    #[command(flatten)]
+    measured: crate::MeasuredArgs,
     /// Simulate only this phase
     #[arg(long, value_name = "NAME")]
     phase: Option<String>,
@@ -54,7 +53,7 @@ pub fn cmd_simulate(
         .iter()
         .map(|s| load_scenario(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let measured = load_measured(&args.measured, stderr)?;
+    let measured = args.measured.load(stderr)?;
     let options = Options {
         runs: args.rehearsal.runs,
         seed: args.rehearsal.seed,
@@ -106,25 +105,6 @@ fn load_scenario(name: &str) -> Result<Scenario, CliError> {
     Scenario::parse(name, &text).map_err(CliError::from)
 }
 
-fn load_measured(
-    journals: &[PathBuf],
-    stderr: &mut dyn Write,
-) -> Result<Option<Measured>, CliError> {
-    if journals.is_empty() {
-        return Ok(None);
-    }
-    let mut measured = Measured::new();
-    for path in journals {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(CliError::io(format!("cannot read the journal `{name}`")))?;
-        if measured.add_journal(&name, &text)? == 0 {
-            writeln!(stderr, "warning: `{name}` has no completed step to measure")?;
-        }
-    }
-    Ok(Some(measured))
-}
-
 /// Rounded to whole seconds and written compactly (`35m12s`).
 fn human(d: Duration) -> String {
     format_duration(Duration::from_secs(d.as_secs_f64().round() as u64))
@@ -174,6 +154,19 @@ fn report(
     }
     writeln!(out)?;
     writeln!(out, "downtime    {}", quantile_line(&estimate.downtime))?;
+    // Beside the worst case: a client that resolves afresh, when the
+    // difference (time spent only waiting for DNS caches) shows.
+    if estimate.downtime_fresh != estimate.downtime {
+        writeln!(
+            out,
+            "  fresh DNS {}",
+            quantile_line(&estimate.downtime_fresh)
+        )?;
+        writeln!(
+            out,
+            "            (downtime: the worst-placed user, whose resolver kept the old address for the\n            whole TTL: what the window promises; fresh DNS: a client that looks the name up afresh)"
+        )?;
+    }
     // When the plan says what users get in each outage: each kind's time.
     for outage in &estimate.outages {
         writeln!(
@@ -259,6 +252,9 @@ struct JsonEstimate<'a> {
     seed: u64,
     scenarios: &'a [String],
     downtime_s: JsonQuantiles,
+    /// The downtime of a client that looks the name up afresh (no DNS
+    /// cache waits): most users are back this soon.
+    downtime_fresh_s: JsonQuantiles,
     /// Each outage kind's downtime, when the plan names kinds.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     outages: Vec<JsonOutage>,
@@ -375,6 +371,7 @@ impl<'a> JsonEstimate<'a> {
             seed: e.seed,
             scenarios: &e.scenarios,
             downtime_s: (&e.downtime).into(),
+            downtime_fresh_s: (&e.downtime_fresh).into(),
             outages: e
                 .outages
                 .iter()

@@ -7,8 +7,13 @@ use crate::raw::*;
 use crate::span::{Span, Spanned};
 
 impl Validator<'_> {
-    /// Validates an action; returns it and the span of its stated revert.
-    pub(super) fn action(&mut self, raw: Spanned<RawAction>, done: Done) -> (Action, Option<Span>) {
+    /// Validates an action; returns it, the span of its stated revert, and
+    /// the bytes an `Rsync` says it will copy (`size`).
+    pub(super) fn action(
+        &mut self,
+        raw: Spanned<RawAction>,
+        done: Done,
+    ) -> (Action, Option<Span>, Option<u64>) {
         let span = raw.span;
         match raw.value {
             RawAction::Shell { on, run, revert } => {
@@ -23,6 +28,7 @@ impl Validator<'_> {
                         revert,
                     },
                     revert_span,
+                    None,
                 )
             }
             RawAction::Manual { prompt, revert } => {
@@ -35,6 +41,7 @@ impl Validator<'_> {
                         revert,
                     },
                     revert_span,
+                    None,
                 )
             }
             RawAction::Service {
@@ -82,6 +89,7 @@ impl Validator<'_> {
                         control,
                     },
                     None,
+                    None,
                 )
             }
             RawAction::Rsync {
@@ -91,6 +99,7 @@ impl Validator<'_> {
                 dest,
                 delete,
                 args,
+                size,
             } => {
                 self.check_host(&from);
                 self.check_host(&to);
@@ -131,12 +140,13 @@ impl Validator<'_> {
                         args,
                     },
                     None,
+                    size.and_then(|size| self.size(&size)),
                 )
             }
             RawAction::DnsTtl { record, ttl } => {
                 let name = self.check_record(&record);
                 let ttl = self.duration(&ttl);
-                (Action::DnsTtl { record: name, ttl }, None)
+                (Action::DnsTtl { record: name, ttl }, None, None)
             }
             RawAction::DnsRecord { record, addresses } => {
                 let name = self.check_record(&record);
@@ -158,13 +168,14 @@ impl Validator<'_> {
                         addresses,
                     },
                     None,
+                    None,
                 )
             }
             RawAction::WaitTtl { record } => {
                 let name = self.check_record(&record);
-                (Action::WaitTtl { record: name }, None)
+                (Action::WaitTtl { record: name }, None, None)
             }
-            RawAction::Wait(d) => (Action::Wait(self.duration(&d)), None),
+            RawAction::Wait(d) => (Action::Wait(self.duration(&d)), None, None),
             RawAction::WaitUntil {
                 on,
                 run,
@@ -173,9 +184,9 @@ impl Validator<'_> {
             } => {
                 self.check_host(&on);
                 let poll = self.poll(on.value, &run, &every, &within);
-                (Action::WaitUntil(poll), None)
+                (Action::WaitUntil(poll), None, None)
             }
-            RawAction::Verify => (Action::Verify, None),
+            RawAction::Verify => (Action::Verify, None, None),
         }
     }
 

@@ -482,6 +482,21 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A size in bytes (`"2 GB"`, `"500MiB"`), or a diagnostic.
+    fn size(&mut self, text: &Spanned<String>) -> Option<u64> {
+        match crate::duration::parse_size(&text.value) {
+            Ok(bytes) => Some(bytes),
+            Err(message) => {
+                self.invalid(
+                    text.span,
+                    message,
+                    "a size in bytes with a unit: B, kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. \"40 GB\"",
+                );
+                None
+            }
+        }
+    }
+
     fn probability(&mut self, rate: &Spanned<f64>) -> Option<f64> {
         if (0.0..=1.0).contains(&rate.value) {
             Some(rate.value)

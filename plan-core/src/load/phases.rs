@@ -224,7 +224,7 @@ impl Validator<'_> {
                     Some(RawDone::No) | None => Done::No,
                 };
                 let action_span = action.span;
-                let (action, revert_span) = self.action(action, done);
+                let (action, revert_span, transfer_size) = self.action(action, done);
                 let check_span = check.as_ref().map(span_of);
                 let host = action.host().map(str::to_owned);
                 let check = check.and_then(|c| self.check(c, host.as_deref()));
@@ -302,6 +302,7 @@ impl Validator<'_> {
                     loses,
                     env,
                     revert_after_failure: revert_after_failure.is_some_and(|r| r.value),
+                    transfer_size,
                     spans: StepSpans {
                         id: id.span,
                         action: action_span,
