@@ -146,6 +146,28 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
+/// A size as [`parse_size`] reads it back: in the largest unit that divides
+/// it exactly (`"40 GB"`, `"512 MiB"`), else in bytes.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 8] = [
+        (1 << 40, "TiB"),
+        (1_000_000_000_000, "TB"),
+        (1 << 30, "GiB"),
+        (1_000_000_000, "GB"),
+        (1 << 20, "MiB"),
+        (1_000_000, "MB"),
+        (1 << 10, "KiB"),
+        (1_000, "kB"),
+    ];
+    UNITS
+        .iter()
+        .find(|(unit, _)| bytes > 0 && bytes % unit == 0)
+        .map_or_else(
+            || format!("{bytes} B"),
+            |(unit, name)| format!("{} {name}", bytes / unit),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +240,10 @@ mod tests {
             "`1..2 GB` is not a size"
         );
         assert!(parse_size("2000 TB").unwrap_err().contains("petabyte"));
+        for text in [
+            "40 GB", "512 MiB", "3 TiB", "1500 kB", "7 B", "0 B", "1001 B",
+        ] {
+            assert_eq!(format_size(parse_size(text).expect("a size")), text);
+        }
     }
 }

@@ -658,7 +658,10 @@ fn action_node(action: &Action, transfer_size: Option<u64>) -> Node {
                 fields.push((Some("args"), Node::templates(args)));
             }
             if let Some(bytes) = transfer_size {
-                fields.push((Some("size"), Node::str(&format!("{bytes} B"))));
+                fields.push((
+                    Some("size"),
+                    Node::str(&crate::duration::format_size(bytes)),
+                ));
             }
             Node::call("Rsync", fields)
         }

@@ -576,6 +576,219 @@ fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
     assert_eq!(e.downtime.max, Duration::from_secs(100));
 }
 
+/// A journal of plan `t`: (time, record) in order, fingerprints left out.
+fn journal_text(records: &[(&str, RunRecord)]) -> String {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, (t, r))| encode(i as u64 + 1, t, 1, r).expect("encodes"))
+        .collect()
+}
+
+fn run_started() -> RunRecord {
+    RunRecord::RunStarted {
+        plan: "t".into(),
+        phase: None,
+        already_done: vec![],
+        run_dir: "/tmp".into(),
+        version: "0".into(),
+        steps: vec![],
+        on_failure: Default::default(),
+    }
+}
+
+fn forward(step: &str) -> RunRecord {
+    RunRecord::EffectStarted {
+        effect: Effect::Forward {
+            step: step.into(),
+            attempt: 1,
+        },
+    }
+}
+
+fn event(event: Event) -> RunRecord {
+    RunRecord::Event { event }
+}
+
+fn measured_from(journals: &[String]) -> Measured {
+    let mut measured = Measured::new();
+    for (i, text) in journals.iter().enumerate() {
+        measured
+            .add_journal(&format!("j{i}"), text)
+            .expect("the journal reads");
+    }
+    measured
+}
+
+fn with_measured(plan: &Plan, measured: Measured, runs: u64) -> Estimate {
+    let options = Options {
+        runs,
+        seed: 5,
+        measured: Some(measured),
+        ..Options::default()
+    };
+    estimate(plan, &options).expect("simulates")
+}
+
+/// Issue 13, item 4: a measured `WaitTtl` already holds the TTL it waited
+/// for, which the simulator adds itself: run lengths came out 60% long.
+#[test]
+fn a_measured_wait_ttl_does_not_count_the_ttl_twice() {
+    let plan = plan(
+        r#"Plan(
+            name: "t", service: "t", window: Window(announced: "1h"), failure_rate: 0.0,
+            dns: Rfc2136(server: "ns.example.org:53", zone: "example.org.", key: TsigFile("/dev/null"),
+                         records: { "www.example.org.": Record(ttl: "30s") }),
+            phases: [Phase(name: "window", at: "0", steps: [
+                Step(id: "ttl", action: DnsTtl(record: "www.example.org.", ttl: "10s"), duration: Fixed("1s")),
+                Step(id: "wait", action: WaitTtl(record: "www.example.org.")),
+            ])],
+        )"#,
+    );
+    // The real run waited the 30 s of the old TTL.
+    let text = journal_text(&[
+        ("2026-01-01T10:00:00Z", run_started()),
+        ("2026-01-01T10:00:00Z", forward("wait")),
+        (
+            "2026-01-01T10:00:30Z",
+            event(Event::StepSucceeded {
+                step: "wait".into(),
+            }),
+        ),
+    ]);
+    let e = with_measured(&plan, measured_from(&[text]), 200);
+    assert_eq!(e.duration.max, Duration::from_secs(31), "{:?}", e.duration);
+}
+
+/// Issue 13, item 7: copies measured at a rate scale to the size the plan
+/// says the copy will be.
+#[test]
+fn a_measured_copy_scales_to_the_size_the_plan_gives() {
+    let plan_of = |size: &str| {
+        plan(&format!(
+            r#"Plan(
+                name: "t", service: "t", window: Window(announced: "1h"), failure_rate: 0.0,
+                hosts: {{"a": Host(address: "192.0.2.1"), "b": Host(address: "192.0.2.2")}},
+                phases: [Phase(name: "window", at: "0", steps: [
+                    Step(id: "copy", action: Rsync(from: "a", to: "b", path: "/srv/"{size}),
+                         duration: Fixed("1h")),
+                ])],
+            )"#
+        ))
+    };
+    // Three copies at 10 MB/s, each with 1 s outside rsync.
+    let journals: Vec<String> = [(20u64, 3u64), (50, 6), (30, 4)]
+        .iter()
+        .map(|&(mb, whole)| {
+            journal_text(&[
+                ("2026-01-01T10:00:00Z", run_started()),
+                ("2026-01-01T10:00:00Z", forward("copy")),
+                (
+                    "2026-01-01T10:00:01Z",
+                    RunRecord::Transferred {
+                        step: "copy".into(),
+                        files: 10,
+                        bytes: mb * 1_000_000,
+                        millis: (whole - 1) * 1000,
+                    },
+                ),
+                (
+                    &format!("2026-01-01T10:00:{whole:02}Z"),
+                    event(Event::StepSucceeded {
+                        step: "copy".into(),
+                    }),
+                ),
+            ])
+        })
+        .collect();
+    // Without a size: the times seen (3-6 s), not the plan's hour.
+    let e = with_measured(&plan_of(""), measured_from(&journals), 4_000);
+    assert!(
+        secs(e.duration.p50) > 3.0 && secs(e.duration.p50) < 6.0,
+        "{:?}",
+        e.duration
+    );
+    // A gigabyte at 10 MB/s: 101 s.
+    let e = with_measured(
+        &plan_of(r#", size: "1 GB""#),
+        measured_from(&journals),
+        4_000,
+    );
+    let p50 = secs(e.duration.p50);
+    assert!((p50 / 101.0 - 1.0).abs() < 0.05, "{:?}", e.duration);
+}
+
+/// Issue 13, items 1-3: failures, times to failure and reverts are learned;
+/// a rollback in every journal moves the rollback chance, but three runs
+/// are not certainty.
+#[test]
+fn measured_failures_and_reverts_move_the_estimate() {
+    let plan = window(
+        &format!(
+            r#"Step(id: "change", action: Shell(on: "local", run: "x", revert: Run("y")), duration: Fixed("10m"),
+                 downtime: Begins),
+            Step(id: "start-new", action: Shell(on: "local", run: "x", revert: Run("y")), duration: Fixed("1s")),
+            {END}"#
+        ),
+        "",
+    );
+    // Each run: `change` in 2 s, `start-new` fails after 1 s, `change`
+    // reverted in 4 s.
+    let rolled_back = || {
+        journal_text(&[
+            ("2026-01-01T10:00:00Z", run_started()),
+            ("2026-01-01T10:00:00Z", forward("change")),
+            (
+                "2026-01-01T10:00:02Z",
+                event(Event::StepSucceeded {
+                    step: "change".into(),
+                }),
+            ),
+            ("2026-01-01T10:00:02Z", forward("start-new")),
+            (
+                "2026-01-01T10:00:03Z",
+                event(Event::StepFailed {
+                    step: "start-new".into(),
+                    reason: "x".into(),
+                }),
+            ),
+            (
+                "2026-01-01T10:00:03Z",
+                RunRecord::EffectStarted {
+                    effect: Effect::Revert {
+                        step: "change".into(),
+                    },
+                },
+            ),
+            (
+                "2026-01-01T10:00:07Z",
+                event(Event::RevertSucceeded {
+                    step: "change".into(),
+                }),
+            ),
+        ])
+    };
+    let before = run(&plan, 4_000, &[]);
+    assert_eq!(before.rollback_probability, 0.0);
+    let e = with_measured(
+        &plan,
+        measured_from(&[rolled_back(), rolled_back(), rolled_back()]),
+        4_000,
+    );
+    // The plan said 0 failures; three failures in three attempts, against
+    // a prior worth four attempts: 3/7.
+    assert!(
+        (e.rollback_probability - 3.0 / 7.0).abs() < 0.03,
+        "{}",
+        e.rollback_probability
+    );
+    // A rolled-back run: 2 s of `change` (not the plan's 10 minutes), 1 s
+    // to the failure, 4 s of revert (not another 2 s forward draw): 7 s.
+    let worst = secs(e.downtime.p99);
+    assert!(worst > 6.5 && worst < 8.0, "{:?}", e.downtime);
+    assert_eq!(e.open_outage_probability, 0.0);
+}
+
 /// Properties of the estimate over generated plans: a chain of `Fixed`
 /// steps inside the downtime, with a plan-wide failure rate. Each run's
 /// random draws come from (seed, run), and `Fixed` durations draw nothing,

@@ -3,6 +3,7 @@
 //! One test binary (the harness is `tests/src/lib.rs`), one module per area.
 
 mod bad_input;
+mod calibration;
 mod check;
 mod cutover_lab;
 mod dns;
