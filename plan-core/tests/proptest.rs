@@ -477,6 +477,12 @@ impl Writer<'_> {
                 if self.choices.chance(40) {
                     let _ = write!(action, ", args: [\"--numeric-ids\", {}]", lit(&self.word()));
                 }
+                if self.choices.chance(30) {
+                    let size = *self
+                        .choices
+                        .pick(&["40 GB", "512MiB", "1.5 GiB", "7 B", "0.25TB"]);
+                    let _ = write!(action, ", size: {size:?}");
+                }
                 action.push(')');
                 (action, Some(to), 30)
             }

@@ -410,14 +410,19 @@ impl Model {
                 in_doubt: o
                     .in_doubt_rate
                     .unwrap_or_else(|| posterior(0.0, seen.in_doubt, seen.attempts)),
-                checked_done: o.checked_done.unwrap_or(DEFAULT_CHECKED_DONE),
+                checked_done: o.checked_done.unwrap_or_else(|| {
+                    posterior(DEFAULT_CHECKED_DONE, seen.found_done, seen.checks)
+                }),
                 checks_failures: {
                     let s = &schedule.steps[ix];
                     s.checkable && s.undoable && !s.past_no_return
                 },
+                // The prior of a revert is the step's failure rate as the
+                // plan (or scenario) says, not as measured: a step that
+                // often fails to start says nothing of how its stop fares.
                 revert_fail: o.revert_failure_rate.unwrap_or_else(|| {
                     posterior(
-                        revert_failure_rate.unwrap_or(fail),
+                        revert_failure_rate.unwrap_or(o.failure_rate.unwrap_or(prior)),
                         seen.revert_failures,
                         seen.revert_attempts,
                     )

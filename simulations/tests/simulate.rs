@@ -776,9 +776,9 @@ fn measured_failures_and_reverts_move_the_estimate() {
         4_000,
     );
     // The plan said 0 failures; three failures in three attempts, against
-    // a prior worth four attempts: 3/7.
+    // a prior worth two attempts: 3/5.
     assert!(
-        (e.rollback_probability - 3.0 / 7.0).abs() < 0.03,
+        (e.rollback_probability - 3.0 / 5.0).abs() < 0.03,
         "{}",
         e.rollback_probability
     );

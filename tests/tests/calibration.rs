@@ -69,8 +69,8 @@ fn journals_of_real_runs_calibrate_simulate_announce_and_check() {
     assert!(p50 > 0.5 && p50 < 10.0, "{}", simulated.describe());
     // No DNS here: a fresh client sees the same outage.
     assert_eq!(json["downtime_fresh_s"], json["downtime_s"]);
-    // No run failed: each step's 1% becomes 0.04/7 (a prior worth four
-    // attempts, three successes), about 2.3% for the four steps.
+    // No run failed: each step's 1% becomes 0.02/5 (a prior worth two
+    // attempts, three successes), about 1.6% for the four steps.
     assert!(
         json["rollback_probability"].as_f64().expect("a share") < 0.03,
         "{}",
