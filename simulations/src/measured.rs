@@ -524,17 +524,7 @@ mod tests {
 
     #[test]
     fn a_journal_of_another_plan_is_refused_and_changed_steps_are_named() {
-        let text = r#"Plan(name: "p", service: "s", window: Window(announced: "1h"), phases: [
-            Phase(name: "w", at: "0", steps: [
-                Step(id: "copy", action: Wait("1m")),
-                Step(id: "switch", action: Wait("2m")),
-            ])])"#;
-        let plan = plan_core::load_str(
-            plan_core::Source::new("p.ron", text),
-            &plan_core::Settings::default(),
-        )
-        .plan
-        .expect("valid");
+        let plan = crate::model::tests::waits(&["copy", "switch"]);
         let print = |id: &str| plan.step(id).expect("step").fingerprint();
         let mut measured = Measured::new();
         let same = journal(&[(

@@ -615,21 +615,30 @@ fn initial_ttls(plan: &Plan, schedule: &Schedule, records: &[&str]) -> Vec<f64> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Plan `p`: one phase of `Wait` steps with these ids.
+    pub(crate) fn waits(ids: &[&str]) -> Plan {
+        let steps: String = ids
+            .iter()
+            .map(|id| format!(r#"Step(id: "{id}", action: Wait("1m")),"#))
+            .collect();
+        let text = format!(
+            r#"Plan(name: "p", service: "p", window: Window(announced: "1h"), phases: [
+                Phase(name: "w", at: "0", steps: [{steps}])])"#
+        );
+        plan_core::load_str(
+            plan_core::Source::new("p.ron", text.as_str()),
+            &plan_core::Settings::default(),
+        )
+        .plan
+        .expect("valid")
+    }
 
     #[test]
     fn unknown_steps_get_the_nearest_id() {
-        let text = r#"Plan(name: "p", service: "p", window: Window(announced: "1h"), phases: [
-            Phase(name: "w", at: "0", steps: [
-                Step(id: "final-rsync", action: Wait("1m")),
-                Step(id: "switch", action: Wait("1m")),
-            ])])"#;
-        let plan = plan_core::load_str(
-            plan_core::Source::new("p.ron", text),
-            &plan_core::Settings::default(),
-        );
-        let plan = plan.plan.expect("valid");
+        let plan = waits(&["final-rsync", "switch"]);
         assert!(unknown_step(&plan, "final-rsnyc").contains("did you mean `final-rsync`?"));
         assert!(unknown_step(&plan, "zzz").contains("its steps are"));
     }

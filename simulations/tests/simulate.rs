@@ -554,21 +554,31 @@ fn the_window_deadline_aborts_the_run() {
     assert_eq!(e.duration.max, Duration::from_secs(100 * 60));
 }
 
-#[test]
-fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
-    let plan = plan(
+/// A window on `www.example.org.` (TTL `record_ttl`): lower its TTL to 10 s
+/// (taking `ttl_step`), wait out the old TTL, then `steps`.
+fn dns_window(record_ttl: &str, ttl_step: &str, steps: &str) -> Plan {
+    plan(&format!(
         r#"Plan(
             name: "t", service: "t", window: Window(announced: "1h"), failure_rate: 0.0,
             dns: Rfc2136(server: "ns.example.org:53", zone: "example.org.", key: TsigFile("/dev/null"),
-                         records: { "www.example.org.": Record(ttl: "5m") }),
+                         records: {{ "www.example.org.": Record(ttl: "{record_ttl}") }}),
             phases: [Phase(name: "window", at: "0", steps: [
-                Step(id: "ttl", action: DnsTtl(record: "www.example.org.", ttl: "10s"), duration: Fixed("1m")),
+                Step(id: "ttl", action: DnsTtl(record: "www.example.org.", ttl: "10s"), duration: Fixed("{ttl_step}")),
                 Step(id: "wait", action: WaitTtl(record: "www.example.org.")),
-                Step(id: "hold", action: Wait("1m"), downtime: Begins),
-                Step(id: "switch", action: DnsRecord(record: "www.example.org.", addresses: ["192.0.2.7"]),
-                     duration: Fixed("30s"), downtime: Ends),
+                {steps}
             ])],
-        )"#,
+        )"#
+    ))
+}
+
+#[test]
+fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
+    let plan = dns_window(
+        "5m",
+        "1m",
+        r#"Step(id: "hold", action: Wait("1m"), downtime: Begins),
+           Step(id: "switch", action: DnsRecord(record: "www.example.org.", addresses: ["192.0.2.7"]),
+                duration: Fixed("30s"), downtime: Ends),"#,
     );
     let e = run(&plan, 100, &[]);
     // 1m TTL change, 5m wait for the old TTL, then 1m + 30s + the new 10s TTL down.
@@ -634,17 +644,7 @@ fn with_measured(plan: &Plan, measured: Measured, runs: u64) -> Estimate {
 /// for, which the simulator adds itself: run lengths came out 60% long.
 #[test]
 fn a_measured_wait_ttl_does_not_count_the_ttl_twice() {
-    let plan = plan(
-        r#"Plan(
-            name: "t", service: "t", window: Window(announced: "1h"), failure_rate: 0.0,
-            dns: Rfc2136(server: "ns.example.org:53", zone: "example.org.", key: TsigFile("/dev/null"),
-                         records: { "www.example.org.": Record(ttl: "30s") }),
-            phases: [Phase(name: "window", at: "0", steps: [
-                Step(id: "ttl", action: DnsTtl(record: "www.example.org.", ttl: "10s"), duration: Fixed("1s")),
-                Step(id: "wait", action: WaitTtl(record: "www.example.org.")),
-            ])],
-        )"#,
-    );
+    let plan = dns_window("30s", "1s", "");
     // The real run waited the 30 s of the old TTL.
     let text = journal_text(&[
         ("2026-01-01T10:00:00Z", run_started()),
