@@ -86,9 +86,21 @@ pub struct LabBuilder {
     service: bool,
     data_mb: u32,
     record_ttl: u32,
+    /// `Some(TTL of lists.lab.test)`: the mail lab (`scripts/mail-lab`).
+    mail: Option<u32>,
 }
 
 impl LabBuilder {
+    /// The mail lab instead (`scripts/mail-lab`: `sodium` = host1 and
+    /// `fermium` = host2 with exim and mailman, a mailbox host, BIND with
+    /// `lists.lab.test` at `lists_ttl` seconds); hosts, service and data
+    /// settings do not apply.
+    pub fn mail(mut self, lists_ttl: u32) -> Self {
+        self.mail = Some(lists_ttl);
+        self.dns = true;
+        self
+    }
+
     /// The number of SSH hosts, `host1` to `hostN` (0 to 16; default 2).
     pub fn hosts(mut self, hosts: u8) -> Self {
         self.hosts = hosts;
@@ -147,10 +159,28 @@ impl LabBuilder {
         let service_port = free_port(&host_addrs, &taken, false)?;
         taken.push(service_port);
         let dns_port = free_port(&[dns_addr], &taken, true)?;
+        taken.push(dns_port);
 
+        let script = if self.mail.is_some() {
+            "scripts/mail-lab"
+        } else {
+            "scripts/lab"
+        };
         let mut command = Command::new("bash");
+        if let Some(ttl) = self.mail {
+            let mail_addrs: Vec<Ipv4Addr> = [2, 3, 10]
+                .iter()
+                .map(|n| Ipv4Addr::new(127, net[0], net[1], *n))
+                .collect();
+            for name in ["LAB_SMTP_PORT", "LAB_LMTP_PORT", "LAB_REST_PORT"] {
+                let port = free_port(&mail_addrs, &taken, false)?;
+                taken.push(port);
+                command.env(name, port.to_string());
+            }
+            command.env("LAB_LISTS_TTL", ttl.to_string());
+        }
         command
-            .arg(workspace_file("scripts/lab"))
+            .arg(workspace_file(script))
             .arg("up")
             .arg(dir.path())
             .env("LAB_NET", format!("127.{}.{}", net[0], net[1]))
@@ -165,6 +195,7 @@ impl LabBuilder {
         // From here on the directory holds a lab: dropping it stops whatever
         // `up` got to start, even when `up` failed half way.
         let mut lab = Lab {
+            script,
             path: dir.path().to_owned(),
             dir: Some(dir),
             vars: BTreeMap::new(),
@@ -175,7 +206,7 @@ impl LabBuilder {
         let output = run_with_timeout(&mut command, SCRIPT_TIMEOUT)?;
         if !output.status.success() {
             return Err(LabError::new(format!(
-                "`scripts/lab up {}` failed ({})\n{}{}",
+                "`{script} up {}` failed ({})\n{}{}",
                 lab.path.display(),
                 output.status,
                 String::from_utf8_lossy(&output.stdout),
@@ -266,6 +297,8 @@ pub struct HttpResponse {
 
 /// A running lab; dropping it stops every process it started.
 pub struct Lab {
+    /// `scripts/lab` or `scripts/mail-lab`.
+    script: &'static str,
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
     vars: BTreeMap<String, String>,
@@ -283,6 +316,7 @@ impl Lab {
             service: false,
             data_mb: 4,
             record_ttl: 30,
+            mail: None,
         }
     }
 
@@ -649,12 +683,12 @@ impl Lab {
             .collect()
     }
 
-    /// Runs `scripts/lab down DIR` now (dropping the lab runs it again,
-    /// which is harmless).
+    /// Runs `scripts/lab down DIR` (or `scripts/mail-lab`'s) now (dropping
+    /// the lab runs it again, which is harmless).
     pub fn down(&self) -> Output {
         let mut command = Command::new("bash");
         command
-            .arg(workspace_file("scripts/lab"))
+            .arg(workspace_file(self.script))
             .arg("down")
             .arg(&self.path);
         run_with_timeout(&mut command, SCRIPT_TIMEOUT).unwrap_or_else(|e| Output {

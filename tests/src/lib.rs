@@ -131,6 +131,7 @@ pub struct Cutover {
     plan_name: String,
     plan: Option<Vec<u8>>,
     dir: tempfile::TempDir,
+    timeout: Duration,
 }
 
 impl Default for Cutover {
@@ -147,6 +148,7 @@ impl Cutover {
             env: Vec::new(),
             plan_name: "plan.ron".to_owned(),
             plan: None,
+            timeout: RUN_TIMEOUT,
             dir: tempfile::Builder::new()
                 .prefix("cutover-test-")
                 .tempdir()
@@ -194,6 +196,13 @@ impl Cutover {
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// How long [`Cutover::run`] waits before it kills the run and fails
+    /// (default [`RUN_TIMEOUT`]): for runs that really take minutes.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -253,8 +262,10 @@ impl Cutover {
         }
     }
 
-    /// Runs `cutover` and waits for it (at most [`RUN_TIMEOUT`]).
+    /// Runs `cutover` and waits for it (at most [`RUN_TIMEOUT`], or what
+    /// [`Cutover::timeout`] said).
     pub fn run(self) -> Run {
+        let timeout = self.timeout;
         let plan_path = self.dir.path().join(&self.plan_name);
         let (mut command, shown) = self.command();
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -278,11 +289,18 @@ impl Cutover {
             if let Some(status) = child.try_wait().expect("the child can be waited for") {
                 break status;
             }
-            if started.elapsed() > RUN_TIMEOUT {
+            if started.elapsed() > timeout {
                 // Our own child, by its handle (its PID).
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("`{shown}` did not finish in {RUN_TIMEOUT:?}");
+                let said = |h: thread::JoinHandle<Vec<u8>>| {
+                    String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
+                };
+                panic!(
+                    "`{shown}` did not finish in {timeout:?}; it said:\n{}{}",
+                    said(stdout),
+                    said(stderr)
+                );
             }
             thread::sleep(Duration::from_millis(2));
         };

@@ -10,6 +10,7 @@ mod dns;
 mod examples;
 mod graph;
 mod lab;
+mod mail_lab;
 mod mailman;
 mod plan_format;
 mod run;

@@ -1,0 +1,245 @@
+//! Issue 14: the seed's cutover (`examples/lab/mailman.ron`) on the mail
+//! lab (`scripts/mail-lab`: exim and mailman3 on sodium and fermium, a
+//! mailbox host, BIND), with mail flowing the whole time. Each test ends
+//! with the delivery count of `scripts/mail-load`: 0 lost, 0 duplicated.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::lab::Lab;
+use tests::{workspace_file, Run};
+
+/// TTL of lists.lab.test when the lab starts (the plan's record says the same).
+const LISTS_TTL: u32 = 10;
+
+fn plan_text() -> String {
+    let path = workspace_file("examples/lab/mailman.ron");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    tests::edit(
+        &text,
+        r#"Record(ttl: "60s", addresses: ["{{sodium_address}}"])"#,
+        &format!(r#"Record(ttl: "{LISTS_TTL}s", addresses: ["{{{{sodium_address}}}}"])"#),
+    )
+}
+
+/// The mail lab, the plan written into it, and the journal's path.
+struct MailLab {
+    lab: Lab,
+    plan: PathBuf,
+    journal: PathBuf,
+}
+
+impl MailLab {
+    fn start() -> MailLab {
+        let lab = Lab::builder()
+            .mail(LISTS_TTL)
+            .start()
+            .unwrap_or_else(|e| panic!("the mail lab starts: {e}"));
+        let plan = lab.dir().join("mailman.ron");
+        std::fs::write(&plan, plan_text()).expect("the plan is written");
+        let journal = lab.dir().join("mailman.journal");
+        MailLab { lab, plan, journal }
+    }
+
+    /// `cutover run PLAN --phase PHASE --yes --force` (phases are run back to
+    /// back, before their anchors), confirming the manual steps named.
+    fn run_phase(&self, phase: &str, confirm: &[&str]) -> Run {
+        let mut cutover = self
+            .lab
+            .cutover()
+            .arg("run")
+            .arg(&self.plan)
+            .args(["--phase", phase, "--yes", "--force", "--journal"])
+            .arg(&self.journal)
+            .timeout(Duration::from_secs(300));
+        for step in confirm {
+            cutover = cutover.args(["--confirm", step]);
+        }
+        cutover.run()
+    }
+
+    /// `mail-load send` at 2 posts a second until stopped.
+    fn start_load(&self) -> Load {
+        let child = Command::new("python3")
+            .arg(workspace_file("scripts/mail-load"))
+            .args(["send"])
+            .arg(self.lab.dir())
+            .args(["--rate", "2", "--duration", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mail-load starts");
+        Load { child: Some(child) }
+    }
+
+    /// `mail-load count` (waiting up to two minutes for deliveries).
+    fn count(&self) -> Output {
+        let started = Instant::now();
+        let output = Command::new("python3")
+            .arg(workspace_file("scripts/mail-load"))
+            .arg("count")
+            .arg(self.lab.dir())
+            .args(["--wait", "120"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("mail-load count runs");
+        assert!(started.elapsed() < Duration::from_secs(240));
+        output
+    }
+
+    fn sodium(&self, command: &str) -> Output {
+        self.lab.ssh("host1", command)
+    }
+
+    fn fermium(&self, command: &str) -> Output {
+        self.lab.ssh("host2", command)
+    }
+
+    fn address(&self, host: &str) -> Ipv4Addr {
+        self.lab.host(host).address
+    }
+
+    /// What the list server on `host` holds: its lists, each list's members,
+    /// the held messages.
+    fn lists_on(&self, host: &str) -> String {
+        self.lab.ssh_ok(
+            host,
+            "mailman lists -q && for l in public private big; do mailman members $l@lists.lab.test; done && mailman-ctl held",
+        )
+    }
+}
+
+/// The load generator, stopped (TERM, then waited for) when dropped.
+struct Load {
+    child: Option<Child>,
+}
+
+impl Load {
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let started = Instant::now();
+            while child.try_wait().ok().flatten().is_none() {
+                if started.elapsed() > Duration::from_secs(30) {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[track_caller]
+fn assert_nothing_lost(lab: &MailLab) {
+    let count = lab.count();
+    let said = text(&count);
+    assert!(
+        count.status.success() && said.contains(" 0 lost, 0 duplicated"),
+        "the delivery count:\n{said}"
+    );
+}
+
+fn exit_code(output: &Output) -> Option<i32> {
+    output.status.code()
+}
+
+fn run_dirs(runs: &[&Run]) -> Vec<tests::RunDir> {
+    runs.iter()
+        .filter_map(|r| tests::run_dir_in(&r.stderr))
+        .collect()
+}
+
+#[test]
+fn the_seeds_cutover_moves_the_lists_while_mail_flows_and_loses_nothing() {
+    let lab = MailLab::start();
+    let before = lab.lists_on("host1");
+    assert!(
+        before.contains("total 3"),
+        "held messages on sodium:\n{before}"
+    );
+    let mut load = lab.start_load();
+    let preparation = lab.run_phase("preparation", &[]);
+    preparation.assert_code(0);
+    let day_before = lab.run_phase("day-before", &["announce-downtime"]);
+    day_before.assert_code(0);
+    let window = lab.run_phase("window", &["follow-up-mail"]);
+    window.assert_code(0);
+    let decommission = lab.run_phase("decommission", &[]);
+    decommission.assert_code(0);
+    let _dirs = run_dirs(&[&preparation, &day_before, &window, &decommission]);
+    // Mail keeps flowing to fermium for a while after the switch.
+    std::thread::sleep(Duration::from_secs(5));
+    load.stop();
+
+    // fermium serves: the name points at it, its lists, members and held
+    // messages are sodium's, and sodium's mail services are shut down.
+    assert_eq!(
+        lab.lab.resolve("lists.lab.test."),
+        vec![lab.address("host2")]
+    );
+    assert_eq!(lab.lists_on("host2"), before);
+    assert_eq!(exit_code(&lab.sodium("exim-ctl status")), Some(3));
+    assert_eq!(exit_code(&lab.sodium("mailman-ctl status")), Some(3));
+    assert_eq!(exit_code(&lab.fermium("exim-ctl held")), Some(1));
+    assert_nothing_lost(&lab);
+}
+
+#[test]
+fn fermiums_mailman_refusing_to_start_rolls_back_and_sodium_delivers_what_it_held() {
+    let lab = MailLab::start();
+    let before = lab.lists_on("host1");
+    std::fs::write(lab.lab.host("host2").dir.join("mailman-refuse-start"), "")
+        .expect("the refusal is written");
+    let mut load = lab.start_load();
+    let preparation = lab.run_phase("preparation", &[]);
+    preparation.assert_code(0);
+    let day_before = lab.run_phase("day-before", &["announce-downtime"]);
+    day_before.assert_code(0);
+    let window = lab.run_phase("window", &["follow-up-mail"]);
+    let _dirs = run_dirs(&[&preparation, &day_before, &window]);
+    window.assert_code(3);
+    assert!(
+        window
+            .stderr
+            .contains("rolled back to `window-start`: step `start-mailman-fermium` failed"),
+        "{}",
+        window.describe()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    load.stop();
+
+    // sodium serves again: the name, its TTL before the window (the
+    // day before's 5 s), its exim delivering (not held) and its mailman.
+    let records = lab.lab.lookup("lists.lab.test.");
+    assert_eq!(
+        records.iter().map(|r| r.address).collect::<Vec<_>>(),
+        vec![lab.address("host1")]
+    );
+    assert!(records.iter().all(|r| r.ttl == 5), "{records:?}");
+    assert_eq!(exit_code(&lab.sodium("exim-ctl status")), Some(0));
+    assert_eq!(exit_code(&lab.sodium("exim-ctl held")), Some(1));
+    assert_eq!(exit_code(&lab.sodium("mailman-ctl status")), Some(0));
+    assert_eq!(lab.lists_on("host1"), before);
+    assert_nothing_lost(&lab);
+}
