@@ -243,3 +243,66 @@ fn fermiums_mailman_refusing_to_start_rolls_back_and_sodium_delivers_what_it_hel
     assert_eq!(lab.lists_on("host1"), before);
     assert_nothing_lost(&lab);
 }
+
+/// Whether the journal says `step`'s forward effect has started.
+fn started(journal: &std::path::Path, step: &str) -> bool {
+    tests::journal_entries(journal).iter().any(|e| {
+        e["type"] == "effect_started"
+            && e["effect"]["effect"] == "forward"
+            && e["effect"]["step"] == step
+    })
+}
+
+#[test]
+fn kill_9_inside_the_window_then_resume_completes_and_loses_nothing() {
+    let lab = MailLab::start();
+    let before = lab.lists_on("host1");
+    let mut load = lab.start_load();
+    lab.run_phase("preparation", &[]).assert_code(0);
+    lab.run_phase("day-before", &["announce-downtime"])
+        .assert_code(0);
+    let limit = Duration::from_secs(240);
+    let mut run = lab
+        .lab
+        .cutover()
+        .arg("run")
+        .arg(&lab.plan)
+        .args([
+            "--phase",
+            "window",
+            "--yes",
+            "--force",
+            "--confirm",
+            "follow-up-mail",
+            "--journal",
+        ])
+        .arg(&lab.journal)
+        .spawn();
+    // Killed while mailman stops, while the queue moves, while fermium's
+    // mailman starts: each time `resume` takes over from the journal.
+    for step in ["stop-mailman", "rsync-exim-spool", "start-mailman-fermium"] {
+        run.wait_until(limit, &format!("start of `{step}`"), || {
+            started(&lab.journal, step)
+        });
+        run.kill();
+        let _dirs = tests::run_dir_in(&run.output());
+        run = lab
+            .lab
+            .cutover()
+            .arg("resume")
+            .arg(&lab.plan)
+            .args(["--yes", "--confirm", "follow-up-mail", "--journal"])
+            .arg(&lab.journal)
+            .spawn();
+    }
+    assert_eq!(run.wait(limit), Some(0), "{}", run.output());
+    lab.run_phase("decommission", &[]).assert_code(0);
+    std::thread::sleep(Duration::from_secs(5));
+    load.stop();
+    assert_eq!(
+        lab.lab.resolve("lists.lab.test."),
+        vec![lab.address("host2")]
+    );
+    assert_eq!(lab.lists_on("host2"), before);
+    assert_nothing_lost(&lab);
+}
