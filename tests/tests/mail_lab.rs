@@ -306,3 +306,55 @@ fn kill_9_inside_the_window_then_resume_completes_and_loses_nothing() {
     assert_eq!(lab.lists_on("host2"), before);
     assert_nothing_lost(&lab);
 }
+
+/// The journal's event `event` of `step`, if any, after record `from`.
+fn event_after(entries: &[serde_json::Value], from: usize, event: &str, step: &str) -> Option<usize> {
+    entries.iter().enumerate().skip(from).find_map(|(i, e)| {
+        (e["type"] == "event" && e["event"]["event"] == event && e["event"]["step"] == step)
+            .then_some(i)
+    })
+}
+
+#[test]
+fn the_link_to_sodium_dropped_while_mailman_stops_leaves_the_step_in_doubt_and_its_check_decides() {
+    let lab = MailLab::start();
+    let before = lab.lists_on("host1");
+    let mut load = lab.start_load();
+    lab.run_phase("preparation", &[]).assert_code(0);
+    lab.run_phase("day-before", &["announce-downtime"])
+        .assert_code(0);
+    let limit = Duration::from_secs(240);
+    let mut run = lab
+        .lab
+        .cutover()
+        .arg("run")
+        .arg(&lab.plan)
+        .args(["--phase", "window", "--yes", "--force", "--confirm", "follow-up-mail", "--journal"])
+        .arg(&lab.journal)
+        .spawn();
+    run.wait_until(limit, "start of `stop-mailman`", || {
+        started(&lab.journal, "stop-mailman")
+    });
+    // `mailman-ctl stop` takes seconds: drop sodium's connections under it.
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = lab.lab.kill_ssh_sessions("host1");
+    assert!(!killed.is_empty(), "no SSH session to sodium to drop");
+    let code = run.wait(limit);
+    let _dirs = tests::run_dir_in(&run.output());
+    let entries = tests::journal_entries(&lab.journal);
+    let describe = || format!("{}\n{entries:#?}", run.output());
+    assert_eq!(code, Some(0), "{}", describe());
+    let in_doubt = event_after(&entries, 0, "step_in_doubt", "stop-mailman")
+        .unwrap_or_else(|| panic!("`stop-mailman` was not in doubt\n{}", describe()));
+    let checked = event_after(&entries, in_doubt, "checked", "stop-mailman")
+        .unwrap_or_else(|| panic!("its check did not decide\n{}", describe()));
+    if entries[checked]["event"]["done"] == false {
+        event_after(&entries, checked, "step_succeeded", "stop-mailman")
+            .unwrap_or_else(|| panic!("the step was not run again\n{}", describe()));
+    }
+    lab.run_phase("decommission", &[]).assert_code(0);
+    std::thread::sleep(Duration::from_secs(5));
+    load.stop();
+    assert_eq!(lab.lists_on("host2"), before);
+    assert_nothing_lost(&lab);
+}
