@@ -418,40 +418,16 @@ fn measured_durations_replace_the_model() {
         ),
         "",
     );
-    let started = RunRecord::RunStarted {
-        plan: "t".into(),
-        phase: None,
-        already_done: vec![],
-        run_dir: "/tmp".into(),
-        version: "0".into(),
-        steps: vec![],
-        on_failure: Default::default(),
-    };
-    let records = [
-        ("2026-01-01T10:00:00Z", started),
-        (
-            "2026-01-01T10:00:00Z",
-            RunRecord::EffectStarted {
-                effect: Effect::Forward {
-                    step: "work".into(),
-                    attempt: 1,
-                },
-            },
-        ),
+    let text = journal_text(&[
+        ("2026-01-01T10:00:00Z", run_started()),
+        ("2026-01-01T10:00:00Z", forward("work")),
         (
             "2026-01-01T10:03:00Z",
-            RunRecord::Event {
-                event: Event::StepSucceeded {
-                    step: "work".into(),
-                },
-            },
+            event(Event::StepSucceeded {
+                step: "work".into(),
+            }),
         ),
-    ];
-    let text: String = records
-        .iter()
-        .enumerate()
-        .map(|(i, (t, r))| encode(i as u64 + 1, t, 1, r).expect("encodes"))
-        .collect();
+    ]);
     let mut measured = Measured::new();
     assert_eq!(
         measured

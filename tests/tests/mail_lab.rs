@@ -57,7 +57,46 @@ impl MailLab {
         for step in confirm {
             cutover = cutover.args(["--confirm", step]);
         }
-        cutover.run()
+        let run = cutover.run();
+        // The run directory (`{{run_dir}}`) is not used by the plan: gone.
+        drop(tests::run_dir_in(&run.stderr));
+        run
+    }
+
+    /// The two phases before the window, which must complete.
+    fn prepare(&self) {
+        self.run_phase("preparation", &[]).assert_code(0);
+        self.run_phase("day-before", &["announce-downtime"])
+            .assert_code(0);
+    }
+
+    /// `cutover VERB PLAN ...` (`run --phase window`, or `resume`) on the
+    /// journal, left running.
+    fn spawn(&self, verb: &str) -> tests::Spawned {
+        let mut cutover = self.lab.cutover().arg(verb).arg(&self.plan);
+        if verb == "run" {
+            cutover = cutover.args(["--phase", "window", "--force"]);
+        }
+        cutover
+            .args(["--yes", "--confirm", "follow-up-mail", "--journal"])
+            .arg(&self.journal)
+            .spawn()
+    }
+
+    /// After the window: decommission, let the last mail arrive, stop the
+    /// load; fermium serves sodium's lists as they were (`before`), and
+    /// nothing was lost.
+    #[track_caller]
+    fn finish(&self, mut load: Load, before: &str) {
+        self.run_phase("decommission", &[]).assert_code(0);
+        std::thread::sleep(Duration::from_secs(5));
+        load.stop();
+        assert_eq!(
+            self.lab.resolve("lists.lab.test."),
+            vec![self.address("host2")]
+        );
+        assert_eq!(self.lists_on("host2"), before);
+        assert_nothing_lost(self);
     }
 
     /// `mail-load send` at 2 posts a second until stopped.
@@ -164,12 +203,6 @@ fn exit_code(output: &Output) -> Option<i32> {
     output.status.code()
 }
 
-fn run_dirs(runs: &[&Run]) -> Vec<tests::RunDir> {
-    runs.iter()
-        .filter_map(|r| tests::run_dir_in(&r.stderr))
-        .collect()
-}
-
 #[test]
 fn the_seeds_cutover_moves_the_lists_while_mail_flows_and_loses_nothing() {
     let lab = MailLab::start();
@@ -178,31 +211,16 @@ fn the_seeds_cutover_moves_the_lists_while_mail_flows_and_loses_nothing() {
         before.contains("total 3"),
         "held messages on sodium:\n{before}"
     );
-    let mut load = lab.start_load();
-    let preparation = lab.run_phase("preparation", &[]);
-    preparation.assert_code(0);
-    let day_before = lab.run_phase("day-before", &["announce-downtime"]);
-    day_before.assert_code(0);
+    let load = lab.start_load();
+    lab.prepare();
     let window = lab.run_phase("window", &["follow-up-mail"]);
     window.assert_code(0);
-    let decommission = lab.run_phase("decommission", &[]);
-    decommission.assert_code(0);
-    let _dirs = run_dirs(&[&preparation, &day_before, &window, &decommission]);
-    // Mail keeps flowing to fermium for a while after the switch.
-    std::thread::sleep(Duration::from_secs(5));
-    load.stop();
-
-    // fermium serves: the name points at it, its lists, members and held
-    // messages are sodium's, and sodium's mail services are shut down.
-    assert_eq!(
-        lab.lab.resolve("lists.lab.test."),
-        vec![lab.address("host2")]
-    );
-    assert_eq!(lab.lists_on("host2"), before);
+    // sodium's mail services are shut down past the point of no return
+    // (`finish` runs it); fermium no longer holds.
+    lab.finish(load, &before);
     assert_eq!(exit_code(&lab.sodium("exim-ctl status")), Some(3));
     assert_eq!(exit_code(&lab.sodium("mailman-ctl status")), Some(3));
     assert_eq!(exit_code(&lab.fermium("exim-ctl held")), Some(1));
-    assert_nothing_lost(&lab);
 }
 
 #[test]
@@ -212,12 +230,8 @@ fn fermiums_mailman_refusing_to_start_rolls_back_and_sodium_delivers_what_it_hel
     std::fs::write(lab.lab.host("host2").dir.join("mailman-refuse-start"), "")
         .expect("the refusal is written");
     let mut load = lab.start_load();
-    let preparation = lab.run_phase("preparation", &[]);
-    preparation.assert_code(0);
-    let day_before = lab.run_phase("day-before", &["announce-downtime"]);
-    day_before.assert_code(0);
+    lab.prepare();
     let window = lab.run_phase("window", &["follow-up-mail"]);
-    let _dirs = run_dirs(&[&preparation, &day_before, &window]);
     window.assert_code(3);
     assert!(
         window
@@ -257,27 +271,10 @@ fn started(journal: &std::path::Path, step: &str) -> bool {
 fn kill_9_inside_the_window_then_resume_completes_and_loses_nothing() {
     let lab = MailLab::start();
     let before = lab.lists_on("host1");
-    let mut load = lab.start_load();
-    lab.run_phase("preparation", &[]).assert_code(0);
-    lab.run_phase("day-before", &["announce-downtime"])
-        .assert_code(0);
+    let load = lab.start_load();
+    lab.prepare();
     let limit = Duration::from_secs(240);
-    let mut run = lab
-        .lab
-        .cutover()
-        .arg("run")
-        .arg(&lab.plan)
-        .args([
-            "--phase",
-            "window",
-            "--yes",
-            "--force",
-            "--confirm",
-            "follow-up-mail",
-            "--journal",
-        ])
-        .arg(&lab.journal)
-        .spawn();
+    let mut run = lab.spawn("run");
     // Killed while mailman stops, while the queue moves, while fermium's
     // mailman starts: each time `resume` takes over from the journal.
     for step in ["stop-mailman", "rsync-exim-spool", "start-mailman-fermium"] {
@@ -286,29 +283,19 @@ fn kill_9_inside_the_window_then_resume_completes_and_loses_nothing() {
         });
         run.kill();
         let _dirs = tests::run_dir_in(&run.output());
-        run = lab
-            .lab
-            .cutover()
-            .arg("resume")
-            .arg(&lab.plan)
-            .args(["--yes", "--confirm", "follow-up-mail", "--journal"])
-            .arg(&lab.journal)
-            .spawn();
+        run = lab.spawn("resume");
     }
     assert_eq!(run.wait(limit), Some(0), "{}", run.output());
-    lab.run_phase("decommission", &[]).assert_code(0);
-    std::thread::sleep(Duration::from_secs(5));
-    load.stop();
-    assert_eq!(
-        lab.lab.resolve("lists.lab.test."),
-        vec![lab.address("host2")]
-    );
-    assert_eq!(lab.lists_on("host2"), before);
-    assert_nothing_lost(&lab);
+    lab.finish(load, &before);
 }
 
 /// The journal's event `event` of `step`, if any, after record `from`.
-fn event_after(entries: &[serde_json::Value], from: usize, event: &str, step: &str) -> Option<usize> {
+fn event_after(
+    entries: &[serde_json::Value],
+    from: usize,
+    event: &str,
+    step: &str,
+) -> Option<usize> {
     entries.iter().enumerate().skip(from).find_map(|(i, e)| {
         (e["type"] == "event" && e["event"]["event"] == event && e["event"]["step"] == step)
             .then_some(i)
@@ -319,19 +306,10 @@ fn event_after(entries: &[serde_json::Value], from: usize, event: &str, step: &s
 fn the_link_to_sodium_dropped_while_mailman_stops_leaves_the_step_in_doubt_and_its_check_decides() {
     let lab = MailLab::start();
     let before = lab.lists_on("host1");
-    let mut load = lab.start_load();
-    lab.run_phase("preparation", &[]).assert_code(0);
-    lab.run_phase("day-before", &["announce-downtime"])
-        .assert_code(0);
+    let load = lab.start_load();
+    lab.prepare();
     let limit = Duration::from_secs(240);
-    let mut run = lab
-        .lab
-        .cutover()
-        .arg("run")
-        .arg(&lab.plan)
-        .args(["--phase", "window", "--yes", "--force", "--confirm", "follow-up-mail", "--journal"])
-        .arg(&lab.journal)
-        .spawn();
+    let mut run = lab.spawn("run");
     run.wait_until(limit, "start of `stop-mailman`", || {
         started(&lab.journal, "stop-mailman")
     });
@@ -352,9 +330,5 @@ fn the_link_to_sodium_dropped_while_mailman_stops_leaves_the_step_in_doubt_and_i
         event_after(&entries, checked, "step_succeeded", "stop-mailman")
             .unwrap_or_else(|| panic!("the step was not run again\n{}", describe()));
     }
-    lab.run_phase("decommission", &[]).assert_code(0);
-    std::thread::sleep(Duration::from_secs(5));
-    load.stop();
-    assert_eq!(lab.lists_on("host2"), before);
-    assert_nothing_lost(&lab);
+    lab.finish(load, &before);
 }
