@@ -698,6 +698,17 @@ pub fn resume_plan(plan: &Path, journal: &Path) -> Run {
         .run()
 }
 
+/// `cutover status PLAN --journal JOURNAL EXTRA...`, waited for.
+pub fn status_of(plan: &Path, journal: &Path, extra: &[&str]) -> Run {
+    Cutover::new()
+        .arg("status")
+        .arg(plan)
+        .arg("--journal")
+        .arg(journal)
+        .args(extra)
+        .run()
+}
+
 /// The `entry` of every whole record of a journal (a torn last line is left out).
 pub fn journal_entries(path: &Path) -> Vec<Value> {
     let Ok(text) = fs::read_to_string(path) else {
@@ -708,6 +719,29 @@ pub fn journal_entries(path: &Path) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .map(|v| v["entry"].clone())
         .collect()
+}
+
+/// The first index of an entry of `entries` (as [`journal_entries`] reads
+/// them) from `from` on that `matches`.
+pub fn position(entries: &[Value], from: usize, matches: impl Fn(&Value) -> bool) -> Option<usize> {
+    entries
+        .iter()
+        .skip(from)
+        .position(matches)
+        .map(|i| i + from)
+}
+
+/// Whether a journal entry is the event `event` of `step`.
+pub fn is_event(entry: &Value, event: &str, step: &str) -> bool {
+    entry["type"] == "event" && entry["event"]["event"] == event && entry["event"]["step"] == step
+}
+
+/// Whether a journal entry starts `effect` (`forward`, `revert`, `check`)
+/// of `step`.
+pub fn is_effect_started(entry: &Value, effect: &str, step: &str) -> bool {
+    entry["type"] == "effect_started"
+        && entry["effect"]["effect"] == effect
+        && entry["effect"]["step"] == step
 }
 
 /// Runs a test's async part on `runtime`, bounded: a hang fails the test

@@ -17,6 +17,7 @@ use serde_json::Value;
 use tests::lab::{same_tree, ARecord, Lab, RECORD};
 use tests::pty::Pty;
 use tests::{edit, Run, Spawned};
+use tests::{is_event, position};
 
 /// The record's TTL when a lab starts, in seconds (the example plan's 30 s
 /// would make each run wait half a minute).
@@ -197,19 +198,6 @@ fn spawn_run(lab: &Lab, plan: &Path, journal: &Journal) -> Spawned {
         .args(["--yes", "--journal"])
         .arg(&journal.path)
         .spawn()
-}
-
-/// The first index of an entry of `entries` from `from` on that `matches`.
-fn position(entries: &[Value], from: usize, matches: impl Fn(&Value) -> bool) -> Option<usize> {
-    entries
-        .iter()
-        .skip(from)
-        .position(matches)
-        .map(|i| i + from)
-}
-
-fn is_event(entry: &Value, event: &str, step: &str) -> bool {
-    entry["type"] == "event" && entry["event"]["event"] == event && entry["event"]["step"] == step
 }
 
 /// The operator's path: the lab cutover in a real terminal, confirmed by

@@ -260,21 +260,26 @@ fn fermiums_mailman_refusing_to_start_rolls_back_and_sodium_delivers_what_it_hel
 
 /// Whether the journal says `step`'s forward effect has started.
 fn started(journal: &std::path::Path, step: &str) -> bool {
-    tests::journal_entries(journal).iter().any(|e| {
-        e["type"] == "effect_started"
-            && e["effect"]["effect"] == "forward"
-            && e["effect"]["step"] == step
-    })
+    tests::journal_entries(journal)
+        .iter()
+        .any(|e| tests::is_effect_started(e, "forward", step))
 }
 
-#[test]
-fn kill_9_inside_the_window_then_resume_completes_and_loses_nothing() {
+/// A mail lab with the load running, the phases before the window done and
+/// the window started: the lab, sodium's lists before, the load, the run.
+fn window_under_load() -> (MailLab, String, Load, tests::Spawned) {
     let lab = MailLab::start();
     let before = lab.lists_on("host1");
     let load = lab.start_load();
     lab.prepare();
+    let run = lab.spawn("run");
+    (lab, before, load, run)
+}
+
+#[test]
+fn kill_9_inside_the_window_then_resume_completes_and_loses_nothing() {
+    let (lab, before, load, mut run) = window_under_load();
     let limit = Duration::from_secs(240);
-    let mut run = lab.spawn("run");
     // Killed while mailman stops, while the queue moves, while fermium's
     // mailman starts: each time `resume` takes over from the journal.
     for step in ["stop-mailman", "rsync-exim-spool", "start-mailman-fermium"] {
@@ -289,27 +294,10 @@ fn kill_9_inside_the_window_then_resume_completes_and_loses_nothing() {
     lab.finish(load, &before);
 }
 
-/// The journal's event `event` of `step`, if any, after record `from`.
-fn event_after(
-    entries: &[serde_json::Value],
-    from: usize,
-    event: &str,
-    step: &str,
-) -> Option<usize> {
-    entries.iter().enumerate().skip(from).find_map(|(i, e)| {
-        (e["type"] == "event" && e["event"]["event"] == event && e["event"]["step"] == step)
-            .then_some(i)
-    })
-}
-
 #[test]
 fn the_link_to_sodium_dropped_while_mailman_stops_leaves_the_step_in_doubt_and_its_check_decides() {
-    let lab = MailLab::start();
-    let before = lab.lists_on("host1");
-    let load = lab.start_load();
-    lab.prepare();
+    let (lab, before, load, mut run) = window_under_load();
     let limit = Duration::from_secs(240);
-    let mut run = lab.spawn("run");
     run.wait_until(limit, "start of `stop-mailman`", || {
         started(&lab.journal, "stop-mailman")
     });
@@ -322,13 +310,19 @@ fn the_link_to_sodium_dropped_while_mailman_stops_leaves_the_step_in_doubt_and_i
     let entries = tests::journal_entries(&lab.journal);
     let describe = || format!("{}\n{entries:#?}", run.output());
     assert_eq!(code, Some(0), "{}", describe());
-    let in_doubt = event_after(&entries, 0, "step_in_doubt", "stop-mailman")
-        .unwrap_or_else(|| panic!("`stop-mailman` was not in doubt\n{}", describe()));
-    let checked = event_after(&entries, in_doubt, "checked", "stop-mailman")
-        .unwrap_or_else(|| panic!("its check did not decide\n{}", describe()));
+    let in_doubt = tests::position(&entries, 0, |e| {
+        tests::is_event(e, "step_in_doubt", "stop-mailman")
+    })
+    .unwrap_or_else(|| panic!("`stop-mailman` was not in doubt\n{}", describe()));
+    let checked = tests::position(&entries, in_doubt, |e| {
+        tests::is_event(e, "checked", "stop-mailman")
+    })
+    .unwrap_or_else(|| panic!("its check did not decide\n{}", describe()));
     if entries[checked]["event"]["done"] == false {
-        event_after(&entries, checked, "step_succeeded", "stop-mailman")
-            .unwrap_or_else(|| panic!("the step was not run again\n{}", describe()));
+        tests::position(&entries, checked, |e| {
+            tests::is_event(e, "step_succeeded", "stop-mailman")
+        })
+        .unwrap_or_else(|| panic!("the step was not run again\n{}", describe()));
     }
     lab.finish(load, &before);
 }

@@ -517,13 +517,7 @@ fn status_says_a_rollback_passed_over_steps_with_nothing_to_undo() {
     let out = tests::run_plan(&plan, &journal, &["--yes"]);
     let _run_dir = tests::run_dir_in(&out.stderr);
     out.assert_code(3);
-    let status = Cutover::new()
-        .arg("status")
-        .arg(&plan)
-        .arg("--journal")
-        .arg(&journal)
-        .arg("--json")
-        .run();
+    let status = tests::status_of(&plan, &journal, &["--json"]);
     status.assert_code(0);
     assert_eq!(
         status.json()["steps"][0]["run"],

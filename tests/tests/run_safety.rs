@@ -274,13 +274,7 @@ fn regression_a_failure_shows_its_last_lines_and_status_prints_the_whole_output(
         out.describe()
     );
 
-    let status = Cutover::new()
-        .arg("status")
-        .arg(&plan)
-        .arg("--journal")
-        .arg(&journal)
-        .args(["--output", "migrate"])
-        .run();
+    let status = tests::status_of(&plan, &journal, &["--output", "migrate"]);
     status.assert_code(0);
     for i in 1..=15 {
         assert!(
@@ -696,12 +690,7 @@ fn regression_after_a_rollback_the_fixed_plan_runs_as_a_new_attempt_in_the_same_
         "{}",
         fixed.describe()
     );
-    let status = Cutover::new()
-        .arg("status")
-        .arg(&plan)
-        .arg("--journal")
-        .arg(&journal)
-        .run();
+    let status = tests::status_of(&plan, &journal, &[]);
     status.assert_code(0);
     assert!(
         status.stdout.contains("2 attempts")
@@ -711,13 +700,7 @@ fn regression_after_a_rollback_the_fixed_plan_runs_as_a_new_attempt_in_the_same_
         "{}",
         status.describe()
     );
-    let json = Cutover::new()
-        .arg("status")
-        .arg(&plan)
-        .arg("--journal")
-        .arg(&journal)
-        .arg("--json")
-        .run();
+    let json = tests::status_of(&plan, &journal, &["--json"]);
     let value = json.json();
     let done: Vec<(&str, &str)> = value["steps"]
         .as_array()
