@@ -297,16 +297,6 @@ impl Measured {
         all
     }
 
-    /// The durations of the succeeded attempts of step `id`, whatever its
-    /// version, in the order found.
-    pub fn observations(&self, id: &str) -> Vec<Duration> {
-        self.steps
-            .iter()
-            .filter(|((step, _), _)| step == id)
-            .flat_map(|(_, seen)| seen.forward.iter().copied())
-            .collect()
-    }
-
     /// How long checks of in-doubt steps took.
     pub fn checks(&self) -> &[Duration] {
         &self.checks
