@@ -203,7 +203,7 @@ pub enum Effect<S = String> {
     /// The run is over.
     Finished {
         /// How it ended.
-        end: RunEnd,
+        end: RunEnd<S>,
     },
 }
 
@@ -308,8 +308,8 @@ impl<S> Effect<S> {
         }
     }
 
-    /// The same effect with its step named by `name(step)`.
-    pub fn map_step<T>(&self, name: impl FnOnce(&S) -> T) -> Effect<T> {
+    /// The same effect with its steps named by `name(step)`.
+    pub fn map_step<T>(&self, mut name: impl FnMut(&S) -> T) -> Effect<T> {
         match self {
             Effect::Preflight { hosts } => Effect::Preflight {
                 hosts: hosts.clone(),
@@ -334,15 +334,21 @@ impl<S> Effect<S> {
                 reason: reason.clone(),
                 can_roll_back: *can_roll_back,
             },
-            Effect::Finished { end } => Effect::Finished { end: end.clone() },
+            Effect::Finished { end } => Effect::Finished {
+                end: end.map_step(name),
+            },
         }
     }
 }
 
 /// How a run ended.
+///
+/// `S` names a step as in [`Event`]: by index as the machine announces it
+/// (a rehearsed halt lists its steps without a string), by id in the
+/// journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "end", rename_all = "snake_case")]
-pub enum RunEnd {
+pub enum RunEnd<S = String> {
     /// Every step succeeded.
     Completed,
     /// A failure was rolled back to this rollback point.
@@ -355,17 +361,43 @@ pub enum RunEnd {
     /// The run stopped and needs an operator.
     Halted {
         /// The step it stopped at, if any.
-        step: Option<String>,
+        step: Option<S>,
         /// Why.
         reason: String,
         /// Steps done in this run and not reverted.
-        done: Vec<String>,
+        done: Vec<S>,
         /// Steps not done.
-        left: Vec<String>,
+        left: Vec<S>,
         /// Why, as a kind (journals from before it was recorded: `unknown`).
         #[serde(default)]
         cause: HaltCause,
     },
+}
+
+impl<S> RunEnd<S> {
+    /// The same end with its steps named by `name(step)`.
+    pub fn map_step<T>(&self, mut name: impl FnMut(&S) -> T) -> RunEnd<T> {
+        match self {
+            RunEnd::Completed => RunEnd::Completed,
+            RunEnd::RolledBack { point, cause } => RunEnd::RolledBack {
+                point: point.clone(),
+                cause: cause.clone(),
+            },
+            RunEnd::Halted {
+                step,
+                reason,
+                done,
+                left,
+                cause,
+            } => RunEnd::Halted {
+                step: step.as_ref().map(&mut name),
+                reason: reason.clone(),
+                done: done.iter().map(&mut name).collect(),
+                left: left.iter().map(&mut name).collect(),
+                cause: *cause,
+            },
+        }
+    }
 }
 
 /// Why a run halted.

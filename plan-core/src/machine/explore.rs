@@ -90,7 +90,7 @@ struct Sim {
     /// Completion position of each step, for the reverse-order check.
     position: Vec<usize>,
     last_revert: Option<usize>,
-    ends: Vec<RunEnd>,
+    ends: Vec<RunEnd<StepIx>>,
     events: usize,
     trace: Option<Vec<Input>>,
     log: Option<Vec<Command>>,
@@ -185,7 +185,11 @@ pub fn simulate(
         event_limit(&schedule),
     )?;
     let log = sim.log.unwrap_or_default();
-    Ok((log.iter().map(|c| schedule.name(c)).collect(), end))
+    let name = |&ix: &StepIx| schedule.steps[ix].id.clone();
+    Ok((
+        log.iter().map(|c| schedule.name(c)).collect(),
+        end.map_step(name),
+    ))
 }
 
 fn event_limit(schedule: &Schedule) -> usize {
@@ -229,7 +233,7 @@ fn drive(
     sim: &mut Sim,
     branches: &mut Vec<Sim>,
     limit: usize,
-) -> Result<RunEnd, String> {
+) -> Result<RunEnd<StepIx>, String> {
     loop {
         if sim.events > limit {
             return Err(format!(
@@ -370,7 +374,7 @@ fn id_of(schedule: &Schedule, step: StepIx) -> Result<&str, String> {
 }
 
 /// Checks how a run ended.
-fn finish(sim: &Sim, schedule: &Schedule) -> Result<RunEnd, String> {
+fn finish(sim: &Sim, schedule: &Schedule) -> Result<RunEnd<StepIx>, String> {
     let state = sim.machine.state();
     if !state.is_terminal() {
         return Err(format!("the run is stuck in {state:?} with nothing to do"));

@@ -119,15 +119,13 @@ impl RunMachine {
             .iter()
             .map(|&ix| ix as StepIx)
             .filter(|&ix| self.status[ix] == StepStatus::Done)
-            .map(|ix| self.id(ix))
             .collect();
         let left = (0..self.status.len())
             .filter(|&ix| !matches!(self.status[ix], StepStatus::Done | StepStatus::Reverted))
-            .map(|ix| self.id(ix))
             .collect();
         context.effects.push(Effect::Finished {
             end: RunEnd::Halted {
-                step: halt.step.clone(),
+                step: halt.step.as_deref().and_then(|id| self.schedule.index_of(id)),
                 reason: halt.reason.clone(),
                 done,
                 left,
@@ -157,7 +155,7 @@ impl RunMachine {
         context: &mut Outbox,
     ) -> Outcome<State> {
         if self.on_failure == OnFailure::Ask && self.deciding.is_none() {
-            self.status[ix] = StepStatus::Failed;
+            self.set_status(ix, StepStatus::Failed);
             context.effects.push(Effect::AskOnFailure {
                 step: ix,
                 reason: cause.clone(),
@@ -175,7 +173,7 @@ impl RunMachine {
             // rollback undoes it first.
             self.mark_done(ix);
         } else {
-            self.status[ix] = StepStatus::Failed;
+            self.set_status(ix, StepStatus::Failed);
         }
         self.fail(Some(ix), cause, context)
     }
@@ -280,18 +278,28 @@ impl RunMachine {
             match self.status[ix] {
                 StepStatus::Reverting | StepStatus::RevertInDoubt => return RevertNext::Waiting,
                 _ if self.schedule.steps[ix].undoable => {
-                    self.status[ix] = StepStatus::Reverting;
+                    self.set_status(ix, StepStatus::Reverting);
                     context.effects.push(Effect::Revert { step: ix });
                     return RevertNext::Waiting;
                 }
                 // Nothing to undo (e.g. a copy to the new host): counts as reverted.
                 _ => {
-                    self.status[ix] = StepStatus::Reverted;
+                    self.set_status(ix, StepStatus::Reverted);
                     self.reverts.pop();
                 }
             }
         }
         RevertNext::Finished
+    }
+
+    /// A revert is over: it leaves the queue (it is the last, the one under
+    /// way, unless a resume settled another).
+    pub(super) fn unqueue_revert(&mut self, ix: StepIx) {
+        if self.reverts.last() == Some(&slot(ix)) {
+            self.reverts.pop();
+        } else {
+            self.reverts.retain(|r| *r != slot(ix));
+        }
     }
 
     pub(super) fn finish_rollback(&mut self) -> Outcome<State> {
@@ -314,7 +322,7 @@ impl RunMachine {
         if done {
             self.mark_done(ix);
         } else {
-            self.status[ix] = StepStatus::Failed;
+            self.set_status(ix, StepStatus::Failed);
         }
         self.next_revert(context)
     }

@@ -69,6 +69,9 @@ pub struct RunMachine {
     /// Steps that depend on each step (from `deps`), shared by clones.
     pub(super) dependents: Arc<Vec<Vec<StepIx>>>,
     pub(super) status: Table<StepStatus>,
+    /// Steps running or in doubt: set only through `set_status`, which keeps
+    /// this count.
+    pub(super) in_flight: u32,
     pub(super) attempts: Table<u32>,
     /// Unfinished dependencies of each step.
     pub(super) waiting: Table<u32>,
@@ -76,8 +79,11 @@ pub struct RunMachine {
     pub(super) open_in_segment: Table<u32>,
     /// The lowest segment with steps not done.
     pub(super) segment: usize,
-    /// Steps whose dependencies are done, not yet started, in order.
+    /// Steps whose dependencies are done, not yet started, in order (of
+    /// the open segment and earlier).
     pub(super) ready: Table<Slot>,
+    /// Steps whose dependencies are done, of segments not yet open.
+    pub(super) parked: Table<Slot>,
     /// Completion order.
     pub(super) completed: Table<Slot>,
     /// Reverts still to do, next last.
@@ -142,7 +148,10 @@ impl RunMachine {
                 waiting[ix] += 1;
             }
         }
-        let ready = (0..n).filter(|&ix| waiting[ix] == 0).map(slot).collect();
+        let (ready, parked) = (0..n)
+            .filter(|&ix| waiting[ix] == 0)
+            .map(slot)
+            .partition(|&ix| schedule.steps[ix as StepIx].segment == 0);
         let gate = schedule.no_return.as_ref().and_then(|_| {
             schedule
                 .steps
@@ -155,11 +164,13 @@ impl RunMachine {
             schedule,
             dependents: Arc::new(dependents),
             status: smallvec![StepStatus::Pending; n],
+            in_flight: 0,
             attempts: smallvec![0; n],
             waiting,
             open_in_segment,
             segment: 0,
             ready,
+            parked,
             completed: Table::new(),
             reverts: Table::new(),
             rollback: None,
@@ -412,7 +423,7 @@ impl RunMachine {
                 Transition(self.advance(context).state())
             }
             Event::OperatorDeclined { step } if self.ix(step) == Some(current) => {
-                self.status[current] = StepStatus::Failed;
+                self.set_status(current, StepStatus::Failed);
                 self.fail(
                     Some(current),
                     format!(
@@ -510,13 +521,13 @@ impl RunMachine {
                     }
                     // The forward effect is still there: the revert is needed.
                     Some(ix) if self.status[ix] == StepStatus::RevertInDoubt && *done => {
-                        self.status[ix] = StepStatus::Reverting;
+                        self.set_status(ix, StepStatus::Reverting);
                         context.effects.push(Effect::Revert { step: ix });
                         Handled
                     }
                     Some(ix) if self.status[ix] == StepStatus::RevertInDoubt => {
-                        self.status[ix] = StepStatus::Reverted;
-                        self.reverts.retain(|r| *r != slot(ix));
+                        self.set_status(ix, StepStatus::Reverted);
+                        self.unqueue_revert(ix);
                         self.next_revert(context)
                     }
                     _ => Handled,
@@ -524,15 +535,15 @@ impl RunMachine {
             }
             Event::RevertSucceeded { step } => match self.ix(step) {
                 Some(ix) if self.status[ix] == StepStatus::Reverting => {
-                    self.status[ix] = StepStatus::Reverted;
-                    self.reverts.retain(|r| *r != slot(ix));
+                    self.set_status(ix, StepStatus::Reverted);
+                    self.unqueue_revert(ix);
                     self.next_revert(context)
                 }
                 _ => Handled,
             },
             Event::RevertFailed { step, reason } => match self.ix(step) {
                 Some(ix) if self.status[ix] == StepStatus::Reverting => {
-                    self.status[ix] = StepStatus::RevertFailed;
+                    self.set_status(ix, StepStatus::RevertFailed);
                     let cause = self
                         .rollback
                         .as_ref()
@@ -645,7 +656,7 @@ impl RunMachine {
                     match self.status[ix] {
                         StepStatus::Running if started.contains(&ix) => self.in_doubt(ix, context),
                         // Never begun: it stays to do.
-                        StepStatus::Running => self.status[ix] = StepStatus::Pending,
+                        StepStatus::Running => self.set_status(ix, StepStatus::Pending),
                         StepStatus::InDoubt => self.in_doubt(ix, context),
                         _ => {}
                     }
@@ -674,7 +685,7 @@ impl RunMachine {
                         if *done {
                             self.mark_done(ix);
                         } else {
-                            self.status[ix] = StepStatus::Failed;
+                            self.set_status(ix, StepStatus::Failed);
                         }
                     }
                     (
@@ -684,10 +695,10 @@ impl RunMachine {
                         if *done {
                             self.mark_done(ix);
                         } else {
-                            self.status[ix] = StepStatus::Pending;
+                            self.set_status(ix, StepStatus::Pending);
                         }
                     }
-                    (_, StepStatus::Running) => self.status[ix] = StepStatus::Failed,
+                    (_, StepStatus::Running) => self.set_status(ix, StepStatus::Failed),
                     _ => return Handled,
                 }
             }

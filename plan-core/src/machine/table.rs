@@ -40,14 +40,20 @@ impl RunMachine {
         self.schedule.steps[ix].id.clone()
     }
 
+    /// Whether a step is running or in doubt (its outcome still to come).
     pub(super) fn in_flight(&self) -> bool {
-        self.status
-            .iter()
-            .any(|s| matches!(s, StepStatus::Running | StepStatus::InDoubt))
+        self.in_flight > 0
+    }
+
+    /// Sets a step's status, keeping count of the steps in flight.
+    pub(super) fn set_status(&mut self, ix: StepIx, status: StepStatus) {
+        let flying = |s: StepStatus| matches!(s, StepStatus::Running | StepStatus::InDoubt);
+        let was = std::mem::replace(&mut self.status[ix], status);
+        self.in_flight = self.in_flight + u32::from(flying(status)) - u32::from(flying(was));
     }
 
     pub(super) fn start(&mut self, ix: StepIx, context: &mut Outbox) {
-        self.status[ix] = StepStatus::Running;
+        self.set_status(ix, StepStatus::Running);
         self.attempts[ix] += 1;
         context.effects.push(Effect::Forward {
             step: ix,
@@ -56,20 +62,44 @@ impl RunMachine {
     }
 
     pub(super) fn mark_done(&mut self, ix: StepIx) {
-        self.status[ix] = StepStatus::Done;
+        self.set_status(ix, StepStatus::Done);
         self.completed.push(slot(ix));
         let segment = self.schedule.steps[ix].segment;
         self.open_in_segment[segment] -= 1;
+        // A step whose dependencies are done is ready, or parked until its
+        // segment opens (so that starting steps never scans later segments).
         for &dependent in self.dependents.get(ix).into_iter().flatten() {
             self.waiting[dependent] -= 1;
             if self.waiting[dependent] == 0 {
-                self.ready.push(slot(dependent));
+                if self.schedule.steps[dependent].segment > self.segment {
+                    self.parked.push(slot(dependent));
+                } else {
+                    self.ready.push(slot(dependent));
+                }
             }
         }
     }
 
+    /// The open segment moved on: its parked steps are ready, in the order
+    /// they became so.
+    fn unpark(&mut self) {
+        let segment = self.segment;
+        let steps = &self.schedule.steps;
+        let mut keep = 0;
+        for i in 0..self.parked.len() {
+            let ix = self.parked[i];
+            if steps[ix as StepIx].segment <= segment {
+                self.ready.push(ix);
+            } else {
+                self.parked[keep] = ix;
+                keep += 1;
+            }
+        }
+        self.parked.truncate(keep);
+    }
+
     pub(super) fn in_doubt(&mut self, ix: StepIx, context: &mut Outbox) {
-        self.status[ix] = StepStatus::InDoubt;
+        self.set_status(ix, StepStatus::InDoubt);
         self.settle(ix, context);
     }
 
@@ -87,11 +117,15 @@ impl RunMachine {
 
     /// Starts what can start; says where the run goes next.
     pub(super) fn advance(&mut self, context: &mut Outbox) -> Next {
+        let opened = self.segment;
         while self.segment < self.open_in_segment.len() && self.open_in_segment[self.segment] == 0 {
             self.segment += 1;
         }
         if self.segment == self.open_in_segment.len() {
             return Next::Completed;
+        }
+        if self.segment != opened && !self.parked.is_empty() {
+            self.unpark();
         }
         // The operator is choosing what to do about a failed step.
         if self.deciding.is_some() {
@@ -105,25 +139,28 @@ impl RunMachine {
         }
         // Start every ready automatic step of the open segment, in order; the
         // first ready manual step waits for the others (it starts alone).
+        // One pass: what starts leaves the list, the rest keeps its order.
         let mut manual: Option<StepIx> = None;
-        let mut i = 0;
-        while i < self.ready.len() {
+        let mut keep = 0;
+        for i in 0..self.ready.len() {
             let ix = self.ready[i] as StepIx;
             let step = &self.schedule.steps[ix];
-            if step.segment != segment || self.status[ix] != StepStatus::Pending {
-                i += 1;
-            } else if step.manual {
-                manual = manual.or(Some(ix));
-                i += 1;
-            } else {
-                self.ready.remove(i);
+            let (here, is_manual) = (step.segment == segment, step.manual);
+            if here && self.status[ix] == StepStatus::Pending && !is_manual {
                 self.start(ix, context);
+                continue;
             }
+            if here && self.status[ix] == StepStatus::Pending {
+                manual = manual.or(Some(ix));
+            }
+            self.ready[keep] = self.ready[i];
+            keep += 1;
         }
+        self.ready.truncate(keep);
         if let Some(ix) = manual {
             if !self.in_flight() {
                 self.ready.retain(|r| *r != slot(ix));
-                self.status[ix] = StepStatus::Running;
+                self.set_status(ix, StepStatus::Running);
                 self.attempts[ix] += 1;
                 context.effects.push(Effect::Confirm { step: ix });
                 return Next::Operator(ix);
@@ -159,7 +196,7 @@ impl RunMachine {
                 }
                 StepStatus::InDoubt => self.in_doubt(ix, context),
                 StepStatus::Reverting if was_started => {
-                    self.status[ix] = StepStatus::RevertInDoubt;
+                    self.set_status(ix, StepStatus::RevertInDoubt);
                     self.settle(ix, context);
                 }
                 StepStatus::Reverting => context.effects.push(Effect::Revert { step: ix }),
