@@ -34,8 +34,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use plan_core::machine::{
-    explore, feed as feed_named, Effect, Event, FailureChoice, HaltCause, OnFailure, Outbox,
-    RunEnd, RunMachine, Schedule, ScheduledStep, State, StepIx, StepStatus, START_POINT,
+    explore, explore_exhaustive, feed as feed_named, Effect, Event, FailureChoice, HaltCause,
+    OnFailure, Outbox, RunEnd, RunMachine, Schedule, ScheduledStep, State, StepIx, StepStatus,
+    START_POINT,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -1156,6 +1157,13 @@ proptest! {
         let report = explore(Arc::clone(&schedule), 2).map_err(|c| TestCaseError::fail(c.to_string()))?;
         prop_assert!(report.runs > schedule.steps.len(), "{report:?}");
         prop_assert_eq!(report.completed, 1);
+        // Every pair, run one by one: the same verdict, and the premise of
+        // running a pair per situation holds (second faults in one situation
+        // are handled alike).
+        let every = explore_exhaustive(Arc::clone(&schedule), 2)
+            .map_err(|c| TestCaseError::fail(c.to_string()))?;
+        prop_assert_eq!(every.single_faults, report.single_faults);
+        prop_assert!(every.double_faults >= report.double_faults + report.equivalent, "{every:?} {report:?}");
     }
 }
 

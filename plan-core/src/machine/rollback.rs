@@ -125,7 +125,10 @@ impl RunMachine {
             .collect();
         context.effects.push(Effect::Finished {
             end: RunEnd::Halted {
-                step: halt.step.as_deref().and_then(|id| self.schedule.index_of(id)),
+                step: halt
+                    .step
+                    .as_deref()
+                    .and_then(|id| self.schedule.index_of(id)),
                 reason: halt.reason.clone(),
                 done,
                 left,

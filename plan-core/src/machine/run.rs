@@ -242,6 +242,30 @@ impl RunMachine {
             .map(|(ix, _)| self.schedule.steps[*ix as StepIx].id.as_str())
     }
 
+    /// Whether the rollback under way has completed steps to undo (a scan
+    /// of them).
+    pub fn rollback_has_reverts(&self) -> bool {
+        let Some(rollback) = &self.rollback else {
+            return false;
+        };
+        self.completed.iter().any(|&ix| {
+            let ix = ix as StepIx;
+            self.schedule.steps[ix].segment >= rollback.segment
+                && self.status[ix] == StepStatus::Done
+        })
+    }
+
+    /// Steps running or in doubt.
+    pub fn steps_in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// Reverts the rollback under way has still to do, the one running
+    /// included.
+    pub fn reverts_left(&self) -> usize {
+        self.reverts.len()
+    }
+
     /// The rollback point a rollback under way goes back to.
     pub fn rollback_point(&self) -> Option<&str> {
         self.rollback.as_ref().map(|r| r.point.as_str())
