@@ -7,17 +7,20 @@
 //! faults costs one clone and the rest of the run, not a replay from the
 //! start.
 //!
-//! Every single fault is run. A second fault is run once per *situation*:
-//! what the machine's handling of that failure can depend on (the kind of
-//! step that fails, whether it is the first or the last revert of its
-//! rollback, whether it failed before, the machine's state, and the first
-//! fault's kind). A second fault whose situation an earlier run already
+//! Every single fault is run, and every second fault at a step's forward
+//! (a step failing while the first fault drains). A revert failing after a
+//! first fault is run once per *situation*: what the machine's handling of
+//! it can depend on (the kind of step, whether it is the first or the last
+//! revert of its rollback, whether the step failed before, the machine's
+//! state, the first fault's kind). One whose situation an earlier run
 //! covered is counted in [`Exploration::equivalent`], not run: on a plan of
-//! n steps in one segment, every pair is n² runs of up to n steps each,
-//! and a fleet's plan has thousands of steps. `exhaustive` runs every pair
-//! (the tests compare both on random schedules).
+//! n steps in one segment, every pair is n² runs, and a fleet's plan has
+//! thousands of steps. [`explore_exhaustive`] runs every pair and checks the
+//! premise (the tests run it on generated schedules).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -55,32 +58,47 @@ pub struct Exploration {
     pub equivalent: usize,
 }
 
-/// What the machine's handling of a second fault can depend on: two second
-/// faults in the same situation are handled alike, so one run covers both.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+/// What the machine's handling of a failed revert (a second fault) can
+/// depend on: two in the same situation are handled alike, so one run covers
+/// both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Situation {
-    /// A revert fails (else a step's forward, while the first fault drains).
-    revert: bool,
     /// The machine's state before the fault.
     state: std::mem::Discriminant<State>,
-    /// How the machine treats the failing step.
+    /// How the machine treats the step whose revert fails.
     step: StepKind,
-    /// The step failed before (a revert undoing its partial effect).
+    /// The step failed before (its revert undoes a partial effect).
     failed_before: bool,
     /// The first revert of its rollback.
     first: bool,
     /// The last revert left in its rollback.
     last: bool,
-    /// No other step is in flight (its outcome lets the rollback begin).
-    alone: bool,
-    /// Alone, with completed steps for the rollback to undo.
-    to_undo: bool,
     /// The first fault: a revert, and the kind of its step.
-    first_fault: Option<(bool, StepKind)>,
+    first_fault: (bool, StepKind),
+}
+
+impl Situation {
+    /// The situation as a set's key: its state and its facts in one word
+    /// (hashing a dozen flags one by one was a fifth of a fleet's check).
+    fn key(&self) -> (std::mem::Discriminant<State>, u32) {
+        let flags = [
+            self.failed_before,
+            self.first,
+            self.last,
+            self.first_fault.0,
+        ];
+        let bits = flags
+            .iter()
+            .fold(0u32, |acc, &flag| acc << 1 | u32::from(flag));
+        (
+            self.state,
+            bits << 12 | self.step.bits() << 6 | self.first_fault.1.bits(),
+        )
+    }
 }
 
 /// The schedule's facts about a step that decide how its failure is handled.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StepKind {
     manual: bool,
     checkable: bool,
@@ -102,6 +120,20 @@ impl StepKind {
             retries: s.retries > 0,
         }
     }
+
+    /// The six facts as six bits.
+    fn bits(&self) -> u32 {
+        [
+            self.manual,
+            self.checkable,
+            self.undoable,
+            self.revert_after_failure,
+            self.past_no_return,
+            self.retries,
+        ]
+        .iter()
+        .fold(0, |acc, &flag| acc << 1 | u32::from(flag))
+    }
 }
 
 /// How the machine handled a fault: the state it went to and the effects it
@@ -118,8 +150,8 @@ struct Reduction {
     /// Run every pair, and check the premise of the reduction: second
     /// faults in the same situation are handled alike.
     exhaustive: bool,
-    seen: HashSet<Situation>,
-    handled: HashMap<Situation, Handling>,
+    seen: FxHashSet<(std::mem::Discriminant<State>, u32)>,
+    handled: FxHashMap<(std::mem::Discriminant<State>, u32), (Situation, Handling)>,
     skipped: usize,
 }
 
@@ -127,53 +159,40 @@ impl Reduction {
     fn new(exhaustive: bool) -> Reduction {
         Reduction {
             exhaustive,
-            seen: HashSet::new(),
-            handled: HashMap::new(),
+            seen: FxHashSet::default(),
+            handled: FxHashMap::default(),
             skipped: 0,
         }
     }
 
-    /// The situation of a fault at `ix` in `sim`: `None` for a first fault.
-    /// `revert` says whether a revert fails, the first of its rollback.
-    fn situation(
-        schedule: &Schedule,
-        sim: &Sim,
-        ix: StepIx,
-        revert: Option<bool>,
-    ) -> Option<Situation> {
-        let first = *sim.faults.first()?;
+    /// The situation of a revert of `ix` failing in `sim`, the first of
+    /// its rollback or not: `None` when no fault came before (a revert
+    /// failing is then a first fault, always run).
+    fn situation(schedule: &Schedule, sim: &Sim, ix: StepIx, first: bool) -> Option<Situation> {
+        let first_fault = match *sim.faults.first()? {
+            FaultPoint::Forward(f) => (false, StepKind::of(schedule, f)),
+            FaultPoint::Revert(f) => (true, StepKind::of(schedule, f)),
+        };
         Some(Situation {
-            revert: revert.is_some(),
             state: std::mem::discriminant(sim.machine.state()),
             step: StepKind::of(schedule, ix),
             failed_before: sim.failures[ix] > 0,
-            first: revert == Some(true),
-            last: revert.is_some() && sim.machine.reverts_left() <= 1,
-            // For a forward fault (a revert runs alone, and `last` says
-            // whether more is to undo); only asked when alone, as it scans
-            // the completed steps.
-            alone: revert.is_none() && sim.machine.steps_in_flight() <= 1,
-            to_undo: revert.is_none()
-                && sim.machine.steps_in_flight() <= 1
-                && sim.machine.rollback_has_reverts(),
-            first_fault: Some(match first {
-                FaultPoint::Forward(f) => (false, StepKind::of(schedule, f)),
-                FaultPoint::Revert(f) => (true, StepKind::of(schedule, f)),
-            }),
+            first,
+            last: sim.machine.reverts_left() <= 1,
+            first_fault,
         })
     }
 
-    /// Whether a fault in `situation` is run: a first fault always; a
-    /// second when its situation is new (or every one, exhaustively).
+    /// Whether a revert failing in `situation` is run: when it is the first
+    /// fault, or its situation is new (or every one, exhaustively). Second
+    /// forward faults (a step failing while the first fault drains) are not
+    /// grouped: how one is handled depends on what else is in flight and
+    /// what the rollback will undo; each is run.
     fn run(&mut self, situation: Option<Situation>) -> bool {
-        // Only revert faults are grouped: a second forward fault (a step
-        // failing while the first fault drains) is handled according to
-        // what else is in flight and what the rollback will undo, which its
-        // situation does not capture; each is run.
-        let Some(situation) = situation.filter(|s| s.revert) else {
+        let Some(situation) = situation else {
             return true;
         };
-        if self.seen.insert(situation) || self.exhaustive {
+        if self.seen.insert(situation.key()) || self.exhaustive {
             true
         } else {
             self.skipped += 1;
@@ -192,7 +211,7 @@ impl Reduction {
         queued: usize,
         ix: StepIx,
     ) -> Result<(), String> {
-        let (true, Some(situation)) = (self.exhaustive, situation.filter(|s| s.revert)) else {
+        let (true, Some(situation)) = (self.exhaustive, situation) else {
             return Ok(());
         };
         let handling = Handling {
@@ -204,15 +223,15 @@ impl Reduction {
                 .map(|c| (std::mem::discriminant(c), c.step() == Some(&ix)))
                 .collect(),
         };
-        match self.handled.get(&situation) {
-            Some(earlier) if *earlier != handling => Err(format!(
-                "the exploration's premise fails: a second fault at `{}` in {situation:?} was \
-                 handled as {handling:?}, another in the same situation as {earlier:?}",
+        match self.handled.get(&situation.key()) {
+            Some((_, earlier)) if *earlier != handling => Err(format!(
+                "the exploration's premise fails: the revert of `{}` failing in {situation:?} \
+                 was handled as {handling:?}, another in the same situation as {earlier:?}",
                 schedule.steps[ix].id
             )),
             Some(_) => Ok(()),
             None => {
-                self.handled.insert(situation, handling);
+                self.handled.insert(situation.key(), (situation, handling));
                 Ok(())
             }
         }
@@ -272,6 +291,8 @@ struct Sim {
     events: usize,
     trace: Option<Vec<Input>>,
     log: Option<Vec<Command>>,
+    /// The machine's outbox, reused from event to event.
+    outbox: Outbox,
 }
 
 impl Sim {
@@ -292,6 +313,7 @@ impl Sim {
             events: 0,
             trace: trace.then(Vec::new),
             log: None,
+            outbox: Outbox::default(),
         }
     }
 
@@ -315,9 +337,8 @@ impl Sim {
         if let Some(trace) = &mut self.trace {
             trace.push(event.clone());
         }
-        let mut outbox = Outbox::default();
-        self.machine.handle_with_context(&event, &mut outbox);
-        self.queue.extend(outbox.effects);
+        self.machine.handle_with_context(&event, &mut self.outbox);
+        self.queue.extend(self.outbox.effects.drain(..));
     }
 }
 
@@ -474,11 +495,7 @@ fn drive(
                 let manual = schedule.steps[ix].manual;
                 let fault = FaultPoint::Forward(ix);
                 let fails = sim.faults.contains(&fault);
-                let can_branch = !fails && sim.budget > 0 && sim.starts[ix] == 1;
-                let situation = can_branch
-                    .then(|| Reduction::situation(schedule, sim, ix, None))
-                    .flatten();
-                let branch_here = can_branch && reduction.run(situation);
+                let branch_here = !fails && sim.budget > 0 && sim.starts[ix] == 1;
                 if branch_here {
                     // Depth first: the run goes on with the fault, the rest
                     // of the run without it waits (so only a few runs are
@@ -490,7 +507,6 @@ fn drive(
                     sim.faults.push(fault);
                 }
                 if fails || branch_here {
-                    let queued = sim.queue.len();
                     sim.failures[ix] += 1;
                     sim.feed(if manual {
                         Event::OperatorDeclined { step }
@@ -500,9 +516,6 @@ fn drive(
                             reason: "injected fault".into(),
                         }
                     });
-                    if branch_here {
-                        reduction.premise(schedule, situation, sim, queued, ix)?;
-                    }
                     // The plan's word that its revert is safe on a partial effect.
                     sim.sync_completion(ix);
                 } else {
@@ -550,7 +563,7 @@ fn drive(
                 let fails = sim.faults.contains(&fault);
                 let can_branch = !fails && sim.budget > 0;
                 let situation = can_branch
-                    .then(|| Reduction::situation(schedule, sim, ix, Some(first)))
+                    .then(|| Reduction::situation(schedule, sim, ix, first))
                     .flatten();
                 let branch_here = can_branch && reduction.run(situation);
                 if branch_here {

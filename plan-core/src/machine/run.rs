@@ -106,7 +106,7 @@ pub struct RunMachine {
 }
 
 /// What one event made the machine do: statig's external context.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Outbox {
     /// Effects for the driver to perform, in order.
     pub effects: Vec<Command>,
@@ -240,19 +240,6 @@ impl RunMachine {
         self.failing
             .iter()
             .map(|(ix, _)| self.schedule.steps[*ix as StepIx].id.as_str())
-    }
-
-    /// Whether the rollback under way has completed steps to undo (a scan
-    /// of them).
-    pub fn rollback_has_reverts(&self) -> bool {
-        let Some(rollback) = &self.rollback else {
-            return false;
-        };
-        self.completed.iter().any(|&ix| {
-            let ix = ix as StepIx;
-            self.schedule.steps[ix].segment >= rollback.segment
-                && self.status[ix] == StepStatus::Done
-        })
     }
 
     /// Steps running or in doubt.
