@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Writes a fleet plan: H hosts, each a chain of S `Shell` steps.
 
-    fleet.py HOSTS STEPS [--points K] [--chained] [--address A --port P
-                         --user U --identity F --known-hosts F] > plan.ron
+    fleet.py HOSTS STEPS [--points K] [--chained] [--failure-rate R]
+             [--address A --port P --user U --identity F --known-hosts F] > plan.ron
 
 Hosts run side by side (each host's chain depends only on its own previous
 step, `after`), or one after another with --chained (each host's first step
 waits for the previous host's last). K rollback points (default 1: one at
-the start) split the steps evenly. Durations are PERT. Each step marks a file
-in the run's directory ($CUTOVER_RUN_DIR is not needed: the command is
-`true` unless --address is given, when hosts are real SSH hosts of a lab and
-the step appends to /tmp/cutover-fleet-<host> and its revert removes it).
+the start) split the steps evenly. Durations are PERT. A step's command is
+`true`, unless --address is given: hosts are then real SSH hosts of a lab
+(spread over the addresses), and each step appends its id to
+/tmp/cutover-fleet-host<N> (--dir), its check greps for it and its revert
+removes it.
 """
 import argparse
 
@@ -27,6 +28,8 @@ def main():
     ap.add_argument("--identity")
     ap.add_argument("--known-hosts")
     ap.add_argument("--dir", default="/tmp/cutover-fleet", help="where real steps write (--address)")
+    ap.add_argument("--failure-rate", type=float,
+                    help="the plan's failure_rate (default: cutover's, 0.01 a step: at 10,000 steps nearly every rehearsed run fails early)")
     a = ap.parse_args()
     if a.hosts < 1 or a.steps < 1 or a.points < 1:
         ap.error("HOSTS, STEPS and --points must be at least 1")
@@ -39,6 +42,8 @@ def main():
     w('    name: "fleet of %d hosts x %d steps",' % (a.hosts, a.steps))
     w('    service: "fleet",')
     w('    window: Window(announced: "%ds"),' % max(600, 40 * a.steps * (a.hosts if a.chained else 1)))
+    if a.failure_rate is not None:
+        w('    failure_rate: %r,' % a.failure_rate)
     if a.known_hosts:
         w('    known_hosts: "%s",' % a.known_hosts)
     w("    hosts: {")
