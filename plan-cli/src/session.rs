@@ -419,6 +419,11 @@ pub struct SshArgs {
     /// Trust a host key seen for the first time and add it to known_hosts (a changed key is still refused)
     #[arg(long)]
     pub accept_new: bool,
+    /// Open at most N SSH sessions at once at preflight (sshd refuses unauthenticated
+    /// connections beyond its MaxStartups, 10 by default)
+    #[arg(long, value_name = "N", default_value_t = plan_steps::executor::CONNECT_PARALLEL,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub connect_parallel: u16,
 }
 
 impl SshArgs {
@@ -427,6 +432,7 @@ impl SshArgs {
         plan_steps::executor::SshOptions {
             known_hosts: self.known_hosts.clone(),
             accept_new: self.accept_new,
+            connect_parallel: self.connect_parallel,
         }
     }
 }
@@ -461,7 +467,13 @@ pub fn drive(
         .build()
         .map_err(CliError::io("cannot start the async runtime"))?;
     let view = Arc::new(Mutex::new(
-        View::new(mode, Arc::clone(&plan), machine.schedule()).with_failure_lines(failure_lines),
+        View::new(
+            mode,
+            Arc::clone(&plan),
+            machine.schedule(),
+            machine.statuses(),
+        )
+        .with_failure_lines(failure_lines),
     ));
     // Ctrl-C presses, counted: the driver gets them as interrupts, and a
     // prompt waiting for an answer sees the count change.

@@ -176,7 +176,7 @@ async fn bench(args: Args) -> Result<(), String> {
         one.close().await;
 
         let started = Instant::now();
-        let all = connect_all(&targets, &known_hosts, TIMEOUT).await;
+        let all = connect_all(&targets, &known_hosts, TIMEOUT, targets.len()).await;
         parallel.push(started.elapsed());
         for result in all {
             result.map_err(|e| e.to_string())?.close().await;

@@ -659,7 +659,13 @@ fn sessions_to_several_hosts_open_in_parallel() {
         let targets: Vec<SshTarget> = names.iter().map(|n| target(&lab, n)).collect();
         let mut with_stranger = targets.clone();
         with_stranger.push(SshTarget::new("nowhere", "127.0.0.1", 1, "x", None));
-        let results = connect_all(&with_stranger, &strict(&lab.known_hosts()), TIMEOUT).await;
+        let results = connect_all(
+            &with_stranger,
+            &strict(&lab.known_hosts()),
+            TIMEOUT,
+            with_stranger.len(),
+        )
+        .await;
         assert_eq!(results.len(), 4);
         for (name, result) in names.iter().zip(&results) {
             let session = result.as_ref().unwrap_or_else(|e| panic!("{e}"));

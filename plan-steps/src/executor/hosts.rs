@@ -42,7 +42,15 @@ pub struct SshOptions {
     /// Trust a host's key on first use and add it to the file (`--accept-new`);
     /// a changed key is refused all the same.
     pub accept_new: bool,
+    /// At most this many sessions are opened at once at preflight
+    /// (`--connect-parallel`; 0 means [`CONNECT_PARALLEL`]).
+    pub connect_parallel: u16,
 }
+
+/// How many sessions preflight opens at once by default: sshd's default
+/// `MaxStartups` begins refusing unauthenticated connections beyond 10, and
+/// several of a fleet's hosts may be one server.
+pub const CONNECT_PARALLEL: u16 = 10;
 
 /// How long connecting and logging in to one host may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -119,7 +127,12 @@ impl Executor {
             .map(|h| self.target(h, &env))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.message)?;
-        let sessions = connect_all(&targets, &self.known_hosts(&env), CONNECT_TIMEOUT).await;
+        let parallel = usize::from(match self.ssh.connect_parallel {
+            0 => CONNECT_PARALLEL,
+            n => n,
+        });
+        let sessions =
+            connect_all(&targets, &self.known_hosts(&env), CONNECT_TIMEOUT, parallel).await;
         let mut problems = Vec::new();
         let mut conns = self.conns.write().await;
         for (host, session) in remote.into_iter().zip(sessions) {

@@ -41,6 +41,6 @@ mod wait;
 pub use check::CHECK_DEADLINE;
 pub use dispatch::Executor;
 pub use failure::{CheckError, CheckErrorKind};
-pub use hosts::{PreflightError, PreflightProblem, SshOptions, CONNECT_TIMEOUT};
+pub use hosts::{PreflightError, PreflightProblem, SshOptions, CONNECT_PARALLEL, CONNECT_TIMEOUT};
 pub use leftover::{LEFTOVER_WAIT, START_TIME_AFTER};
 pub use report::{Report, Reporter, Transcript};

@@ -151,17 +151,26 @@ impl Session {
     }
 }
 
-/// Opens sessions to all `targets` at once; the results are in the order of
-/// `targets`.
+/// Opens sessions to all `targets`, at most `parallel` handshakes at once
+/// (sshd drops unauthenticated connections beyond its `MaxStartups`, 10 by
+/// default, and a fleet's hosts may share a server); the results are in the
+/// order of `targets`.
 pub async fn connect_all(
     targets: &[SshTarget],
     known_hosts: &KnownHosts,
     timeout: Duration,
+    parallel: usize,
 ) -> Vec<Result<Session, SshError>> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().enumerate() {
         let (target, known_hosts) = (target.clone(), known_hosts.clone());
+        let permits = Arc::clone(&permits);
         tasks.spawn(async move {
+            // The timeout counts from the connection's own start, not from
+            // the wait for a permit.
+            // (It is never closed: an error would only mean no limit.)
+            let _permit = permits.acquire_owned().await.ok();
             (
                 index,
                 Session::connect(&target, &known_hosts, timeout).await,
