@@ -168,7 +168,21 @@ impl PlanArgs {
 
     /// Loads a plan that must be valid; prints its errors otherwise.
     pub fn load_valid(&self, stderr: &mut dyn Write) -> Result<Plan, CliError> {
-        let loaded = self.load()?;
+        self.valid(self.load()?, stderr)
+    }
+
+    /// Loads a plan only to show it (`print`, `graph`, `timeline`,
+    /// `status`): every rule but fault exploration, which is what makes a
+    /// fleet's plan cost seconds, and which only the verbs that run or
+    /// rehearse it need. It must be valid; its errors are printed otherwise.
+    pub fn load_to_show(&self, stderr: &mut dyn Write) -> Result<Plan, CliError> {
+        let mut settings = self.settings();
+        settings.skip_exploration = true;
+        let loaded = plan_core::load_path(&self.plan, &settings)?;
+        self.valid(loaded, stderr)
+    }
+
+    fn valid(&self, loaded: Loaded, stderr: &mut dyn Write) -> Result<Plan, CliError> {
         match loaded.plan {
             Some(plan) => Ok(plan),
             None => {

@@ -5,13 +5,15 @@
 //! goes through it ([`View::note`] prints above the bars), and a prompt
 //! takes the terminal over only after [`View::pause`] has hidden the bars.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plan_core::machine::{AnsweredBy, Effect, Event, FailureChoice, Question, RunEnd, RunRecord};
+use plan_core::machine::{
+    AnsweredBy, Effect, Event, FailureChoice, Question, RunEnd, RunRecord, StepStatus,
+};
 use plan_core::{duration::format_duration, Plan};
 use serde::Serialize;
 
@@ -42,12 +44,83 @@ impl Mode {
 /// How many last lines of a failed step's output are shown by default.
 pub const FAILURE_LINES: usize = 10;
 
+/// At most this many running steps have a bar of their own; the others are
+/// counted on the phase's line (a fleet runs a hundred hosts at once, and a
+/// terminal has forty rows).
+pub const MAX_BARS: usize = 8;
+
+/// A run of more steps than this is shown in brief on a terminal: a line
+/// per phase counts the steps done and running and the failures, instead of a line
+/// per finished step (failures, reverts and doubts still get theirs).
+pub const BRIEF_ABOVE: usize = 40;
+
+/// At most this many names are listed where a run names steps or hosts
+/// (a halt's done and left, preflight's hosts); the rest are counted.
+pub const MAX_NAMES: usize = 12;
+
+/// `names` joined with ", ", at most [`MAX_NAMES`] of them and then how
+/// many more.
+pub fn some_names(names: &[String]) -> String {
+    if names.len() <= MAX_NAMES {
+        return names.join(", ");
+    }
+    format!(
+        "{}, and {} more",
+        names[..MAX_NAMES].join(", "),
+        names.len() - MAX_NAMES
+    )
+}
+
+/// The steps of one phase of the run, counted for its line.
+#[derive(Debug, Default)]
+struct PhaseCount {
+    name: String,
+    total: usize,
+    /// Steps done (before this run's view too, on resume).
+    done: usize,
+    /// Steps with something under way (forward, check or revert).
+    running: usize,
+    /// Failed attempts, checks and reverts.
+    failures: usize,
+    started: Option<Instant>,
+    /// Its "done" line was printed.
+    finished: bool,
+}
+
+/// A step with something under way.
+struct Running {
+    /// Its bar, when it has one (at most [`MAX_BARS`] in brief).
+    bar: Option<ProgressBar>,
+    started: Instant,
+    /// What it does ("running", "reverting", ...), for a bar given later.
+    what: String,
+}
+
 /// Renders the run's journal records for people or programs.
 pub struct View {
     mode: Mode,
     plan: Arc<Plan>,
     bars: MultiProgress,
-    running: HashMap<String, (ProgressBar, Instant)>,
+    /// Steps with something under way.
+    running: HashMap<String, Running>,
+    /// Steps done, for the phases' counts.
+    done: HashSet<String>,
+    /// Steps whose last forward attempt failed: their check finding the
+    /// effect means a partial effect, not success.
+    failed_last: HashSet<String>,
+    /// A rollback is under way: no phase is "done" any more.
+    rolling_back: bool,
+    /// Running steps without a bar, in the order they started: the next to
+    /// get one when a bar is free.
+    unshown: Vec<String>,
+    /// Shown in brief (more than [`BRIEF_ABOVE`] steps, on a terminal).
+    brief: bool,
+    /// Each step's phase (an index into `phases`).
+    phase_of: HashMap<String, usize>,
+    /// The run's phases and their counts.
+    phases: Vec<PhaseCount>,
+    /// The line of the phase under way, in brief.
+    phase_bar: Option<ProgressBar>,
     /// The rollback point in force while each step runs.
     points: HashMap<String, String>,
     /// A prompt has the terminal: the bars are hidden, notes go straight
@@ -82,7 +155,13 @@ enum JsonWhat<'a> {
 
 impl View {
     /// A view of a run of `plan`.
-    pub fn new(mode: Mode, plan: Arc<Plan>, schedule: &plan_core::machine::Schedule) -> View {
+    /// `statuses` are the machine's (on resume, steps may be done already).
+    pub fn new(
+        mode: Mode,
+        plan: Arc<Plan>,
+        schedule: &plan_core::machine::Schedule,
+        statuses: &[StepStatus],
+    ) -> View {
         let points = schedule
             .steps
             .iter()
@@ -104,11 +183,42 @@ impl View {
         if mode == Mode::Live {
             crate::logging::set_live(Some(bars.clone()));
         }
+        let mut phases: Vec<PhaseCount> = Vec::new();
+        let mut phase_of = HashMap::new();
+        let mut done = HashSet::new();
+        for phase in &plan.phases {
+            let ix = phases.len();
+            let mut count = PhaseCount {
+                name: phase.name.clone(),
+                ..PhaseCount::default()
+            };
+            for entry in &phase.entries {
+                if let plan_core::Entry::Step(step) = entry {
+                    if let Some(at) = schedule.index_of(&step.id) {
+                        phase_of.insert(step.id.clone(), ix);
+                        count.total += 1;
+                        if statuses.get(at) == Some(&StepStatus::Done) {
+                            count.done += 1;
+                            done.insert(step.id.clone());
+                        }
+                    }
+                }
+            }
+            phases.push(count);
+        }
         View {
             mode,
             plan,
             bars,
             running: HashMap::new(),
+            done,
+            failed_last: HashSet::new(),
+            rolling_back: false,
+            unshown: Vec::new(),
+            brief: mode == Mode::Live && schedule.steps.len() > BRIEF_ABOVE,
+            phase_of,
+            phases,
+            phase_bar: None,
             points,
             paused: false,
             answered_by: None,
@@ -189,6 +299,42 @@ impl View {
     }
 
     fn start_bar(&mut self, id: &str, what: &str) {
+        if self.mode == Mode::Plain {
+            eprintln!("{what} {}", self.title(id));
+        }
+        if let Some(before) = self.running.remove(id) {
+            // Started again without an end shown: a new line.
+            if let Some(bar) = before.bar {
+                bar.finish_and_clear();
+                self.bars.remove(&bar);
+            }
+            self.count(id, |c| c.running = c.running.saturating_sub(1));
+        }
+        self.unshown.retain(|u| u != id);
+        let shown = self.running.values().filter(|r| r.bar.is_some()).count();
+        let bar = if !self.brief || shown < MAX_BARS {
+            Some(self.bar(id, what, Duration::ZERO))
+        } else {
+            self.unshown.push(id.to_owned());
+            None
+        };
+        self.running.insert(
+            id.to_owned(),
+            Running {
+                bar,
+                started: Instant::now(),
+                what: what.to_owned(),
+            },
+        );
+        self.count(id, |c| {
+            c.running += 1;
+            c.started.get_or_insert_with(Instant::now);
+        });
+    }
+
+    /// A running step's bar: elapsed against its deadline, what it does,
+    /// the rollback point a failure would go back to.
+    fn bar(&self, id: &str, what: &str, elapsed: Duration) -> ProgressBar {
         let deadline = self
             .plan
             .step(id)
@@ -199,7 +345,12 @@ impl View {
             .get(id)
             .map(|p| format!(" · rollback point: {p}"))
             .unwrap_or_default();
-        let bar = self.bars.add(ProgressBar::new_spinner());
+        let spinner = ProgressBar::new_spinner().with_elapsed(elapsed);
+        let bar = match &self.phase_bar {
+            // Above the phase's line, which stays last.
+            Some(line) => self.bars.insert_before(line, spinner),
+            None => self.bars.add(spinner),
+        };
         bar.set_style(
             // `wide_msg`: cut to the terminal's width, so a long title never
             // wraps (a wrapped line is redrawn as garbage).
@@ -212,21 +363,87 @@ impl View {
             self.title(id)
         ));
         bar.enable_steady_tick(Duration::from_millis(120));
-        if self.mode == Mode::Plain {
-            eprintln!("{what} {}", self.title(id));
+        bar
+    }
+
+    /// Updates the counts of `id`'s phase, and its line in brief.
+    fn count(&mut self, id: &str, change: impl FnOnce(&mut PhaseCount)) {
+        let Some(&ix) = self.phase_of.get(id) else {
+            return;
+        };
+        change(&mut self.phases[ix]);
+        if !self.brief {
+            return;
         }
-        self.running.insert(id.to_owned(), (bar, Instant::now()));
+        let line = match &self.phase_bar {
+            Some(line) => line.clone(),
+            None => {
+                let line = self.bars.add(ProgressBar::new_spinner());
+                line.set_style(
+                    ProgressStyle::with_template("{wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                self.phase_bar = Some(line.clone());
+                line
+            }
+        };
+        let c = &self.phases[ix];
+        let unshown = self.unshown.len();
+        line.set_message(format!(
+            "phase {}: {} of {} steps done, {} running{}{}",
+            c.name,
+            c.done,
+            c.total,
+            c.running,
+            if unshown > 0 {
+                format!(" ({unshown} not shown)")
+            } else {
+                String::new()
+            },
+            match c.failures {
+                0 => String::new(),
+                1 => ", 1 failure".to_owned(),
+                n => format!(", {n} failures"),
+            }
+        ));
+        if c.total > 0 && c.done == c.total && !c.finished && !self.rolling_back {
+            let elapsed = c
+                .started
+                .map(|t| format!(" in {}", format_elapsed(t.elapsed())))
+                .unwrap_or_default();
+            let text = format!("✓ phase {}: {} steps done{elapsed}", c.name, c.total);
+            self.phases[ix].finished = true;
+            self.note(&text);
+        }
     }
 
     fn end_bar(&mut self, id: &str, mark: &str, text: &str) {
         let elapsed = match self.running.remove(id) {
-            Some((bar, started)) => {
-                bar.finish_and_clear();
-                self.bars.remove(&bar);
-                format!(" ({})", format_elapsed(started.elapsed()))
+            Some(ended) => {
+                if let Some(bar) = ended.bar {
+                    bar.finish_and_clear();
+                    self.bars.remove(&bar);
+                    // A bar is free: the longest-running step without one gets it.
+                    if !self.unshown.is_empty() {
+                        let next = self.unshown.remove(0);
+                        if let Some(waiting) = self.running.get(&next) {
+                            let bar = self.bar(&next, &waiting.what, waiting.started.elapsed());
+                            if let Some(entry) = self.running.get_mut(&next) {
+                                entry.bar = Some(bar);
+                            }
+                        }
+                    }
+                }
+                self.unshown.retain(|u| u != id);
+                self.count(id, |c| c.running = c.running.saturating_sub(1));
+                format!(" ({})", format_elapsed(ended.started.elapsed()))
             }
             None => String::new(),
         };
+        // In brief, a step that succeeded is counted on its phase's line.
+        if self.brief && mark == "✓" {
+            return;
+        }
         self.note(&format!(
             "{mark} {}{elapsed}{}",
             self.title(id),
@@ -236,6 +453,29 @@ impl View {
                 format!(": {text}")
             }
         ));
+    }
+
+    /// `id` is done (`true`) or undone: its phase's count follows.
+    fn set_done(&mut self, id: &str, done: bool) {
+        let changed = if done {
+            self.done.insert(id.to_owned())
+        } else {
+            self.done.remove(id)
+        };
+        if changed {
+            self.count(id, |c| {
+                if done {
+                    c.done += 1;
+                } else {
+                    c.done = c.done.saturating_sub(1);
+                }
+            });
+        }
+    }
+
+    /// A failed attempt, check or revert of `id`.
+    fn failure(&mut self, id: &str) {
+        self.count(id, |c| c.failures += 1);
     }
 
     /// Shows one journal record, just written at `time`.
@@ -268,12 +508,17 @@ impl View {
             } => self.start_bar(step, "reverting"),
             RunRecord::EffectStarted {
                 effect: Effect::Preflight { hosts },
-            } => self.note(&format!("preflight: hosts {}", hosts.join(", "))),
+            } => self.note(&match hosts.len() {
+                n if n > MAX_NAMES => format!("preflight: {n} hosts: {}", some_names(hosts)),
+                _ => format!("preflight: hosts {}", hosts.join(", ")),
+            }),
             RunRecord::Event {
                 event: Event::StepSucceeded { step },
             } => {
                 self.outputs.remove(step);
+                self.failed_last.remove(step);
                 self.end_bar(step, "✓", "");
+                self.set_done(step, true);
             }
             RunRecord::Note { step, text } => self.note(&format!("· {}: {text}", self.title(step))),
             RunRecord::Output { step, text } => {
@@ -283,12 +528,15 @@ impl View {
                 event: Event::StepFailed { step, reason },
             } => {
                 self.end_bar(step, "✗", reason);
+                self.failed_last.insert(step.clone());
+                self.failure(step);
                 self.failure_output(step);
             }
             RunRecord::Event {
                 event: Event::CheckFailed { step, reason },
             } => {
                 self.end_bar(step, "✗", &format!("{reason}; its effect will be undone"));
+                self.failure(step);
                 self.failure_output(step);
             }
             RunRecord::Event {
@@ -299,6 +547,8 @@ impl View {
                     "✗",
                     "ran past its deadline; its processes were killed",
                 );
+                self.failed_last.insert(step.clone());
+                self.failure(step);
                 self.failure_output(step);
             }
             RunRecord::Event {
@@ -317,38 +567,53 @@ impl View {
             ),
             RunRecord::Event {
                 event: Event::Checked { step, done },
-            } => self.end_bar(
-                step,
-                "·",
-                if *done {
-                    "its check says it took effect"
-                } else {
-                    "its check says it did not take effect"
-                },
-            ),
+            } => {
+                self.end_bar(
+                    step,
+                    "·",
+                    if *done {
+                        "its check says it took effect"
+                    } else {
+                        "its check says it did not take effect"
+                    },
+                );
+                // An in-doubt step found done is done; a failed one found
+                // with part of its effect is only to be undone.
+                if *done && !self.failed_last.contains(step) {
+                    self.set_done(step, true);
+                }
+            }
             RunRecord::Event {
                 event: Event::RevertSucceeded { step },
             } => {
                 self.outputs.remove(step);
                 self.end_bar(step, "↶", "reverted");
+                self.set_done(step, false);
             }
             RunRecord::Event {
                 event: Event::RevertFailed { step, reason },
             } => {
                 self.end_bar(step, "✗", &format!("revert failed: {reason}"));
+                self.failure(step);
                 self.failure_output(step);
             }
             RunRecord::Answered { by, .. } => self.answered_by = Some(*by),
             RunRecord::Event {
                 event: Event::OperatorConfirmed { step },
-            } => self.note(&format!(
-                "✓ {} (confirmed {})",
-                self.title(step),
-                match self.answered_by {
-                    Some(AnsweredBy::Flag) => "in advance with --confirm",
-                    _ => "by the operator",
-                }
-            )),
+            } => {
+                self.note(&format!(
+                    "✓ {} (confirmed {})",
+                    self.title(step),
+                    match self.answered_by {
+                        Some(AnsweredBy::Flag) => "in advance with --confirm",
+                        _ => "by the operator",
+                    }
+                ));
+                self.set_done(step, true);
+            }
+            RunRecord::Event {
+                event: Event::OperatorAnswered { step, done: true },
+            } if !self.failed_last.contains(step) => self.set_done(step, true),
             RunRecord::Event {
                 event: Event::OperatorDeclined { step },
             } => self.note(&format!(
@@ -403,6 +668,7 @@ impl View {
                     .unwrap_or_default()
             )),
             RunRecord::Transition { to, .. } if to.starts_with("Reverting") => {
+                self.rolling_back = true;
                 self.note("rolling back: undoing completed steps in reverse order")
             }
             _ => {}
@@ -411,8 +677,13 @@ impl View {
 
     /// Shows how the run ended.
     pub fn end(&mut self, end: &RunEnd) {
-        for (_, (bar, _)) in self.running.drain() {
-            bar.finish_and_clear();
+        for (_, running) in self.running.drain() {
+            if let Some(bar) = running.bar {
+                bar.finish_and_clear();
+            }
+        }
+        if let Some(line) = self.phase_bar.take() {
+            line.finish_and_clear();
         }
         crate::logging::set_live(None);
         if self.mode == Mode::Json {
@@ -434,8 +705,8 @@ impl View {
             } => format!(
                 "HALTED{}: {reason}\n  done: {}\n  left: {}\n  an operator must look before anything else happens",
                 step.as_ref().map(|s| format!(" at `{s}`")).unwrap_or_default(),
-                if done.is_empty() { "nothing".into() } else { done.join(", ") },
-                if left.is_empty() { "nothing".into() } else { left.join(", ") },
+                if done.is_empty() { "nothing".into() } else { some_names(done) },
+                if left.is_empty() { "nothing".into() } else { some_names(left) },
             ),
         };
         eprintln!("{text}");

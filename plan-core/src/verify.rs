@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Rule};
 use crate::duration::format_duration;
+use crate::load::Settings;
 use crate::machine::{explore, Counterexample, Schedule, Selection};
 use crate::plan::{Action, Done, Downtime, Entry, Phase, Plan, Revert, Step};
 use crate::span::Span;
@@ -19,8 +20,9 @@ use crate::span::Span;
 /// address for that long.
 pub const LONG_TTL: Duration = Duration::from_secs(300);
 
-/// Runs every static rule over `plan`, adding what it finds to `diagnostics`.
-pub fn verify(plan: &Plan, diagnostics: &mut Diagnostics) {
+/// Runs every static rule over `plan`, adding what it finds to `diagnostics`
+/// (fault exploration unless `settings` leave it out).
+pub fn verify(plan: &Plan, settings: &Settings, diagnostics: &mut Diagnostics) {
     let cyclic = cycles(plan, diagnostics);
     points_of_no_return(plan, diagnostics);
     downtime(plan, diagnostics);
@@ -29,7 +31,7 @@ pub fn verify(plan: &Plan, diagnostics: &mut Diagnostics) {
     if !cyclic {
         ttl_before_switch(plan, diagnostics);
     }
-    if !diagnostics.has_errors() {
+    if !diagnostics.has_errors() && !settings.skip_exploration {
         explore_faults(plan, diagnostics);
     }
     if plan.steps().all(|s| !s.pending()) {

@@ -658,3 +658,57 @@ fn a_phase_run_before_its_anchor_asks_and_n_starts_nothing() {
         "the early phase ran"
     );
 }
+
+/// A fleet's run on a terminal: thirty chains of three steps side by side.
+/// The live view stays readable: at most 8 steps have a bar at once, the
+/// others are counted on the phase's line, and steps that succeed are
+/// counted there too instead of each printing a line.
+#[test]
+fn a_fleet_of_steps_side_by_side_is_shown_in_brief() {
+    let mut steps = String::new();
+    for chain in 0..30 {
+        for link in 0..3 {
+            let after = if link == 0 {
+                r#""make-dir""#.to_owned()
+            } else {
+                format!(r#""c{chain:02}-{}""#, link - 1)
+            };
+            steps.push_str(&format!(
+                r#"Step(id: "c{chain:02}-{link}", action: Shell(on: "local", run: "sleep 0.8; echo c{chain:02}-{link} >> {{{{d}}}}/log", revert: Run("true")),
+                 check: Run("grep -qx c{chain:02}-{link} {{{{d}}}}/log"), duration: Fixed("1s"), after: [{after}]),
+            "#
+            ));
+        }
+    }
+    let case = Case::new(&plan_with("pty: a fleet", &steps));
+    let mut pty = case.start("run", &["--yes"]);
+    pty.expect("not shown", WAIT);
+    // While they run: never more than 8 bars on the screen.
+    let mut most = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let bars = pty
+            .rows()
+            .iter()
+            .filter(|row| row.contains("] running c"))
+            .count();
+        most = most.max(bars);
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        (1..=8).contains(&most),
+        "{most} bars at once:\n{}",
+        pty.screen()
+    );
+    pty.expect("✓ phase window: 91 steps done", WAIT);
+    pty.expect("completed: every step succeeded", WAIT);
+    assert_eq!(pty.wait_exit(WAIT), 0, "{}", pty.transcript());
+    let transcript = pty.transcript();
+    assert!(
+        !transcript.contains("✓ c00-0"),
+        "a line for a step that succeeded:\n{transcript}"
+    );
+    let dir = run_dir(&pty);
+    let log = fs::read_to_string(dir.demo().join("log")).expect("the log");
+    assert_eq!(log.lines().count(), 90, "{log}");
+}

@@ -68,7 +68,7 @@ pub fn cmd_graph(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    let plan = args.plan.load_valid(stderr)?;
+    let plan = args.plan.load_to_show(stderr)?;
     let graph = build(&plan);
     let text = match args.format {
         GraphFormat::Mermaid => mermaid(&graph),

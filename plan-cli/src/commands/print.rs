@@ -23,7 +23,7 @@ pub fn cmd_print(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    let plan = args.plan.load_valid(stderr)?;
+    let plan = args.plan.load_to_show(stderr)?;
     stdout.write_all(plan_core::to_ron(&plan).as_bytes())?;
     Ok(exit_codes::OK)
 }

@@ -92,7 +92,7 @@ pub fn cmd_status(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    let plan = args.plan.load_valid(stderr)?;
+    let plan = args.plan.load_to_show(stderr)?;
     if let (Some(step), Some(journal)) = (&args.output, &args.journal) {
         return step_output(&plan, journal, step, stdout);
     }

@@ -34,7 +34,7 @@ pub fn cmd_timeline(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
-    let plan = args.plan.load_valid(stderr)?;
+    let plan = args.plan.load_to_show(stderr)?;
     let timeline = timeline::layout(&plan, args.phase.as_deref())?;
     match &args.svg {
         Some(path) => {

@@ -42,6 +42,10 @@ pub struct Settings {
     /// The run's own directory, for the built-in `{{run_dir}}`; decided when
     /// a run starts, so [`RUN_DIR_UNSET`] stands in before that.
     pub run_dir: Option<String>,
+    /// Leave out fault exploration (`cutover::unsafe-run`): the verbs that
+    /// only show a plan (`print`, `graph`, `timeline`, `status`) need every
+    /// other rule, not the machine driven through every fault.
+    pub skip_exploration: bool,
 }
 
 /// The name of the built-in variable holding a run's fresh directory.
@@ -197,7 +201,7 @@ pub fn load_str(source: Source, settings: &Settings) -> Loaded {
     let plan = match parse_raw(&source) {
         Ok(raw) => {
             let plan = Validator::new(&source, settings, &mut diagnostics).plan(raw);
-            verify::verify(&plan, &mut diagnostics);
+            verify::verify(&plan, settings, &mut diagnostics);
             Some(plan)
         }
         Err(d) => {
