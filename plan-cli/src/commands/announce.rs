@@ -232,12 +232,10 @@ mod tests {
         let words = folded(&mail);
         let estimate = estimate();
         let (p50, p95) = (estimate.downtime.p50, estimate.downtime.p95);
-        // The likely outage is about an hour (the mail held through the
-        // window is delivered after the switch), the P95 under two hours.
+        // The likely outage is about 35-40 minutes, the P95 about an hour.
         assert!(
-            p50 > std::time::Duration::from_secs(45 * 60)
-                && p95 < std::time::Duration::from_secs(120 * 60),
-            "{p50:?} {p95:?}"
+            p50 > std::time::Duration::from_secs(30 * 60)
+                && p95 < std::time::Duration::from_secs(75 * 60)
         );
         assert!(
             mail.starts_with(

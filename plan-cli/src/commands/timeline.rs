@@ -219,11 +219,8 @@ mod tests {
         assert_eq!(data_copied.at, bar("final-rsync").end());
         let down = phase.downtime.expect("the window has the outage");
         assert_eq!(down.begins, bar("hold-mail").start);
-        // Mail flows again once fermium has delivered what was held.
-        assert_eq!(down.ends, bar("mail-flows").end());
-        // The outage ends at `mail-flows`, not at a switch: no TTL is added
-        // after it (the switch's 10 s run out while the backlog drains).
-        assert_eq!(down.ttl, Duration::ZERO);
+        assert_eq!(down.ends, bar("switch-ip").end());
+        assert_eq!(down.ttl, Duration::from_secs(10));
         assert_eq!(
             phase.critical_path.first().map(String::as_str),
             Some("ttl-10s")
