@@ -60,15 +60,12 @@ pub const MAX_NAMES: usize = 12;
 
 /// `names` joined with ", ", at most [`MAX_NAMES`] of them and then how
 /// many more.
-pub fn some_names(names: &[String]) -> String {
-    if names.len() <= MAX_NAMES {
-        return names.join(", ");
+pub fn some_names<S: AsRef<str>>(names: &[S]) -> String {
+    let shown: Vec<&str> = names.iter().take(MAX_NAMES).map(AsRef::as_ref).collect();
+    match names.len().saturating_sub(MAX_NAMES) {
+        0 => shown.join(", "),
+        more => format!("{}, and {more} more", shown.join(", ")),
     }
-    format!(
-        "{}, and {} more",
-        names[..MAX_NAMES].join(", "),
-        names.len() - MAX_NAMES
-    )
 }
 
 /// The steps of one phase of the run, counted for its line.
@@ -508,10 +505,7 @@ impl View {
             } => self.start_bar(step, "reverting"),
             RunRecord::EffectStarted {
                 effect: Effect::Preflight { hosts },
-            } => self.note(&match hosts.len() {
-                n if n > MAX_NAMES => format!("preflight: {n} hosts: {}", some_names(hosts)),
-                _ => format!("preflight: hosts {}", hosts.join(", ")),
-            }),
+            } => self.note(&format!("preflight: hosts {}", some_names(hosts))),
             RunRecord::Event {
                 event: Event::StepSucceeded { step },
             } => {
@@ -744,5 +738,20 @@ fn format_elapsed(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         format_duration(Duration::from_secs(d.as_secs()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn some_names_names_twelve_and_counts_the_rest() {
+        let few = ["a", "b"];
+        assert_eq!(some_names(&few), "a, b");
+        let many: Vec<String> = (0..100).map(|i| format!("h{i:03}")).collect();
+        let text = some_names(&many);
+        assert!(text.starts_with("h000, h001,"), "{text}");
+        assert!(text.ends_with("h011, and 88 more"), "{text}");
     }
 }

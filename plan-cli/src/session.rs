@@ -570,7 +570,7 @@ fn where_it_stopped(machine: &StateMachine<RunMachine>) -> String {
         if ids.is_empty() {
             "none".to_owned()
         } else {
-            ids.join(", ")
+            crate::live::some_names(ids)
         }
     };
     format!(

@@ -113,7 +113,7 @@ pub fn cmd_resume(
             writeln!(
                 stderr,
                 "in doubt (under way when the run stopped): {}",
-                started.join(", ")
+                crate::live::some_names(&started)
             )?;
         }
     }
