@@ -78,7 +78,10 @@ def main():
                 check = ', check: Run("grep -qx %s %s")' % (sid, f)
             else:
                 run, revert, check = "true", "true", ""
-            after_s = ", after: [%s]" % ", ".join('"%s"' % x for x in after) if after else ""
+            # A host's first step waits for nothing (`after: []`): hosts side
+            # by side. Without `after` it would wait for the step before it
+            # in the file, the previous host's last.
+            after_s = ", after: [%s]" % ", ".join('"%s"' % x for x in after)
             w('            Step(id: "%s", action: Shell(on: "host%03d", run: "%s", revert: Run("%s"))%s,'
               % (sid, h, run, revert, check))
             w('                 duration: Pert(min: "1s", likely: "2s", max: "5s")%s),' % after_s)

@@ -85,4 +85,4 @@ pub use config::{HostConfig, SshConfig, SshEnv, SshTarget};
 pub use error::{SshError, SshErrorKind};
 pub(crate) use exec::{leftover_kill, leftover_probe};
 pub use known_hosts::{HostKey, HostKeyPolicy, KnownHosts};
-pub use session::{connect_all, Session};
+pub use session::{connect_all, connect_all_bounded, Session};

@@ -88,6 +88,8 @@ pub struct LabBuilder {
     record_ttl: u32,
     /// `Some(TTL of lists.lab.test)`: the mail lab (`scripts/mail-lab`).
     mail: Option<u32>,
+    /// Each sshd's `MaxStartups` (`LAB_MAX_STARTUPS`), when not the lab's.
+    max_startups: Option<u32>,
 }
 
 impl LabBuilder {
@@ -104,6 +106,13 @@ impl LabBuilder {
     /// The number of SSH hosts, `host1` to `hostN` (0 to 16; default 2).
     pub fn hosts(mut self, hosts: u8) -> Self {
         self.hosts = hosts;
+        self
+    }
+
+    /// Each sshd refuses connections beyond `n` not yet logged in
+    /// (`MaxStartups n`; the lab's default is generous).
+    pub fn max_startups(mut self, n: u32) -> Self {
+        self.max_startups = Some(n);
         self
     }
 
@@ -178,6 +187,9 @@ impl LabBuilder {
                 command.env(name, port.to_string());
             }
             command.env("LAB_LISTS_TTL", ttl.to_string());
+        }
+        if let Some(n) = self.max_startups {
+            command.env("LAB_MAX_STARTUPS", n.to_string());
         }
         command
             .arg(workspace_file(script))
@@ -317,6 +329,7 @@ impl Lab {
             data_mb: 4,
             record_ttl: 30,
             mail: None,
+            max_startups: None,
         }
     }
 

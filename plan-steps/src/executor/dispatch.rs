@@ -11,7 +11,7 @@ use plan_core::{Action, Plan, Step};
 use tokio::sync::RwLock;
 
 use super::failure::{CheckError, CheckErrorKind, Failure};
-use super::hosts::Conn;
+use super::hosts::{Conn, CONNECT_PARALLEL};
 use super::{copy, dns, poll, service, shell, wait};
 use super::{Reporter, SshOptions, Transcript};
 use crate::dns::DnsClient;
@@ -31,7 +31,12 @@ pub struct Executor {
     pub(super) plan: Arc<Plan>,
     pub(super) reporter: Option<Reporter>,
     pub(super) ssh: SshOptions,
-    pub(super) conns: Arc<RwLock<HashMap<String, Conn>>>,
+    /// Each host's connection, made once: concurrent steps on a host that
+    /// has none yet wait for the same connection.
+    pub(super) conns: Arc<RwLock<HashMap<String, Arc<tokio::sync::OnceCell<Conn>>>>>,
+    /// Bounds how many SSH connections are being opened at once, at
+    /// preflight and later (a resume, a reconnect): `--connect-parallel`.
+    pub(super) connecting: Arc<tokio::sync::Semaphore>,
     pub(super) dns: Arc<tokio::sync::OnceCell<DnsClient>>,
     /// The process group of the command each step runs now.
     pub(super) groups: Arc<std::sync::Mutex<HashMap<String, ProcessGroup>>>,
@@ -55,6 +60,7 @@ impl Executor {
             reporter: None,
             ssh: SshOptions::default(),
             conns: Arc::default(),
+            connecting: Arc::new(tokio::sync::Semaphore::new(usize::from(CONNECT_PARALLEL))),
             groups: Arc::default(),
             leftovers: Arc::default(),
             dns: Arc::default(),
@@ -111,6 +117,12 @@ impl Executor {
 
     /// Reaches SSH hosts with these options.
     pub fn with_ssh(mut self, ssh: SshOptions) -> Executor {
+        self.connecting = Arc::new(tokio::sync::Semaphore::new(usize::from(
+            match ssh.connect_parallel {
+                0 => CONNECT_PARALLEL,
+                n => n,
+            },
+        )));
         self.ssh = ssh;
         self
     }

@@ -1,6 +1,7 @@
 //! Reaching hosts: connections, SSH targets and known_hosts, preflight, and a command on a host.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use plan_core::machine::Schedule;
@@ -13,7 +14,8 @@ use crate::command::{ShellCommand, ShellOutcome};
 use crate::dns::DnsClient;
 use crate::local;
 use crate::ssh::{
-    connect_all, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshErrorKind, SshTarget,
+    connect_all_bounded, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshErrorKind,
+    SshTarget,
 };
 use plan_core::machine::ProcessGroup;
 
@@ -42,8 +44,9 @@ pub struct SshOptions {
     /// Trust a host's key on first use and add it to the file (`--accept-new`);
     /// a changed key is refused all the same.
     pub accept_new: bool,
-    /// At most this many sessions are opened at once at preflight
-    /// (`--connect-parallel`; 0 means [`CONNECT_PARALLEL`]).
+    /// At most this many sessions are opened at once, at preflight and
+    /// later (a resume, a reconnect): `--connect-parallel`; 0 means
+    /// [`CONNECT_PARALLEL`].
     pub connect_parallel: u16,
 }
 
@@ -127,18 +130,20 @@ impl Executor {
             .map(|h| self.target(h, &env))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.message)?;
-        let parallel = usize::from(match self.ssh.connect_parallel {
-            0 => CONNECT_PARALLEL,
-            n => n,
-        });
-        let sessions =
-            connect_all(&targets, &self.known_hosts(&env), CONNECT_TIMEOUT, parallel).await;
+        let sessions = connect_all_bounded(
+            &targets,
+            &self.known_hosts(&env),
+            CONNECT_TIMEOUT,
+            Arc::clone(&self.connecting),
+        )
+        .await;
         let mut problems = Vec::new();
         let mut conns = self.conns.write().await;
         for (host, session) in remote.into_iter().zip(sessions) {
             match session {
                 Ok(session) => {
-                    conns.insert(host, Conn::Ssh(session));
+                    let made = tokio::sync::OnceCell::new_with(Some(Conn::Ssh(session)));
+                    conns.insert(host, Arc::new(made));
                 }
                 Err(e) => {
                     kinds.push(match e.kind() {
@@ -185,28 +190,34 @@ impl Executor {
 
     /// The connection to `host`, made on first use: at preflight, or on
     /// resume (which skips preflight), or after a connection was lost.
+    /// Steps on a host without one wait for the same connection, and no more
+    /// connections are opened at once than preflight opens.
     async fn conn(&self, host: &str) -> Result<Conn, ExecError> {
-        if let Some(conn) = self.conns.read().await.get(host) {
-            return Ok(conn.clone());
-        }
-        let conn = if host == plan_core::Host::LOCAL {
-            Conn::Local
-        } else {
+        let cell = {
+            let known = self.conns.read().await.get(host).cloned();
+            match known {
+                Some(cell) => cell,
+                None => Arc::clone(self.conns.write().await.entry(host.to_owned()).or_default()),
+            }
+        };
+        cell.get_or_try_init(|| async {
+            if host == plan_core::Host::LOCAL {
+                return Ok(Conn::Local);
+            }
             let env = SshEnv::from_process();
             let target = self.target(host, &env)?;
-            let session = Session::connect(&target, &self.known_hosts(&env), CONNECT_TIMEOUT)
+            // (The semaphore is never closed: an error would only mean no limit.)
+            let _permit = self.connecting.acquire().await.ok();
+            Session::connect(&target, &self.known_hosts(&env), CONNECT_TIMEOUT)
                 .await
+                .map(Conn::Ssh)
                 .map_err(|e| ExecError {
                     lost: false,
                     message: e.to_string(),
-                })?;
-            Conn::Ssh(session)
-        };
-        self.conns
-            .write()
-            .await
-            .insert(host.to_owned(), conn.clone());
-        Ok(conn)
+                })
+        })
+        .await
+        .cloned()
     }
 
     /// The DNS client, made on first use from the plan's `dns` section (the

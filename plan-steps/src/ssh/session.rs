@@ -162,6 +162,17 @@ pub async fn connect_all(
     parallel: usize,
 ) -> Vec<Result<Session, SshError>> {
     let permits = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    connect_all_bounded(targets, known_hosts, timeout, permits).await
+}
+
+/// [`connect_all`], each handshake holding one of `permits`, which the
+/// caller may share with connections it opens later.
+pub async fn connect_all_bounded(
+    targets: &[SshTarget],
+    known_hosts: &KnownHosts,
+    timeout: Duration,
+    permits: Arc<tokio::sync::Semaphore>,
+) -> Vec<Result<Session, SshError>> {
     let mut tasks = tokio::task::JoinSet::new();
     for (index, target) in targets.iter().enumerate() {
         let (target, known_hosts) = (target.clone(), known_hosts.clone());
