@@ -515,6 +515,21 @@ impl View {
                 self.set_done(step, true);
             }
             RunRecord::Note { step, text } => self.note(&format!("· {}: {text}", self.title(step))),
+            RunRecord::LockLost { reason } => self.note(&format!(
+                "⚠ the run's lock is lost: {reason}. No step is started from now on; \
+                 the steps under way finish, then the run stops (resume it once the lock can be held)"
+            )),
+            RunRecord::HookFailed {
+                hook,
+                event,
+                step,
+                error,
+            } => self.note(&format!(
+                "⚠ {hook} was not told of {event}{}: {error} (the run goes on)",
+                step.as_deref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            )),
             RunRecord::Output { step, text } => {
                 self.outputs.insert(step.clone(), text.clone());
             }

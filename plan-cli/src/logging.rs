@@ -79,24 +79,14 @@ impl Write for LineWriter {
     }
 }
 
-use plan_core::secret::secret_name;
-
 /// Values of the environment that must not appear in logs.
 fn secrets_from_env() -> Vec<String> {
-    let mut secrets: Vec<String> = std::env::vars()
-        .filter(|(name, value)| secret_name(name) && value.len() >= 4)
-        .map(|(_, value)| value)
-        .collect();
-    // The longest first, so one that contains another is replaced whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets
+    plan_core::secret::secret_values(&[], [])
 }
 
 /// `text` with every secret replaced by `<redacted>`.
 fn redact(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_owned(), |text, secret| {
-        text.replace(secret.as_str(), "<redacted>")
-    })
+    plan_core::secret::redact(text, secrets)
 }
 
 /// Installs the subscriber `RUST_LOG` and `--log-file` ask for, if any.
@@ -151,10 +141,10 @@ mod tests {
             "API_TOKEN",
             "CUTOVER_VAR_TSIG_KEY",
         ] {
-            assert!(secret_name(name), "{name}");
+            assert!(plan_core::secret::secret_name(name), "{name}");
         }
         for name in ["PATH", "HOME", "KEYBOARD", "CUTOVER_VAR_lab_dir"] {
-            assert!(!secret_name(name), "{name}");
+            assert!(!plan_core::secret::secret_name(name), "{name}");
         }
     }
 

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use plan_core::machine::{done_by_runs, replay, Event, ReplayedRun, RunEnd, RunMachine, RunRecord};
-use plan_core::Plan;
+use plan_core::{NotifyEvent, Plan};
 use plan_steps::driver::{Driver, Interrupt};
 use plan_steps::journal_file::{JournalFile, JournalFileErrorKind};
+use plan_steps::notify::{Notice, Notices, Notifier};
 use statig::prelude::StateMachine;
 use tokio::sync::mpsc;
 
@@ -408,6 +409,122 @@ pub struct Carried {
     pub preflight_first: bool,
     /// What the journal's times say (TTL changes, interrupted waits).
     pub history: plan_steps::history::History,
+    /// Hooks told of the run's events: the plan's `notify` and `--notify`.
+    pub notify: Vec<plan_core::Hook>,
+    /// The phase run (`--phase`), and the journal's path, for the hooks.
+    pub phase: Option<String>,
+    /// The journal's path, for the hooks.
+    pub journal_path: std::path::PathBuf,
+    /// The lock across machines the run holds, if any.
+    pub lock: Option<Arc<plan_steps::etcd_lock::EtcdLock>>,
+}
+
+/// The lock shared across operator machines, on the command line of `run`
+/// and `resume`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LockArgs {
+    /// Hold the run's lock in etcd too (etcd://HOST:PORT/PREFIX; key PREFIX/<service>), so no other machine runs this service's plan meanwhile
+    #[arg(long, value_name = "URL", env = "CUTOVER_LOCK")]
+    pub lock: Option<String>,
+    /// The etcd lease's TTL: how long a holder that died keeps the lock
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = plan_core::duration::parse_duration)]
+    pub lock_ttl: std::time::Duration,
+}
+
+impl LockArgs {
+    /// Takes the lock `--lock` names, if any, or refuses, naming who holds it.
+    pub fn acquire(
+        &self,
+        plan: &Plan,
+    ) -> Result<Option<Arc<plan_steps::etcd_lock::EtcdLock>>, CliError> {
+        use plan_steps::etcd_lock::{EtcdLock, EtcdLockError, LockUrl};
+        let Some(url) = &self.lock else {
+            return Ok(None);
+        };
+        let url = LockUrl::parse(url).map_err(|e| CliError::Usage(format!("--lock: {e}")))?;
+        match EtcdLock::acquire(&url, &plan.service, self.lock_ttl) {
+            Ok(lock) => Ok(Some(Arc::new(lock))),
+            Err(e @ EtcdLockError::Held { .. }) => Err(CliError::Refused {
+                message: e.to_string(),
+                hint: format!(
+                    "one run of {} at a time, across machines: watch that run, or wait for it to \
+                     end (if its machine died, the lock expires after its TTL)",
+                    plan.service
+                ),
+            }),
+            Err(e) => Err(CliError::Refused {
+                message: e.to_string(),
+                hint:
+                    "the run did not start: check that etcd answers there (or run without --lock)"
+                        .into(),
+            }),
+        }
+    }
+}
+
+/// Hooks given on the command line of `run` and `resume`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NotifyArgs {
+    /// Also tell this hook of every event: a command (run by sh, the event in CUTOVER_* variables) or an http:// or https:// URL to post the event to as JSON (repeat for several)
+    #[arg(long = "notify", value_name = "COMMAND|URL")]
+    pub hooks: Vec<String>,
+    /// Leave out the plan's `notify` hooks (those given with --notify are still told)
+    #[arg(long)]
+    pub no_notify: bool,
+}
+
+impl NotifyArgs {
+    /// The hooks in force: the plan's, then those of `--notify`.
+    pub fn hooks(&self, plan: &Plan) -> Result<Vec<plan_core::Hook>, CliError> {
+        let mut hooks = if self.no_notify {
+            Vec::new()
+        } else {
+            plan.notify.clone()
+        };
+        for given in &self.hooks {
+            let target = if given.starts_with("http://") || given.starts_with("https://") {
+                plan_core::check_hook_url(given).map_err(|message| {
+                    CliError::Usage(format!(
+                        "--notify {given}: {message}; give a command, or the whole URL to post to"
+                    ))
+                })?;
+                plan_core::HookTarget::Webhook {
+                    url: given.clone(),
+                    token_env: None,
+                }
+            } else if given.trim().is_empty() {
+                return Err(CliError::Usage(
+                    "--notify needs a command or a URL, e.g. --notify 'logger -t cutover \"$CUTOVER_TEXT\"'".into(),
+                ));
+            } else {
+                plan_core::HookTarget::Command { run: given.clone() }
+            };
+            hooks.push(plan_core::Hook {
+                target,
+                on: Vec::new(),
+                timeout: plan_core::HOOK_TIMEOUT,
+            });
+        }
+        Ok(hooks)
+    }
+}
+
+/// Environment variables hooks must not see (the plan's TSIG key
+/// variable), and values of the plan's `env` that are secrets.
+fn hook_secrets(plan: &Plan) -> (Vec<String>, Vec<String>) {
+    let vars = match plan.dns.as_ref().map(|d| &d.key) {
+        Some(plan_core::TsigKeySource::Env(name)) => vec![name.clone()],
+        _ => Vec::new(),
+    };
+    let values = plan
+        .hosts
+        .iter()
+        .flat_map(|h| &h.env)
+        .chain(plan.steps().flat_map(|s| &s.env))
+        .filter(|(name, _)| plan_core::secret::secret_name(name))
+        .map(|(_, value)| value.clone())
+        .collect();
+    (vars, values)
 }
 
 /// How SSH hosts are trusted, from the command line.
@@ -419,8 +536,8 @@ pub struct SshArgs {
     /// Trust a host key seen for the first time and add it to known_hosts (a changed key is still refused)
     #[arg(long)]
     pub accept_new: bool,
-    /// Open at most N SSH sessions at once at preflight (sshd refuses unauthenticated
-    /// connections beyond its MaxStartups, 10 by default)
+    /// Open at most N SSH sessions at once, at preflight and on reconnects (sshd refuses
+    /// unauthenticated connections beyond its MaxStartups, 10 by default)
     #[arg(long, value_name = "N", default_value_t = plan_steps::executor::CONNECT_PARALLEL,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub connect_parallel: u16,
@@ -453,7 +570,25 @@ pub fn drive(
         leftovers,
         preflight_first,
         history,
+        notify,
+        phase,
+        journal_path,
+        lock,
     } = carried;
+    let (secret_vars, secret_values) = hook_secrets(&plan);
+    let notifier = Notifier::start(notify, secret_vars, secret_values);
+    let notices = Mutex::new(Notices::new(
+        Arc::clone(&plan),
+        phase,
+        journal_path.display().to_string(),
+    ));
+    let (hook_failed, hook_failures) = std::sync::mpsc::channel();
+    let failure_record = |d: plan_steps::notify::Delivery| RunRecord::HookFailed {
+        hook: d.hook,
+        event: d.event.name().to_owned(),
+        step: d.step,
+        error: d.error,
+    };
     let Interaction {
         mode,
         yes,
@@ -486,12 +621,26 @@ pub fn drive(
         interrupts: presses,
     };
     let progress_view = Arc::clone(&view);
-    let mut progress = move |time: &str, record: &RunRecord| {
+    let mut progress = |time: &str, record: &RunRecord| {
         if let Ok(mut v) = progress_view.lock() {
             v.show(time, record);
         }
+        if notifier.is_empty() {
+            return;
+        }
+        if let Some(notice) = notices.lock().ok().and_then(|mut n| n.of(time, record)) {
+            notifier.tell(&notice);
+        }
+        for failed in notifier.failures() {
+            let _ = hook_failed.send(failure_record(failed));
+        }
     };
-    runtime.block_on(async {
+    let tell = |notice: fn(&Notices) -> plan_steps::notify::Notice| {
+        if let Ok(n) = notices.lock() {
+            notifier.tell(&notice(&n));
+        }
+    };
+    let result = runtime.block_on(async {
         let (interrupts, receiver) = mpsc::unbounded_channel();
         let ctrl_c_view = Arc::clone(&view);
         tokio::spawn(async move {
@@ -512,7 +661,10 @@ pub fn drive(
                 }
             }
         });
-        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers).with_remind_after(remind_after).with_history(&history);
+        let mut driver = Driver::new(Arc::clone(&plan), journal, operator, &mut progress).with_captured(captured).with_ssh(ssh).with_leftovers(leftovers).with_remind_after(remind_after).with_history(&history).with_outside_records(&hook_failures);
+        if let Some(lock) = lock {
+            driver = driver.with_lock(lock);
+        }
         if preflight_first {
             if let Err(reason) = driver.preflight(machine.schedule()).await {
                 let hints = preflight_hints(driver.preflight_problems());
@@ -526,11 +678,19 @@ pub fn drive(
                 });
             }
         }
-        if let Some(record) = start {
-            driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?;
+        match start {
+            Some(record) => driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?,
+            // A resume: its record is the machine's, not a `RunStarted`.
+            None => tell(|n| Notice {
+                reason: Some("resumed from the journal".into()),
+                ..n.notice(NotifyEvent::RunStarted, None)
+            }),
         }
         match driver.drive(machine, first, receiver).await {
             Ok(end) => {
+                if let Ok(n) = notices.lock() {
+                    notifier.tell(&n.ended(&end));
+                }
                 if let Ok(mut v) = view.lock() {
                     v.end(&end);
                     for hint in preflight_hints(driver.preflight_problems()) {
@@ -539,10 +699,59 @@ pub fn drive(
                 }
                 Ok(exit_code(&end))
             }
-            Err(e) => Err(CliError::Interrupted(format!("{e}{}", where_it_stopped(machine)))),
+            Err(e) => {
+                if let Ok(n) = notices.lock() {
+                    notifier.tell(&n.stopped(&e.to_string()));
+                }
+                Err(CliError::Interrupted(format!("{e}{}", where_it_stopped(machine))))
+            }
         }
-    })
+    });
+    // The last events (the run's end) go out before the process ends, for a
+    // bounded time; what failed is journaled and shown all the same.
+    if !notifier.is_empty() {
+        // After "stop at once" (or a journal that cannot be written), only
+        // what is under way is waited for.
+        let wait = if result.is_ok() {
+            HOOKS_AT_END
+        } else {
+            std::time::Duration::ZERO
+        };
+        if notifier.pending() > 0 && mode != Mode::Json {
+            if let Ok(v) = view.lock() {
+                v.note(&format!(
+                    "telling the hooks of the run's end (at most {}s)...",
+                    (wait + notifier.longest_delivery()).as_secs()
+                ));
+            }
+        }
+        let (failed, untold) = notifier.finish(wait);
+        let mut view = view.lock().ok();
+        let failed = hook_failures
+            .try_iter()
+            .chain(failed.into_iter().map(failure_record))
+            .collect::<Vec<_>>();
+        for record in failed {
+            let time = jiff::Timestamp::now().to_string();
+            let _ = journal.append(&time, &record);
+            if let Some(v) = &mut view {
+                v.show(&time, &record);
+            }
+        }
+        if untold > 0 {
+            if let Some(v) = &view {
+                v.note(&format!(
+                    "⚠ {untold} event(s) were not told to the hooks: they took too long"
+                ));
+            }
+        }
+    }
+    result
 }
+
+/// How long a run's end waits for hooks to be told what is queued (then at
+/// most one hook timeout more for deliveries under way).
+const HOOKS_AT_END: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What had happened when a run stopped without an end (a journal that
 /// cannot be written, a full disk, a second Ctrl-C): the steps done, and

@@ -45,8 +45,8 @@ pub mod verify;
 pub use diagnostic::{Diagnostic, Diagnostics, Label, Rule, Severity, Source};
 pub use hash::fnv1a;
 pub use load::{
-    load_bytes, load_path, load_str, Loaded, ReadError, ReadErrorKind, Settings, ENV_PREFIX,
-    MAX_PLAN_BYTES, RUN_DIR, RUN_DIR_UNSET,
+    check_hook_url, load_bytes, load_path, load_str, Loaded, ReadError, ReadErrorKind, Settings,
+    ENV_PREFIX, MAX_PLAN_BYTES, RUN_DIR, RUN_DIR_UNSET,
 };
 pub use plan::*;
 pub use print::to_ron;

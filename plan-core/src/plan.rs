@@ -41,6 +41,118 @@ pub struct Plan {
     /// The known_hosts file SSH host keys are checked against, if the plan
     /// names one (else the user's, or `--known-hosts`).
     pub known_hosts: Option<PathBuf>,
+    /// Who is told what while a run goes on (`notify`), in file order.
+    pub notify: Vec<Hook>,
+}
+
+/// A hook told of a run's events (`notify`): a command or a webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hook {
+    /// Where the event goes.
+    pub target: HookTarget,
+    /// The events it is told of; empty: every event.
+    pub on: Vec<NotifyEvent>,
+    /// How long one event may take to deliver, retries included.
+    pub timeout: Duration,
+}
+
+/// How long a hook may take with one event when the plan does not say.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a hook's events go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookTarget {
+    /// A shell command on this machine (`sh -c`), the event in its
+    /// environment (`CUTOVER_EVENT`, `CUTOVER_STEP`, ...).
+    Command {
+        /// The command.
+        run: String,
+    },
+    /// An HTTP POST of the event as JSON (with a Slack- and
+    /// Mattermost-compatible `text`).
+    Webhook {
+        /// Where to post (`http://` or `https://`).
+        url: String,
+        /// The environment variable holding a bearer token, sent as
+        /// `Authorization: Bearer ...` (never in the body).
+        token_env: Option<String>,
+    },
+}
+
+/// An event of a run a hook can be told of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NotifyEvent {
+    /// A run (or a resume) began.
+    RunStarted,
+    /// A run ended: completed, rolled back or halted.
+    RunEnded,
+    /// A step's forward action began (each attempt).
+    StepStarted,
+    /// A step succeeded.
+    StepSucceeded,
+    /// A step failed (each failed attempt).
+    StepFailed,
+    /// Whether a step took effect is not known.
+    StepInDoubt,
+    /// The run began to roll back.
+    RollbackStarted,
+    /// The run crossed the point of no return.
+    NoReturnCrossed,
+    /// The run has waited for its operator longer than `--remind-after`
+    /// (told again at each multiple).
+    OperatorAwaited,
+}
+
+impl NotifyEvent {
+    /// Every event, in the order of a run.
+    pub const ALL: [NotifyEvent; 9] = [
+        NotifyEvent::RunStarted,
+        NotifyEvent::StepStarted,
+        NotifyEvent::StepSucceeded,
+        NotifyEvent::StepFailed,
+        NotifyEvent::StepInDoubt,
+        NotifyEvent::RollbackStarted,
+        NotifyEvent::NoReturnCrossed,
+        NotifyEvent::OperatorAwaited,
+        NotifyEvent::RunEnded,
+    ];
+
+    /// Its name in the plan file (`StepSucceeded`).
+    pub fn plan_name(self) -> &'static str {
+        match self {
+            NotifyEvent::RunStarted => "RunStarted",
+            NotifyEvent::RunEnded => "RunEnded",
+            NotifyEvent::StepStarted => "StepStarted",
+            NotifyEvent::StepSucceeded => "StepSucceeded",
+            NotifyEvent::StepFailed => "StepFailed",
+            NotifyEvent::StepInDoubt => "StepInDoubt",
+            NotifyEvent::RollbackStarted => "RollbackStarted",
+            NotifyEvent::NoReturnCrossed => "NoReturnCrossed",
+            NotifyEvent::OperatorAwaited => "OperatorAwaited",
+        }
+    }
+
+    /// Its name in `CUTOVER_EVENT` and JSON (`step_succeeded`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NotifyEvent::RunStarted => "run_started",
+            NotifyEvent::RunEnded => "run_ended",
+            NotifyEvent::StepStarted => "step_started",
+            NotifyEvent::StepSucceeded => "step_succeeded",
+            NotifyEvent::StepFailed => "step_failed",
+            NotifyEvent::StepInDoubt => "step_in_doubt",
+            NotifyEvent::RollbackStarted => "rollback_started",
+            NotifyEvent::NoReturnCrossed => "no_return_crossed",
+            NotifyEvent::OperatorAwaited => "operator_awaited",
+        }
+    }
+}
+
+impl Hook {
+    /// Whether it is told of `event`.
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.on.is_empty() || self.on.contains(&event)
+    }
 }
 
 /// The failure rate of a step attempt when neither the plan nor the step says.

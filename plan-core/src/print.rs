@@ -357,7 +357,47 @@ fn plan_node(plan: &Plan) -> Node {
     if plan.failure_rate != crate::plan::DEFAULT_FAILURE_RATE {
         fields.push((Some("failure_rate"), Node::Atom(float(plan.failure_rate))));
     }
+    if !plan.notify.is_empty() {
+        fields.push((
+            Some("notify"),
+            Node::List {
+                items: plan.notify.iter().map(hook_node).collect(),
+                broken: true,
+            },
+        ));
+    }
     Node::call("Plan", fields).broken()
+}
+
+fn hook_node(hook: &crate::plan::Hook) -> Node {
+    use crate::plan::HookTarget;
+    let (name, mut fields) = match &hook.target {
+        HookTarget::Command { run } => ("Command", vec![(Some("run"), Node::template(run))]),
+        HookTarget::Webhook { url, token_env } => {
+            let mut fields = vec![(Some("url"), Node::template(url))];
+            if let Some(name) = token_env {
+                fields.push((Some("token_env"), Node::str(name)));
+            }
+            ("Webhook", fields)
+        }
+    };
+    if !hook.on.is_empty() {
+        fields.push((
+            Some("on"),
+            Node::List {
+                items: hook
+                    .on
+                    .iter()
+                    .map(|e| Node::Atom(e.plan_name().to_owned()))
+                    .collect(),
+                broken: false,
+            },
+        ));
+    }
+    if hook.timeout != crate::plan::HOOK_TIMEOUT {
+        fields.push((Some("timeout"), Node::duration(hook.timeout)));
+    }
+    Node::call(name, fields)
 }
 
 /// A float as RON reads it back exactly (always with a `.` or exponent).

@@ -33,6 +33,43 @@ pub(crate) struct RawPlan {
     pub failure_rate: Option<S<f64>>,
     #[serde(default)]
     pub known_hosts: Option<S<String>>,
+    #[serde(default)]
+    pub notify: Vec<S<RawHook>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) enum RawHook {
+    Command {
+        run: S<String>,
+        #[serde(default)]
+        on: Vec<RawNotifyEvent>,
+        #[serde(default)]
+        timeout: Option<S<String>>,
+    },
+    Webhook {
+        url: S<String>,
+        #[serde(default)]
+        token_env: Option<S<String>>,
+        #[serde(default)]
+        on: Vec<RawNotifyEvent>,
+        #[serde(default)]
+        timeout: Option<S<String>>,
+    },
+}
+
+/// [`crate::NotifyEvent`] as written.
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub(crate) enum RawNotifyEvent {
+    RunStarted,
+    RunEnded,
+    StepStarted,
+    StepSucceeded,
+    StepFailed,
+    StepInDoubt,
+    RollbackStarted,
+    NoReturnCrossed,
+    OperatorAwaited,
 }
 
 #[derive(Debug, Deserialize)]

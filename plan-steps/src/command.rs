@@ -26,6 +26,9 @@ pub struct ShellCommand {
     /// front of the command on an SSH host. Never part of `command`, so the
     /// journal's transcript, which shows `command`, never holds them.
     pub env: Vec<(String, String)>,
+    /// Variables of this process's environment it runs without (here only:
+    /// secrets a hook must not see).
+    pub env_removed: Vec<String>,
 }
 
 impl ShellCommand {
@@ -36,12 +39,19 @@ impl ShellCommand {
             deadline: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             env: Vec::new(),
+            env_removed: Vec::new(),
         }
     }
 
     /// Runs it with these environment variables.
     pub fn with_env(mut self, env: Vec<(String, String)>) -> Self {
         self.env = env;
+        self
+    }
+
+    /// Runs it without these variables of this process's environment.
+    pub fn without_env(mut self, names: Vec<String>) -> Self {
+        self.env_removed = names;
         self
     }
 

@@ -120,6 +120,11 @@ pub enum DriveError {
     /// The operator could not be asked; `resume` continues.
     #[error("{0}; the journal is left for `cutover resume`")]
     NoOperator(String),
+    /// The run's lock across machines could no longer be proven held: no
+    /// step was started after that; `resume` continues once it is held
+    /// again.
+    #[error("stopped: the run's lock is lost ({0}); no step was started after that, the steps under way finished, and the journal is left for `cutover resume`")]
+    LockLost(String),
 }
 
 /// Drives one run to its end.
@@ -140,6 +145,11 @@ pub struct Driver<'a, O: Operator> {
     /// When users went down (the `downtime: Begins` step began), while they
     /// are: the window's `downtime_budget` counts from then.
     down_since: Option<tokio::time::Instant>,
+    /// The run's lock across machines, if it holds one: once it is lost,
+    /// no effect is started.
+    lock: Option<Arc<crate::etcd_lock::EtcdLock>>,
+    /// Records others ask to journal ([`Driver::with_outside_records`]).
+    outside: Option<&'a std::sync::mpsc::Receiver<RunRecord>>,
 }
 
 /// A step's job done: the event it ends in, the step, what it printed, and
@@ -166,6 +176,8 @@ impl<'a, O: Operator> Driver<'a, O> {
             preflight_problems: Vec::new(),
             unsettled: Default::default(),
             down_since: None,
+            lock: None,
+            outside: None,
         }
     }
 
@@ -183,7 +195,26 @@ impl<'a, O: Operator> Driver<'a, O> {
     }
 
     fn record(&mut self, record: &RunRecord) -> Result<(), DriveError> {
-        append(self.journal, self.progress, record)
+        append(self.journal, self.progress, self.outside, record)
+    }
+
+    /// Holds `lock` for the run: once it can no longer be proven held, no
+    /// step is started; the steps under way finish, and the drive stops
+    /// with [`DriveError::LockLost`] (resumable).
+    pub fn with_lock(mut self, lock: Arc<crate::etcd_lock::EtcdLock>) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Journals what arrives on `records` too, after each of the run's own
+    /// records: how hooks failed, for instance. What is still there when the
+    /// run ends is the caller's to journal.
+    pub fn with_outside_records(
+        mut self,
+        records: &'a std::sync::mpsc::Receiver<RunRecord>,
+    ) -> Self {
+        self.outside = Some(records);
+        self
     }
 
     /// Asks the operator through `ask` and waits for the answer, saying so
@@ -201,6 +232,7 @@ impl<'a, O: Operator> Driver<'a, O> {
             journal,
             progress,
             remind_after,
+            outside,
             ..
         } = self;
         let started = tokio::time::Instant::now();
@@ -211,7 +243,7 @@ impl<'a, O: Operator> Driver<'a, O> {
             tokio::select! {
                 answer = &mut answer => break answer.map_err(DriveError::NoOperator)?,
                 () = tokio::time::sleep_until(remind_at) => {
-                    append(journal, *progress, &RunRecord::OperatorWaiting {
+                    append(journal, *progress, *outside, &RunRecord::OperatorWaiting {
                         step: step.map(str::to_owned),
                         question,
                         waited_ms: millis(started.elapsed()),
@@ -223,6 +255,7 @@ impl<'a, O: Operator> Driver<'a, O> {
         append(
             journal,
             *progress,
+            *outside,
             &RunRecord::Answered {
                 step: step.map(str::to_owned),
                 question,
@@ -348,12 +381,22 @@ impl<'a, O: Operator> Driver<'a, O> {
         let mut in_flight = 0usize;
         let mut end: Option<RunEnd> = None;
         let mut aborted = false;
+        // Why the lock was lost, once it is: nothing is started after that.
+        let mut lock_lost: Option<String> = None;
         let deadline = self
             .plan
             .window
             .deadline
             .map(|d| tokio::time::Instant::now() + d);
         loop {
+            if lock_lost.is_none() {
+                if let Some(reason) = self.lock.as_ref().and_then(|l| l.lost()) {
+                    self.record(&RunRecord::LockLost {
+                        reason: reason.clone(),
+                    })?;
+                    lock_lost = Some(reason);
+                }
+            }
             while let Some(event) = pending.pop_front() {
                 self.record(&RunRecord::Event {
                     event: event.clone(),
@@ -374,6 +417,10 @@ impl<'a, O: Operator> Driver<'a, O> {
                     self.record(&RunRecord::Transition { from, to })?;
                 }
                 for effect in effects {
+                    if lock_lost.is_some() && !matches!(effect, Effect::Finished { .. }) {
+                        // Not started: `resume` asks for it again.
+                        continue;
+                    }
                     if let Some(event) = self
                         .perform(
                             machine,
@@ -394,6 +441,20 @@ impl<'a, O: Operator> Driver<'a, O> {
                     return Ok(end.clone());
                 }
             }
+            if let Some(reason) = &lock_lost {
+                if in_flight == 0 {
+                    return Err(DriveError::LockLost(reason.clone()));
+                }
+            }
+            // While a lock is held, wake up now and then to see it still is.
+            let watching = self.lock.is_some() && lock_lost.is_none();
+            let lock_tick = async move {
+                if watching {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             let window_over = async {
                 match deadline {
                     Some(at) if !aborted => tokio::time::sleep_until(at).await,
@@ -415,6 +476,7 @@ impl<'a, O: Operator> Driver<'a, O> {
                 }
             };
             tokio::select! {
+                () = lock_tick => {}
                 Some(report) = reported.recv() => self.report(report)?,
                 Some((event, step, transcript, unsettled)) = incoming.recv() => {
                     in_flight -= 1;
@@ -706,14 +768,22 @@ impl<'a, O: Operator> Driver<'a, O> {
 }
 
 /// Appends `record` to `journal`, stamped with the time now, then shows it.
+/// Journals `record`, then what arrived on `outside` meanwhile (showing
+/// each may bring more: they are journaled too).
 fn append(
     journal: &mut JournalFile,
     progress: &mut dyn FnMut(&str, &RunRecord),
+    outside: Option<&std::sync::mpsc::Receiver<RunRecord>>,
     record: &RunRecord,
 ) -> Result<(), DriveError> {
     let time = jiff::Timestamp::now().to_string();
     journal.append(&time, record)?;
     progress(&time, record);
+    while let Some(record) = outside.and_then(|r| r.try_recv().ok()) {
+        let time = jiff::Timestamp::now().to_string();
+        journal.append(&time, &record)?;
+        progress(&time, &record);
+    }
     Ok(())
 }
 

@@ -72,8 +72,8 @@ impl std::fmt::Display for Holder {
 }
 
 impl Holder {
-    /// This process.
-    fn me() -> Holder {
+    /// This process, now.
+    pub fn me() -> Holder {
         let user = nix::unistd::User::from_uid(nix::unistd::getuid())
             .ok()
             .flatten()

@@ -133,7 +133,11 @@ pub async fn run_reporting(
     on_spawn: impl FnOnce(ProcessGroup),
 ) -> Result<ShellOutcome, LocalError> {
     let started = Instant::now();
-    let mut child = Command::new(SHELL)
+    let mut command = Command::new(SHELL);
+    for name in &cmd.env_removed {
+        command.env_remove(name);
+    }
+    let mut child = command
         .arg("-c")
         .arg(&cmd.command)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))

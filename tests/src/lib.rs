@@ -24,6 +24,8 @@
 //! `cargo build -p plan-cli`, as `scripts/test` does.
 #![warn(missing_docs)]
 
+pub mod etcd;
+pub mod http;
 pub mod lab;
 pub mod pty;
 

@@ -32,6 +32,10 @@ pub struct ResumeArgs {
     ssh: crate::session::SshArgs,
     #[command(flatten)]
     operator: crate::session::OperatorArgs,
+    #[command(flatten)]
+    notify: crate::session::NotifyArgs,
+    #[command(flatten)]
+    lock: crate::session::LockArgs,
 }
 
 /// The answer for in-doubt steps without a check.
@@ -50,6 +54,7 @@ pub fn cmd_resume(
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
+    args.notify.hooks(&plan)?;
     let path = journal_path(&args.plan.plan, args.journal.as_deref());
     if !path.exists() {
         return Err(CliError::Refused {
@@ -60,6 +65,8 @@ pub fn cmd_resume(
             ),
         });
     }
+    // Across machines first: the journal is this machine's.
+    let lock = args.lock.acquire(&plan)?;
     let session::Opened {
         file: mut journal,
         runs,
@@ -98,6 +105,8 @@ pub fn cmd_resume(
             last.machine.status_of(&s.id) != Some(plan_core::machine::StepStatus::Done)
         });
     args.operator.check(&plan, ahead.map(|s| s.id.as_str()))?;
+    let hooks = args.notify.hooks(&plan)?;
+    let phase = last.phase.clone();
     let mut machine = last.machine.clone();
     let captured = last.captured.clone();
     let started = last.started.clone();
@@ -156,6 +165,10 @@ pub fn cmd_resume(
             leftovers,
             preflight_first: true,
             history,
+            notify: hooks,
+            phase,
+            journal_path: path.clone(),
+            lock,
         },
     );
     session::tidy_run_dir(&run_dir);

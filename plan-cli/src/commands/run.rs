@@ -68,6 +68,10 @@ pub struct RunArgs {
     ssh: crate::session::SshArgs,
     #[command(flatten)]
     operator: crate::session::OperatorArgs,
+    #[command(flatten)]
+    notify: crate::session::NotifyArgs,
+    #[command(flatten)]
+    lock: crate::session::LockArgs,
 }
 
 /// What a failed step leads to, on the command line.
@@ -105,9 +109,13 @@ pub fn cmd_run(
             )));
         }
     }
+    // A hook that cannot be is refused before anything is opened.
+    let hooks = args.notify.hooks(&plan)?;
     if args.dry_run {
         return dry_run(&plan, args.phase.as_deref(), stdout);
     }
+    // Across machines first: the journal is this machine's.
+    let lock = args.lock.acquire(&plan)?;
     let path = journal_path(&args.plan.plan, args.journal.as_deref());
     let session::Opened {
         file: mut journal,
@@ -274,6 +282,10 @@ pub fn cmd_run(
         Carried {
             ssh: args.ssh.options(),
             history,
+            notify: hooks,
+            phase: args.phase.clone(),
+            journal_path: path.clone(),
+            lock,
             ..Carried::default()
         },
     );

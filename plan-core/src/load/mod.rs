@@ -25,6 +25,9 @@ use crate::verify;
 mod action;
 mod dns;
 mod names;
+mod notify;
+
+pub use notify::check_hook_url;
 mod phases;
 mod scope;
 
@@ -428,6 +431,7 @@ impl<'a> Validator<'a> {
             .known_hosts
             .map(|k| PathBuf::from(self.expand(&k, None, false)));
         let dns = raw.dns.map(|d| self.dns(d));
+        let notify = self.notify(raw.notify);
         let window = self.window(raw.window);
         let phases = self.phases(raw.phases);
         let failure_rate = raw
@@ -461,6 +465,7 @@ impl<'a> Validator<'a> {
             hash: self.hash,
             failure_rate,
             known_hosts,
+            notify,
         }
     }
 

@@ -71,7 +71,10 @@ pub fn attempts(records: &[Record<RunRecord>]) -> Vec<Attempt> {
             continue;
         };
         attempt.records.end = index + 1;
-        attempt.span.1 = record.time.clone();
+        // A hook's failure told after the run's end is not part of its time.
+        if !matches!(record.entry, RunRecord::HookFailed { .. }) {
+            attempt.span.1 = record.time.clone();
+        }
         match &record.entry {
             RunRecord::RunStarted {
                 already_done,

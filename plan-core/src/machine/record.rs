@@ -111,6 +111,26 @@ pub enum RunRecord {
         /// How long the run has waited so far, in milliseconds.
         waited_ms: u64,
     },
+    /// The run's lock across machines (an etcd lease) could no longer be
+    /// proven held: no step is started after this (for people, not for
+    /// replay; the run stops, resumable).
+    LockLost {
+        /// Why.
+        reason: String,
+    },
+    /// A hook (`notify`) could not be told of an event: for people, not for
+    /// replay; the run went on.
+    HookFailed {
+        /// The hook, in words (`command ...`, `webhook URL`).
+        hook: String,
+        /// The event (`step_succeeded`, ...).
+        event: String,
+        /// The step the event is about, if one.
+        #[serde(default)]
+        step: Option<String>,
+        /// What went wrong.
+        error: String,
+    },
     /// How a question to the operator was answered, and by whom: the audit
     /// trail keeps what a person typed apart from what a flag decided.
     Answered {

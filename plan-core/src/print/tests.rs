@@ -356,3 +356,31 @@ fn literal_braces_are_printed_escaped_and_read_back_the_same() {
     // The printed plan loads to the same commands.
     assert_eq!(load(&printed).steps().count(), plan.steps().count());
 }
+
+#[test]
+fn notify_hooks_round_trip() {
+    let text = r#"Plan(name: "m", service: "m", window: Window(announced: "10m"),
+        vars: {"hook": "https://chat.example.org/hooks/abc", "who": "it's me"},
+        phases: [Phase(name: "window", at: "0", steps: [
+            Step(id: "hello", action: Shell(on: "local", run: "echo hi", revert: Nothing("prints only")),
+                 check: Run("true")),
+        ])],
+        notify: [
+            Command(run: "say {{who}}", on: [StepFailed, RunStarted, StepFailed]),
+            Webhook(url: "{{hook}}", token_env: "CHAT_TOKEN", timeout: "5s"),
+            Webhook(url: "http://127.0.0.1:9/x"),
+        ])"#;
+    let printed = round_trip(text);
+    for expected in [
+        // The events in run order, once each; the command's variable quoted.
+        r##"Command(run: r#"say 'it'\''s me'"#, on: [RunStarted, StepFailed]),"##,
+        r#"Webhook(url: "https://chat.example.org/hooks/abc", token_env: "CHAT_TOKEN", timeout: "5s"),"#,
+        r#"Webhook(url: "http://127.0.0.1:9/x"),"#,
+    ] {
+        assert!(
+            printed.contains(expected),
+            "missing {expected:?} in\n{printed}"
+        );
+    }
+    assert_eq!(load(text).notify, load(&printed).notify);
+}
