@@ -7,16 +7,18 @@
 //! faults costs one clone and the rest of the run, not a replay from the
 //! start.
 //!
-//! Every single fault is run, and every second fault at a step's forward
-//! (a step failing while the first fault drains). A revert failing after a
-//! first fault is run once per *situation*: what the machine's handling of
-//! it can depend on (the kind of step, whether it is the first or the last
-//! revert of its rollback, whether the step failed before, the machine's
-//! state, the first fault's kind). One whose situation an earlier run
-//! covered is counted in [`Exploration::equivalent`], not run: on a plan of
-//! n steps in one segment, every pair is n² runs, and a fleet's plan has
-//! thousands of steps. [`explore_exhaustive`] runs every pair and checks the
-//! premise (the tests run it on generated schedules).
+//! Every single fault is run. A second fault is run once per *situation*:
+//! what the machine's handling of it can depend on (a forward or a revert,
+//! the kind of step, whether it is the first or the last revert of its
+//! rollback, whether the step failed before, the machine's state, the first
+//! fault's kind). A step failing while the first fault drains is grouped so
+//! unless it is the last step in flight (its failure starts the rollback,
+//! which undoes what completed: always run). One whose situation an earlier
+//! run covered is counted in [`Exploration::equivalent`], not run: on a plan
+//! of n steps in one segment, every pair is n² runs, and a fleet's plan has
+//! thousands of steps, a hundred of them in flight at once.
+//! [`explore_exhaustive`] runs every pair and checks the premise (the tests
+//! run it on generated schedules).
 
 use std::collections::VecDeque;
 
@@ -63,6 +65,8 @@ pub struct Exploration {
 /// both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Situation {
+    /// A forward action fails (else a revert).
+    forward: bool,
     /// The machine's state before the fault.
     state: std::mem::Discriminant<State>,
     /// How the machine treats the step whose revert fails.
@@ -82,6 +86,7 @@ impl Situation {
     /// (hashing a dozen flags one by one was a fifth of a fleet's check).
     fn key(&self) -> (std::mem::Discriminant<State>, u32) {
         let flags = [
+            self.forward,
             self.failed_before,
             self.first,
             self.last,
@@ -174,6 +179,7 @@ impl Reduction {
             FaultPoint::Revert(f) => (true, StepKind::of(schedule, f)),
         };
         Some(Situation {
+            forward: false,
             state: std::mem::discriminant(sim.machine.state()),
             step: StepKind::of(schedule, ix),
             failed_before: sim.failures[ix] > 0,
@@ -183,11 +189,26 @@ impl Reduction {
         })
     }
 
-    /// Whether a revert failing in `situation` is run: when it is the first
-    /// fault, or its situation is new (or every one, exhaustively). Second
-    /// forward faults (a step failing while the first fault drains) are not
-    /// grouped: how one is handled depends on what else is in flight and
-    /// what the rollback will undo; each is run.
+    /// The situation of the forward of `ix` failing in `sim` while a first
+    /// fault drains (other steps in flight finish before the rollback):
+    /// `None` when no fault came before, or when it is the last step in
+    /// flight (its failure is what starts the rollback, whose reverts
+    /// differ with what completed: always run).
+    fn forward_situation(schedule: &Schedule, sim: &Sim, ix: StepIx) -> Option<Situation> {
+        if sim.machine.steps_in_flight() <= 1 {
+            return None;
+        }
+        Some(Situation {
+            forward: true,
+            first: false,
+            last: false,
+            ..Reduction::situation(schedule, sim, ix, false)?
+        })
+    }
+
+    /// Whether a fault in `situation` is run: when it has none (a first
+    /// fault, or the last step in flight failing), or its situation is new
+    /// (or every one, exhaustively).
     fn run(&mut self, situation: Option<Situation>) -> bool {
         let Some(situation) = situation else {
             return true;
@@ -225,8 +246,8 @@ impl Reduction {
         };
         match self.handled.get(&situation.key()) {
             Some((_, earlier)) if *earlier != handling => Err(format!(
-                "the exploration's premise fails: the revert of `{}` failing in {situation:?} \
-                 was handled as {handling:?}, another in the same situation as {earlier:?}",
+                "the exploration's premise fails: `{}` failing in {situation:?} was handled \
+                 as {handling:?}, another in the same situation as {earlier:?}",
                 schedule.steps[ix].id
             )),
             Some(_) => Ok(()),
@@ -495,7 +516,11 @@ fn drive(
                 let manual = schedule.steps[ix].manual;
                 let fault = FaultPoint::Forward(ix);
                 let fails = sim.faults.contains(&fault);
-                let branch_here = !fails && sim.budget > 0 && sim.starts[ix] == 1;
+                let can_branch = !fails && sim.budget > 0 && sim.starts[ix] == 1;
+                let situation = can_branch
+                    .then(|| Reduction::forward_situation(schedule, sim, ix))
+                    .flatten();
+                let branch_here = can_branch && reduction.run(situation);
                 if branch_here {
                     // Depth first: the run goes on with the fault, the rest
                     // of the run without it waits (so only a few runs are
@@ -508,6 +533,7 @@ fn drive(
                 }
                 if fails || branch_here {
                     sim.failures[ix] += 1;
+                    let queued = sim.queue.len();
                     sim.feed(if manual {
                         Event::OperatorDeclined { step }
                     } else {
@@ -516,6 +542,9 @@ fn drive(
                             reason: "injected fault".into(),
                         }
                     });
+                    if branch_here {
+                        reduction.premise(schedule, situation, sim, queued, ix)?;
+                    }
                     // The plan's word that its revert is safe on a partial effect.
                     sim.sync_completion(ix);
                 } else {
