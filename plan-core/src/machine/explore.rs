@@ -156,6 +156,8 @@ struct Reduction {
     /// faults in the same situation are handled alike.
     exhaustive: bool,
     seen: FxHashSet<(std::mem::Discriminant<State>, u32)>,
+    /// The key asked about last (in `seen`).
+    last: Option<(std::mem::Discriminant<State>, u32)>,
     handled: FxHashMap<(std::mem::Discriminant<State>, u32), (Situation, Handling)>,
     skipped: usize,
 }
@@ -165,6 +167,7 @@ impl Reduction {
         Reduction {
             exhaustive,
             seen: FxHashSet::default(),
+            last: None,
             handled: FxHashMap::default(),
             skipped: 0,
         }
@@ -209,11 +212,17 @@ impl Reduction {
     /// Whether a fault in `situation` is run: when it has none (a first
     /// fault, or the last step in flight failing), or its situation is new
     /// (or every one, exhaustively).
+    #[inline]
     fn run(&mut self, situation: Option<Situation>) -> bool {
         let Some(situation) = situation else {
             return true;
         };
-        if self.seen.insert(situation.key()) || self.exhaustive {
+        let key = situation.key();
+        // The reverts of one rollback mostly share a situation: the last one
+        // asked about is known without hashing.
+        let new = self.last != Some(key) && self.seen.insert(key);
+        self.last = Some(key);
+        if new || self.exhaustive {
             true
         } else {
             self.skipped += 1;
