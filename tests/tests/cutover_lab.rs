@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tests::http::Recorder;
 use tests::lab::{same_tree, ARecord, Lab, RECORD};
 use tests::pty::Pty;
 use tests::{edit, Run, Spawned};
@@ -240,8 +241,39 @@ fn a_full_lab_cutover_moves_the_service_its_data_and_its_record() {
     let plan = write_plan(&lab, "cutover.ron", &lab_plan(&lab));
     let journal = Journal::new(&lab, "cutover.journal");
 
-    let run = cutover(&lab, "run", &plan, &journal, &[]);
+    // The team's channel hears the whole run (issue 16): a webhook.
+    let channel = Recorder::start(200, "{}");
+    let url = channel.url("/hooks/ops");
+    let run = cutover(&lab, "run", &plan, &journal, &["--notify", &url]);
     run.assert_code(0);
+    // Every event, in the order the journal has them.
+    let mut expected = Vec::new();
+    for e in journal.entries() {
+        let told = match e["type"].as_str() {
+            Some("run_started") => Some(("run_started", Value::Null)),
+            Some("effect_started") if e["effect"]["effect"] == "forward" => {
+                Some(("step_started", e["effect"]["step"].clone()))
+            }
+            Some("event") if e["event"]["event"] == "step_succeeded" => {
+                Some(("step_succeeded", e["event"]["step"].clone()))
+            }
+            _ => None,
+        };
+        expected.extend(told.map(|(event, step)| format!("{event} {step}")));
+    }
+    expected.push("run_ended null".to_owned());
+    let posts = channel.wait_for(Duration::from_secs(20), "every event posted", |r| {
+        r.len() >= expected.len()
+    });
+    let told: Vec<String> = posts
+        .iter()
+        .map(|p| {
+            let event = &p.json()["event"];
+            format!("{} {}", event["event"].as_str().unwrap_or("?"), event["step"])
+        })
+        .collect();
+    assert_eq!(told, expected, "{}", run.describe());
+    assert_eq!(posts.last().map(|p| p.json()["event"]["outcome"].clone()), Some(Value::from("completed")));
 
     assert_eq!(
         record(&lab),
