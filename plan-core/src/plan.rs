@@ -79,8 +79,9 @@ pub enum HookTarget {
     },
 }
 
-/// An event of a run a hook can be told of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An event of a run a hook can be told of (in a plan's `on: [...]`, by
+/// its variant's name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
 pub enum NotifyEvent {
     /// A run (or a resume) began.
     RunStarted,

@@ -43,7 +43,7 @@ pub(crate) enum RawHook {
     Command {
         run: S<String>,
         #[serde(default)]
-        on: Vec<RawNotifyEvent>,
+        on: Vec<crate::plan::NotifyEvent>,
         #[serde(default)]
         timeout: Option<S<String>>,
     },
@@ -52,24 +52,10 @@ pub(crate) enum RawHook {
         #[serde(default)]
         token_env: Option<S<String>>,
         #[serde(default)]
-        on: Vec<RawNotifyEvent>,
+        on: Vec<crate::plan::NotifyEvent>,
         #[serde(default)]
         timeout: Option<S<String>>,
     },
-}
-
-/// [`crate::NotifyEvent`] as written.
-#[derive(Clone, Copy, Debug, Deserialize)]
-pub(crate) enum RawNotifyEvent {
-    RunStarted,
-    RunEnded,
-    StepStarted,
-    StepSucceeded,
-    StepFailed,
-    StepInDoubt,
-    RollbackStarted,
-    NoReturnCrossed,
-    OperatorAwaited,
 }
 
 #[derive(Debug, Deserialize)]

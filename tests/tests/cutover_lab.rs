@@ -269,11 +269,18 @@ fn a_full_lab_cutover_moves_the_service_its_data_and_its_record() {
         .iter()
         .map(|p| {
             let event = &p.json()["event"];
-            format!("{} {}", event["event"].as_str().unwrap_or("?"), event["step"])
+            format!(
+                "{} {}",
+                event["event"].as_str().unwrap_or("?"),
+                event["step"]
+            )
         })
         .collect();
     assert_eq!(told, expected, "{}", run.describe());
-    assert_eq!(posts.last().map(|p| p.json()["event"]["outcome"].clone()), Some(Value::from("completed")));
+    assert_eq!(
+        posts.last().map(|p| p.json()["event"]["outcome"].clone()),
+        Some(Value::from("completed"))
+    );
 
     assert_eq!(
         record(&lab),

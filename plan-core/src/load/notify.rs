@@ -17,7 +17,7 @@ impl Validator<'_> {
     }
 
     fn hook(&mut self, raw: Spanned<RawHook>) -> Hook {
-        let (target, on, timeout) = match raw.value {
+        let (target, mut on, timeout) = match raw.value {
             RawHook::Command { run, on, timeout } => {
                 if run.value.trim().is_empty() {
                     self.invalid(
@@ -77,29 +77,12 @@ impl Validator<'_> {
                 t.clamp(Duration::from_secs(1), MAX_HOOK_TIMEOUT)
             }
         };
-        let mut on: Vec<NotifyEvent> = on.into_iter().map(NotifyEvent::from).collect();
         on.sort_unstable();
         on.dedup();
         Hook {
             target,
             on,
             timeout,
-        }
-    }
-}
-
-impl From<RawNotifyEvent> for NotifyEvent {
-    fn from(raw: RawNotifyEvent) -> NotifyEvent {
-        match raw {
-            RawNotifyEvent::RunStarted => NotifyEvent::RunStarted,
-            RawNotifyEvent::RunEnded => NotifyEvent::RunEnded,
-            RawNotifyEvent::StepStarted => NotifyEvent::StepStarted,
-            RawNotifyEvent::StepSucceeded => NotifyEvent::StepSucceeded,
-            RawNotifyEvent::StepFailed => NotifyEvent::StepFailed,
-            RawNotifyEvent::StepInDoubt => NotifyEvent::StepInDoubt,
-            RawNotifyEvent::RollbackStarted => NotifyEvent::RollbackStarted,
-            RawNotifyEvent::NoReturnCrossed => NotifyEvent::NoReturnCrossed,
-            RawNotifyEvent::OperatorAwaited => NotifyEvent::OperatorAwaited,
         }
     }
 }
