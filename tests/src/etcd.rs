@@ -1,14 +1,13 @@
-//! A private etcd (Debian's `etcd-server`) on loopback, for the run lock's
-//! tests: its own data directory and ports, stopped by its PID when
-//! dropped. [`Etcd::freeze`] stops it answering (SIGSTOP) the way a network
-//! cut looks from a client: connections hang, nothing comes back.
+//! A private etcd (Debian's `etcd-server`) for the run lock's tests: its own
+//! data directory and ports, stopped by its PID when dropped. On loopback
+//! ([`Etcd::start`]), or in a network namespace of its own reached over a
+//! veth pair ([`Etcd::behind_a_link`]), whose link [`Etcd::cut`] takes down:
+//! a real network cut between the run and etcd.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 /// How long etcd may take to answer its health check after it starts.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -16,8 +15,32 @@ const READY_WITHIN: Duration = Duration::from_secs(20);
 /// A running etcd.
 pub struct Etcd {
     child: Child,
-    client_port: u16,
+    /// `HOST:PORT` of its client URL.
+    client: String,
     dir: tempfile::TempDir,
+    link: Option<Link>,
+}
+
+/// The namespace etcd runs in and the host's end of the veth pair to it.
+struct Link {
+    netns: String,
+    host_end: String,
+}
+
+static LINKS: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `ip ARGS`, panicking with its output when it fails.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ip {}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn free_port() -> u16 {
@@ -28,8 +51,61 @@ fn free_port() -> u16 {
 }
 
 impl Etcd {
-    /// Starts one and waits until it answers `/health`.
+    /// Starts one on loopback and waits until it answers `/health`.
     pub fn start() -> Etcd {
+        let (client_port, peer_port) = (free_port(), free_port());
+        Etcd::launch(
+            Vec::new(),
+            &format!("127.0.0.1:{client_port}"),
+            &format!("127.0.0.1:{peer_port}"),
+            None,
+        )
+    }
+
+    /// Starts one in a network namespace of its own (root only), reached
+    /// from here over a veth pair on a private /30, and waits until it
+    /// answers `/health` across the link.
+    pub fn behind_a_link() -> Etcd {
+        let n = LINKS.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let netns = format!("cutover-etcd-{pid}-{n}");
+        // Interface names have at most 15 bytes.
+        let (host_end, ns_end) = (
+            format!("ce{}h{n}", pid % 100_000),
+            format!("ce{}n{n}", pid % 100_000),
+        );
+        let net = format!("10.{}.{}", 200 + n % 50, pid % 250);
+        ip(&["netns", "add", &netns]);
+        let link = Link {
+            netns: netns.clone(),
+            host_end: host_end.clone(),
+        };
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", &ns_end,
+        ]);
+        ip(&["link", "set", &ns_end, "netns", &netns]);
+        ip(&["addr", "add", &format!("{net}.1/30"), "dev", &host_end]);
+        ip(&["link", "set", &host_end, "up"]);
+        ip(&[
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{net}.2/30"),
+            "dev",
+            &ns_end,
+        ]);
+        ip(&["-n", &netns, "link", "set", &ns_end, "up"]);
+        ip(&["-n", &netns, "link", "set", "lo", "up"]);
+        Etcd::launch(
+            vec!["ip".into(), "netns".into(), "exec".into(), netns],
+            &format!("{net}.2:2379"),
+            "127.0.0.1:2380",
+            Some(link),
+        )
+    }
+
+    fn launch(prefix: Vec<String>, client: &str, peer: &str, link: Option<Link>) -> Etcd {
         let binary = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -38,28 +114,34 @@ impl Etcd {
             .prefix("cutover-etcd-")
             .tempdir()
             .expect("a directory for etcd");
-        let (client_port, peer_port) = (free_port(), free_port());
-        let client = format!("http://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
+        let (client_url, peer_url) = (format!("http://{client}"), format!("http://{peer}"));
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd's log");
-        let child = Command::new(binary)
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["--name", "lock-test", "--data-dir"])
             .arg(dir.path().join("data"))
             .args([
                 "--listen-client-urls",
-                &client,
+                &client_url,
                 "--advertise-client-urls",
-                &client,
+                &client_url,
             ])
             .args([
                 "--listen-peer-urls",
-                &peer,
+                &peer_url,
                 "--initial-advertise-peer-urls",
-                &peer,
+                &peer_url,
             ])
             .args([
                 "--initial-cluster",
-                &format!("lock-test={peer}"),
+                &format!("lock-test={peer_url}"),
                 "--initial-cluster-state",
                 "new",
             ])
@@ -71,8 +153,9 @@ impl Etcd {
             .expect("etcd starts");
         let etcd = Etcd {
             child,
-            client_port,
+            client: client.to_owned(),
             dir,
+            link,
         };
         let until = Instant::now() + READY_WITHIN;
         loop {
@@ -95,16 +178,16 @@ impl Etcd {
             .build()
             .into();
         agent
-            .get(&format!("http://127.0.0.1:{}/health", self.client_port))
+            .get(&format!("http://{}/health", self.client))
             .call()
             .ok()
             .and_then(|mut r| r.body_mut().read_to_string().ok())
             .is_some_and(|body| body.contains("\"health\":\"true\""))
     }
 
-    /// `etcd://127.0.0.1:PORT/PREFIX`.
+    /// `etcd://HOST:PORT/PREFIX`.
     pub fn lock_url(&self, prefix: &str) -> String {
-        format!("etcd://127.0.0.1:{}/{prefix}", self.client_port)
+        format!("etcd://{}/{prefix}", self.client)
     }
 
     /// Its log so far, for failure messages.
@@ -112,29 +195,28 @@ impl Etcd {
         std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
     }
 
-    fn signal(&self, signal: Signal) {
-        let pid = i32::try_from(self.child.id()).expect("a pid");
-        kill(Pid::from_raw(pid), signal).expect("etcd can be signalled");
+    /// Takes the link to it down: a network cut ([`Etcd::behind_a_link`]).
+    pub fn cut(&self) {
+        let link = self.link.as_ref().expect("an etcd behind a link");
+        ip(&["link", "set", &link.host_end, "down"]);
     }
 
-    /// Stops it answering, as a network cut would (SIGSTOP).
-    pub fn freeze(&self) {
-        self.signal(Signal::SIGSTOP);
-    }
-
-    /// Lets it answer again (SIGCONT).
-    pub fn thaw(&self) {
-        self.signal(Signal::SIGCONT);
+    /// Brings the link back up.
+    pub fn restore(&self) {
+        let link = self.link.as_ref().expect("an etcd behind a link");
+        ip(&["link", "set", &link.host_end, "up"]);
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = kill(
-            Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0)),
-            Signal::SIGCONT,
-        );
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(link) = &self.link {
+            // Deleting the namespace deletes its end of the pair, and so both.
+            let _ = Command::new("ip")
+                .args(["netns", "del", &link.netns])
+                .status();
+        }
     }
 }

@@ -135,8 +135,9 @@ fn a_killed_holders_lock_expires_after_its_ttl() {
 }
 
 #[test]
-fn losing_etcd_stops_new_steps_says_so_and_resume_goes_on() {
-    let etcd = Etcd::start();
+fn a_network_cut_to_etcd_stops_new_steps_says_so_and_resume_goes_on() {
+    // etcd in a network namespace of its own, over a veth pair.
+    let etcd = Etcd::behind_a_link();
     let lock = etcd.lock_url("cutover");
     let dir = tests::temp_dir("cutover-lock-");
     let marker = dir.path().join("marker");
@@ -146,11 +147,11 @@ fn losing_etcd_stops_new_steps_says_so_and_resume_goes_on() {
     let plan_path = cutover.dir().join("plan.ron");
     let mut run = cutover.spawn();
     wait_for_step(&mut run, &journal, "slow");
-    // etcd stops answering while `slow` runs (6 s): after 2 s without a
+    // The link goes down while `slow` runs (6 s): after 2 s without a
     // confirmed keep-alive the lock is lost, `slow` finishes, `after` never starts.
-    etcd.freeze();
+    etcd.cut();
     let code = run.wait(Duration::from_secs(60));
-    etcd.thaw();
+    etcd.restore();
     let output = run.output();
     assert_eq!(code, Some(1), "{output}");
     assert!(output.contains("the run's lock is lost"), "{output}");
@@ -170,7 +171,7 @@ fn losing_etcd_stops_new_steps_says_so_and_resume_goes_on() {
     );
     assert!(!marker.exists());
 
-    // Once etcd answers and the old lease is gone, resume finishes the run.
+    // Once etcd is reachable and the old lease is gone, resume finishes the run.
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let resumed = Cutover::new()
