@@ -712,3 +712,42 @@ fn a_fleet_of_steps_side_by_side_is_shown_in_brief() {
     let log = fs::read_to_string(dir.demo().join("log")).expect("the log");
     assert_eq!(log.lines().count(), 90, "{log}");
 }
+
+/// Issue 16: the team is told when the run waits for its operator longer
+/// than `--remind-after`, and of a manual step's start and confirmation.
+#[test]
+fn a_long_wait_for_the_operator_and_a_manual_step_are_told_to_the_hooks() {
+    let case = Case::new(&manual_plan());
+    let log = case.dir.path().join("told.log");
+    let hook = format!(
+        "echo \"$CUTOVER_EVENT ${{CUTOVER_STEP:--}}\" >> {}",
+        log.display()
+    );
+    let mut pty = case.confirmed(&["--remind-after", "1s", "--notify", &hook]);
+    pty.expect("Done?", WAIT);
+    // Past --remind-after, the hook hears that the run waits.
+    wait_until(WAIT, "operator_awaited told", || {
+        fs::read_to_string(&log).is_ok_and(|t| t.contains("operator_awaited look"))
+    });
+    pty.send_line("y");
+    pty.expect("completed: every step succeeded", WAIT);
+    assert_eq!(pty.wait_exit(WAIT), 0, "{}", pty.transcript());
+    let _dir = run_dir(&pty);
+    let told = fs::read_to_string(&log).expect("the hook's log");
+    let lines: Vec<&str> = told.lines().collect();
+    let at = |line: &str| {
+        lines
+            .iter()
+            .position(|l| *l == line)
+            .unwrap_or_else(|| panic!("{line:?} not told: {lines:?}"))
+    };
+    assert!(
+        at("step_started look") < at("operator_awaited look"),
+        "{lines:?}"
+    );
+    assert!(
+        at("operator_awaited look") < at("step_succeeded look"),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last(), Some(&"run_ended -"), "{lines:?}");
+}
