@@ -423,9 +423,12 @@ pub struct Carried {
 /// and `resume`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LockArgs {
-    /// Hold the run's lock in etcd too (etcd://HOST:PORT/PREFIX; key PREFIX/<service>), so no other machine runs this service's plan meanwhile
+    /// Hold the run's lock in etcd too (etcd://HOST:PORT/PREFIX; key PREFIX/<service>), so no other machine runs this service's plan meanwhile (instead of the plan's `lock`)
     #[arg(long, value_name = "URL", env = "CUTOVER_LOCK")]
     pub lock: Option<String>,
+    /// Hold no lock in etcd, whatever the plan's `lock`, --lock or CUTOVER_LOCK say (the journal's own lock still holds)
+    #[arg(long)]
+    pub no_lock: bool,
     /// The etcd lease's TTL: how long a holder that died keeps the lock
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = plan_core::duration::parse_duration)]
     pub lock_ttl: std::time::Duration,
@@ -438,10 +441,14 @@ impl LockArgs {
         plan: &Plan,
     ) -> Result<Option<Arc<plan_steps::etcd_lock::EtcdLock>>, CliError> {
         use plan_steps::etcd_lock::{EtcdLock, EtcdLockError, LockUrl};
-        let Some(url) = &self.lock else {
-            return Ok(None);
+        let url = match (&self.lock, &plan.lock) {
+            _ if self.no_lock => return Ok(None),
+            (Some(given), _) => {
+                LockUrl::parse(given).map_err(|e| CliError::Usage(format!("--lock: {e}")))?
+            }
+            (None, Some(planned)) => planned.clone(),
+            (None, None) => return Ok(None),
         };
-        let url = LockUrl::parse(url).map_err(|e| CliError::Usage(format!("--lock: {e}")))?;
         match EtcdLock::acquire(&url, &plan.service, self.lock_ttl) {
             Ok(lock) => Ok(Some(Arc::new(lock))),
             Err(e @ EtcdLockError::Held { .. }) => Err(CliError::Refused {

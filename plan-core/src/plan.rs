@@ -43,6 +43,52 @@ pub struct Plan {
     pub known_hosts: Option<PathBuf>,
     /// Who is told what while a run goes on (`notify`), in file order.
     pub notify: Vec<Hook>,
+    /// Where runs of the plan hold their lock across machines (`lock`).
+    pub lock: Option<LockUrl>,
+}
+
+/// Where a run's lock across machines lives (`lock`, `--lock`):
+/// `etcd://HOST:PORT/PREFIX`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockUrl {
+    /// As written (variables expanded).
+    pub text: String,
+    /// `http://HOST:PORT`.
+    pub endpoint: String,
+    /// The key prefix, without a trailing `/` (may be empty).
+    pub prefix: String,
+}
+
+impl LockUrl {
+    /// Reads `etcd://HOST:PORT/PREFIX`.
+    pub fn parse(text: &str) -> Result<LockUrl, String> {
+        let rest = text
+            .strip_prefix("etcd://")
+            .ok_or_else(|| format!("`{text}` is not an etcd:// URL (etcd://HOST:PORT/PREFIX)"))?;
+        let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = authority
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{text}` names no port (etcd://HOST:PORT/PREFIX, e.g. etcd://127.0.0.1:2379/cutover)"))?;
+        if host.is_empty() {
+            return Err(format!("`{text}` names no host"));
+        }
+        port.parse::<u16>()
+            .map_err(|_| format!("`{port}` in `{text}` is not a port number"))?;
+        Ok(LockUrl {
+            text: text.to_owned(),
+            endpoint: format!("http://{authority}"),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The key of `service`'s lock.
+    pub fn key(&self, service: &str) -> String {
+        if self.prefix.is_empty() {
+            format!("/{service}")
+        } else {
+            format!("/{}/{service}", self.prefix.trim_start_matches('/'))
+        }
+    }
 }
 
 /// A hook told of a run's events (`notify`): a command or a webhook.
@@ -891,5 +937,28 @@ mod tests {
             Action::Verify.default_duration(),
             DurationModel::Fixed(Duration::from_secs(30))
         );
+    }
+
+    #[test]
+    fn lock_urls_are_read_and_refused_with_reasons() {
+        let url = LockUrl::parse("etcd://127.0.0.1:2379/cutover/locks/").expect("valid");
+        assert_eq!(url.endpoint, "http://127.0.0.1:2379");
+        assert_eq!(
+            url.key("lists.wikimedia.org"),
+            "/cutover/locks/lists.wikimedia.org"
+        );
+        assert_eq!(
+            LockUrl::parse("etcd://etcd1:2379").expect("valid").key("s"),
+            "/s"
+        );
+        for (bad, says) in [
+            ("http://127.0.0.1:2379/x", "not an etcd:// URL"),
+            ("etcd://127.0.0.1/x", "names no port"),
+            ("etcd://:2379/x", "names no host"),
+            ("etcd://h:99999/x", "not a port number"),
+        ] {
+            let error = LockUrl::parse(bad).expect_err(bad);
+            assert!(error.contains(says), "{bad}: {error}");
+        }
     }
 }

@@ -357,6 +357,9 @@ fn plan_node(plan: &Plan) -> Node {
     if plan.failure_rate != crate::plan::DEFAULT_FAILURE_RATE {
         fields.push((Some("failure_rate"), Node::Atom(float(plan.failure_rate))));
     }
+    if let Some(lock) = &plan.lock {
+        fields.push((Some("lock"), Node::template(&lock.text)));
+    }
     if !plan.notify.is_empty() {
         fields.push((
             Some("notify"),

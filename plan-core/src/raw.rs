@@ -35,6 +35,8 @@ pub(crate) struct RawPlan {
     pub known_hosts: Option<S<String>>,
     #[serde(default)]
     pub notify: Vec<S<RawHook>>,
+    #[serde(default)]
+    pub lock: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

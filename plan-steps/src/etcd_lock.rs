@@ -25,50 +25,11 @@ use data_encoding::BASE64;
 use serde_json::{json, Value};
 
 use crate::journal_file::Holder;
+pub use plan_core::LockUrl;
 
 /// The lease's TTL when not given: long enough to ride out a short network
 /// blip, short enough that a dead holder's lock frees itself soon.
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
-
-/// Where the lock lives: `etcd://HOST:PORT/PREFIX`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LockUrl {
-    /// `http://HOST:PORT`.
-    pub endpoint: String,
-    /// The key prefix, without a trailing `/` (may be empty).
-    pub prefix: String,
-}
-
-impl LockUrl {
-    /// Reads `etcd://HOST:PORT/PREFIX`.
-    pub fn parse(text: &str) -> Result<LockUrl, String> {
-        let rest = text
-            .strip_prefix("etcd://")
-            .ok_or_else(|| format!("`{text}` is not an etcd:// URL (etcd://HOST:PORT/PREFIX)"))?;
-        let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or_else(|| format!("`{text}` names no port (etcd://HOST:PORT/PREFIX, e.g. etcd://127.0.0.1:2379/cutover)"))?;
-        if host.is_empty() {
-            return Err(format!("`{text}` names no host"));
-        }
-        port.parse::<u16>()
-            .map_err(|_| format!("`{port}` in `{text}` is not a port number"))?;
-        Ok(LockUrl {
-            endpoint: format!("http://{authority}"),
-            prefix: prefix.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// The key of `service`'s lock.
-    pub fn key(&self, service: &str) -> String {
-        if self.prefix.is_empty() {
-            format!("/{service}")
-        } else {
-            format!("/{}/{service}", self.prefix.trim_start_matches('/'))
-        }
-    }
-}
 
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -333,32 +294,4 @@ fn post(endpoint: &str, path: &str, body: &Value, timeout: Duration) -> Result<V
         ));
     }
     Ok(value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_urls_are_read_and_refused_with_reasons() {
-        let url = LockUrl::parse("etcd://127.0.0.1:2379/cutover/locks/").expect("valid");
-        assert_eq!(url.endpoint, "http://127.0.0.1:2379");
-        assert_eq!(
-            url.key("lists.wikimedia.org"),
-            "/cutover/locks/lists.wikimedia.org"
-        );
-        assert_eq!(
-            LockUrl::parse("etcd://etcd1:2379").expect("valid").key("s"),
-            "/s"
-        );
-        for (bad, says) in [
-            ("http://127.0.0.1:2379/x", "not an etcd:// URL"),
-            ("etcd://127.0.0.1/x", "names no port"),
-            ("etcd://:2379/x", "names no host"),
-            ("etcd://h:99999/x", "not a port number"),
-        ] {
-            let error = LockUrl::parse(bad).expect_err(bad);
-            assert!(error.contains(says), "{bad}: {error}");
-        }
-    }
 }

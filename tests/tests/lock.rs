@@ -220,3 +220,73 @@ fn a_bad_lock_url_or_an_unreachable_etcd_refuses_before_anything_runs() {
     );
     assert!(!journal.exists() && !marker.exists());
 }
+
+/// The plan's own `lock` setting works as `--lock` does; `--no-lock` holds
+/// none; a bad one is a diagnostic at its place.
+#[test]
+fn the_plans_lock_setting_refuses_a_second_machine_and_no_lock_skips_it() {
+    let etcd = Etcd::start();
+    let dir = tests::temp_dir("cutover-lock-");
+    let text = plan(4, &dir.path().join("marker")).replacen(
+        "    phases: [",
+        &format!("    lock: \"{}\",\n    phases: [", etcd.lock_url("team")),
+        1,
+    );
+    let first_journal = dir.path().join("first.journal");
+    let mut first = Cutover::new()
+        .arg("run")
+        .plan_text(&text)
+        .args(["--yes", "--journal"])
+        .arg(&first_journal)
+        .spawn();
+    wait_for_step(&mut first, &first_journal, "slow");
+
+    let elsewhere = tests::temp_dir("cutover-lock-other-");
+    let refused = Cutover::new()
+        .arg("run")
+        .plan_text(&text)
+        .args(["--yes", "--journal"])
+        .arg(elsewhere.path().join("second.journal"))
+        .run();
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("another run holds the lock /team/lists.lab.test")
+            && refused.stderr.contains(&format!("pid {}", first.pid())),
+        "{}",
+        refused.describe()
+    );
+    // --no-lock: only the journal's own lock (another journal here).
+    let unlocked = Cutover::new()
+        .arg("run")
+        .plan_text(&plan(0, &elsewhere.path().join("marker")).replacen(
+            "    phases: [",
+            &format!("    lock: \"{}\",\n    phases: [", etcd.lock_url("team")),
+            1,
+        ))
+        .args(["--yes", "--no-lock", "--journal"])
+        .arg(elsewhere.path().join("third.journal"))
+        .run();
+    unlocked.assert_code(0);
+    assert_eq!(
+        first.wait(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        first.output()
+    );
+
+    let bad = tests::check_json(&plan(0, &dir.path().join("m")).replacen(
+        "    phases: [",
+        "    lock: \"etcd://etcd1.example.org/cutover\",\n    phases: [",
+        1,
+    ));
+    bad.assert_code(2);
+    assert!(
+        bad.diagnostics()
+            .iter()
+            .any(|d| d.message.contains("names no port")),
+        "{}",
+        bad.describe()
+    );
+}

@@ -432,6 +432,7 @@ impl<'a> Validator<'a> {
             .map(|k| PathBuf::from(self.expand(&k, None, false)));
         let dns = raw.dns.map(|d| self.dns(d));
         let notify = self.notify(raw.notify);
+        let lock = raw.lock.and_then(|l| self.lock(&l));
         let window = self.window(raw.window);
         let phases = self.phases(raw.phases);
         let failure_rate = raw
@@ -466,6 +467,7 @@ impl<'a> Validator<'a> {
             failure_rate,
             known_hosts,
             notify,
+            lock,
         }
     }
 

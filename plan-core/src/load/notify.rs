@@ -1,4 +1,6 @@
-//! The `notify` section: hooks told of a run's events.
+//! The `notify` section (hooks told of a run's events) and the `lock`
+//! setting (where runs hold their lock across machines): how a run works
+//! with a team.
 
 use std::time::Duration;
 
@@ -14,6 +16,21 @@ const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 impl Validator<'_> {
     pub(super) fn notify(&mut self, raw: Vec<Spanned<RawHook>>) -> Vec<Hook> {
         raw.into_iter().map(|hook| self.hook(hook)).collect()
+    }
+
+    pub(super) fn lock(&mut self, raw: &Spanned<String>) -> Option<LockUrl> {
+        let text = self.expand(raw, None, false);
+        match LockUrl::parse(&text) {
+            Ok(url) => Some(url),
+            Err(message) => {
+                self.invalid(
+                    raw.span,
+                    message,
+                    "where runs of this plan hold their lock in etcd: \"etcd://HOST:PORT/PREFIX\", e.g. \"etcd://etcd1.example.org:2379/cutover\"",
+                );
+                None
+            }
+        }
     }
 
     fn hook(&mut self, raw: Spanned<RawHook>) -> Hook {

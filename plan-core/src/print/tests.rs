@@ -384,3 +384,23 @@ fn notify_hooks_round_trip() {
     }
     assert_eq!(load(text).notify, load(&printed).notify);
 }
+
+#[test]
+fn the_lock_setting_round_trips() {
+    let text = r#"Plan(name: "m", service: "m", window: Window(announced: "10m"),
+        vars: {"etcd": "etcd1.example.org:2379"},
+        phases: [Phase(name: "window", at: "0", steps: [
+            Step(id: "hello", action: Shell(on: "local", run: "echo hi", revert: Nothing("prints only")),
+                 check: Run("true")),
+        ])],
+        lock: "etcd://{{etcd}}/cutover")"#;
+    let printed = round_trip(text);
+    assert!(
+        printed.contains("lock: \"etcd://etcd1.example.org:2379/cutover\","),
+        "{printed}"
+    );
+    let plan = load(&printed);
+    let lock = plan.lock.expect("a lock");
+    assert_eq!(lock.endpoint, "http://etcd1.example.org:2379");
+    assert_eq!(lock.key("m"), "/cutover/m");
+}
