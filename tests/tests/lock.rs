@@ -30,16 +30,29 @@ fn plan(seconds: u32, marker: &Path) -> String {
     )
 }
 
-/// `cutover run PLAN --yes --journal J --lock URL EXTRA...` on "a machine"
-/// of its own (a fresh directory).
-fn machine(text: &str, journal: &Path, lock: &str, extra: &[&str]) -> Cutover {
+/// `cutover run PLAN --yes --journal J EXTRA...` on "a machine" of its own
+/// (a fresh directory).
+fn on_a_machine(text: &str, journal: &Path, extra: &[&str]) -> Cutover {
     Cutover::new()
         .arg("run")
         .plan_text(text)
         .args(["--yes", "--journal"])
         .arg(journal)
-        .args(["--lock", lock])
         .args(extra)
+}
+
+/// The same with `--lock URL`.
+fn machine(text: &str, journal: &Path, lock: &str, extra: &[&str]) -> Cutover {
+    on_a_machine(text, journal, &[&["--lock", lock], extra].concat())
+}
+
+/// `text` with the plan setting `lock: "URL"`.
+fn with_lock(text: &str, url: &str) -> String {
+    text.replacen(
+        "    phases: [",
+        &format!("    lock: \"{url}\",\n    phases: ["),
+        1,
+    )
 }
 
 fn wait_for_step(spawned: &mut Spawned, journal: &Path, step: &str) {
@@ -226,28 +239,15 @@ fn a_bad_lock_url_or_an_unreachable_etcd_refuses_before_anything_runs() {
 #[test]
 fn the_plans_lock_setting_refuses_a_second_machine_and_no_lock_skips_it() {
     let etcd = Etcd::start();
+    let team = etcd.lock_url("team");
     let dir = tests::temp_dir("cutover-lock-");
-    let text = plan(4, &dir.path().join("marker")).replacen(
-        "    phases: [",
-        &format!("    lock: \"{}\",\n    phases: [", etcd.lock_url("team")),
-        1,
-    );
+    let text = with_lock(&plan(4, &dir.path().join("marker")), &team);
     let first_journal = dir.path().join("first.journal");
-    let mut first = Cutover::new()
-        .arg("run")
-        .plan_text(&text)
-        .args(["--yes", "--journal"])
-        .arg(&first_journal)
-        .spawn();
+    let mut first = on_a_machine(&text, &first_journal, &[]).spawn();
     wait_for_step(&mut first, &first_journal, "slow");
 
     let elsewhere = tests::temp_dir("cutover-lock-other-");
-    let refused = Cutover::new()
-        .arg("run")
-        .plan_text(&text)
-        .args(["--yes", "--journal"])
-        .arg(elsewhere.path().join("second.journal"))
-        .run();
+    let refused = on_a_machine(&text, &elsewhere.path().join("second.journal"), &[]).run();
     refused.assert_code(1);
     assert!(
         refused
@@ -258,17 +258,14 @@ fn the_plans_lock_setting_refuses_a_second_machine_and_no_lock_skips_it() {
         refused.describe()
     );
     // --no-lock: only the journal's own lock (another journal here).
-    let unlocked = Cutover::new()
-        .arg("run")
-        .plan_text(&plan(0, &elsewhere.path().join("marker")).replacen(
-            "    phases: [",
-            &format!("    lock: \"{}\",\n    phases: [", etcd.lock_url("team")),
-            1,
-        ))
-        .args(["--yes", "--no-lock", "--journal"])
-        .arg(elsewhere.path().join("third.journal"))
-        .run();
-    unlocked.assert_code(0);
+    let quick = with_lock(&plan(0, &elsewhere.path().join("marker")), &team);
+    on_a_machine(
+        &quick,
+        &elsewhere.path().join("third.journal"),
+        &["--no-lock"],
+    )
+    .run()
+    .assert_code(0);
     assert_eq!(
         first.wait(Duration::from_secs(60)),
         Some(0),
@@ -276,10 +273,9 @@ fn the_plans_lock_setting_refuses_a_second_machine_and_no_lock_skips_it() {
         first.output()
     );
 
-    let bad = tests::check_json(&plan(0, &dir.path().join("m")).replacen(
-        "    phases: [",
-        "    lock: \"etcd://etcd1.example.org/cutover\",\n    phases: [",
-        1,
+    let bad = tests::check_json(&with_lock(
+        &plan(0, &dir.path().join("m")),
+        "etcd://etcd1.example.org/cutover",
     ));
     bad.assert_code(2);
     assert!(
