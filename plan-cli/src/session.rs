@@ -8,7 +8,7 @@ use plan_core::machine::{done_by_runs, replay, Event, ReplayedRun, RunEnd, RunMa
 use plan_core::{NotifyEvent, Plan};
 use plan_steps::driver::{Driver, Interrupt};
 use plan_steps::journal_file::{JournalFile, JournalFileErrorKind};
-use plan_steps::notify::{Notice, Notices, Notifier};
+use plan_steps::notify::{Notice, RunHooks};
 use statig::prelude::StateMachine;
 use tokio::sync::mpsc;
 
@@ -516,24 +516,6 @@ impl NotifyArgs {
     }
 }
 
-/// Environment variables hooks must not see (the plan's TSIG key
-/// variable), and values of the plan's `env` that are secrets.
-fn hook_secrets(plan: &Plan) -> (Vec<String>, Vec<String>) {
-    let vars = match plan.dns.as_ref().map(|d| &d.key) {
-        Some(plan_core::TsigKeySource::Env(name)) => vec![name.clone()],
-        _ => Vec::new(),
-    };
-    let values = plan
-        .hosts
-        .iter()
-        .flat_map(|h| &h.env)
-        .chain(plan.steps().flat_map(|s| &s.env))
-        .filter(|(name, _)| plan_core::secret::secret_name(name))
-        .map(|(_, value)| value.clone())
-        .collect();
-    (vars, values)
-}
-
 /// How SSH hosts are trusted, from the command line.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SshArgs {
@@ -582,20 +564,14 @@ pub fn drive(
         journal_path,
         lock,
     } = carried;
-    let (secret_vars, secret_values) = hook_secrets(&plan);
-    let notifier = Notifier::start(notify, secret_vars, secret_values);
-    let notices = Mutex::new(Notices::new(
+    let hooks = RunHooks::new(
         Arc::clone(&plan),
         phase,
         journal_path.display().to_string(),
-    ));
+        notify,
+    );
+    // How hooks failed, for the driver to journal between its own records.
     let (hook_failed, hook_failures) = std::sync::mpsc::channel();
-    let failure_record = |d: plan_steps::notify::Delivery| RunRecord::HookFailed {
-        hook: d.hook,
-        event: d.event.name().to_owned(),
-        step: d.step,
-        error: d.error,
-    };
     let Interaction {
         mode,
         yes,
@@ -632,19 +608,8 @@ pub fn drive(
         if let Ok(mut v) = progress_view.lock() {
             v.show(time, record);
         }
-        if notifier.is_empty() {
-            return;
-        }
-        if let Some(notice) = notices.lock().ok().and_then(|mut n| n.of(time, record)) {
-            notifier.tell(&notice);
-        }
-        for failed in notifier.failures() {
-            let _ = hook_failed.send(failure_record(failed));
-        }
-    };
-    let tell = |notice: fn(&Notices) -> plan_steps::notify::Notice| {
-        if let Ok(n) = notices.lock() {
-            notifier.tell(&notice(&n));
+        for failed in hooks.record(time, record) {
+            let _ = hook_failed.send(failed);
         }
     };
     let result = runtime.block_on(async {
@@ -688,16 +653,14 @@ pub fn drive(
         match start {
             Some(record) => driver.start_run(record).map_err(|e| CliError::Journal(e.to_string()))?,
             // A resume: its record is the machine's, not a `RunStarted`.
-            None => tell(|n| Notice {
+            None => hooks.tell(|n| Notice {
                 reason: Some("resumed from the journal".into()),
                 ..n.notice(NotifyEvent::RunStarted, None)
             }),
         }
         match driver.drive(machine, first, receiver).await {
             Ok(end) => {
-                if let Ok(n) = notices.lock() {
-                    notifier.tell(&n.ended(&end));
-                }
+                hooks.tell(|n| n.ended(&end));
                 if let Ok(mut v) = view.lock() {
                     v.end(&end);
                     for hint in preflight_hints(driver.preflight_problems()) {
@@ -707,16 +670,14 @@ pub fn drive(
                 Ok(exit_code(&end))
             }
             Err(e) => {
-                if let Ok(n) = notices.lock() {
-                    notifier.tell(&n.stopped(&e.to_string()));
-                }
+                hooks.tell(|n| n.stopped(&e.to_string()));
                 Err(CliError::Interrupted(format!("{e}{}", where_it_stopped(machine))))
             }
         }
     });
     // The last events (the run's end) go out before the process ends, for a
     // bounded time; what failed is journaled and shown all the same.
-    if !notifier.is_empty() {
+    if !hooks.is_empty() {
         // After "stop at once" (or a journal that cannot be written), only
         // what is under way is waited for.
         let wait = if result.is_ok() {
@@ -724,20 +685,17 @@ pub fn drive(
         } else {
             std::time::Duration::ZERO
         };
-        if notifier.pending() > 0 && mode != Mode::Json {
+        if hooks.pending() > 0 && mode != Mode::Json {
             if let Ok(v) = view.lock() {
                 v.note(&format!(
                     "telling the hooks of the run's end (at most {}s)...",
-                    (wait + notifier.longest_delivery()).as_secs()
+                    (wait + hooks.longest_delivery()).as_secs()
                 ));
             }
         }
-        let (failed, untold) = notifier.finish(wait);
+        let (failed, untold) = hooks.finish(wait);
         let mut view = view.lock().ok();
-        let failed = hook_failures
-            .try_iter()
-            .chain(failed.into_iter().map(failure_record))
-            .collect::<Vec<_>>();
+        let failed = hook_failures.try_iter().chain(failed).collect::<Vec<_>>();
         for record in failed {
             let time = jiff::Timestamp::now().to_string();
             let _ = journal.append(&time, &record);

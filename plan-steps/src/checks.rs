@@ -15,17 +15,25 @@ pub async fn tcp_open(address: &str, port: u16, timeout: Duration) -> Result<boo
     }
 }
 
+/// The settings of every HTTP client here (checks, webhooks, etcd): no
+/// more than `timeout` in all, no redirect followed (a check may expect a
+/// 301; a webhook or etcd that redirects is misconfigured), and every status
+/// an answer for the caller to judge, not an error.
+pub(crate) fn http_config(
+    timeout: Duration,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+}
+
 /// The status `url` answers a GET with (redirects are not followed, so a
 /// check can expect a 301). Errors are failures to get any answer.
 pub async fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
     let url = url.to_owned();
     let request = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent: ureq::Agent = http_config(timeout).build().into();
         agent
             .get(&url)
             .call()

@@ -252,9 +252,9 @@ fn id_text(value: &Value) -> Option<String> {
 
 /// POSTs `body` to etcd's gateway at `path`; the answer's JSON, or why not.
 fn post(endpoint: &str, path: &str, body: &Value, timeout: Duration) -> Result<Value, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
+    // etcd is the team's own, reached directly: never through a proxy of
+    // the environment.
+    let agent: ureq::Agent = crate::checks::http_config(timeout)
         .proxy(None)
         .build()
         .into();

@@ -425,6 +425,108 @@ pub struct Delivery {
     pub error: String,
 }
 
+impl Delivery {
+    /// The failure as the journal keeps it.
+    pub fn record(self) -> RunRecord {
+        RunRecord::HookFailed {
+            hook: self.hook,
+            event: self.event.name().to_owned(),
+            step: self.step,
+            error: self.error,
+        }
+    }
+}
+
+/// A run's hooks, as a run uses them: told what each journal record says,
+/// and of the run's start and end where no record says it.
+pub struct RunHooks {
+    notices: std::sync::Mutex<Notices>,
+    notifier: Notifier,
+}
+
+impl RunHooks {
+    /// `hooks` for a run of `plan` (phase `phase`) journaled at `journal`.
+    /// Commands run without the plan's TSIG key variable; secret values of
+    /// the plan's `env` are redacted like those of the environment.
+    pub fn new(
+        plan: Arc<Plan>,
+        phase: Option<String>,
+        journal: String,
+        hooks: Vec<Hook>,
+    ) -> RunHooks {
+        let secret_vars = match plan.dns.as_ref().map(|d| &d.key) {
+            Some(plan_core::TsigKeySource::Env(name)) => vec![name.clone()],
+            _ => Vec::new(),
+        };
+        let secret_values = plan
+            .hosts
+            .iter()
+            .flat_map(|h| &h.env)
+            .chain(plan.steps().flat_map(|s| &s.env))
+            .filter(|(name, _)| plan_core::secret::secret_name(name))
+            .map(|(_, value)| value.clone())
+            .collect();
+        RunHooks {
+            notifier: Notifier::start(hooks, secret_vars, secret_values),
+            notices: std::sync::Mutex::new(Notices::new(plan, phase, journal)),
+        }
+    }
+
+    /// Whether there are hooks at all.
+    pub fn is_empty(&self) -> bool {
+        self.notifier.is_empty()
+    }
+
+    /// Tells the hooks what `record`, journaled at `time`, says; returns
+    /// the deliveries that failed since last asked, as journal records.
+    pub fn record(&self, time: &str, record: &RunRecord) -> Vec<RunRecord> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        if let Some(notice) = self
+            .notices
+            .lock()
+            .ok()
+            .and_then(|mut n| n.of(time, record))
+        {
+            self.notifier.tell(&notice);
+        }
+        self.failures()
+    }
+
+    /// The deliveries that failed since last asked, as journal records.
+    pub fn failures(&self) -> Vec<RunRecord> {
+        self.notifier
+            .failures()
+            .into_iter()
+            .map(Delivery::record)
+            .collect()
+    }
+
+    /// Tells the hooks `notice(notices)`: a resume's start, the run's end.
+    pub fn tell(&self, notice: impl FnOnce(&Notices) -> Notice) {
+        if let Ok(n) = self.notices.lock() {
+            self.notifier.tell(&notice(&n));
+        }
+    }
+
+    /// See [`Notifier::pending`].
+    pub fn pending(&self) -> usize {
+        self.notifier.pending()
+    }
+
+    /// See [`Notifier::longest_delivery`].
+    pub fn longest_delivery(&self) -> Duration {
+        self.notifier.longest_delivery()
+    }
+
+    /// [`Notifier::finish`], its failures as journal records.
+    pub fn finish(self, wait: Duration) -> (Vec<RunRecord>, usize) {
+        let (failed, untold) = self.notifier.finish(wait);
+        (failed.into_iter().map(Delivery::record).collect(), untold)
+    }
+}
+
 /// The hooks of a run, each with its own thread and queue.
 pub struct Notifier {
     workers: Vec<Worker>,
@@ -681,12 +783,10 @@ impl Context {
         loop {
             attempt += 1;
             let left = until.saturating_duration_since(Instant::now());
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(left.max(Duration::from_millis(100))))
-                .max_redirects(0)
-                .http_status_as_error(false)
-                .build()
-                .into();
+            let agent: ureq::Agent =
+                crate::checks::http_config(left.max(Duration::from_millis(100)))
+                    .build()
+                    .into();
             let mut request = agent
                 .post(url)
                 .header("Content-Type", "application/json")
