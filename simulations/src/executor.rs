@@ -78,7 +78,7 @@ use plan_core::machine::{
 use plan_core::Downtime;
 use statig::blocking::StateMachine;
 
-use crate::model::{DnsRole, Model};
+use crate::model::{DnsRole, Model, StepModel};
 use crate::outage::Outage;
 use crate::random::Rng;
 use crate::scenario::Force;
@@ -186,6 +186,8 @@ pub(crate) struct Worker<'m> {
     times: Vec<u64>,
     end: Option<usize>,
     rolled_back: bool,
+    /// This run's pace ([`Model::pace`]; 1 without one).
+    pace: f64,
     pub(crate) tally: Tally,
 }
 
@@ -207,6 +209,7 @@ impl<'m> Worker<'m> {
             times: vec![0; model.step_count() + 1],
             end: None,
             rolled_back: false,
+            pace: 1.0,
             tally: Tally::new(model),
         }
     }
@@ -262,6 +265,7 @@ impl<'m> Worker<'m> {
         self.outage.reset();
         self.end = None;
         self.rolled_back = false;
+        self.pace = model.pace.as_ref().map_or(1.0, |p| p.sample(&mut rng));
         if let Some(deadline) = model.window_deadline {
             self.schedule(deadline, u32::MAX, What::WindowAbort);
         }
@@ -405,7 +409,7 @@ impl<'m> Worker<'m> {
         if m.downtime == Some(Downtime::Begins) {
             self.users_down_at(self.now + wait, Some(m.outage_kind));
         }
-        let mut length = m.forward.sample(rng) * m.scale;
+        let mut length = m.forward.sample(rng) * m.scale * self.pace_of(m);
         if let DnsRole::WaitTtl { record } = m.dns {
             length += self.wait_ttl[record];
         }
@@ -461,7 +465,7 @@ impl<'m> Worker<'m> {
         if m.downtime == Some(Downtime::Begins) {
             self.users_down_at(self.now + wait, Some(m.outage_kind));
         }
-        let length = m.forward.sample(rng) * m.scale;
+        let length = m.forward.sample(rng) * m.scale * self.pace_of(m);
         let (at, what) = if m.force == Some(Force::Fail) {
             (length * rng.uniform(), What::Declined)
         } else {
@@ -482,7 +486,10 @@ impl<'m> Worker<'m> {
         if m.downtime == Some(Downtime::Ends) {
             self.users_down();
         }
-        let length = m.revert.as_ref().unwrap_or(&m.forward).sample(rng) * m.scale;
+        let length = match &m.revert {
+            Some(revert) => revert.sample(rng) * m.scale,
+            None => m.forward.sample(rng) * m.scale * self.pace_of(m),
+        };
         let (at, what) = if m.force == Some(Force::RevertFails) {
             (length * rng.uniform(), What::RevertFailed)
         } else {
@@ -494,6 +501,16 @@ impl<'m> Worker<'m> {
             }
         };
         self.schedule(at, ix, what);
+    }
+
+    /// What multiplies step `m`'s drawn duration in this run.
+    #[inline]
+    fn pace_of(&self, m: &StepModel) -> f64 {
+        if m.paced {
+            self.pace
+        } else {
+            1.0
+        }
     }
 
     fn step_done(&mut self, ix: usize) {

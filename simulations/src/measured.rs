@@ -51,6 +51,9 @@ pub const PRIOR_ATTEMPTS: f64 = 2.0;
 pub struct StepObservations {
     /// Durations of succeeded attempts.
     pub forward: Vec<Duration>,
+    /// Which journal each of `forward` came from (its index, in the order
+    /// read), for [`run_paces`].
+    pub forward_journals: Vec<usize>,
     /// How long failed attempts ran before they failed.
     pub failed: Vec<Duration>,
     /// Attempts with a known outcome or in doubt.
@@ -200,6 +203,7 @@ impl Measured {
                             let took = since(open.since)?;
                             let seen = self.steps.entry(key(step)).or_default();
                             seen.forward.push(took);
+                            seen.forward_journals.push(self.journals.len());
                             seen.attempts += 1;
                             if let Some((copy, bytes)) = open.copied {
                                 seen.copies.push((took, copy, bytes));
@@ -282,6 +286,7 @@ impl Measured {
             if let Some(seen) = self.steps.get(&(id.to_owned(), key)) {
                 let into = all.get_or_insert_with(StepObservations::default);
                 into.forward.extend(&seen.forward);
+                into.forward_journals.extend(&seen.forward_journals);
                 into.failed.extend(&seen.failed);
                 into.attempts += seen.attempts;
                 into.failures += seen.failures;
@@ -362,6 +367,60 @@ impl Measured {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
+}
+
+/// How many journals a step must have been measured in to count for
+/// [`run_paces`], and how many journals need a pace for there to be any.
+pub const PACE_JOURNALS: usize = 3;
+
+/// How fast each journal's run went against the others: the sum of its
+/// measured durations over the sum of the same steps' medians across all
+/// journals, counting only steps measured in at least [`PACE_JOURNALS`]
+/// journals; `steps` holds, per step, its durations (seconds) and the
+/// journal of each. Indexed by journal; `None` for a journal with fewer
+/// than two such steps. All `None` when fewer than [`PACE_JOURNALS`]
+/// journals have a pace: too few runs to tell a slow run from a slow step.
+///
+/// Runs are slow together: a loaded host makes every step on it slower,
+/// and a step that waits for a backlog waits longer after slow steps grew
+/// it. Drawing each step's duration on its own forgets that and makes the
+/// total's spread too narrow, so the simulator draws one pace per run and
+/// each step's duration from its observations divided by their run's pace.
+pub fn run_paces(steps: &[(Vec<f64>, Vec<usize>)], journals: usize) -> Vec<Option<f64>> {
+    let mut sums = vec![(0.0_f64, 0.0_f64, 0_usize); journals];
+    for (durations, from) in steps {
+        let mut distinct = from.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < PACE_JOURNALS {
+            continue;
+        }
+        let mut sorted = durations.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        for (&took, &journal) in durations.iter().zip(from) {
+            if let Some(sum) = sums.get_mut(journal) {
+                sum.0 += took;
+                sum.1 += median;
+                sum.2 += 1;
+            }
+        }
+    }
+    let paces: Vec<Option<f64>> = sums
+        .iter()
+        .map(|&(took, median, count)| {
+            (count >= 2 && median > 0.0 && took > 0.0).then(|| took / median)
+        })
+        .collect();
+    if paces.iter().flatten().count() < PACE_JOURNALS {
+        return vec![None; journals];
+    }
+    paces
 }
 
 /// The Beta posterior mean of a rate: the prior `rate` worth
@@ -557,6 +616,20 @@ mod tests {
         let many = posterior(0.01, 150, 1000);
         assert!((many - 0.15).abs() < 0.005, "{many}");
         assert_eq!(posterior(0.2, 0, 0), 0.2);
+    }
+
+    #[test]
+    fn a_run_s_pace_is_its_time_over_the_steps_medians() {
+        // Step `a` in journals 0-3, `b` in 0-2, `c` only in 3: too few.
+        let steps = [
+            (vec![10.0, 20.0, 10.0, 10.0], vec![0, 1, 2, 3]),
+            (vec![5.0, 10.0, 5.0], vec![0, 1, 2]),
+            (vec![100.0], vec![3]),
+        ];
+        let paces = run_paces(&steps, 5);
+        assert_eq!(paces, [Some(1.0), Some(2.0), Some(1.0), None, None]);
+        // Fewer than three journals with a pace: no paces at all.
+        assert_eq!(run_paces(&steps[..1], 4), [None; 4]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use plan_core::machine::{
 use plan_core::{Action, Downtime, Entry, Plan, Step};
 use statig::blocking::{IntoStateMachineExt as _, StateMachine};
 
-use crate::measured::{posterior, Measured};
+use crate::measured::{posterior, run_paces, Measured, StepObservations};
 use crate::sampling::DurationSampler;
 use crate::scenario::{Force, Override, Scenario};
 use crate::SimError;
@@ -74,6 +74,9 @@ pub(crate) struct StepModel {
     /// forward draw.
     pub(crate) revert: Option<DurationSampler>,
     pub(crate) scale: f64,
+    /// Whether `forward` draws at the run's pace ([`Model::pace`]): it was
+    /// measured, each observation divided by its run's pace.
+    pub(crate) paced: bool,
     pub(crate) settle: f64,
     /// Seconds a retry waits before it starts (`retry_interval`).
     pub(crate) retry_interval: f64,
@@ -195,6 +198,10 @@ pub(crate) struct Model {
     /// Seconds users may be down before the run rolls back on its own.
     pub(crate) downtime_budget: Option<f64>,
     pub(crate) budget_abort: Input,
+    /// How fast a run goes against the runs measured (one draw per run,
+    /// which multiplies every `paced` step's duration); `None` without
+    /// enough journals, and then no draw is made.
+    pub(crate) pace: Option<DurationSampler>,
     /// How long checking an in-doubt step takes.
     pub(crate) check: DurationSampler,
     /// How long the operator takes to say whether an in-doubt step took effect.
@@ -328,14 +335,59 @@ impl Model {
         // id, and for kinds only when the force changes nothing at all.
         let (mut cannot_overrun, mut cannot_doubt, mut can_overrun) =
             (Vec::new(), Vec::new(), false);
+        let seens: Vec<StepObservations> = scheduled
+            .iter()
+            .map(|step| {
+                measured
+                    .and_then(|m| m.step(&step.id, step.fingerprint()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        // The steps whose forward durations are drawn from their plain
+        // measurements (a copy of a known size is drawn from its rate, a
+        // `WaitTtl` waits for the TTL, a scenario's duration wins): their
+        // durations without the settle, and each one's journal.
+        let paced: Vec<Option<(Vec<f64>, Vec<usize>)>> = scheduled
+            .iter()
+            .zip(&overrides)
+            .zip(&seens)
+            .map(|((step, o), seen)| {
+                let plain = o.duration.is_none()
+                    && step.transfer_size.is_none()
+                    && !matches!(step.action, Action::WaitTtl { .. })
+                    && !seen.forward.is_empty();
+                plain.then(|| {
+                    let settle = step.settle.unwrap_or_default();
+                    let durations = seen
+                        .forward
+                        .iter()
+                        .map(|d| d.saturating_sub(settle).as_secs_f64())
+                        .collect();
+                    (durations, seen.forward_journals.clone())
+                })
+            })
+            .collect();
+        let inputs: Vec<(Vec<f64>, Vec<usize>)> = paced.iter().flatten().cloned().collect();
+        let paces = run_paces(&inputs, measured.map_or(0, Measured::journals));
+        let pace =
+            DurationSampler::observed_secs(&paces.iter().flatten().copied().collect::<Vec<_>>());
         for (ix, (step, o)) in scheduled.iter().zip(&overrides).enumerate() {
             let settle = step.settle.map_or(0.0, |d| d.as_secs_f64());
-            let seen = measured
-                .and_then(|m| m.step(&step.id, step.fingerprint()))
-                .unwrap_or_default();
+            let seen = &seens[ix];
             // Measured times include the settle; it is added back later.
             let without_settle =
                 |d: &std::time::Duration| d.saturating_sub(step.settle.unwrap_or_default());
+            // Drawn at the run's pace: each observation over its run's pace.
+            let at_pace = match (&paced[ix], &pace) {
+                (Some((durations, journals)), Some(_)) => Some(
+                    durations
+                        .iter()
+                        .zip(journals)
+                        .map(|(d, j)| d / paces.get(*j).copied().flatten().unwrap_or(1.0))
+                        .collect::<Vec<f64>>(),
+                ),
+                _ => None,
+            };
             let measured_forward = || {
                 if let Some(size) = step.transfer_size {
                     let copies: Vec<_> = seen
@@ -351,6 +403,9 @@ impl Model {
                 // itself: its measured time would count the wait twice.
                 if matches!(step.action, Action::WaitTtl { .. }) {
                     return None;
+                }
+                if let Some(durations) = &at_pace {
+                    return DurationSampler::observed_secs(durations);
                 }
                 let durations: Vec<_> = seen.forward.iter().map(without_settle).collect();
                 DurationSampler::observed(&durations)
@@ -393,6 +448,7 @@ impl Model {
                 failed: DurationSampler::observed(&seen.failed).filter(|_| unscaled),
                 revert: DurationSampler::observed(&seen.reverts).filter(|_| unscaled),
                 forward,
+                paced: at_pace.is_some(),
                 scale: o.scale.unwrap_or(1.0),
                 settle,
                 retry_interval: step.retry_interval.map_or(0.0, |d| d.as_secs_f64()),
@@ -501,6 +557,7 @@ impl Model {
             budget_abort: Event::Abort {
                 reason: "users have been down longer than the downtime budget".into(),
             },
+            pace,
             check: measured_or(
                 measured.map(Measured::checks).filter(|_| !scenario_check),
                 check_secs,

@@ -152,13 +152,17 @@ impl DurationSampler {
     /// A sampler that resamples these observations, smoothed (see the
     /// module's documentation); `None` when there are none.
     pub fn observed(durations: &[Duration]) -> Option<DurationSampler> {
-        if durations.is_empty() {
+        let secs: Vec<f64> = durations.iter().map(Duration::as_secs_f64).collect();
+        DurationSampler::observed_secs(&secs)
+    }
+
+    /// [`DurationSampler::observed`] of values in seconds (or of any
+    /// positive quantity, such as a run's pace).
+    pub fn observed_secs(secs: &[f64]) -> Option<DurationSampler> {
+        if secs.is_empty() {
             return None;
         }
-        let mut logs: Vec<f64> = durations
-            .iter()
-            .map(|d| d.as_secs_f64().max(SHORTEST).ln())
-            .collect();
+        let mut logs: Vec<f64> = secs.iter().map(|s| s.max(SHORTEST).ln()).collect();
         logs.sort_by(f64::total_cmp);
         let h = bandwidth(&logs);
         Some(DurationSampler::Observed { logs, h })
