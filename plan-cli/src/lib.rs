@@ -56,6 +56,8 @@ enum Command {
     Announce(commands::announce::AnnounceArgs),
     /// Draw the plan at its likely durations as a Gantt chart (SVG) or as text
     Timeline(commands::timeline::TimelineArgs),
+    /// Follow a run from its journal, read-only: steps under way, time users have left to wait
+    Watch(commands::watch::WatchArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
     /// Print the manual page, or write one page per verb into a directory
@@ -211,6 +213,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u
         Command::Simulate(args) => commands::simulate::cmd_simulate(&args, stdout, stderr),
         Command::Announce(args) => commands::announce::cmd_announce(&args, stdout, stderr),
         Command::Timeline(args) => commands::timeline::cmd_timeline(&args, stdout, stderr),
+        Command::Watch(args) => commands::watch::cmd_watch(&args, stdout, stderr),
         Command::Completions(args) => commands::completions::cmd_completions(&args, stdout),
         Command::Man(args) => commands::man::cmd_man(&args, stdout, stderr),
     }

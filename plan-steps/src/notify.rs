@@ -437,6 +437,26 @@ impl Delivery {
     }
 }
 
+/// The plan's secrets: the names of the environment variables that hold
+/// them (its TSIG key variable), and the values of its hosts' and steps'
+/// `env` entries with secret names ([`plan_core::secret::secret_name`]).
+/// [`plan_core::secret::secret_values`] adds the environment's.
+pub fn plan_secrets(plan: &Plan) -> (Vec<String>, Vec<String>) {
+    let vars = match plan.dns.as_ref().map(|d| &d.key) {
+        Some(plan_core::TsigKeySource::Env(name)) => vec![name.clone()],
+        _ => Vec::new(),
+    };
+    let values = plan
+        .hosts
+        .iter()
+        .flat_map(|h| &h.env)
+        .chain(plan.steps().flat_map(|s| &s.env))
+        .filter(|(name, _)| plan_core::secret::secret_name(name))
+        .map(|(_, value)| value.clone())
+        .collect();
+    (vars, values)
+}
+
 /// A run's hooks, as a run uses them: told what each journal record says,
 /// and of the run's start and end where no record says it.
 pub struct RunHooks {
@@ -454,18 +474,7 @@ impl RunHooks {
         journal: String,
         hooks: Vec<Hook>,
     ) -> RunHooks {
-        let secret_vars = match plan.dns.as_ref().map(|d| &d.key) {
-            Some(plan_core::TsigKeySource::Env(name)) => vec![name.clone()],
-            _ => Vec::new(),
-        };
-        let secret_values = plan
-            .hosts
-            .iter()
-            .flat_map(|h| &h.env)
-            .chain(plan.steps().flat_map(|s| &s.env))
-            .filter(|(name, _)| plan_core::secret::secret_name(name))
-            .map(|(_, value)| value.clone())
-            .collect();
+        let (secret_vars, secret_values) = plan_secrets(&plan);
         RunHooks {
             notifier: Notifier::start(hooks, secret_vars, secret_values),
             notices: std::sync::Mutex::new(Notices::new(plan, phase, journal)),

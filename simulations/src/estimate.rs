@@ -16,6 +16,7 @@ use crate::executor::Worker;
 use crate::histogram::Histogram;
 use crate::measured::Measured;
 use crate::model::{EndSlot, Model};
+use crate::position::Position;
 use crate::scenario::Scenario;
 use crate::tally::Tally;
 use crate::SimError;
@@ -261,6 +262,42 @@ pub fn estimate(plan: &Plan, options: &Options) -> Result<Estimate, SimError> {
     let model = Model::new(
         plan,
         options.phase.as_deref(),
+        &options.scenarios,
+        options.measured.as_ref(),
+    )?;
+    let tally = simulate(&model, options.runs, options.seed, options.threads)?;
+    Ok(summarise(&model, &tally, options))
+}
+
+/// The rest of a real run, continuing from `position` (where its journal
+/// leaves it): each simulated run goes on from the run's machine, with the
+/// work under way drawn longer than it has already taken. The downtime
+/// counts the time users have already been down; the duration counts from
+/// now. An error when the run has ended, or when nothing is under way (a
+/// run stopped between two records: only `resume` goes on from there).
+pub fn estimate_from(
+    plan: &Plan,
+    position: &Position,
+    options: &Options,
+) -> Result<Estimate, SimError> {
+    if options.runs == 0 {
+        return Err(SimError::Options(
+            "an estimate needs at least one run".into(),
+        ));
+    }
+    if position.ended() {
+        return Err(SimError::Options(
+            "the run has ended: nothing is left to estimate".into(),
+        ));
+    }
+    if position.stalled() {
+        return Err(SimError::Options(
+            "nothing is under way: the run stopped between two steps (killed, or its machine died?); `cutover resume` goes on from there".into(),
+        ));
+    }
+    let model = Model::from_position(
+        plan,
+        position,
         &options.scenarios,
         options.measured.as_ref(),
     )?;

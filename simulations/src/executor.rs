@@ -81,6 +81,7 @@ use statig::blocking::StateMachine;
 use crate::model::{DnsRole, Model, StepModel};
 use crate::outage::Outage;
 use crate::random::Rng;
+use crate::sampling::DurationSampler;
 use crate::scenario::Force;
 use crate::tally::{millis, Tally};
 use crate::SimError;
@@ -188,6 +189,9 @@ pub(crate) struct Worker<'m> {
     rolled_back: bool,
     /// This run's pace ([`Model::pace`]; 1 without one).
     pace: f64,
+    /// Seconds the effect being performed has been under way (a real
+    /// run's, when the simulation continues one; else 0).
+    head_start: f64,
     pub(crate) tally: Tally,
 }
 
@@ -210,6 +214,7 @@ impl<'m> Worker<'m> {
             end: None,
             rolled_back: false,
             pace: 1.0,
+            head_start: 0.0,
             tally: Tally::new(model),
         }
     }
@@ -226,7 +231,12 @@ impl<'m> Worker<'m> {
         let was_down = self.outage.is_down();
         self.outage.down(at, kind);
         if let (false, Some(budget)) = (was_down, self.model.downtime_budget) {
-            self.schedule(at - self.now + budget, u32::MAX, What::BudgetAbort);
+            // (Users down before a continued run began may have spent it.)
+            self.schedule(
+                (at - self.now + budget).max(0.0),
+                u32::MAX,
+                What::BudgetAbort,
+            );
         }
     }
 
@@ -242,13 +252,33 @@ impl<'m> Worker<'m> {
 
     fn schedule(&mut self, after: f64, ix: u32, what: What) {
         self.seq += 1;
+        // Work a real run started before the simulation took over has
+        // been under way that long already.
+        let after = (after - self.head_start).max(0.0);
         self.queue.push(Pending {
             at: self.now + after,
             seq: self.seq,
             ix,
-            since: self.now,
+            since: self.now - self.head_start,
             what,
         });
+    }
+
+    /// A draw of `sampler`, times `factor`; for work under way since
+    /// `head_start` seconds, a draw longer than that (up to 32 tries: a
+    /// step overdue against every draw is taken to end now).
+    fn draw(&self, sampler: &DurationSampler, factor: f64, rng: &mut Rng) -> f64 {
+        let mut length = sampler.sample(rng) * factor;
+        if self.head_start > 0.0 {
+            for _ in 0..32 {
+                if length > self.head_start {
+                    return length;
+                }
+                length = sampler.sample(rng) * factor;
+            }
+            return length.max(self.head_start);
+        }
+        length
     }
 
     /// Simulates run `run` of the estimate seeded with `seed` and tallies it.
@@ -269,12 +299,17 @@ impl<'m> Worker<'m> {
         if let Some(deadline) = model.window_deadline {
             self.schedule(deadline, u32::MAX, What::WindowAbort);
         }
+        if let Some(down_for) = model.down_for {
+            self.users_down_at(-down_for, None);
+        }
         if model.from_idle {
             self.feed(&mut machine, &model.start, &mut rng);
         } else {
-            for effect in &model.initial_effects {
+            for (effect, &head_start) in model.initial_effects.iter().zip(&model.head_starts) {
+                self.head_start = head_start;
                 self.perform(effect, &mut rng);
             }
+            self.head_start = 0.0;
         }
         let mut events = 0u64;
         while self.end.is_none() {
@@ -375,12 +410,12 @@ impl<'m> Worker<'m> {
             Effect::Confirm { step } => self.confirm(*step as u32, rng),
             Effect::Check { step } => {
                 let done = self.took_effect[*step];
-                let took = model.check.sample(rng);
+                let took = self.draw(&model.check, 1.0, rng);
                 self.schedule(took, *step as u32, What::Checked(done));
             }
             Effect::AskOperator { step } => {
                 let done = self.took_effect[*step];
-                let took = model.answer.sample(rng);
+                let took = self.draw(&model.answer, 1.0, rng);
                 self.schedule(took, *step as u32, What::Answered(done));
             }
             Effect::Revert { step } => {
@@ -390,7 +425,7 @@ impl<'m> Worker<'m> {
             // The operator types `go` at once, unless journals measured how
             // long it took: rehearsal counts the steps' time.
             Effect::CrossNoReturn { .. } => {
-                let took = model.crossing.sample(rng);
+                let took = self.draw(&model.crossing, 1.0, rng);
                 self.schedule(took, u32::MAX, What::Crossed)
             }
             // Rehearsals run with the default policy, which never asks.
@@ -409,7 +444,7 @@ impl<'m> Worker<'m> {
         if m.downtime == Some(Downtime::Begins) {
             self.users_down_at(self.now + wait, Some(m.outage_kind));
         }
-        let mut length = m.forward.sample(rng) * m.scale * self.pace_of(m);
+        let mut length = self.draw(&m.forward, m.scale * self.pace_of(m), rng);
         if let DnsRole::WaitTtl { record } = m.dns {
             length += self.wait_ttl[record];
         }
@@ -465,7 +500,7 @@ impl<'m> Worker<'m> {
         if m.downtime == Some(Downtime::Begins) {
             self.users_down_at(self.now + wait, Some(m.outage_kind));
         }
-        let length = m.forward.sample(rng) * m.scale * self.pace_of(m);
+        let length = self.draw(&m.forward, m.scale * self.pace_of(m), rng);
         let (at, what) = if m.force == Some(Force::Fail) {
             (length * rng.uniform(), What::Declined)
         } else {
@@ -487,8 +522,8 @@ impl<'m> Worker<'m> {
             self.users_down();
         }
         let length = match &m.revert {
-            Some(revert) => revert.sample(rng) * m.scale,
-            None => m.forward.sample(rng) * m.scale * self.pace_of(m),
+            Some(revert) => self.draw(revert, m.scale, rng),
+            None => self.draw(&m.forward, m.scale * self.pace_of(m), rng),
         };
         let (at, what) = if m.force == Some(Force::RevertFails) {
             (length * rng.uniform(), What::RevertFailed)

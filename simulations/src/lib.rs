@@ -80,6 +80,7 @@ pub mod histogram;
 pub mod measured;
 mod model;
 mod outage;
+pub mod position;
 pub mod random;
 pub mod sampling;
 pub mod scenario;
@@ -101,9 +102,10 @@ pub fn thousands(n: u64) -> String {
 
 pub use error::SimError;
 pub use estimate::{
-    estimate, EndShare, EndState, Estimate, HaltCause, Options, OutageDowntime, Quantiles,
-    TailDriver, DEFAULT_RUNS, DEFAULT_SEED, UNAVAILABLE,
+    estimate, estimate_from, EndShare, EndState, Estimate, HaltCause, Options, OutageDowntime,
+    Quantiles, TailDriver, DEFAULT_RUNS, DEFAULT_SEED, UNAVAILABLE,
 };
 pub use histogram::Histogram;
 pub use measured::Measured;
+pub use position::Position;
 pub use scenario::Scenario;

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use plan_core::machine::{
-    Command, Effect, Event, Input, Outbox, RunMachine, Schedule, Selection, StepIx,
+    Command, Effect, Event, Input, Outbox, RunMachine, Schedule, Selection, StepIx, StepStatus,
 };
 use plan_core::{Action, Downtime, Entry, Plan, Step};
 use statig::blocking::{IntoStateMachineExt as _, StateMachine};
 
 use crate::measured::{posterior, run_paces, Measured, StepObservations};
+use crate::position::Position;
 use crate::sampling::DurationSampler;
 use crate::scenario::{Force, Override, Scenario};
 use crate::SimError;
@@ -179,6 +180,13 @@ pub(crate) struct Model {
     /// The effects the machine every run starts from (see
     /// [`Model::thread_template`]) asked for last, for each run to perform.
     pub(crate) initial_effects: Vec<Command>,
+    /// Per initial effect: seconds it has already been under way (a real
+    /// run's work, from a [`Position`]; zeros otherwise).
+    pub(crate) head_starts: Vec<f64>,
+    /// Seconds users have been down when the run starts (from a position).
+    pub(crate) down_for: Option<f64>,
+    /// The machine every run starts from, when it is a real run's.
+    pub(crate) position_machine: Option<StateMachine<RunMachine>>,
     /// Whether the template is still in `Idle` (it then gets `Start` first).
     pub(crate) from_idle: bool,
     pub(crate) steps: Vec<StepModel>,
@@ -235,7 +243,34 @@ impl Model {
             phase: phase.map(str::to_owned),
             ..Selection::default()
         };
-        let schedule = Arc::new(Schedule::new(plan, &selection));
+        Model::build(plan, &selection, scenarios, measured, None)
+    }
+
+    /// The model of the rest of a real run, from where its journal leaves
+    /// it: the run's machine, its work under way, users down or not.
+    pub(crate) fn from_position(
+        plan: &Plan,
+        position: &Position,
+        scenarios: &[Scenario],
+        measured: Option<&Measured>,
+    ) -> Result<Model, SimError> {
+        Model::build(
+            plan,
+            &position.selection,
+            scenarios,
+            measured,
+            Some(position),
+        )
+    }
+
+    fn build(
+        plan: &Plan,
+        selection: &Selection,
+        scenarios: &[Scenario],
+        measured: Option<&Measured>,
+        position: Option<&Position>,
+    ) -> Result<Model, SimError> {
+        let schedule = Arc::new(Schedule::new(plan, selection));
         let mut warnings = Vec::new();
         let by_id: HashMap<&str, &Step> = plan.steps().map(|s| (s.id.as_str(), s)).collect();
         let scheduled: Vec<&Step> = schedule
@@ -308,7 +343,21 @@ impl Model {
             .map(|r| r.name.as_str())
             .collect();
         let record_ix = |name: &str| records.iter().position(|r| *r == name);
-        let initial_ttl = initial_ttls(plan, &schedule, &records);
+        let mut initial_ttl = initial_ttls(plan, &schedule, &records);
+        // From a position: the `DnsTtl` steps the run has done so far.
+        let elapsed = position.map_or(0.0, |p| p.elapsed);
+        if let Some(position) = position {
+            for (ix, status) in position.machine.statuses().iter().enumerate() {
+                let step = plan.step(&schedule.steps[ix].id);
+                if let (StepStatus::Done, Some(Action::DnsTtl { record, ttl })) =
+                    (status, step.map(|s| &s.action))
+                {
+                    if let Some(r) = record_ix(record) {
+                        initial_ttl[r] = ttl.as_secs_f64();
+                    }
+                }
+            }
+        }
 
         // Each step's phase anchor, and the earliest among the steps run.
         let anchor_of = |id: &str| {
@@ -458,7 +507,7 @@ impl Model {
                     .and_then(|k| outage_kinds.iter().position(|o| o == k))
                     .unwrap_or(0),
                 not_before: match (anchor_of(&step.id), first_anchor) {
-                    (Some(at), Some(first)) => (at - first) as f64,
+                    (Some(at), Some(first)) => (at - first) as f64 - elapsed,
                     _ => 0.0,
                 },
                 deadline,
@@ -521,7 +570,10 @@ impl Model {
             .iter()
             .map(|s| u64::from(s.retries) + 1)
             .sum();
-        let window_deadline = plan.window.deadline.map(|d| d.as_secs_f64());
+        let window_deadline = plan
+            .window
+            .deadline
+            .map(|d| (d.as_secs_f64() - elapsed).max(0.0));
         // Every run begins alike: `Start`, the preflight passes at once, and
         // the machine starts the first steps. No random draw is involved
         // until those steps are performed, so the machine is fed these two
@@ -529,15 +581,25 @@ impl Model {
         // each run clones it from there, with the effects they produced.
         // (Unless a window deadline of zero could abort the run before the
         // preflight.)
-        let from_idle = window_deadline.is_some_and(|d| d <= 0.0);
-        let (template, initial_effects) = prepare(Arc::clone(&schedule), from_idle);
-        if !from_idle && matches!(template.state(), plan_core::machine::State::Idle {}) {
+        let from_idle = position.is_none() && window_deadline.is_some_and(|d| d <= 0.0);
+        let (template, mut initial_effects) = prepare(Arc::clone(&schedule), from_idle);
+        let mut head_starts = vec![0.0; initial_effects.len()];
+        if let Some(position) = position {
+            (initial_effects, head_starts) = position.under_way.iter().cloned().unzip();
+        }
+        if position.is_none()
+            && !from_idle
+            && matches!(template.state(), plan_core::machine::State::Idle {})
+        {
             return Err(SimError::Options(
                 "the run machine did not ask for a preflight first".into(),
             ));
         }
         Ok(Model {
             initial_effects,
+            head_starts,
+            down_for: position.and_then(|p| p.down_for),
+            position_machine: position.map(|p| p.machine.clone()),
             from_idle,
             schedule,
             steps,
@@ -579,6 +641,9 @@ impl Model {
     /// million counts on one schedule shared by every thread would have the
     /// threads contend for it.
     pub(crate) fn thread_template(&self) -> StateMachine<RunMachine> {
+        if let Some(machine) = &self.position_machine {
+            return machine.clone();
+        }
         prepare(Arc::new(Schedule::clone(&self.schedule)), self.from_idle).0
     }
 

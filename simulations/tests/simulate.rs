@@ -8,7 +8,8 @@ use plan_core::journal::encode;
 use plan_core::machine::{Effect, Event, RunRecord};
 use plan_core::{load_path, load_str, Plan, Settings, Source};
 use simulations::{
-    downtime_chart, estimate, EndState, Estimate, HaltCause, Measured, Options, Scenario, SimError,
+    downtime_chart, estimate, estimate_from, EndState, Estimate, HaltCause, Measured, Options,
+    Position, Scenario, SimError,
 };
 
 fn plan(text: &str) -> Plan {
@@ -1028,4 +1029,86 @@ fn measured_steps_are_drawn_at_one_pace_per_run() {
     // 23 s; at one pace per run it reaches the slowest run seen and past.
     assert!((p50 - 20.0).abs() < 0.6, "P50 {p50}");
     assert!(p95 > 24.0 && p95 < 27.0, "P95 {p95}");
+}
+
+/// Issue 16: the estimate from where a real run stands (`cutover watch`):
+/// the run's machine replayed from its journal, the step under way drawn
+/// longer than it has already run, users down since the `Begins` step.
+#[test]
+fn an_estimate_continues_a_real_run_from_its_journal() {
+    let plan = plan(
+        r#"Plan(
+            name: "t", service: "t", window: Window(announced: "1h"), failure_rate: 0.0,
+            hosts: {"a": Host(address: "192.0.2.1")},
+            phases: [Phase(name: "window", at: "0", steps: [
+                Step(id: "stop", action: Shell(on: "a", run: "stop", revert: Run("start")),
+                     downtime: Begins, check: Run("true"), duration: Fixed("10s")),
+                Step(id: "start", action: Shell(on: "a", run: "start", revert: Run("stop")),
+                     downtime: Ends, check: Run("true"), duration: Fixed("10s")),
+            ])],
+        )"#,
+    );
+    let t = |s: u32| format!("2026-01-01T10:00:{s:02}Z");
+    let mut lines = vec![
+        (t(0), run_started()),
+        (t(0), event(Event::Start)),
+        (
+            t(0),
+            RunRecord::EffectStarted {
+                effect: Effect::Preflight {
+                    hosts: vec!["a".into()],
+                },
+            },
+        ),
+        (t(0), event(Event::PreflightPassed)),
+        (t(0), forward("stop")),
+    ];
+    let at = |lines: &[(String, RunRecord)], now: u32| {
+        let text = journal_text(
+            &lines
+                .iter()
+                .map(|(t, r)| (t.as_str(), r.clone()))
+                .collect::<Vec<_>>(),
+        );
+        let journal = plan_core::journal::decode::<RunRecord>(&text).expect("decodes");
+        let now: jiff::Timestamp = t(now).parse().expect("a time");
+        let position = Position::read(&plan, &journal.records, now).expect("replays");
+        let options = Options {
+            runs: 50,
+            ..Options::default()
+        };
+        (position.clone(), estimate_from(&plan, &position, &options))
+    };
+    // 5 s into `stop`: 5 s of it left, then `start`'s 10.
+    let (position, e) = at(&lines, 5);
+    let e = e.expect("estimates");
+    assert_eq!(position.down_for(), Some(Duration::from_secs(5)));
+    assert_eq!(e.downtime.p50, Duration::from_secs(20), "{:?}", e.downtime);
+    assert_eq!(e.duration.p50, Duration::from_secs(15), "{:?}", e.duration);
+    // `stop` done at 10 s, `start` 2 s in: 8 s left.
+    lines.push((
+        t(10),
+        event(Event::StepSucceeded {
+            step: "stop".into(),
+        }),
+    ));
+    lines.push((t(10), forward("start")));
+    let e = at(&lines, 12).1.expect("estimates");
+    assert_eq!(e.downtime.p50, Duration::from_secs(20));
+    assert_eq!(e.duration.p50, Duration::from_secs(8));
+    // `start` overdue (40 s of a step that always took 10): taken to end
+    // now, so users were down 50 s and nothing is left.
+    let e = at(&lines, 50).1.expect("estimates");
+    assert_eq!(e.downtime.p50, Duration::from_secs(50));
+    assert_eq!(e.duration.p50, Duration::ZERO);
+    // Done: nothing to estimate.
+    lines.push((
+        t(20),
+        event(Event::StepSucceeded {
+            step: "start".into(),
+        }),
+    ));
+    let (position, e) = at(&lines, 21);
+    assert!(position.ended());
+    assert!(e.is_err());
 }

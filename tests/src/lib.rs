@@ -339,6 +339,12 @@ impl Spawned {
         self.child.id()
     }
 
+    /// The file its stdout and stderr go to, for waits that read it while
+    /// [`Spawned::poll_until`] holds the `Spawned`.
+    pub fn output_file(&self) -> PathBuf {
+        self.output.clone()
+    }
+
     /// Everything it printed so far (stdout and stderr together).
     pub fn output(&self) -> String {
         fs::read_to_string(&self.output).unwrap_or_default()

@@ -21,3 +21,4 @@ mod run_safety;
 mod ssh;
 mod status;
 mod terminal;
+mod watch;

@@ -11,3 +11,4 @@ pub mod run;
 pub mod simulate;
 pub mod status;
 pub mod timeline;
+pub mod watch;

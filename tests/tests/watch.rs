@@ -1,0 +1,388 @@
+//! `cutover watch JOURNAL` (issue 16, item 3): a lab run followed from its
+//! journal by a second process, as a teammate on the call would, in JSON,
+//! in a real pseudo-terminal and as a page in headless Chromium. The run's
+//! steps wait for gate files the test creates, so each check happens at a
+//! known moment: the first step under way with users down, the second,
+//! the last, and the run completed. The steps' modelled durations are
+//! fixed (20 s each), so the time users have left to wait is known at each
+//! moment: it must fall as steps finish.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tests::lab::Lab;
+use tests::pty::Pty;
+use tests::Spawned;
+
+/// The three gated steps, in order.
+const STEPS: [&str; 3] = ["stop", "copy", "start"];
+
+/// A plan of three gated steps on the lab's two hosts: `stop` begins the
+/// downtime on host1, `copy` and `start` run on host2, `start` ends it.
+/// Each prints a line, then waits for its gate file under `gates`.
+fn gated_plan(lab: &Lab, gates: &Path) -> String {
+    let host = |n: usize| {
+        let h = &lab.hosts()[n];
+        format!(
+            "Host(address: \"{}\", port: {}, user: \"{}\", identity: \"{}\")",
+            h.address,
+            h.ssh_port,
+            lab.user(),
+            lab.identity().display()
+        )
+    };
+    let step = |id: &str, on: &str, mark: &str| {
+        let gate = gates.join(id);
+        format!(
+            "Step(id: \"{id}\", title: \"the {id} step\", action: Shell(on: \"{on}\", \
+             run: \"echo {id} is waiting for its gate; while [ ! -e {gate} ]; do sleep 0.05; done; echo {id} went through\", \
+             revert: Run(\"true\")), check: Run(\"test -e {gate}\"), duration: Fixed(\"20s\"), deadline: \"5m\"{mark}),\n",
+            gate = gate.display()
+        )
+    };
+    format!(
+        r#"Plan(
+    name: "watch test",
+    service: "demo",
+    window: Window(announced: "5m"),
+    known_hosts: "{known_hosts}",
+    hosts: {{"one": {one}, "two": {two}}},
+    phases: [
+        Phase(name: "window", at: "0", steps: [
+            RollbackPoint("before"),
+            {stop}            {copy}            {start}        ]),
+    ],
+)
+"#,
+        known_hosts = lab.known_hosts().display(),
+        one = host(0),
+        two = host(1),
+        stop = step("stop", "one", ", downtime: Begins"),
+        copy = step("copy", "two", ""),
+        start = step("start", "two", ", downtime: Ends"),
+    )
+}
+
+/// A lab, the plan written into it, its gates' directory (writable by the
+/// lab's login user), and the journal's path.
+struct Setup {
+    lab: Lab,
+    plan: PathBuf,
+    gates: PathBuf,
+    journal: PathBuf,
+}
+
+fn setup() -> Setup {
+    let lab = Lab::builder().hosts(2).start().expect("the lab starts");
+    let gates = lab.dir().join("gates");
+    fs::create_dir(&gates).expect("the gates' directory");
+    let plan = lab.dir().join("watched.ron");
+    fs::write(&plan, gated_plan(&lab, &gates)).expect("the plan is written");
+    let journal = lab.dir().join("watched.ron.journal");
+    Setup {
+        lab,
+        plan,
+        gates,
+        journal,
+    }
+}
+
+impl Setup {
+    fn run(&self) -> Spawned {
+        self.lab
+            .cutover()
+            .arg("run")
+            .arg(&self.plan)
+            .args(["--yes", "--journal"])
+            .arg(&self.journal)
+            .spawn()
+    }
+
+    fn open(&self, gate: &str) {
+        fs::write(self.gates.join(gate), "").expect("the gate opens");
+    }
+}
+
+/// The JSON views `watch --json` printed so far (into `output`, its
+/// output file).
+fn views_in(output: &Path) -> Vec<Value> {
+    fs::read_to_string(output)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn views(watch: &Spawned) -> Vec<Value> {
+    views_in(&watch.output_file())
+}
+
+/// Waits for a view in which `step` runs with an estimate; returns it.
+#[track_caller]
+fn view_running(watch: &mut Spawned, run: &mut Spawned, step: &str) -> Value {
+    let found = |views: &[Value]| {
+        views
+            .iter()
+            .rev()
+            .find(|v| {
+                v["running"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|s| s["step"] == step))
+                    && v["estimate"].is_object()
+            })
+            .cloned()
+    };
+    let output = watch.output_file();
+    if !watch.poll_until(Duration::from_secs(60), || {
+        found(&views_in(&output)).is_some()
+    }) {
+        panic!(
+            "watch never showed `{step}` under way with an estimate\nwatch:\n{}\nrun:\n{}",
+            watch.output(),
+            run.output()
+        );
+    }
+    found(&views(watch)).expect("found above")
+}
+
+fn left_p50(view: &Value) -> f64 {
+    view["estimate"]["downtime_p50_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("an estimate: {view:#}"))
+}
+
+#[test]
+fn watch_follows_a_lab_run_and_the_time_left_falls_as_steps_finish() {
+    let s = setup();
+    let mut run = s.run();
+    let mut watch = s
+        .lab
+        .cutover()
+        .arg("watch")
+        .arg(&s.journal)
+        .args(["--json", "--interval", "200ms"])
+        .spawn();
+
+    let mut left = Vec::new();
+    for (i, step) in STEPS.iter().enumerate() {
+        let view = view_running(&mut watch, &mut run, step);
+        assert_eq!(view["state"], "running", "{view:#}");
+        assert!(
+            view["users_down_s"].as_f64().is_some(),
+            "users are down from `stop` on: {view:#}"
+        );
+        assert_eq!(view["rollback_point"], "before", "{view:#}");
+        let running = &view["running"][0];
+        assert_eq!(running["deadline_s"], 300.0, "{view:#}");
+        // The journal has a step's output once its command returned: the
+        // last lines are the step before's.
+        if i > 0 {
+            let before = STEPS[i - 1];
+            assert_eq!(view["last_output"]["step"], before, "{view:#}");
+            let went = format!("{before} went through");
+            assert!(
+                view["last_output"]["lines"]
+                    .as_array()
+                    .is_some_and(|lines| lines.iter().any(|l| *l == went.as_str())),
+                "{view:#}"
+            );
+        }
+        // Three fixed 20 s steps: 60 s less what has run, then 40, then 20.
+        let p50 = left_p50(&view);
+        let most = 20.0 * (3 - i) as f64;
+        assert!(
+            p50 <= most && p50 > most - 20.0,
+            "with `{step}` under way the time left is {p50} s, not within ({}, {most}]: {view:#}",
+            most - 20.0
+        );
+        left.push(p50);
+        s.open(step);
+    }
+    assert!(left.windows(2).all(|w| w[1] < w[0]), "{left:?}");
+    assert_eq!(
+        run.wait(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        run.output()
+    );
+    // The run is over: watch says so and ends by itself.
+    assert_eq!(
+        watch.wait(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        watch.output()
+    );
+    let last = views(&watch).pop().expect("a last view");
+    assert_eq!(last["state"], "completed", "{last:#}");
+    assert!(
+        last["downtime_s"].as_f64().is_some_and(|d| d > 0.0),
+        "{last:#}"
+    );
+    assert!(
+        last["announced"]["downtime_p50_s"].as_f64().is_some(),
+        "{last:#}"
+    );
+}
+
+#[test]
+fn watch_in_a_terminal_redraws_the_run_live_and_ends_with_it() {
+    let s = setup();
+    let mut run = s.run();
+    let mut pty = Pty::cutover_with_env(
+        [
+            "watch".as_ref(),
+            s.journal.as_os_str(),
+            "--interval".as_ref(),
+            "200ms".as_ref(),
+        ],
+        s.lab.dir(),
+        s.lab.cutover_vars(),
+    );
+    pty.expect("time users have left to wait", Duration::from_secs(60));
+    pty.expect("running stop", Duration::from_secs(10));
+    s.open("stop");
+    pty.expect("running copy", Duration::from_secs(30));
+    pty.expect("stop went through", Duration::from_secs(10));
+    s.open("copy");
+    s.open("start");
+    pty.expect("completed", Duration::from_secs(60));
+    assert_eq!(
+        run.wait(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        run.output()
+    );
+    assert_eq!(
+        pty.wait_exit(Duration::from_secs(30)),
+        0,
+        "{}",
+        pty.transcript()
+    );
+    let screen = pty.screen();
+    assert!(screen.contains("users were down"), "{screen}");
+}
+
+/// The page as headless Chromium renders it, after its script has fetched
+/// the view (at most `--virtual-time-budget` of page time).
+fn rendered(url: &str, profile: &Path) -> String {
+    let mut chromium = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts (the README's test command installs Debian's `chromium`)");
+    let started = Instant::now();
+    while chromium.try_wait().expect("waits").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = chromium.kill();
+            let _ = chromium.wait();
+            panic!("chromium did not render {url} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut dom = String::new();
+    use std::io::Read;
+    chromium
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut dom)
+        .expect("the DOM");
+    dom
+}
+
+#[test]
+fn the_page_shows_the_run_in_chromium_at_three_moments() {
+    let s = setup();
+    let mut run = s.run();
+    let mut watch = s
+        .lab
+        .cutover()
+        .arg("watch")
+        .arg(&s.journal)
+        .args(["--serve", "127.0.0.1:0", "--json", "--interval", "200ms"])
+        .spawn();
+    let output = watch.output_file();
+    let url_in = |output: &Path| watch_url(&fs::read_to_string(output).unwrap_or_default());
+    watch.wait_until(Duration::from_secs(30), "page address", || {
+        url_in(&output).is_some()
+    });
+    let url = url_in(&output).expect("an address");
+    let profile = s.lab.dir().join("chromium");
+
+    // 1. `stop` under way: users down, the time left, the step's output.
+    view_running(&mut watch, &mut run, "stop");
+    let dom = rendered(&url, &profile);
+    assert!(dom.contains("data-state=\"running\""), "{dom}");
+    assert!(dom.contains("Time users have left to wait"), "{dom}");
+    assert!(
+        dom.contains("data-step=\"stop\" data-status=\"running\""),
+        "{dom}"
+    );
+    assert!(dom.contains("A failure now rolls back to before"), "{dom}");
+
+    // 2. `copy` under way: `stop` done on the timeline.
+    s.open("stop");
+    view_running(&mut watch, &mut run, "copy");
+    let dom = rendered(&url, &profile);
+    assert!(
+        dom.contains("data-step=\"stop\" data-status=\"done\""),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("data-step=\"copy\" data-status=\"running\""),
+        "{dom}"
+    );
+    assert!(dom.contains("\nstop went through"), "{dom}");
+
+    // 3. The run completed: every step done, users' downtime told.
+    s.open("copy");
+    s.open("start");
+    assert_eq!(
+        run.wait(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        run.output()
+    );
+    watch.wait_until(Duration::from_secs(30), "completed view", || {
+        views_in(&output).iter().any(|v| v["state"] == "completed")
+    });
+    let dom = rendered(&url, &profile);
+    assert!(dom.contains("data-state=\"completed\""), "{dom}");
+    assert!(dom.contains("Users were down"), "{dom}");
+    for step in STEPS {
+        assert!(
+            dom.contains(&format!("data-step=\"{step}\" data-status=\"done\"")),
+            "{dom}"
+        );
+    }
+    // Read-only: nothing but GET.
+    let post = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(&url)
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&post.stdout), "405");
+}
+
+/// The page's address, from what `watch --serve` printed.
+fn watch_url(out: &str) -> Option<String> {
+    let at = out.find("http://")?;
+    let url: String = out[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    url.ends_with('/').then_some(url)
+}
