@@ -293,7 +293,7 @@ fn rendered(url: &str, profile: &Path) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut dom = String::new();
-    use std::io::Read;
+    use std::io::Read as _;
     chromium
         .stdout
         .take()
@@ -369,12 +369,21 @@ fn the_page_shows_the_run_in_chromium_at_three_moments() {
         );
     }
     // Read-only: nothing but GET.
-    let post = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-        .arg(&url)
-        .output()
-        .expect("curl runs");
-    assert_eq!(String::from_utf8_lossy(&post.stdout), "405");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("the page's server answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a bounded read");
+    use std::io::{Read, Write};
+    stream
+        .write_all(b"POST /view.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .expect("the request is sent");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
 }
 
 /// The page's address, from what `watch --serve` printed.
@@ -385,4 +394,83 @@ fn watch_url(out: &str) -> Option<String> {
         .take_while(|c| !c.is_whitespace())
         .collect();
     url.ends_with('/').then_some(url)
+}
+
+#[test]
+fn watch_refuses_what_it_cannot_follow_with_a_clear_error() {
+    let dir = tests::temp_dir("cutover-watch-");
+    let plan = dir.path().join("demo.ron");
+    fs::write(&plan, tests::local_demo_plan("watch demo", "")).expect("the plan");
+    let journal = dir.path().join("demo.ron.journal");
+    let watch = |args: &[&std::ffi::OsStr]| {
+        tests::Cutover::new()
+            .arg("watch")
+            .args(args)
+            .timeout(Duration::from_secs(30))
+            .run()
+    };
+
+    // No journal yet: --once cannot wait for one.
+    let none = watch(&[journal.as_os_str(), "--once".as_ref()]);
+    none.assert_code(1).assert_no_panic();
+    assert!(
+        none.stderr.contains("no such journal"),
+        "{}",
+        none.describe()
+    );
+
+    // A finished run: one view, the end and the downtime said, exit 0.
+    tests::run_plan(&plan, &journal, &["--yes"]).assert_code(0);
+    let done = watch(&[journal.as_os_str(), "--once".as_ref()]);
+    done.assert_code(0);
+    assert!(done.stdout.contains("completed"), "{}", done.describe());
+
+    // The plan must be the run's: another variable value is another plan.
+    let other = watch(&[
+        journal.as_os_str(),
+        "--once".as_ref(),
+        "--set".as_ref(),
+        "d=/elsewhere".as_ref(),
+    ]);
+    other.assert_code(2).assert_no_panic();
+    assert!(
+        other.stderr.contains("another version"),
+        "{}",
+        other.describe()
+    );
+
+    // A journal not named PLAN.journal needs --plan.
+    let renamed = dir.path().join("run.log");
+    fs::copy(&journal, &renamed).expect("a copy");
+    let unnamed = watch(&[renamed.as_os_str(), "--once".as_ref()]);
+    unnamed.assert_code(1).assert_no_panic();
+    assert!(
+        unnamed.stderr.contains("--plan PLAN"),
+        "{}",
+        unnamed.describe()
+    );
+    let named = watch(&[
+        renamed.as_os_str(),
+        "--once".as_ref(),
+        "--plan".as_ref(),
+        plan.as_os_str(),
+    ]);
+    named.assert_code(0);
+
+    // A directory, and a busy loop, are refused.
+    watch(&[
+        dir.path().as_os_str(),
+        "--once".as_ref(),
+        "--plan".as_ref(),
+        plan.as_os_str(),
+    ])
+    .assert_code(1)
+    .assert_no_panic();
+    let busy = watch(&[journal.as_os_str(), "--interval".as_ref(), "1ms".as_ref()]);
+    busy.assert_code(1);
+    assert!(
+        busy.stderr.contains("at most every 50 ms"),
+        "{}",
+        busy.describe()
+    );
 }

@@ -41,7 +41,7 @@ pub struct WatchArgs {
     #[command(flatten)]
     measured: MeasuredArgs,
     /// How many simulated runs each estimate of the time left rests on
-    #[arg(long, value_name = "N", default_value_t = 2000)]
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
     /// How often to look at the journal
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = plan_core::duration::parse_duration)]
@@ -152,6 +152,12 @@ pub fn cmd_watch(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
+    if args.interval < Duration::from_millis(50) {
+        return Err(CliError::Usage(format!(
+            "--interval {:?}: look at the journal at most every 50 ms",
+            args.interval
+        )));
+    }
     let plan_path = match &args.plan {
         Some(plan) => plan.clone(),
         None => plan_of(&args.journal)?,
