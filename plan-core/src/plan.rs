@@ -400,6 +400,10 @@ pub struct Step {
     /// On a `downtime: Begins` step: what users get instead of the service
     /// while this outage lasts (`"read-only"`); `None` is "unavailable".
     pub outage: Option<String>,
+    /// On a `downtime: Begins` step: work users started up to this long
+    /// before the step (requests being served, mail in transit) is caught
+    /// by it, so their outage begins that much earlier. Estimates only.
+    pub in_flight: Option<Duration>,
     /// What undoing this step costs users (`"writes made on host2 after the
     /// switch"`): said by `check`, the dry run's revert plan and `announce`.
     pub loses: Option<String>,
@@ -471,6 +475,7 @@ impl Step {
             notice,
             failure_rate,
             outage,
+            in_flight,
             loses,
             env,
             revert_after_failure,
@@ -480,7 +485,7 @@ impl Step {
         format!(
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
              {duration:?} {deadline:?} {retries} {retry_interval:?} {after:?} {after_explicit} {downtime:?} \
-             {settle:?} {notice:?} {failure_rate:?} {outage:?} {loses:?} {env:?} {revert_after_failure} \
+             {settle:?} {notice:?} {failure_rate:?} {outage:?} {in_flight:?} {loses:?} {env:?} {revert_after_failure} \
              {transfer_size:?}"
         )
     }

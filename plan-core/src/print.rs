@@ -609,6 +609,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if let Some(outage) = &step.outage {
         fields.push((Some("outage"), Node::str(outage)));
     }
+    if let Some(in_flight) = step.in_flight {
+        fields.push((Some("in_flight"), Node::duration(in_flight)));
+    }
     if let Some(loses) = &step.loses {
         fields.push((Some("loses"), Node::template(loses)));
     }

@@ -168,6 +168,8 @@ pub(crate) enum RawEntry {
         #[serde(default)]
         outage: Option<S<String>>,
         #[serde(default)]
+        in_flight: Option<S<String>>,
+        #[serde(default)]
         env: SpannedMap<S<String>>,
     },
     RollbackPoint(S<String>),

@@ -43,8 +43,9 @@
 //!
 //! # Downtime
 //!
-//! Users are down from the start of the `Begins` step to the end of the
-//! `Ends` step. A `DnsRecord` switch made while users are down (the `Ends`
+//! Users are down from the start of the `Begins` step (less its
+//! `in_flight`: work users started that long before is caught by it) to
+//! the end of the `Ends` step. A `DnsRecord` switch made while users are down (the `Ends`
 //! step itself, or one between the markers) keeps them down until the TTL in
 //! force for that record at the switch has passed, since resolvers may hold
 //! the old address that long; `DnsTtl` steps change that TTL as they
@@ -442,7 +443,7 @@ impl<'m> Worker<'m> {
         // A phase starts at its anchor: its steps wait for it.
         let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down_at(self.now + wait, Some(m.outage_kind));
+            self.users_down_at(self.now + wait - m.in_flight, Some(m.outage_kind));
         }
         let mut length = self.draw(&m.forward, m.scale * self.pace_of(m), rng);
         if let DnsRole::WaitTtl { record } = m.dns {
@@ -498,7 +499,7 @@ impl<'m> Worker<'m> {
         let m = &model.steps[ix as usize];
         let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down_at(self.now + wait, Some(m.outage_kind));
+            self.users_down_at(self.now + wait - m.in_flight, Some(m.outage_kind));
         }
         let length = self.draw(&m.forward, m.scale * self.pace_of(m), rng);
         let (at, what) = if m.force == Some(Force::Fail) {

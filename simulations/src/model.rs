@@ -101,6 +101,9 @@ pub(crate) struct StepModel {
     /// Seconds after success at which the run is aborted (`AbortAfter`).
     pub(crate) abort_after: Option<f64>,
     pub(crate) downtime: Option<Downtime>,
+    /// On a `Begins` step: seconds before its start that users' outage
+    /// begins (their work in flight is caught).
+    pub(crate) in_flight: f64,
     pub(crate) dns: DnsRole,
 }
 
@@ -538,6 +541,7 @@ impl Model {
                     _ => None,
                 },
                 downtime: step.downtime,
+                in_flight: step.in_flight.map_or(0.0, |d| d.as_secs_f64()),
                 dns,
             });
         }

@@ -28,6 +28,8 @@ pub struct Position {
     pub(crate) under_way: Vec<(Command, f64)>,
     /// Seconds users have been down, while they are.
     pub(crate) down_for: Option<f64>,
+    /// Seconds of the outages that are over.
+    down_before: f64,
     /// Seconds since the first run of the journal's attempt started.
     pub(crate) elapsed: f64,
     pub(crate) ended: bool,
@@ -86,6 +88,8 @@ impl Position {
         // the `Ends` step takes them down again. Across the attempt's runs:
         // a run that stopped while users were down left them down.
         let mut down_since: Option<jiff::Timestamp> = None;
+        // The outages over by now, in seconds.
+        let mut down_before = 0.0;
         // What the last run started and has no outcome for yet.
         let mut open: Vec<(Effect, jiff::Timestamp)> = Vec::new();
         for (index, record) in records.iter().enumerate() {
@@ -93,23 +97,33 @@ impl Position {
             let last_run = index >= run.first_record;
             match &record.entry {
                 RunRecord::EffectStarted { effect } => {
+                    // Users' work in flight when the outage begins is caught.
                     let goes_down = match effect {
-                        Effect::Forward { step, .. } => begins(step),
-                        Effect::Revert { step } => ends(step),
-                        _ => false,
+                        Effect::Forward { step, .. } if begins(step) => Some(
+                            plan.step(step)
+                                .and_then(|s| s.in_flight)
+                                .unwrap_or_default(),
+                        ),
+                        Effect::Revert { step } if ends(step) => Some(Duration::ZERO),
+                        _ => None,
                     };
-                    if goes_down && down_since.is_none() {
-                        down_since = Some(at);
+                    if let (Some(lead), None) = (goes_down, down_since) {
+                        let lead = jiff::SignedDuration::try_from(lead).unwrap_or_default();
+                        down_since = Some(at.checked_sub(lead).unwrap_or(at));
                     }
                     if last_run {
                         open.push((effect.clone(), at));
                     }
                 }
                 RunRecord::Event { event } => {
-                    match event {
-                        Event::StepSucceeded { step } if ends(step) => down_since = None,
-                        Event::RevertSucceeded { step } if begins(step) => down_since = None,
-                        _ => {}
+                    let back = match event {
+                        Event::StepSucceeded { step } => ends(step),
+                        Event::RevertSucceeded { step } => begins(step),
+                        _ => false,
+                    };
+                    if let Some(since) = down_since.filter(|_| back) {
+                        down_before += seconds(since, at);
+                        down_since = None;
                     }
                     let closes = |effect: &Effect| match event.step() {
                         Some(step) => effect.step() == Some(step),
@@ -171,6 +185,7 @@ impl Position {
             machine: run.machine.clone(),
             under_way,
             down_for: down_since.map(|since| seconds(since, now)),
+            down_before,
             elapsed: seconds(first, now),
         })
     }
@@ -183,6 +198,12 @@ impl Position {
     /// How long users have been down, while they are.
     pub fn down_for(&self) -> Option<Duration> {
         self.down_for.map(Duration::from_secs_f64)
+    }
+
+    /// How long users have been down in all, over the attempt's runs: the
+    /// outages that are over and the one under way.
+    pub fn downtime(&self) -> Duration {
+        Duration::from_secs_f64(self.down_before + self.down_for.unwrap_or(0.0))
     }
 
     /// How long ago the attempt's first run started.

@@ -974,6 +974,41 @@ fn each_kind_of_outage_gets_its_own_time() {
         .is_empty());
 }
 
+/// Issue 14: posts in the mail pipeline when the hold starts are held too,
+/// so users' outage begins about a delivery time before the hold: a
+/// `Begins` step's `in_flight` starts it that much earlier. Only there.
+#[test]
+fn work_in_flight_when_the_outage_begins_is_caught_by_it() {
+    let plan = window(
+        r#"Step(id: "hold", action: Wait("0"), duration: Fixed("1m"), downtime: Begins, in_flight: "2s"),
+           Step(id: "release", action: Wait("0"), duration: Fixed("10s"), downtime: Ends),"#,
+        "",
+    );
+    let e = run(&plan, 50, &[]);
+    assert_eq!(e.downtime.p50, Duration::from_secs(72));
+    // The run itself is no longer for it.
+    assert_eq!(e.duration.p50, Duration::from_secs(70));
+    let misplaced = load_str(
+        Source::new(
+            "test.ron",
+            r#"Plan(
+                name: "t", service: "t", window: Window(announced: "2h"),
+                phases: [Phase(name: "window", at: "0", steps: [
+                    Step(id: "hold", action: Wait("0"), downtime: Begins),
+                    Step(id: "release", action: Wait("0"), downtime: Ends, in_flight: "2s"),
+                ])],
+            )"#,
+        ),
+        &Settings::default(),
+    );
+    assert!(misplaced.plan.is_none());
+    let text = format!("{:?}", misplaced.diagnostics);
+    assert!(
+        text.contains("belongs on the step marked `downtime: Begins`"),
+        "{text}"
+    );
+}
+
 /// Issue 14: runs are slow together (a loaded host slows every step; a
 /// step that drains a backlog waits longer after slow steps grew it). The
 /// mail lab's held-out runs were slower than any training run, and drawing

@@ -387,7 +387,6 @@ impl Watcher<'_> {
         let mut started: HashMap<String, (f64, Effect, u32)> = HashMap::new();
         let mut ended: HashMap<String, f64> = HashMap::new();
         let mut began: HashMap<String, f64> = HashMap::new();
-        let (mut down_at, mut downtime) = (None::<f64>, 0.0);
         for record in records {
             let Ok(t) = record.time.parse::<jiff::Timestamp>() else {
                 continue;
@@ -403,37 +402,12 @@ impl Watcher<'_> {
                         started.insert(step.clone(), (at, effect.clone(), attempt));
                         began.insert(step.clone(), at);
                         ended.remove(step);
-                        let marked = plan.step(step).and_then(|s| s.downtime);
-                        let goes_down = matches!(
-                            (effect, marked),
-                            (Effect::Forward { .. }, Some(plan_core::Downtime::Begins))
-                                | (Effect::Revert { .. }, Some(plan_core::Downtime::Ends))
-                        );
-                        if goes_down && down_at.is_none() {
-                            down_at = Some(at);
-                        }
                     }
                 }
                 RunRecord::Event { event } => {
                     if let Some(step) = event.step() {
                         started.remove(step);
                         ended.insert(step.clone(), at);
-                        let marked = plan.step(step).and_then(|s| s.downtime);
-                        let comes_back = matches!(
-                            (event, marked),
-                            (
-                                plan_core::machine::Event::StepSucceeded { .. },
-                                Some(plan_core::Downtime::Ends)
-                            ) | (
-                                plan_core::machine::Event::RevertSucceeded { .. },
-                                Some(plan_core::Downtime::Begins)
-                            )
-                        );
-                        if comes_back {
-                            if let Some(since) = down_at.take() {
-                                downtime += at - since;
-                            }
-                        }
                     }
                 }
                 RunRecord::Output { step, text } => {
@@ -449,7 +423,8 @@ impl Watcher<'_> {
             }
         }
         view.users_down_s = position.down_for().map(|d| d.as_secs_f64());
-        if down_at.is_none() && downtime > 0.0 {
+        let downtime = position.downtime().as_secs_f64();
+        if view.users_down_s.is_none() && downtime > 0.0 {
             view.downtime_s = Some(downtime);
         }
         view.past_no_return = machine.past_no_return();

@@ -192,6 +192,7 @@ impl Validator<'_> {
                 env,
                 loses,
                 outage,
+                in_flight,
             } => {
                 self.check_id(&id, "step");
                 let failure_rate = failure_rate.and_then(|r| self.probability(&r));
@@ -267,6 +268,16 @@ impl Validator<'_> {
                     }
                 }
                 let outage = outage.map(|o| o.value);
+                let in_flight = in_flight.map(|f| {
+                    if !matches!(downtime, Some(Downtime::Begins)) {
+                        self.invalid(
+                            f.span,
+                            "`in_flight` says how long before its start an outage catches users' work: it belongs on the step marked `downtime: Begins`",
+                            "move it to the step where the outage begins, e.g. `downtime: Begins, in_flight: \"2s\"`",
+                        );
+                    }
+                    self.duration(&f)
+                });
                 let loses = loses.map(|l| self.expand(&l, None, false));
                 seen.afters
                     .push((phase_index, index, after.map(|a| a.value)));
@@ -299,6 +310,7 @@ impl Validator<'_> {
                     notice,
                     failure_rate,
                     outage,
+                    in_flight,
                     loses,
                     env,
                     revert_after_failure: revert_after_failure.is_some_and(|r| r.value),
