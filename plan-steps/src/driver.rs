@@ -150,6 +150,11 @@ pub struct Driver<'a, O: Operator> {
     lock: Option<Arc<crate::etcd_lock::EtcdLock>>,
     /// Records others ask to journal ([`Driver::with_outside_records`]).
     outside: Option<&'a std::sync::mpsc::Receiver<RunRecord>>,
+    /// Values never journaled as they are: the plan's and the
+    /// environment's secrets ([`crate::notify::plan_secrets`]), replaced in
+    /// what steps print, so no reader of the journal (`status --output`,
+    /// `watch` and its page) sees them.
+    secrets: Vec<String>,
 }
 
 /// A step's job done: the event it ends in, the step, what it printed, and
@@ -165,6 +170,8 @@ impl<'a, O: Operator> Driver<'a, O> {
         progress: Progress<'a>,
     ) -> Self {
         let executor = Executor::new(Arc::clone(&plan));
+        let (vars, values) = crate::notify::plan_secrets(&plan);
+        let secrets = plan_core::secret::secret_values(&vars, values);
         Driver {
             plan,
             executor,
@@ -178,6 +185,7 @@ impl<'a, O: Operator> Driver<'a, O> {
             down_since: None,
             lock: None,
             outside: None,
+            secrets,
         }
     }
 
@@ -271,7 +279,10 @@ impl<'a, O: Operator> Driver<'a, O> {
         if transcript.text.is_empty() {
             return Ok(());
         }
-        let text = bounded(&transcript.text, JOURNAL_OUTPUT_LIMIT);
+        let text = bounded(
+            &plan_core::secret::redact(&transcript.text, &self.secrets),
+            JOURNAL_OUTPUT_LIMIT,
+        );
         self.record(&RunRecord::Output {
             step: step.to_owned(),
             text,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use plan_core::journal::Record;
-use plan_core::machine::{Effect, Event, RunRecord};
+use plan_core::machine::{users_change, Effect, Event, RunRecord, UsersChange};
 use plan_core::{Action, Plan};
 
 use crate::dns::parse_capture;
@@ -84,6 +84,13 @@ impl History {
             let Some(time) = time_of(record) else {
                 continue;
             };
+            match users_change(plan, &record.entry) {
+                Some(UsersChange::Down) if history.down_since.is_none() => {
+                    history.down_since = Some(time);
+                }
+                Some(UsersChange::Back) => history.down_since = None,
+                _ => {}
+            }
             match &record.entry {
                 RunRecord::RunStarted { phase: p, .. } => phase = p.clone(),
                 // The run's phase is done: every step of it succeeded.
@@ -114,11 +121,6 @@ impl History {
                     if matches!(s.action, Action::Wait(_) | Action::WaitTtl { .. }) {
                         history.waits_started.insert(step.clone(), time);
                     }
-                    if s.downtime == Some(plan_core::Downtime::Begins)
-                        && history.down_since.is_none()
-                    {
-                        history.down_since = Some(time);
-                    }
                 }
                 RunRecord::Event { event } => {
                     let Some(step) = event.step() else { continue };
@@ -131,12 +133,6 @@ impl History {
                     );
                     if took_effect {
                         history.waits_started.remove(step);
-                        if plan
-                            .step(step)
-                            .is_some_and(|s| s.downtime == Some(plan_core::Downtime::Ends))
-                        {
-                            history.down_since = None;
-                        }
                     }
                     let Some(Action::DnsTtl { record, ttl }) = plan.step(step).map(|s| &s.action)
                     else {

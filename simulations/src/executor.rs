@@ -206,7 +206,7 @@ impl<'m> Worker<'m> {
             seq: 0,
             now: 0.0,
             ttl: model.initial_ttl.clone(),
-            wait_ttl: model.initial_ttl.clone(),
+            wait_ttl: model.initial_wait_ttl.clone(),
             ttl_before: vec![0.0; model.step_count()],
             took_effect: vec![false; model.step_count()],
             work: Vec::new(),
@@ -223,14 +223,16 @@ impl<'m> Worker<'m> {
     /// Users lose the service now; with a downtime budget, the run checks
     /// when it is spent whether they still are.
     fn users_down(&mut self) {
-        self.users_down_at(self.now, None);
+        self.users_down_at(self.now, None, 0.0);
     }
 
     /// Users lose the service at `at` (now, or when a step waiting for its
     /// phase's anchor starts).
-    fn users_down_at(&mut self, at: f64, kind: Option<usize>) {
+    /// `lead` seconds earlier for users, whose work in flight is caught
+    /// (`in_flight`); the budget counts from `at`, as the driver counts it.
+    fn users_down_at(&mut self, at: f64, kind: Option<usize>, lead: f64) {
         let was_down = self.outage.is_down();
-        self.outage.down(at, kind);
+        self.outage.down(at - lead, kind);
         if let (false, Some(budget)) = (was_down, self.model.downtime_budget) {
             // (Users down before a continued run began may have spent it.)
             self.schedule(
@@ -291,7 +293,10 @@ impl<'m> Worker<'m> {
         self.seq = 0;
         self.now = 0.0;
         self.ttl.copy_from_slice(&model.initial_ttl);
-        self.wait_ttl.copy_from_slice(&model.initial_ttl);
+        self.wait_ttl.copy_from_slice(&model.initial_wait_ttl);
+        if let Some(before) = &model.initial_ttl_before {
+            self.ttl_before.copy_from_slice(before);
+        }
         self.work.clear();
         self.outage.reset();
         self.end = None;
@@ -301,12 +306,17 @@ impl<'m> Worker<'m> {
             self.schedule(deadline, u32::MAX, What::WindowAbort);
         }
         if let Some(down_for) = model.down_for {
-            self.users_down_at(-down_for, None);
+            self.users_down_at(-down_for, None, 0.0);
         }
         if model.from_idle {
             self.feed(&mut machine, &model.start, &mut rng);
         } else {
             for (effect, &head_start) in model.initial_effects.iter().zip(&model.head_starts) {
+                // A check (or the operator) under way finds what the step
+                // left: drawn as when the step was left in doubt.
+                if let Effect::Check { step } | Effect::AskOperator { step } = effect {
+                    self.took_effect[*step] = rng.uniform() < model.steps[*step].checked_done;
+                }
                 self.head_start = head_start;
                 self.perform(effect, &mut rng);
             }
@@ -443,12 +453,16 @@ impl<'m> Worker<'m> {
         // A phase starts at its anchor: its steps wait for it.
         let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down_at(self.now + wait - m.in_flight, Some(m.outage_kind));
+            self.users_down_at(self.now + wait, Some(m.outage_kind), m.in_flight);
         }
-        let mut length = self.draw(&m.forward, m.scale * self.pace_of(m), rng);
-        if let DnsRole::WaitTtl { record } = m.dns {
-            length += self.wait_ttl[record];
-        }
+        // A `WaitTtl` under way has waited part of its TTL: what it has
+        // left is the whole less that (`schedule` takes the head start off).
+        let length = match m.dns {
+            DnsRole::WaitTtl { record } => {
+                m.forward.sample(rng) * m.scale * self.pace_of(m) + self.wait_ttl[record]
+            }
+            _ => self.draw(&m.forward, m.scale * self.pace_of(m), rng),
+        };
         // A retry waits its interval first (outside the deadline's reach,
         // as the real driver pauses before it starts the attempt).
         let pause = wait + if attempt > 1 { m.retry_interval } else { 0.0 };
@@ -499,7 +513,7 @@ impl<'m> Worker<'m> {
         let m = &model.steps[ix as usize];
         let wait = (m.not_before - self.now).max(0.0);
         if m.downtime == Some(Downtime::Begins) {
-            self.users_down_at(self.now + wait - m.in_flight, Some(m.outage_kind));
+            self.users_down_at(self.now + wait, Some(m.outage_kind), m.in_flight);
         }
         let length = self.draw(&m.forward, m.scale * self.pace_of(m), rng);
         let (at, what) = if m.force == Some(Force::Fail) {

@@ -222,6 +222,13 @@ pub(crate) struct Model {
     pub(crate) crossing: DurationSampler,
     /// Each record's TTL when the run starts (steps done before applied).
     pub(crate) initial_ttl: Vec<f64>,
+    /// Each record's TTL a `WaitTtl` waits for when the run starts (the
+    /// same as `initial_ttl`, but from a position: what caches may still
+    /// hold of the TTL before the last change).
+    pub(crate) initial_wait_ttl: Vec<f64>,
+    /// From a position: per step, the TTL a done `DnsTtl` replaced (for its
+    /// revert).
+    pub(crate) initial_ttl_before: Option<Vec<f64>>,
     /// Events after which a run is declared endless.
     pub(crate) event_limit: u64,
     /// Scenario findings that are worth a warning.
@@ -347,19 +354,33 @@ impl Model {
             .collect();
         let record_ix = |name: &str| records.iter().position(|r| *r == name);
         let mut initial_ttl = initial_ttls(plan, &schedule, &records);
-        // From a position: the `DnsTtl` steps the run has done so far.
+        let mut initial_wait_ttl = initial_ttl.clone();
+        let mut initial_ttl_before = None;
+        // From a position: the `DnsTtl` steps the run has done so far, in
+        // schedule order. Caches may hold a record under the TTL before a
+        // change until that long after it: what a `WaitTtl` still waits.
         let elapsed = position.map_or(0.0, |p| p.elapsed);
         if let Some(position) = position {
+            let mut before = vec![0.0; schedule.steps.len()];
             for (ix, status) in position.machine.statuses().iter().enumerate() {
-                let step = plan.step(&schedule.steps[ix].id);
+                let id = &schedule.steps[ix].id;
                 if let (StepStatus::Done, Some(Action::DnsTtl { record, ttl })) =
-                    (status, step.map(|s| &s.action))
+                    (status, plan.step(id).map(|s| &s.action))
                 {
                     if let Some(r) = record_ix(record) {
+                        let previous = initial_ttl[r];
+                        before[ix] = previous;
                         initial_ttl[r] = ttl.as_secs_f64();
+                        let since = position
+                            .ttl_set
+                            .iter()
+                            .find(|(step, _)| step == id)
+                            .map_or(f64::INFINITY, |(_, since)| *since);
+                        initial_wait_ttl[r] = (previous - since).max(0.0);
                     }
                 }
             }
+            initial_ttl_before = Some(before);
         }
 
         // Each step's phase anchor, and the earliest among the steps run.
@@ -574,10 +595,12 @@ impl Model {
             .iter()
             .map(|s| u64::from(s.retries) + 1)
             .sum();
+        // From a position, the deadline counts from the last run's start,
+        // as the driver counts it (a resume starts it afresh).
         let window_deadline = plan
             .window
             .deadline
-            .map(|d| (d.as_secs_f64() - elapsed).max(0.0));
+            .map(|d| (d.as_secs_f64() - position.map_or(0.0, |p| p.run_elapsed)).max(0.0));
         // Every run begins alike: `Start`, the preflight passes at once, and
         // the machine starts the first steps. No random draw is involved
         // until those steps are performed, so the machine is fed these two
@@ -634,6 +657,8 @@ impl Model {
             ),
             crossing: measured_or(measured.map(Measured::crossings), 0.0),
             initial_ttl,
+            initial_wait_ttl,
+            initial_ttl_before,
             event_limit: 1_000 + 200 * attempts,
             warnings,
         })

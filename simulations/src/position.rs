@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use plan_core::journal::Record;
-use plan_core::machine::{replay, Command, Effect, Event, RunMachine, RunRecord, Selection};
+use plan_core::machine::{
+    replay, users_change, Command, Effect, Event, RunMachine, RunRecord, Selection, UsersChange,
+};
 use plan_core::{Downtime, Plan};
 use statig::blocking::StateMachine;
 
@@ -32,6 +34,13 @@ pub struct Position {
     down_before: f64,
     /// Seconds since the first run of the journal's attempt started.
     pub(crate) elapsed: f64,
+    /// Seconds since its last run (or resume) started: the window's
+    /// deadline counts from there, as the driver counts it.
+    pub(crate) run_elapsed: f64,
+    /// Seconds from the attempt's first record to its last.
+    ended_after: f64,
+    /// The `DnsTtl` steps that took effect, and seconds since each did.
+    pub(crate) ttl_set: Vec<(String, f64)>,
     pub(crate) ended: bool,
 }
 
@@ -75,55 +84,57 @@ impl Position {
             .last()
             .ok_or_else(|| SimError::Options("the journal holds no run yet".into()))?;
         let first = records.first().map(time_of).transpose()?.unwrap_or(now);
-        let begins = |step: &str| {
-            plan.step(step)
-                .is_some_and(|s| s.downtime == Some(Downtime::Begins))
-        };
-        let ends = |step: &str| {
-            plan.step(step)
-                .is_some_and(|s| s.downtime == Some(Downtime::Ends))
-        };
-        // Users are down from the start of the `Begins` step until the
-        // `Ends` step is done or the `Begins` step reverted; a revert of
-        // the `Ends` step takes them down again. Across the attempt's runs:
-        // a run that stopped while users were down left them down.
+        let last = records.last().map(time_of).transpose()?.unwrap_or(now);
+        // Users down or not, as the driver reads it (`users_change`),
+        // across the attempt's runs: a run that stopped while users were
+        // down left them down. A `Begins` step's `in_flight` starts the
+        // outage that much before the step.
         let mut down_since: Option<jiff::Timestamp> = None;
         // The outages over by now, in seconds.
         let mut down_before = 0.0;
         // What the last run started and has no outcome for yet.
         let mut open: Vec<(Effect, jiff::Timestamp)> = Vec::new();
+        let mut run_started = first;
+        // When each `DnsTtl` step last took effect.
+        let mut ttl_set: Vec<(String, jiff::Timestamp)> = Vec::new();
         for (index, record) in records.iter().enumerate() {
             let at = time_of(record)?;
             let last_run = index >= run.first_record;
-            match &record.entry {
-                RunRecord::EffectStarted { effect } => {
-                    // Users' work in flight when the outage begins is caught.
-                    let goes_down = match effect {
-                        Effect::Forward { step, .. } if begins(step) => Some(
-                            plan.step(step)
-                                .and_then(|s| s.in_flight)
-                                .unwrap_or_default(),
-                        ),
-                        Effect::Revert { step } if ends(step) => Some(Duration::ZERO),
-                        _ => None,
+            match users_change(plan, &record.entry) {
+                Some(UsersChange::Down) if down_since.is_none() => {
+                    let lead = match &record.entry {
+                        RunRecord::EffectStarted { effect } => effect
+                            .step()
+                            .and_then(|step| plan.step(step))
+                            .filter(|s| s.downtime == Some(Downtime::Begins))
+                            .and_then(|s| s.in_flight)
+                            .unwrap_or_default(),
+                        _ => Duration::ZERO,
                     };
-                    if let (Some(lead), None) = (goes_down, down_since) {
-                        let lead = jiff::SignedDuration::try_from(lead).unwrap_or_default();
-                        down_since = Some(at.checked_sub(lead).unwrap_or(at));
-                    }
-                    if last_run {
-                        open.push((effect.clone(), at));
+                    let lead = jiff::SignedDuration::try_from(lead).unwrap_or_default();
+                    down_since = Some(at.checked_sub(lead).unwrap_or(at));
+                }
+                Some(UsersChange::Back) => {
+                    if let Some(since) = down_since.take() {
+                        down_before += seconds(since, at);
                     }
                 }
+                _ => {}
+            }
+            match &record.entry {
+                RunRecord::RunStarted { .. } if last_run => run_started = at,
+                RunRecord::EffectStarted { effect } if last_run => {
+                    open.push((effect.clone(), at));
+                }
                 RunRecord::Event { event } => {
-                    let back = match event {
-                        Event::StepSucceeded { step } => ends(step),
-                        Event::RevertSucceeded { step } => begins(step),
-                        _ => false,
-                    };
-                    if let Some(since) = down_since.filter(|_| back) {
-                        down_before += seconds(since, at);
-                        down_since = None;
+                    if let Event::StepSucceeded { step } = event {
+                        if matches!(
+                            plan.step(step).map(|s| &s.action),
+                            Some(plan_core::Action::DnsTtl { .. })
+                        ) {
+                            ttl_set.retain(|(s, _)| s != step);
+                            ttl_set.push((step.clone(), at));
+                        }
                     }
                     let closes = |effect: &Effect| match event.step() {
                         Some(step) => effect.step() == Some(step),
@@ -187,6 +198,12 @@ impl Position {
             down_for: down_since.map(|since| seconds(since, now)),
             down_before,
             elapsed: seconds(first, now),
+            run_elapsed: seconds(run_started, now),
+            ended_after: seconds(first, last),
+            ttl_set: ttl_set
+                .into_iter()
+                .map(|(step, at)| (step, seconds(at, now)))
+                .collect(),
         })
     }
 
@@ -204,6 +221,12 @@ impl Position {
     /// outages that are over and the one under way.
     pub fn downtime(&self) -> Duration {
         Duration::from_secs_f64(self.down_before + self.down_for.unwrap_or(0.0))
+    }
+
+    /// From the attempt's first record to its last: how long an ended run
+    /// took.
+    pub fn took(&self) -> Duration {
+        Duration::from_secs_f64(self.ended_after)
     }
 
     /// How long ago the attempt's first run started.

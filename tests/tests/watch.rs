@@ -22,7 +22,9 @@ const STEPS: [&str; 3] = ["stop", "copy", "start"];
 
 /// A plan of three gated steps on the lab's two hosts: `stop` begins the
 /// downtime on host1, `copy` and `start` run on host2, `start` ends it.
-/// Each prints a line, then waits for its gate file under `gates`.
+/// Each prints a line, then waits for its gate file under `gates` (at
+/// most two minutes: a test that fails, or kills the run, must not leave
+/// a loop behind on the lab's hosts).
 fn gated_plan(lab: &Lab, gates: &Path) -> String {
     let host = |n: usize| {
         let h = &lab.hosts()[n];
@@ -38,7 +40,7 @@ fn gated_plan(lab: &Lab, gates: &Path) -> String {
         let gate = gates.join(id);
         format!(
             "Step(id: \"{id}\", title: \"the {id} step\", action: Shell(on: \"{on}\", \
-             run: \"echo {id} is waiting for its gate; while [ ! -e {gate} ]; do sleep 0.05; done; echo {id} went through\", \
+             run: \"echo {id} is waiting for its gate; for i in $(seq 1200); do [ -e {gate} ] && break; sleep 0.1; done; echo {id} went through\", \
              revert: Run(\"true\")), check: Run(\"test -e {gate}\"), duration: Fixed(\"20s\"), deadline: \"5m\"{mark}),\n",
             gate = gate.display()
         )
@@ -227,6 +229,41 @@ fn watch_follows_a_lab_run_and_the_time_left_falls_as_steps_finish() {
     );
 }
 
+/// A run killed mid-step leaves its step without an outcome and its lock
+/// file behind, naming a process that is gone: watch says it stopped.
+#[test]
+fn a_killed_run_is_shown_stopped_not_running() {
+    let s = setup();
+    let mut run = s.run();
+    let mut watch = s
+        .lab
+        .cutover()
+        .arg("watch")
+        .arg(&s.journal)
+        .args(["--json", "--interval", "200ms"])
+        .spawn();
+    let view = view_running(&mut watch, &mut run, "stop");
+    assert!(view["holder"].as_str().is_some(), "{view:#}");
+    run.kill();
+    let output = watch.output_file();
+    watch.wait_until(Duration::from_secs(30), "stopped view", || {
+        views_in(&output).iter().any(|v| v["state"] == "stopped")
+    });
+    let stopped = views(&watch)
+        .into_iter()
+        .find(|v| v["state"] == "stopped")
+        .expect("found above");
+    assert!(stopped["estimate"].is_null(), "{stopped:#}");
+    assert!(
+        stopped["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("killed")),
+        "{stopped:#}"
+    );
+    // The killed run's command still waits on the host: let it go.
+    s.open("stop");
+}
+
 #[test]
 fn watch_in_a_terminal_redraws_the_run_live_and_ends_with_it() {
     let s = setup();
@@ -283,6 +320,14 @@ fn rendered(url: &str, profile: &Path) -> String {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromium starts (the README's test command installs Debian's `chromium`)");
+    // Read as it writes: a DOM past the pipe's buffer must not block it.
+    let mut out = chromium.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut dom = String::new();
+        use std::io::Read as _;
+        let _ = out.read_to_string(&mut dom);
+        dom
+    });
     let started = Instant::now();
     while chromium.try_wait().expect("waits").is_none() {
         if started.elapsed() > Duration::from_secs(60) {
@@ -292,15 +337,7 @@ fn rendered(url: &str, profile: &Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut dom = String::new();
-    use std::io::Read as _;
-    chromium
-        .stdout
-        .take()
-        .expect("piped")
-        .read_to_string(&mut dom)
-        .expect("the DOM");
-    dom
+    reader.join().expect("the reader thread never panics")
 }
 
 #[test]
@@ -368,22 +405,47 @@ fn the_page_shows_the_run_in_chromium_at_three_moments() {
             "{dom}"
         );
     }
-    // Read-only: nothing but GET.
+    // Read-only: nothing but GET; on loopback, only for a loopback name.
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let mut stream = std::net::TcpStream::connect(&addr).expect("the page's server answers");
+    let post = raw(
+        &addr,
+        "POST /view.json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    let elsewhere = raw(
+        &addr,
+        "GET /view.json HTTP/1.1\r\nHost: attacker.example\r\n\r\n",
+    );
+    assert!(elsewhere.starts_with("HTTP/1.1 421"), "{elsewhere}");
+    let other = raw(&addr, "GET /etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    // A request that never ends is cut off, not waited for.
+    let started = Instant::now();
+    let endless = raw(&addr, "GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
+    assert!(endless.is_empty(), "{endless}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Sends `request` as it is to `addr` and reads the answer (bounded).
+fn raw(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the page's server answers");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("a bounded read");
-    use std::io::{Read, Write};
     stream
-        .write_all(b"POST /view.json HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .write_all(request.as_bytes())
         .expect("the request is sent");
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    answer
 }
 
 /// The page's address, from what `watch --serve` printed.

@@ -199,6 +199,7 @@ pub fn cmd_watch(
     };
     let mut last_records = usize::MAX;
     let mut said_waiting = false;
+    let mut said_finished = false;
     loop {
         let now = args.as_of.unwrap_or_else(jiff::Timestamp::now);
         let records = match JournalFile::read::<RunRecord>(&args.journal) {
@@ -237,8 +238,10 @@ pub fn cmd_watch(
             page.show(&view)?;
         }
         let finished = matches!(view.state.as_str(), "completed" | "rolled back" | "halted");
+        let newly_finished = finished && !said_finished;
+        said_finished |= finished;
         if args.json {
-            if changed || finished || args.once {
+            if changed || newly_finished || args.once {
                 serde_json::to_writer(&mut *stdout, &view)?;
                 writeln!(stdout)?;
             }
@@ -265,6 +268,38 @@ fn plan_of(journal: &Path) -> Result<PathBuf, CliError> {
             "{}: which plan does it run? Its name does not end in `.journal` (run's default); name the plan with --plan PLAN",
             journal.display()
         ))),
+    }
+}
+
+/// Whether a process still runs the journal, without touching its lock
+/// (a watcher must never make a starting `run` or `resume` find the lock
+/// taken): the lock file names its holder while one holds it and is
+/// removed when it ends, but stays behind a killed one.
+enum Liveness {
+    /// Its holder, alive (or on another machine, where this one cannot tell).
+    Held(journal_file::Holder),
+    /// Nobody: no lock file, or its holder's process is gone.
+    Gone,
+    /// The lock file cannot be read (another user's, or being written).
+    Unknown,
+}
+
+fn liveness(journal: &Path) -> Liveness {
+    let path = journal_file::lock_path(journal);
+    match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Liveness::Gone,
+        Err(_) => Liveness::Unknown,
+        Ok(bytes) => match serde_json::from_slice::<journal_file::Holder>(&bytes) {
+            Ok(holder) => {
+                let here = journal_file::Holder::me().host == holder.host;
+                if here && !Path::new(&format!("/proc/{}", holder.pid)).exists() {
+                    Liveness::Gone
+                } else {
+                    Liveness::Held(holder)
+                }
+            }
+            Err(_) => Liveness::Unknown,
+        },
     }
 }
 
@@ -327,7 +362,7 @@ impl Watcher<'_> {
             started: None,
             now: now.to_string(),
             elapsed_s: 0.0,
-            holder: journal_file::holder(self.journal).map(|h| h.to_string()),
+            holder: None,
             rollback_point: None,
             past_no_return: false,
             users_down_s: None,
@@ -353,6 +388,10 @@ impl Watcher<'_> {
         };
         let records = &all[attempt.records.clone()];
         let position = Position::read(plan, records, now)?;
+        let live = liveness(self.journal);
+        if let Liveness::Held(holder) = &live {
+            view.holder = Some(holder.to_string());
+        }
         let first = records
             .first()
             .and_then(|r| r.time.parse::<jiff::Timestamp>().ok())
@@ -393,6 +432,9 @@ impl Watcher<'_> {
             };
             let at = seconds(first, t);
             match &record.entry {
+                // What an earlier run left under way has no outcome: it is
+                // not under way in this one.
+                RunRecord::RunStarted { .. } => started.clear(),
                 RunRecord::EffectStarted { effect } => {
                     if let Some(step) = effect.step() {
                         let attempt = match effect {
@@ -506,9 +548,14 @@ impl Watcher<'_> {
         // The state, and the estimates.
         let phase = run.phase.clone();
         if self.announced.is_none() {
-            // The whole run as the announcement saw it (same seed, same runs).
+            // The whole phase as `simulate` and `announce` give it (their
+            // runs and seed; the --measured journals given here).
+            let options = Options {
+                runs: simulations::DEFAULT_RUNS,
+                ..self.options(phase.clone())
+            };
             self.announced = Some(
-                estimate(plan, &self.options(phase.clone()))
+                estimate(plan, &options)
                     .ok()
                     .map(|e| estimate_view(&e, 0.0)),
             );
@@ -516,6 +563,7 @@ impl Watcher<'_> {
         view.announced = self.announced.clone().flatten();
         match attempt.end {
             Some(end) => {
+                view.elapsed_s = position.took().as_secs_f64();
                 view.state = match end {
                     AttemptEnd::Completed => "completed",
                     AttemptEnd::RolledBack => "rolled back",
@@ -535,10 +583,16 @@ impl Watcher<'_> {
             }
             // Nothing under way and nobody holds the journal: stopped. (A
             // live run is between two records for a moment at each step.)
-            None if position.stalled() && view.holder.is_none() => {
+            // Nobody runs it any more: stopped, or killed mid-step (the
+            // step's outcome was never journaled; resume's check decides).
+            None if matches!(live, Liveness::Gone) => {
                 view.state = "stopped".into();
-                view.summary = "nothing is under way and no cutover holds the journal: the run was stopped or killed; `cutover resume` goes on".into();
-                view.estimate_note = Some("no estimate while nothing is under way".into());
+                view.summary = if view.running.is_empty() {
+                    "no cutover runs this journal any more: the run was stopped; `cutover resume` goes on".into()
+                } else {
+                    "no cutover runs this journal any more: the run was killed (or its machine died) with steps under way; `cutover resume` checks what they did and goes on".into()
+                };
+                view.estimate_note = Some("no estimate while nobody runs it".into());
                 return Ok(view);
             }
             None => {
@@ -686,6 +740,12 @@ fn render(view: &View) -> String {
     if let Some(last) = &view.last_output {
         out.push_str(&format!("last output, of {}:\n", last.step));
         for line in &last.lines {
+            // What a step printed may hold escape sequences: not for the
+            // watcher's terminal.
+            let line: String = line
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
             out.push_str(&format!("    | {line}\n"));
         }
     }
@@ -715,10 +775,29 @@ impl Page {
             .map_err(CliError::io("cannot read the page's address"))?;
         let latest = Arc::new(Mutex::new("{}".to_owned()));
         let shared = Arc::clone(&latest);
+        // Requests naming another host are refused on loopback: a web page
+        // elsewhere must not read the run through a rebound DNS name.
+        let loopback = bound.ip().is_loopback();
+        let port = bound.port();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let shared = Arc::clone(&shared);
-                std::thread::spawn(move || answer(stream, &shared));
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else {
+                    // Out of descriptors, say: wait, never spin.
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                // A bounded number of connections at once; the rest wait
+                // in the kernel's queue.
+                while open.load(std::sync::atomic::Ordering::Acquire) >= MAX_CONNECTIONS {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                open.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                let (shared, open) = (Arc::clone(&shared), Arc::clone(&open));
+                std::thread::spawn(move || {
+                    answer(stream, &shared, loopback.then_some(port));
+                    open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                });
             }
         });
         Ok(Page {
@@ -737,30 +816,67 @@ impl Page {
     }
 }
 
-/// Answers one request: GET only, the page or the view; read-only.
-fn answer(mut stream: std::net::TcpStream, latest: &Mutex<String>) {
-    use std::io::{BufRead, BufReader};
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let Ok(clone) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(clone);
-    let mut request = String::new();
-    if reader.read_line(&mut request).is_err() {
-        return;
-    }
-    // The headers, up to the blank line; bounded.
-    for _ in 0..100 {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line.trim().is_empty() => break,
-            Ok(_) => {}
+/// At most this many requests are answered at once.
+const MAX_CONNECTIONS: usize = 32;
+/// The longest request (line and headers) read.
+const MAX_REQUEST: u64 = 8 * 1024;
+/// How long one request may take to arrive, and its answer to leave.
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+
+/// Answers one request: GET only, the page or the view; read-only and
+/// bounded (its size, and its time in both directions). `loopback_port`:
+/// bound to loopback on this port, where only requests naming a loopback
+/// host are answered.
+fn answer(mut stream: std::net::TcpStream, latest: &Mutex<String>, loopback_port: Option<u16>) {
+    use std::io::Read;
+    let deadline = Instant::now() + REQUEST_TIME;
+    let _ = stream.set_write_timeout(Some(REQUEST_TIME));
+    // The request line and headers, up to the blank line: at most
+    // MAX_REQUEST bytes, all in REQUEST_TIME (a byte at a time included).
+    let mut head: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || head.len() as u64 >= MAX_REQUEST {
+            return;
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            // The client is done writing: answer what it sent.
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            // Too slow (or gone): no answer.
+            Err(_) => return,
         }
     }
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.lines();
+    let request = lines.next().unwrap_or("").to_owned();
+    let host = lines
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
+        .map(|(_, value)| value.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let named_loopback = |port: u16| {
+        let name = host
+            .strip_suffix(&format!(":{port}"))
+            .unwrap_or(&host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
     let mut parts = request.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, kind, body) = match (method, path.split('?').next().unwrap_or("")) {
+        _ if loopback_port.is_some_and(|port| !named_loopback(port)) => (
+            "421 Misdirected Request",
+            "text/plain",
+            "this page answers only to a loopback host name\n".to_owned(),
+        ),
         ("GET", "/") => ("200 OK", "text/html; charset=utf-8", PAGE.to_owned()),
         ("GET", "/view.json") => (
             "200 OK",

@@ -8,6 +8,7 @@ mod rollback;
 mod run;
 mod schedule;
 mod table;
+mod users;
 
 pub use attempt::{attempts, Attempt, AttemptEnd};
 pub use event::{
@@ -22,3 +23,4 @@ pub use record::{
 pub use rollback::Halt;
 pub use run::{feed, Outbox, RunMachine, State};
 pub use schedule::{Schedule, ScheduledStep, Selection, StepIx, START_POINT};
+pub use users::{users_change, UsersChange};
