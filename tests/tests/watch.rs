@@ -536,3 +536,32 @@ fn watch_refuses_what_it_cannot_follow_with_a_clear_error() {
         busy.describe()
     );
 }
+
+/// What a step prints is journaled with the plan's secrets redacted, so
+/// no reader of the journal (`status --output`, watch, its page) sees
+/// them.
+#[test]
+fn a_secret_a_step_prints_never_reaches_the_journal_or_watch() {
+    let dir = tests::temp_dir("cutover-watch-");
+    let plan = dir.path().join("secret.ron");
+    let step = r#"Step(id: "tell", action: Shell(on: "local", run: "echo pw=$PGPASSWORD", revert: Run("true")),
+                 env: { "PGPASSWORD": "s3cret-printed-value" }, duration: Fixed("1s")),"#;
+    fs::write(&plan, tests::local_demo_plan("watch secret", step)).expect("the plan");
+    let journal = dir.path().join("secret.ron.journal");
+    tests::run_plan(&plan, &journal, &["--yes"]).assert_code(0);
+    let text = fs::read_to_string(&journal).expect("the journal");
+    assert!(!text.contains("s3cret-printed-value"), "{text}");
+    assert!(text.contains("pw=<redacted>"), "{text}");
+    let watch = tests::Cutover::new()
+        .arg("watch")
+        .arg(&journal)
+        .arg("--once")
+        .timeout(Duration::from_secs(30))
+        .run();
+    watch.assert_code(0);
+    assert!(
+        watch.stdout.contains("pw=<redacted>"),
+        "{}",
+        watch.describe()
+    );
+}

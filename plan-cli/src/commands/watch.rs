@@ -193,6 +193,7 @@ pub fn cmd_watch(
         runs: args.runs,
         lines: args.lines,
         secrets,
+        past: args.as_of.is_some(),
         announced: None,
         estimate: None,
         estimated_at: None,
@@ -312,6 +313,8 @@ struct Watcher<'a> {
     runs: u64,
     lines: usize,
     secrets: Vec<String>,
+    /// `--as-of`: the run as it stood in the past.
+    past: bool,
     announced: Option<Option<EstimateView>>,
     estimate: Option<Result<EstimateView, String>>,
     estimated_at: Option<Instant>,
@@ -388,7 +391,12 @@ impl Watcher<'_> {
         };
         let records = &all[attempt.records.clone()];
         let position = Position::read(plan, records, now)?;
-        let live = liveness(self.journal);
+        // As of a past time, who ran it then is not known: taken as alive.
+        let live = if self.past {
+            Liveness::Unknown
+        } else {
+            liveness(self.journal)
+        };
         if let Liveness::Held(holder) = &live {
             view.holder = Some(holder.to_string());
         }
