@@ -201,6 +201,7 @@ pub fn cmd_watch(
     let mut last_records = usize::MAX;
     let mut said_waiting = false;
     let mut said_finished = false;
+    let mut last_state = String::new();
     loop {
         let now = args.as_of.unwrap_or_else(jiff::Timestamp::now);
         let records = match JournalFile::read::<RunRecord>(&args.journal) {
@@ -241,6 +242,9 @@ pub fn cmd_watch(
         let finished = matches!(view.state.as_str(), "completed" | "rolled back" | "halted");
         let newly_finished = finished && !said_finished;
         said_finished |= finished;
+        // A run killed changes no record, only its state: that is news too.
+        let changed = changed || view.state != last_state;
+        last_state.clone_from(&view.state);
         if args.json {
             if changed || newly_finished || args.once {
                 serde_json::to_writer(&mut *stdout, &view)?;
