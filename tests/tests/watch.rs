@@ -103,6 +103,17 @@ impl Setup {
             .spawn()
     }
 
+    /// `cutover watch JOURNAL --json --interval 200ms` and `extra`.
+    fn watch(&self, extra: &[&str]) -> Spawned {
+        self.lab
+            .cutover()
+            .arg("watch")
+            .arg(&self.journal)
+            .args(["--json", "--interval", "200ms"])
+            .args(extra)
+            .spawn()
+    }
+
     fn open(&self, gate: &str) {
         fs::write(self.gates.join(gate), "").expect("the gate opens");
     }
@@ -160,13 +171,7 @@ fn left_p50(view: &Value) -> f64 {
 fn watch_follows_a_lab_run_and_the_time_left_falls_as_steps_finish() {
     let s = setup();
     let mut run = s.run();
-    let mut watch = s
-        .lab
-        .cutover()
-        .arg("watch")
-        .arg(&s.journal)
-        .args(["--json", "--interval", "200ms"])
-        .spawn();
+    let mut watch = s.watch(&[]);
 
     let mut left = Vec::new();
     for (i, step) in STEPS.iter().enumerate() {
@@ -235,13 +240,7 @@ fn watch_follows_a_lab_run_and_the_time_left_falls_as_steps_finish() {
 fn a_killed_run_is_shown_stopped_not_running() {
     let s = setup();
     let mut run = s.run();
-    let mut watch = s
-        .lab
-        .cutover()
-        .arg("watch")
-        .arg(&s.journal)
-        .args(["--json", "--interval", "200ms"])
-        .spawn();
+    let mut watch = s.watch(&[]);
     let view = view_running(&mut watch, &mut run, "stop");
     assert!(view["holder"].as_str().is_some(), "{view:#}");
     run.kill();
@@ -344,13 +343,7 @@ fn rendered(url: &str, profile: &Path) -> String {
 fn the_page_shows_the_run_in_chromium_at_three_moments() {
     let s = setup();
     let mut run = s.run();
-    let mut watch = s
-        .lab
-        .cutover()
-        .arg("watch")
-        .arg(&s.journal)
-        .args(["--serve", "127.0.0.1:0", "--json", "--interval", "200ms"])
-        .spawn();
+    let mut watch = s.watch(&["--serve", "127.0.0.1:0"]);
     let output = watch.output_file();
     let url_in = |output: &Path| watch_url(&fs::read_to_string(output).unwrap_or_default());
     watch.wait_until(Duration::from_secs(30), "page address", || {
