@@ -190,6 +190,31 @@ pub fn other_journals(plan_path: &Path, plan: &Plan, journal: &Path) -> Vec<Path
 }
 
 /// What differs between the plan the journal was written for and this one.
+/// The attempts of a journal's `records` (at `path`), and which one is
+/// `plan`'s: the last whose plan hash is this plan's, as the read-only
+/// verbs (`status --journal`, `watch`) show it. A journal with attempts
+/// but none of this plan is [`CliError::PlanChanged`], naming what
+/// changed: the plan file, its variables, or the `--set` values differ
+/// from the run's.
+pub fn plan_attempt(
+    plan: &Plan,
+    path: &Path,
+    records: &[plan_core::journal::Record<RunRecord>],
+) -> Result<(Vec<plan_core::machine::Attempt>, Option<usize>), CliError> {
+    let attempts = plan_core::machine::attempts(records);
+    let current = attempts.iter().rposition(|a| a.plan_hash == plan.hash);
+    if current.is_none() && !attempts.is_empty() {
+        return Err(CliError::PlanChanged {
+            journal: path.display().to_string(),
+            detail: format!(
+                "the journal's runs are of another version of this plan ({}); use the plan and --set values the run used",
+                changed_steps(path, plan)
+            ),
+        });
+    }
+    Ok((attempts, current))
+}
+
 fn changed_steps(path: &Path, plan: &Plan) -> String {
     let Ok(journal) = JournalFile::read::<RunRecord>(path) else {
         return "the plan file or its variables changed".into();

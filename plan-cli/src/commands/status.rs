@@ -226,16 +226,8 @@ fn attempt_lines(path: &std::path::Path, attempts: &[AttemptRow]) -> String {
 fn journal_state(plan: &Plan, path: &std::path::Path) -> Result<JournalState, CliError> {
     let journal =
         JournalFile::read::<RunRecord>(path).map_err(|e| CliError::Journal(e.to_string()))?;
-    let attempts = plan_core::machine::attempts(&journal.records);
     // The runs of this version of the plan: its last attempt in the journal.
-    let current = attempts.iter().rposition(|a| a.plan_hash == plan.hash);
-    if current.is_none() && !attempts.is_empty() {
-        return Err(CliError::PlanChanged {
-            journal: path.display().to_string(),
-            detail: "the journal was written for other versions of this plan or other variables"
-                .into(),
-        });
-    }
+    let (attempts, current) = crate::session::plan_attempt(plan, path, &journal.records)?;
     let rows: Vec<AttemptRow> = attempts
         .iter()
         .enumerate()

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use plan_core::duration::format_duration;
 use plan_core::journal::Record;
-use plan_core::machine::{attempts, AttemptEnd, Effect, RunRecord, StepStatus};
+use plan_core::machine::{AttemptEnd, Effect, RunRecord, StepStatus};
 use plan_core::{Plan, Settings};
 use plan_steps::journal_file::{self, JournalFile, JournalFileErrorKind};
 use serde::Serialize;
@@ -383,15 +383,9 @@ impl Watcher<'_> {
             announced: None,
         };
         // The runs of this version of the plan: its last attempt.
-        let found = attempts(all);
-        let Some(attempt) = found.iter().rev().find(|a| a.plan_hash == plan.hash) else {
-            if found.is_empty() {
-                return Ok(view);
-            }
-            return Err(CliError::PlanChanged {
-                journal: self.journal.display().to_string(),
-                detail: "the journal's runs are of another version of this plan or other variables (watch with the plan and --set values the run used)".into(),
-            });
+        let (found, current) = crate::session::plan_attempt(plan, self.journal, all)?;
+        let Some(attempt) = current.map(|c| &found[c]) else {
+            return Ok(view);
         };
         let records = &all[attempt.records.clone()];
         let position = Position::read(plan, records, now)?;
