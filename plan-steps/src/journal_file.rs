@@ -173,6 +173,41 @@ pub fn holder(journal: &Path) -> Option<Holder> {
     }
 }
 
+/// Whether a process still runs a journal: [`liveness`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// Its holder, alive (or on another machine, where this one cannot tell).
+    Held(Holder),
+    /// Nobody: no lock file, or its holder's process is gone.
+    Gone,
+    /// The lock file cannot be read (another user's, or being written).
+    Unknown,
+}
+
+/// Whether a process still runs the journal at `journal`, without
+/// touching its lock, unlike [`holder`] (a watcher must never make a
+/// starting `run` or `resume` find the lock taken): the lock file names its
+/// holder while one holds it and is removed when it ends, but stays behind
+/// a killed one, whose pid this machine no longer has.
+pub fn liveness(journal: &Path) -> Liveness {
+    let path = lock_path(journal);
+    match fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Liveness::Gone,
+        Err(_) => Liveness::Unknown,
+        Ok(bytes) => match serde_json::from_slice::<Holder>(&bytes) {
+            Ok(holder) => {
+                let here = Holder::me().host == holder.host;
+                if here && !Path::new(&format!("/proc/{}", holder.pid)).exists() {
+                    Liveness::Gone
+                } else {
+                    Liveness::Held(holder)
+                }
+            }
+            Err(_) => Liveness::Unknown,
+        },
+    }
+}
+
 fn identity(metadata: &fs::Metadata) -> (u64, u64) {
     (metadata.dev(), metadata.ino())
 }

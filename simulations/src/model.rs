@@ -362,7 +362,7 @@ impl Model {
         let elapsed = position.map_or(0.0, |p| p.elapsed);
         if let Some(position) = position {
             let mut before = vec![0.0; schedule.steps.len()];
-            for (ix, status) in position.machine.statuses().iter().enumerate() {
+            for (ix, status) in position.machine().statuses().iter().enumerate() {
                 let id = &schedule.steps[ix].id;
                 if let (StepStatus::Done, Some(Action::DnsTtl { record, ttl })) =
                     (status, plan.step(id).map(|s| &s.action))
@@ -626,7 +626,7 @@ impl Model {
             initial_effects,
             head_starts,
             down_for: position.and_then(|p| p.down_for),
-            position_machine: position.map(|p| p.machine.clone()),
+            position_machine: position.map(|p| p.machine().clone()),
             from_idle,
             schedule,
             steps,

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use plan_core::journal::Record;
 use plan_core::machine::{
-    replay, users_change, Command, Effect, Event, RunMachine, RunRecord, Selection, UsersChange,
+    replay, users_change, Command, Effect, Event, ReplayedRun, RunMachine, RunRecord, Selection,
+    UsersChange,
 };
 use plan_core::{Downtime, Plan};
 use statig::blocking::StateMachine;
@@ -24,7 +25,9 @@ use crate::SimError;
 #[derive(Clone)]
 pub struct Position {
     pub(crate) selection: Selection,
-    pub(crate) machine: StateMachine<RunMachine>,
+    /// The attempt's runs, replayed (never empty: the last is the run's
+    /// machine now).
+    runs: Vec<ReplayedRun>,
     /// Effects under way (steps as schedule indices), and seconds since
     /// each started.
     pub(crate) under_way: Vec<(Command, f64)>,
@@ -48,7 +51,7 @@ impl std::fmt::Debug for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Position")
             .field("selection", &self.selection)
-            .field("state", &self.machine.state())
+            .field("state", &self.machine().state())
             .field("under_way", &self.under_way)
             .field("down_for", &self.down_for)
             .field("elapsed", &self.elapsed)
@@ -187,13 +190,17 @@ impl Position {
             };
             under_way.push((command, seconds(since, now)));
         }
-        Ok(Position {
-            selection: Selection {
+        let (selection, ended) = (
+            Selection {
                 phase: run.phase.clone(),
                 already_done: run.already_done.iter().cloned().collect(),
             },
-            ended: run.end.is_some(),
-            machine: run.machine.clone(),
+            run.end.is_some(),
+        );
+        Ok(Position {
+            runs,
+            selection,
+            ended,
             under_way,
             down_for: down_since.map(|since| seconds(since, now)),
             down_before,
@@ -205,6 +212,18 @@ impl Position {
                 .map(|(step, at)| (step, seconds(at, now)))
                 .collect(),
         })
+    }
+
+    /// The run's machine now: the last run's, replayed.
+    pub(crate) fn machine(&self) -> &StateMachine<RunMachine> {
+        // invariant: `read` refuses a journal without a run.
+        &self.runs[self.runs.len() - 1].machine
+    }
+
+    /// The attempt's runs (and resumes), replayed from the journal, the
+    /// last one now: for callers that show each step's state.
+    pub fn runs(&self) -> &[ReplayedRun] {
+        &self.runs
     }
 
     /// Whether the run has ended (completed, rolled back or halted).

@@ -276,38 +276,6 @@ fn plan_of(journal: &Path) -> Result<PathBuf, CliError> {
     }
 }
 
-/// Whether a process still runs the journal, without touching its lock
-/// (a watcher must never make a starting `run` or `resume` find the lock
-/// taken): the lock file names its holder while one holds it and is
-/// removed when it ends, but stays behind a killed one.
-enum Liveness {
-    /// Its holder, alive (or on another machine, where this one cannot tell).
-    Held(journal_file::Holder),
-    /// Nobody: no lock file, or its holder's process is gone.
-    Gone,
-    /// The lock file cannot be read (another user's, or being written).
-    Unknown,
-}
-
-fn liveness(journal: &Path) -> Liveness {
-    let path = journal_file::lock_path(journal);
-    match std::fs::read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Liveness::Gone,
-        Err(_) => Liveness::Unknown,
-        Ok(bytes) => match serde_json::from_slice::<journal_file::Holder>(&bytes) {
-            Ok(holder) => {
-                let here = journal_file::Holder::me().host == holder.host;
-                if here && !Path::new(&format!("/proc/{}", holder.pid)).exists() {
-                    Liveness::Gone
-                } else {
-                    Liveness::Held(holder)
-                }
-            }
-            Err(_) => Liveness::Unknown,
-        },
-    }
-}
-
 /// What stays between looks: the estimates, recomputed when the journal
 /// grew or every few seconds (the run's position moves with time too).
 struct Watcher<'a> {
@@ -391,11 +359,11 @@ impl Watcher<'_> {
         let position = Position::read(plan, records, now)?;
         // As of a past time, who ran it then is not known: taken as alive.
         let live = if self.past {
-            Liveness::Unknown
+            journal_file::Liveness::Unknown
         } else {
-            liveness(self.journal)
+            journal_file::liveness(self.journal)
         };
-        if let Liveness::Held(holder) = &live {
+        if let journal_file::Liveness::Held(holder) = &live {
             view.holder = Some(holder.to_string());
         }
         let first = records
@@ -406,9 +374,7 @@ impl Watcher<'_> {
         view.elapsed_s = seconds(first, now);
 
         // Per step: status, times, output; the phase from the last run_started.
-        let entries: Vec<RunRecord> = records.iter().map(|r| r.entry.clone()).collect();
-        let runs = plan_core::machine::replay(plan, &entries)
-            .map_err(|e| CliError::Journal(format!("{}: {e}", self.journal.display())))?;
+        let runs = position.runs();
         let Some(run) = runs.last() else {
             return Ok(view);
         };
@@ -418,7 +384,7 @@ impl Watcher<'_> {
         for id in &run.already_done {
             status.insert(id, StepStatus::Done);
         }
-        for r in &runs {
+        for r in runs {
             for (ix, s) in r.machine.statuses().iter().enumerate() {
                 let id = r.machine.schedule().steps[ix].id.as_str();
                 if *s != StepStatus::Pending || !status.contains_key(id) {
@@ -591,7 +557,7 @@ impl Watcher<'_> {
             // live run is between two records for a moment at each step.)
             // Nobody runs it any more: stopped, or killed mid-step (the
             // step's outcome was never journaled; resume's check decides).
-            None if matches!(live, Liveness::Gone) => {
+            None if matches!(live, journal_file::Liveness::Gone) => {
                 view.state = "stopped".into();
                 view.summary = if view.running.is_empty() {
                     "no cutover runs this journal any more: the run was stopped; `cutover resume` goes on".into()
