@@ -3,7 +3,8 @@
 //! Three shapes of schedule, each explored with single and double faults
 //! (`explore(schedule, 2)`: revert faults by situation, `covered` counts
 //! those an explored run covers; docs/plan-format.md says exactly what is
-//! run), and with single faults only for comparison; each timed as the best
+//! run; `shared` counts the runs that ended by a rollback an earlier run
+//! walked), and with single faults only for comparison; each timed as the best
 //! of three runs. No criterion: `cargo
 //! bench -p plan-core --bench explore` prints one line per case.
 //!
@@ -125,8 +126,8 @@ fn main() {
     ];
     println!("explore() on {STEPS}-step schedules, best of {REPEATS}");
     println!(
-        "{:<36} {:>6} {:>10} {:>8} {:>10} {:>10} {:>12} {:>12}",
-        "schedule", "faults", "runs", "single", "double", "covered", "best", "per run"
+        "{:<36} {:>6} {:>10} {:>8} {:>10} {:>10} {:>8} {:>12} {:>12}",
+        "schedule", "faults", "runs", "single", "double", "covered", "shared", "best", "per run"
     );
     for (name, schedule) in cases {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
@@ -137,11 +138,12 @@ fn main() {
             let (best, report) = time(&schedule, max_faults);
             let per_run = best / u32::try_from(report.runs.max(1)).unwrap_or(u32::MAX);
             println!(
-                "{name:<36} {max_faults:>6} {:>10} {:>8} {:>10} {:>10} {:>12.3?} {:>12.3?}",
+                "{name:<36} {max_faults:>6} {:>10} {:>8} {:>10} {:>10} {:>8} {:>12.3?} {:>12.3?}",
                 report.runs,
                 report.single_faults,
                 report.double_faults,
                 report.equivalent,
+                report.shared_tails,
                 best,
                 per_run
             );

@@ -34,9 +34,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use plan_core::machine::{
-    explore, explore_exhaustive, feed as feed_named, Effect, Event, FailureChoice, HaltCause,
-    OnFailure, Outbox, RunEnd, RunMachine, Schedule, ScheduledStep, State, StepIx, StepStatus,
-    START_POINT,
+    explore, explore_exhaustive, explore_unshared, feed as feed_named, Effect, Event, Exploration,
+    FailureChoice, HaltCause, OnFailure, Outbox, RunEnd, RunMachine, Schedule, ScheduledStep,
+    State, StepIx, StepStatus, START_POINT,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -1164,6 +1164,10 @@ proptest! {
             .map_err(|c| TestCaseError::fail(c.to_string()))?;
         prop_assert_eq!(every.single_faults, report.single_faults);
         prop_assert!(every.double_faults >= report.double_faults + report.equivalent, "{every:?} {report:?}");
+        // Every rollback walked to its end: the same report.
+        let walked = explore_unshared(Arc::clone(&schedule), 2)
+            .map_err(|c| TestCaseError::fail(c.to_string()))?;
+        prop_assert_eq!(Exploration { shared_tails: 0, ..report }, walked);
     }
 }
 

@@ -32,6 +32,9 @@ use super::event::{Command, Effect, Event, FailureChoice, Input, RunEnd, StepSta
 use super::run::{Outbox, RunMachine, State};
 use super::schedule::{Schedule, StepIx};
 
+mod tails;
+use tails::{TailKey, Tails};
+
 /// Where a fault is injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultPoint {
@@ -58,6 +61,9 @@ pub struct Exploration {
     pub halted: usize,
     /// Second faults not run because a run with the same situation was.
     pub equivalent: usize,
+    /// Runs that ended by an earlier run's rollback from the same revert
+    /// on (see [`explore_unshared`]).
+    pub shared_tails: usize,
 }
 
 /// What the machine's handling of a failed revert (a second fault) can
@@ -160,17 +166,27 @@ struct Reduction {
     last: Option<(std::mem::Discriminant<State>, u32)>,
     handled: FxHashMap<(std::mem::Discriminant<State>, u32), (Situation, Handling)>,
     skipped: usize,
+    /// Rollback tails shared between runs.
+    tails: Tails,
 }
 
 impl Reduction {
-    fn new(exhaustive: bool) -> Reduction {
+    /// Second faults by situation (or every one, `exhaustive`), and
+    /// rollback tails shared or each walked.
+    fn new(exhaustive: bool, share_tails: bool) -> Reduction {
         Reduction {
             exhaustive,
             seen: FxHashSet::default(),
             last: None,
             handled: FxHashMap::default(),
             skipped: 0,
+            tails: Tails::new(share_tails && !exhaustive),
         }
+    }
+
+    /// A run without branches, for `simulate` and counterexamples.
+    fn single_run() -> Reduction {
+        Reduction::new(false, false)
     }
 
     /// The situation of a revert of `ix` failing in `sim`, the first of
@@ -316,6 +332,15 @@ struct Sim {
     failures: Vec<u32>,
     /// Completion position of each step, for the reverse-order check.
     position: Vec<usize>,
+    /// How many of the first completions are the run's without faults
+    /// (all of them until a fault; a rollback tail through them can be
+    /// shared).
+    shared: usize,
+    /// The shareable reverts this run's rollback passed, with `reverts`
+    /// before each.
+    tail: Vec<(TailKey, usize)>,
+    /// Revert effects handled.
+    reverts: usize,
     last_revert: Option<usize>,
     ends: Vec<RunEnd<StepIx>>,
     events: usize,
@@ -338,6 +363,9 @@ impl Sim {
             starts: vec![0; n],
             failures: vec![0; n],
             position: vec![usize::MAX; n],
+            shared: 0,
+            tail: Vec::new(),
+            reverts: 0,
             last_revert: None,
             ends: Vec::new(),
             events: 0,
@@ -376,7 +404,21 @@ impl Sim {
 /// every single fault, and every second fault in a situation not covered
 /// by an earlier run (see the module's documentation).
 pub fn explore(schedule: Arc<Schedule>, max_faults: usize) -> Result<Exploration, Counterexample> {
-    explore_with(schedule, max_faults, false)
+    explore_with(schedule, max_faults, Reduction::new(false, true))
+}
+
+/// What [`explore`] does, with every rollback walked to its end: a run
+/// whose rollback reaches a revert of a step completed before any fault
+/// (in the same place of the completion order), where an earlier run's
+/// rollback in the same situation went on to its end, takes that end in
+/// [`explore`] (`Exploration::shared_tails` counts them); here it walks it
+/// (for tests: the same report, `shared_tails` aside; its cost grows with
+/// the square of a segment's steps).
+pub fn explore_unshared(
+    schedule: Arc<Schedule>,
+    max_faults: usize,
+) -> Result<Exploration, Counterexample> {
+    explore_with(schedule, max_faults, Reduction::new(false, false))
 }
 
 /// Explores every run of `schedule` with up to `max_faults` injected
@@ -386,22 +428,22 @@ pub fn explore_exhaustive(
     schedule: Arc<Schedule>,
     max_faults: usize,
 ) -> Result<Exploration, Counterexample> {
-    explore_with(schedule, max_faults, true)
+    explore_with(schedule, max_faults, Reduction::new(true, false))
 }
 
 fn explore_with(
     schedule: Arc<Schedule>,
     max_faults: usize,
-    exhaustive: bool,
+    mut reduction: Reduction,
 ) -> Result<Exploration, Counterexample> {
     let mut report = Exploration::default();
     let mut stack = vec![Sim::new(&schedule, max_faults, Vec::new(), false)];
     stack[0].feed(Event::Start);
     let limit = event_limit(&schedule);
-    let mut reduction = Reduction::new(exhaustive);
     while let Some(mut sim) = stack.pop() {
         let driven = drive(&schedule, &mut sim, &mut stack, limit, &mut reduction);
         report.equivalent = reduction.skipped;
+        report.shared_tails = reduction.tails.taken;
         match driven {
             Ok(end) => {
                 report.runs += 1;
@@ -437,7 +479,7 @@ pub fn simulate(
         &mut sim,
         &mut no_branches,
         event_limit(&schedule),
-        &mut Reduction::new(false),
+        &mut Reduction::single_run(),
     )?;
     let log = sim.log.unwrap_or_default();
     let name = |&ix: &StepIx| schedule.steps[ix].id.clone();
@@ -466,7 +508,7 @@ fn counterexample(
         &mut sim,
         &mut no_branches,
         limit,
-        &mut Reduction::new(false),
+        &mut Reduction::single_run(),
     );
     let names = faults
         .iter()
@@ -504,7 +546,9 @@ fn drive(
             ));
         }
         let Some(effect) = sim.queue.pop_front() else {
-            return finish(sim, schedule);
+            let end = finish(sim, schedule)?;
+            reduction.tails.record(sim, &end);
+            return Ok(end);
         };
         if let Some(log) = &mut sim.log {
             log.push(effect.clone());
@@ -600,6 +644,24 @@ fn drive(
                 let fault = FaultPoint::Revert(ix);
                 let fails = sim.faults.contains(&fault);
                 let can_branch = !fails && sim.budget > 0;
+                let shareable = (!fails)
+                    .then(|| reduction.tails.key(schedule, sim, ix, first))
+                    .flatten();
+                if let Some(key) = shareable {
+                    if let Some(taken) = reduction.tails.take(schedule, sim, &key) {
+                        let taken = taken?;
+                        // Each revert of the tail was a second fault the
+                        // run that walked it covered.
+                        if can_branch {
+                            reduction.skipped += taken.reverts;
+                        }
+                        sim.reverts += taken.reverts;
+                        reduction.tails.record(sim, &taken.end);
+                        return Ok(taken.end);
+                    }
+                    sim.tail.push((key, sim.reverts));
+                }
+                sim.reverts += 1;
                 let situation = can_branch
                     .then(|| Reduction::situation(schedule, sim, ix, first))
                     .flatten();
@@ -610,6 +672,8 @@ fn drive(
                     branches.push(rest);
                     sim.budget -= 1;
                     sim.faults.push(fault);
+                    // This run's rollback ends here: the tail is the rest's.
+                    sim.tail.clear();
                 }
                 if fails || branch_here {
                     let queued = sim.queue.len();
@@ -634,6 +698,9 @@ fn forward_succeeds(sim: &mut Sim, step: StepIx, manual: bool) {
     sim.completed[step] = true;
     sim.done += 1;
     sim.position[step] = sim.done;
+    if sim.faults.is_empty() {
+        sim.shared = sim.done;
+    }
     sim.feed(if manual {
         Event::OperatorConfirmed { step }
     } else {
@@ -805,6 +872,47 @@ mod tests {
         assert_eq!(report.single_faults, 2000, "{report:?}");
         assert!(report.double_faults < 20_000, "{report:?}");
         assert!(report.equivalent > 900_000, "{report:?}");
+    }
+
+    /// Sharing rollback tails changes the cost, not what is covered: a long
+    /// segment, segments, and hosts side by side give the same report as
+    /// walking every rollback, and most runs take a shared tail.
+    #[test]
+    fn shared_rollback_tails_cover_what_walking_them_covers() {
+        let side_by_side = |hosts: usize, chain: usize| {
+            let mut steps = Vec::new();
+            for h in 0..hosts {
+                for s in 0..chain {
+                    let deps = if s == 0 {
+                        vec![]
+                    } else {
+                        vec![steps.len() - 1]
+                    };
+                    steps.push(ScheduledStep::automatic(
+                        &format!("h{h}s{s}"),
+                        deps,
+                        0,
+                        ("start", 0),
+                        false,
+                    ));
+                }
+            }
+            Schedule::from_steps(steps, vec!["start".into()])
+        };
+        for schedule in [linear(300, 0), linear(200, 40), side_by_side(6, 30)] {
+            let schedule = Arc::new(schedule);
+            let shared = explore(Arc::clone(&schedule), 2).expect("safe");
+            let walked = explore_unshared(Arc::clone(&schedule), 2).expect("safe");
+            assert_eq!(walked.shared_tails, 0);
+            assert_eq!(
+                Exploration {
+                    shared_tails: 0,
+                    ..shared.clone()
+                },
+                walked
+            );
+            assert!(shared.shared_tails * 2 > shared.single_faults, "{shared:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub use event::{
     PREFLIGHT_FAILED,
 };
 pub use explore::FaultPoint;
-pub use explore::{explore, explore_exhaustive, simulate, Counterexample, Exploration};
+pub use explore::{
+    explore, explore_exhaustive, explore_unshared, simulate, Counterexample, Exploration,
+};
 pub use record::{
     done_by_runs, replay, AnsweredBy, ProcessGroup, Question, ReplayError, ReplayedRun, RunRecord,
 };

@@ -258,6 +258,11 @@ impl RunMachine {
         self.rollback.as_ref().map(|r| r.point.as_str())
     }
 
+    /// The segment a rollback under way goes back to.
+    pub(super) fn rollback_segment(&self) -> Option<usize> {
+        self.rollback.as_ref().map(|r| r.segment)
+    }
+
     fn after_transition(&mut self, source: &State, target: &State, context: &mut Outbox) {
         if context.record_transitions {
             let (from, to) = (format!("{source:?}"), format!("{target:?}"));
