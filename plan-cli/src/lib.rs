@@ -46,6 +46,8 @@ enum Command {
     Graph(commands::graph::GraphArgs),
     /// Print the plan as it will run: every variable expanded, in RON
     Print(commands::print::PrintArgs),
+    /// Look at the hosts, DNS and every step without changing anything: what would stop the run
+    Probe(commands::probe::ProbeArgs),
     /// Verify, confirm, then execute the plan with automatic rollback
     Run(commands::run::RunArgs),
     /// Continue the last run from its journal after a crash or a stop
@@ -214,6 +216,7 @@ pub fn run(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<u
         Command::Announce(args) => commands::announce::cmd_announce(&args, stdout, stderr),
         Command::Timeline(args) => commands::timeline::cmd_timeline(&args, stdout, stderr),
         Command::Watch(args) => commands::watch::cmd_watch(&args, stdout, stderr),
+        Command::Probe(args) => commands::probe::cmd_probe(&args, stdout, stderr),
         Command::Completions(args) => commands::completions::cmd_completions(&args, stdout),
         Command::Man(args) => commands::man::cmd_man(&args, stdout, stderr),
     }

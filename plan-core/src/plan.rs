@@ -377,6 +377,10 @@ pub struct Step {
     pub action: Action,
     /// How to tell that the action took effect.
     pub check: Option<Check>,
+    /// What `cutover probe` runs to see that the step can run, instead of
+    /// looking for its commands' programs: a read-only check the plan
+    /// vouches for. Never run by `run`, and not in the fingerprint.
+    pub probe: Option<Check>,
     /// How long it takes.
     pub duration: DurationModel,
     /// Cancel and fail it past this.
@@ -464,6 +468,7 @@ impl Step {
             done,
             action,
             check,
+            probe,
             duration,
             deadline,
             retries,
@@ -486,7 +491,7 @@ impl Step {
             "{id:?} {title:?} {number} {tickets:?} {done:?} | {action:?} | {check:?} | \
              {duration:?} {deadline:?} {retries} {retry_interval:?} {after:?} {after_explicit} {downtime:?} \
              {settle:?} {notice:?} {failure_rate:?} {outage:?} {in_flight:?} {loses:?} {env:?} {revert_after_failure} \
-             {transfer_size:?}"
+             {transfer_size:?} {probe:?}"
         )
     }
 

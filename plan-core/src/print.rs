@@ -581,6 +581,9 @@ fn step_node(step: &Step, write_number: bool) -> Node {
     if let Some(check) = &step.check {
         fields.push((Some("check"), check_node(check, step.host())));
     }
+    if let Some(probe) = &step.probe {
+        fields.push((Some("probe"), check_node(probe, step.host())));
+    }
     if step.duration != step.action.default_duration() {
         fields.push((Some("duration"), duration_model_node(&step.duration)));
     }

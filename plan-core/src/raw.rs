@@ -144,6 +144,8 @@ pub(crate) enum RawEntry {
         #[serde(default)]
         check: Option<S<RawCheck>>,
         #[serde(default)]
+        probe: Option<S<RawCheck>>,
+        #[serde(default)]
         duration: Option<S<RawDuration>>,
         #[serde(default)]
         deadline: Option<S<String>>,

@@ -26,6 +26,7 @@ pub mod journal_file;
 pub mod local;
 pub mod notify;
 mod output;
+pub mod probe;
 pub mod rsync;
 pub mod service;
 pub mod ssh;

@@ -40,11 +40,7 @@ impl Copy<'_> {
         if self.delete {
             words.push("--delete".into());
         }
-        let own_shell = self
-            .args
-            .iter()
-            .any(|a| a == "-e" || a.starts_with("--rsh"));
-        if !is_daemon(self.dest) && !own_shell {
+        if self.over_our_ssh() {
             let port = self.to.port.unwrap_or(22);
             words.push("-e".into());
             words.push(quote(&format!("ssh -p {port} -o BatchMode=yes")).into_owned());
@@ -53,6 +49,49 @@ impl Copy<'_> {
         words.push(quote(self.path).into_owned());
         words.push(quote(&self.target()).into_owned());
         words.join(" ")
+    }
+
+    /// Whether the copy goes over the SSH remote shell cutover gives it
+    /// (not a daemon, not the plan's own `-e`).
+    fn over_our_ssh(&self) -> bool {
+        !is_daemon(self.dest)
+            && !self
+                .args
+                .iter()
+                .any(|a| a == "-e" || a.starts_with("--rsh"))
+    }
+
+    /// A command for the source host that streams `bytes` zeros to the
+    /// destination host over the copy's remote shell, where `cat` throws
+    /// them away, and prints [`STREAM_MARK`] and the nanoseconds it took
+    /// (`None` when the copy does not use cutover's SSH remote shell).
+    /// It writes nothing anywhere: `probe` times the link with it.
+    pub fn timed_stream(&self, bytes: u64) -> Option<String> {
+        if !self.over_our_ssh() {
+            return None;
+        }
+        let port = self.to.port.unwrap_or(22);
+        let login = match &self.to.user {
+            Some(user) => format!("{user}@{}", self.to.address),
+            None => self.to.address.clone(),
+        };
+        Some(format!(
+            "s=$(date +%s%N) && head -c {bytes} /dev/zero | ssh -p {port} -o BatchMode=yes {}              'cat >/dev/null' && e=$(date +%s%N) && echo \"{STREAM_MARK}$((e - s))\"",
+            quote(&login)
+        ))
+    }
+
+    /// A command for the destination host that prints `df -Pk` of the
+    /// file system the destination is (or would be created) on (`None`
+    /// for a daemon target).
+    pub fn room_command(&self) -> Option<String> {
+        if is_daemon(self.dest) {
+            return None;
+        }
+        Some(format!(
+            "d={}; while [ ! -e \"$d\" ]; do d=$(dirname -- \"$d\"); done; df -Pk -- \"$d\"",
+            quote(self.dest)
+        ))
     }
 
     /// `user@address:dest`, or the daemon target as written.
@@ -66,6 +105,9 @@ impl Copy<'_> {
         }
     }
 }
+
+/// What [`Copy::timed_stream`] prints before the nanoseconds it took.
+pub const STREAM_MARK: &str = "cutover-stream-ns ";
 
 /// The figures of `rsync --stats` that estimates and checks need.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

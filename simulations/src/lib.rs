@@ -106,6 +106,6 @@ pub use estimate::{
     Quantiles, TailDriver, DEFAULT_RUNS, DEFAULT_SEED, UNAVAILABLE,
 };
 pub use histogram::Histogram;
-pub use measured::Measured;
+pub use measured::{Measured, ProbedCopy};
 pub use position::Position;
 pub use scenario::Scenario;

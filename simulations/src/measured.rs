@@ -23,6 +23,11 @@
 //! - **copies**: the bytes and time of each successful `Rsync` (its
 //!   `transferred` record), so that a plan that says how much it will
 //!   copy (`size`) gets `overhead + size / rate`;
+//! - **probes** (the record `cutover probe` writes): what an `Rsync`
+//!   step's dry run found pending, how long the dry run took, and a timed
+//!   transfer between its hosts; the copy is then drawn as the dry run's
+//!   time plus the pending bytes at a measured rate (see
+//!   `docs/plan-format.md`, "Estimates from journals");
 //! - **what checks found** after a failed or in-doubt attempt (`checked`):
 //!   how often the effect was there, from a prior of one half;
 //! - **checks of in-doubt steps** (`check` to `checked`), and the
@@ -74,6 +79,20 @@ pub struct StepObservations {
     pub checks: u64,
     /// Those that found its effect there (in part or whole).
     pub found_done: u64,
+    /// What the last probe read measured of the copy (`cutover probe`).
+    pub probed: Option<ProbedCopy>,
+}
+
+/// What `cutover probe` measured of an `Rsync` step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbedCopy {
+    /// Bytes its dry run found pending.
+    pub bytes: u64,
+    /// How long the dry run took: walking and comparing both trees, which
+    /// the copy does again.
+    pub scan: Duration,
+    /// A timed transfer between its hosts: bytes, and how long.
+    pub rate: Option<(u64, Duration)>,
 }
 
 /// One journal read.
@@ -139,7 +158,8 @@ impl Measured {
             };
             let key = |step: &str| (step.to_owned(), fingerprints.get(step).copied());
             match &record.entry {
-                RunRecord::RunStarted { plan, steps, .. } => {
+                RunRecord::RunStarted { plan, steps, .. }
+                | RunRecord::ProbeStarted { plan, steps, .. } => {
                     if !seen.plan.is_empty() && seen.plan != *plan {
                         return Err(error(format!(
                             "it holds runs of two plans, `{}` and `{plan}`",
@@ -184,6 +204,24 @@ impl Measured {
                     if let Some(open) = forward.get_mut(step) {
                         open.copied = Some((Duration::from_millis(*millis), *bytes));
                     }
+                }
+                RunRecord::Probed {
+                    step,
+                    bytes,
+                    scan_millis,
+                    rate_bytes,
+                    rate_millis,
+                    ..
+                } => {
+                    let seen = self.steps.entry(key(step)).or_default();
+                    seen.probed = Some(ProbedCopy {
+                        bytes: *bytes,
+                        scan: Duration::from_millis(*scan_millis),
+                        rate: rate_bytes
+                            .zip(*rate_millis)
+                            .map(|(b, ms)| (b, Duration::from_millis(ms))),
+                    });
+                    added += 1;
                 }
                 RunRecord::Answered {
                     question,
@@ -297,6 +335,9 @@ impl Measured {
                 into.copies.extend(&seen.copies);
                 into.checks += seen.checks;
                 into.found_done += seen.found_done;
+                if seen.probed.is_some() {
+                    into.probed = seen.probed;
+                }
             }
         }
         all

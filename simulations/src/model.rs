@@ -427,6 +427,7 @@ impl Model {
             .map(|((step, o), seen)| {
                 let plain = o.duration.is_none()
                     && step.transfer_size.is_none()
+                    && seen.probed.is_none()
                     && !matches!(step.action, Action::WaitTtl { .. })
                     && !seen.forward.is_empty();
                 plain.then(|| {
@@ -462,6 +463,22 @@ impl Model {
                 _ => None,
             };
             let measured_forward = || {
+                // A probe's measurement wins over `size`: what is pending
+                // now, at each rate measured (the probe's timed transfer,
+                // this step's earlier copies), after the dry run's walk.
+                if let Some(probed) = &seen.probed {
+                    let mut rates: Vec<_> = seen
+                        .copies
+                        .iter()
+                        .map(|(whole, copy, bytes)| (without_settle(whole), *copy, *bytes))
+                        .collect();
+                    if let Some((bytes, took)) = probed.rate {
+                        rates.push((probed.scan + took, took, bytes));
+                    }
+                    if let Some(sampler) = DurationSampler::transfer(probed.bytes, &rates) {
+                        return Some(sampler);
+                    }
+                }
                 if let Some(size) = step.transfer_size {
                     let copies: Vec<_> = seen
                         .copies

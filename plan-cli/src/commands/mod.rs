@@ -6,6 +6,7 @@ pub mod completions;
 pub mod graph;
 pub mod man;
 pub mod print;
+pub mod probe;
 pub mod resume;
 pub mod run;
 pub mod simulate;

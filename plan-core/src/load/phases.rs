@@ -179,6 +179,7 @@ impl Validator<'_> {
                 done,
                 action,
                 check,
+                probe,
                 duration,
                 deadline,
                 retries,
@@ -229,6 +230,7 @@ impl Validator<'_> {
                 let check_span = check.as_ref().map(span_of);
                 let host = action.host().map(str::to_owned);
                 let check = check.and_then(|c| self.check(c, host.as_deref()));
+                let probe = probe.and_then(|c| self.check(c, host.as_deref()));
                 let env = self.env(&env, host.as_deref());
                 if matches!(action, Action::Verify) && check.is_none() && check_span.is_none() {
                     self.report(
@@ -289,6 +291,7 @@ impl Validator<'_> {
                     done,
                     action,
                     check,
+                    probe,
                     duration,
                     deadline,
                     retry_interval: retry_interval.map(|i| {

@@ -145,6 +145,38 @@ pub enum RunRecord {
         /// How long the run waited for it, in milliseconds.
         waited_ms: u64,
     },
+    /// `cutover probe` looked at the plan's hosts (the first record of a
+    /// probe's record file, which holds no run): what it selected, so that
+    /// estimates use its measurements only for the steps it looked at.
+    ProbeStarted {
+        /// The plan's name.
+        plan: String,
+        /// `--phase`, if given.
+        phase: Option<String>,
+        /// The cutover version that probed.
+        version: String,
+        /// The fingerprint of each step probed.
+        steps: Vec<(String, u64)>,
+    },
+    /// What a probe measured of an `Rsync` step, for estimates: what its
+    /// dry run found pending, how long the dry run took, and a timed
+    /// transfer between its two hosts.
+    Probed {
+        /// Step id.
+        step: String,
+        /// Files pending.
+        files: u64,
+        /// Bytes of file data pending.
+        bytes: u64,
+        /// The dry run's wall time, in milliseconds.
+        scan_millis: u64,
+        /// Bytes of the timed transfer, when one was made.
+        #[serde(default)]
+        rate_bytes: Option<u64>,
+        /// Its wall time, in milliseconds.
+        #[serde(default)]
+        rate_millis: Option<u64>,
+    },
 }
 
 /// A question a run asks its operator.

@@ -81,7 +81,7 @@ impl Executor {
     }
 
     /// The address a host is reached at from this machine.
-    fn address_of(&self, host: &str) -> String {
+    pub(super) fn address_of(&self, host: &str) -> String {
         match self.plan.host(host) {
             Some(h) if !h.is_local() => h.address.clone(),
             _ => "127.0.0.1".to_owned(),

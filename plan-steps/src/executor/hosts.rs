@@ -60,7 +60,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Executor {
     /// The known_hosts file and policy in force.
-    fn known_hosts(&self, env: &SshEnv) -> KnownHosts {
+    pub(super) fn known_hosts(&self, env: &SshEnv) -> KnownHosts {
         let policy = if self.ssh.accept_new {
             HostKeyPolicy::AcceptNew
         } else {
@@ -78,7 +78,7 @@ impl Executor {
     }
 
     /// Where and as whom to reach `host`, completed from `~/.ssh/config`.
-    fn target(&self, host: &str, env: &SshEnv) -> Result<SshTarget, ExecError> {
+    pub(super) fn target(&self, host: &str, env: &SshEnv) -> Result<SshTarget, ExecError> {
         let plan_host = self.plan.host(host).ok_or_else(|| ExecError {
             lost: false,
             message: format!("the plan has no host `{host}`"),

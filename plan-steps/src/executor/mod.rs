@@ -22,6 +22,7 @@
 //! | `check.rs` | a step's own `check` |
 //! | `shell.rs`, `service.rs`, `copy.rs`, `dns.rs`, `wait.rs` | the action kinds |
 //! | `poll.rs` | `WaitUntil` and `check: Until(..)`: a command polled until it holds |
+//! | `probe.rs` | `cutover probe`: hosts, DNS and each step looked at, nothing changed |
 
 mod check;
 mod copy;
@@ -31,6 +32,7 @@ mod failure;
 mod hosts;
 mod leftover;
 mod poll;
+mod probe;
 mod report;
 mod service;
 mod shell;
@@ -43,4 +45,5 @@ pub use dispatch::Executor;
 pub use failure::{CheckError, CheckErrorKind};
 pub use hosts::{PreflightError, PreflightProblem, SshOptions, CONNECT_PARALLEL, CONNECT_TIMEOUT};
 pub use leftover::{LEFTOVER_WAIT, START_TIME_AFTER};
+pub use probe::RATE_SAMPLE_BYTES;
 pub use report::{Report, Reporter, Transcript};
