@@ -16,6 +16,7 @@ mod mail_lab;
 mod mailman;
 mod notify;
 mod plan_format;
+mod probe;
 mod run;
 mod run_safety;
 mod ssh;
