@@ -59,6 +59,8 @@ pub enum FindingKind {
     AlreadyDone,
     /// The step's check does not pass yet (the expected state).
     NotDoneYet,
+    /// The step's check could not be run to an answer.
+    CheckNotRun,
     /// The DNS server answered a signed query.
     DnsAnswered,
     /// The DNS server cannot be reached, or the key cannot be read.
@@ -81,6 +83,8 @@ pub enum FindingKind {
     Transfer,
     /// The destination has not room for what is pending.
     NoRoom,
+    /// How much room the destination has.
+    Room,
     /// A copy would take longer than the step's duration model (or its
     /// deadline) allows.
     TransferTooLong,
@@ -178,22 +182,44 @@ impl Probed {
     }
 }
 
-/// The program a shell command runs first, when it is a plain word: not a
-/// variable assignment, a redirection, a subshell, a quoted or expanded
-/// word. `None` when the command does not start with one.
+/// The program a shell command runs first, when it is a plain word (not a
+/// redirection, a subshell, a quoted or expanded word), past variable
+/// assignments (`LANG=C sort`) and the wrappers that run the next word
+/// (`sudo`, `exec`, `env`, `nohup`, `time`, `command`; `sudo` only without
+/// options). `None` when the command does not start with one.
 pub fn program_of(command: &str) -> Option<&str> {
-    let word = command.split_whitespace().next()?;
-    let plain = word
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | '@'));
-    (plain && !word.contains('=')).then_some(word)
+    const WRAPPERS: [&str; 6] = ["sudo", "exec", "env", "nohup", "time", "command"];
+    let plain = |word: &str| {
+        word.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | '@')
+        })
+    };
+    let assignment = |word: &str| {
+        word.split_once('=').is_some_and(|(name, value)| {
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && plain(value)
+        })
+    };
+    for word in command.split_whitespace() {
+        if assignment(word) || WRAPPERS.contains(&word) {
+            continue;
+        }
+        return (plain(word) && !word.starts_with('-')).then_some(word);
+    }
+    None
 }
 
-/// The bytes available on the file system `df -Pk` describes (its second
-/// line's fourth column, in KiB).
+/// The bytes available on the file system `LC_ALL=C df -Pk` describes:
+/// on its last line, the column before the capacity (`NN%`), in KiB (so
+/// names with spaces, before or after, do not shift it).
 pub fn df_available(output: &str) -> Option<u64> {
-    let line = output.lines().find(|l| !l.starts_with("Filesystem"))?;
-    let kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    let line = output.lines().rev().find(|l| !l.trim().is_empty())?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let capacity = words
+        .iter()
+        .position(|w| w.ends_with('%') && w[..w.len() - 1].parse::<u32>().is_ok())?;
+    let kib: u64 = words.get(capacity.checked_sub(1)?)?.parse().ok()?;
     kib.checked_mul(1024)
 }
 
@@ -221,7 +247,10 @@ mod tests {
     fn the_program_is_the_first_plain_word() {
         assert_eq!(program_of("systemctl stop mailman3"), Some("systemctl"));
         assert_eq!(program_of("  /usr/sbin/exim4 -bp"), Some("/usr/sbin/exim4"));
-        assert_eq!(program_of("FOO=1 make"), None);
+        assert_eq!(program_of("FOO=1 make"), Some("make"));
+        assert_eq!(program_of("sudo -u list mailman stop"), None);
+        assert_eq!(program_of("sudo systemctl stop exim4"), Some("systemctl"));
+        assert_eq!(program_of("FOO=$(x) make"), None);
         assert_eq!(program_of("$(which x) y"), None);
         assert_eq!(program_of("'quoted' y"), None);
         assert_eq!(program_of("(cd /x && y)"), None);
@@ -234,6 +263,9 @@ mod tests {
                       tmpfs                 64     8        56      13% /tmp/lab/host2/srv\n";
         assert_eq!(df_available(output), Some(56 * 1024));
         assert_eq!(df_available("df: /nowhere: No such file"), None);
+        let spaced = "Filesystem 1024-blocks Used Available Capacity Mounted on\n\
+                      my disk 100 40 60 40% /mnt/with space\n";
+        assert_eq!(df_available(spaced), Some(60 * 1024));
     }
 
     #[test]

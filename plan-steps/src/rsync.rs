@@ -33,19 +33,32 @@ pub fn is_daemon(dest: &str) -> bool {
 impl Copy<'_> {
     /// The shell command that performs the copy (`dry_run`: only measure it).
     pub fn command(&self, dry_run: bool) -> String {
+        self.command_with(dry_run, "")
+    }
+
+    /// The dry run `cutover probe` runs: as [`Copy::command`]'s, its SSH
+    /// trusting only host keys the source host already knows and writing
+    /// none ([`PROBE_SSH_OPTIONS`]).
+    pub fn probe_command(&self) -> String {
+        self.command_with(true, PROBE_SSH_OPTIONS)
+    }
+
+    fn command_with(&self, dry_run: bool, ssh_options: &str) -> String {
         let mut words: Vec<String> = vec!["rsync".into(), "-a".into(), "--stats".into()];
-        if dry_run {
-            words.push("--dry-run".into());
-        }
         if self.delete {
             words.push("--delete".into());
         }
         if self.over_our_ssh() {
             let port = self.to.port.unwrap_or(22);
             words.push("-e".into());
-            words.push(quote(&format!("ssh -p {port} -o BatchMode=yes")).into_owned());
+            words.push(quote(&format!("ssh -p {port} -o BatchMode=yes{ssh_options}")).into_owned());
         }
         words.extend(self.args.iter().map(|a| quote(a).into_owned()));
+        // After the plan's arguments, so that none of them undoes it.
+        if dry_run {
+            words.push("--dry-run".into());
+        }
+        words.push("--".into());
         words.push(quote(self.path).into_owned());
         words.push(quote(&self.target()).into_owned());
         words.join(" ")
@@ -61,23 +74,48 @@ impl Copy<'_> {
                 .any(|a| a == "-e" || a.starts_with("--rsh"))
     }
 
+    /// The plan's argument that makes even a dry run act (run a command on
+    /// the destination, write a log or a batch file), if any: such a copy
+    /// cannot be probed read-only.
+    pub fn acting_argument(&self) -> Option<&str> {
+        const ACTING: [&str; 6] = [
+            "--rsync-path",
+            "--log-file",
+            "--write-batch",
+            "--only-write-batch",
+            "--remote-option",
+            "-M",
+        ];
+        self.args
+            .iter()
+            .find(|a| {
+                ACTING
+                    .iter()
+                    .any(|act| a.as_str() == *act || a.starts_with(&format!("{act}=")))
+            })
+            .map(String::as_str)
+    }
+
     /// A command for the source host that streams `bytes` zeros to the
-    /// destination host over the copy's remote shell, where `cat` throws
-    /// them away, and prints [`STREAM_MARK`] and the nanoseconds it took
-    /// (`None` when the copy does not use cutover's SSH remote shell).
-    /// It writes nothing anywhere: `probe` times the link with it.
+    /// destination host over the copy's remote shell (uncompressed, with
+    /// [`PROBE_SSH_OPTIONS`]), where `cat` throws them away, and prints
+    /// [`STREAM_MARK`] and the nanoseconds it took (GNU `date`). `None`
+    /// when the copy does not use cutover's SSH remote shell. It writes
+    /// nothing anywhere: `probe` times the link with it.
     pub fn timed_stream(&self, bytes: u64) -> Option<String> {
         if !self.over_our_ssh() {
             return None;
         }
         let port = self.to.port.unwrap_or(22);
-        let login = match &self.to.user {
-            Some(user) => format!("{user}@{}", self.to.address),
-            None => self.to.address.clone(),
+        let user = match &self.to.user {
+            Some(user) => format!(" -l {}", quote(user)),
+            None => String::new(),
         };
         Some(format!(
-            "s=$(date +%s%N) && head -c {bytes} /dev/zero | ssh -p {port} -o BatchMode=yes {}              'cat >/dev/null' && e=$(date +%s%N) && echo \"{STREAM_MARK}$((e - s))\"",
-            quote(&login)
+            "s=$(date +%s%N) && head -c {bytes} /dev/zero | ssh -p {port} -o BatchMode=yes \
+             -o Compression=no{PROBE_SSH_OPTIONS}{user} -- {} 'cat >/dev/null' && \
+             e=$(date +%s%N) && echo \"{STREAM_MARK}$((e - s))\"",
+            quote(&self.to.address)
         ))
     }
 
@@ -89,7 +127,7 @@ impl Copy<'_> {
             return None;
         }
         Some(format!(
-            "d={}; while [ ! -e \"$d\" ]; do d=$(dirname -- \"$d\"); done; df -Pk -- \"$d\"",
+            "d={}; while [ ! -e \"$d\" ]; do d=$(dirname -- \"$d\"); done; LC_ALL=C df -Pk -- \"$d\"",
             quote(self.dest)
         ))
     }
@@ -105,6 +143,11 @@ impl Copy<'_> {
         }
     }
 }
+
+/// The SSH options of the probe's commands on a copy's source host: a
+/// destination host key the source does not know is refused rather than
+/// trusted, and none is written to its known_hosts.
+pub const PROBE_SSH_OPTIONS: &str = " -o StrictHostKeyChecking=yes -o UpdateHostKeys=no";
 
 /// What [`Copy::timed_stream`] prints before the nanoseconds it took.
 pub const STREAM_MARK: &str = "cutover-stream-ns ";
@@ -176,11 +219,36 @@ mod tests {
         assert_eq!(
             copy.command(false),
             "rsync -a --stats --delete -e 'ssh -p 2222 -o BatchMode=yes' --exclude 'qfiles/bad dir' \
-             /var/lib/mailman/ root@fermium.wikimedia.org:/var/lib/mailman/"
+             -- /var/lib/mailman/ root@fermium.wikimedia.org:/var/lib/mailman/"
         );
+        // The dry run's flag comes after the plan's arguments: none undoes it.
         assert!(copy
             .command(true)
-            .starts_with("rsync -a --stats --dry-run --delete"));
+            .ends_with("'qfiles/bad dir' --dry-run -- /var/lib/mailman/ root@fermium.wikimedia.org:/var/lib/mailman/"));
+        // The probe's own: strict about the destination's host key, and
+        // writes none; its timed stream logs in with -l, the address after --.
+        assert!(copy
+            .probe_command()
+            .contains("-o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=no'"));
+        let stream = copy.timed_stream(1024).expect("over ssh");
+        assert!(
+            stream.contains(
+                "head -c 1024 /dev/zero | ssh -p 2222 -o BatchMode=yes -o Compression=no \
+                             -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -l root -- \
+                             fermium.wikimedia.org 'cat >/dev/null'"
+            ),
+            "{stream}"
+        );
+        assert_eq!(copy.acting_argument(), None);
+        let acting = vec!["--rsync-path=mkdir -p /x && rsync".to_owned()];
+        assert_eq!(
+            Copy {
+                args: &acting,
+                ..copy
+            }
+            .acting_argument(),
+            Some("--rsync-path=mkdir -p /x && rsync")
+        );
     }
 
     #[test]
@@ -196,7 +264,7 @@ mod tests {
         };
         assert_eq!(
             daemon.command(false),
-            "rsync -a --stats /srv/ fermium::mailman/"
+            "rsync -a --stats -- /srv/ fermium::mailman/"
         );
         let own = vec!["-e".to_owned(), "ssh -i /root/.ssh/sync".to_owned()];
         let copy = Copy {
@@ -208,7 +276,7 @@ mod tests {
         };
         assert_eq!(
             copy.command(false),
-            "rsync -a --stats -e 'ssh -i /root/.ssh/sync' /srv/ fermium.wikimedia.org:/srv/"
+            "rsync -a --stats -e 'ssh -i /root/.ssh/sync' -- /srv/ fermium.wikimedia.org:/srv/"
         );
     }
 

@@ -427,7 +427,9 @@ impl Model {
             .map(|((step, o), seen)| {
                 let plain = o.duration.is_none()
                     && step.transfer_size.is_none()
-                    && seen.probed.is_none()
+                    && !seen
+                        .probed
+                        .is_some_and(|p| p.rate.is_some() || !seen.copies.is_empty())
                     && !matches!(step.action, Action::WaitTtl { .. })
                     && !seen.forward.is_empty();
                 plain.then(|| {
@@ -464,17 +466,21 @@ impl Model {
             };
             let measured_forward = || {
                 // A probe's measurement wins over `size`: what is pending
-                // now, at each rate measured (the probe's timed transfer,
-                // this step's earlier copies), after the dry run's walk.
+                // now, after the dry run's walk, at the rate the probe
+                // timed; without one, at the rates of this step's earlier
+                // copies (whose walk is in their rate: the probe's walk is
+                // added on top, which errs long).
                 if let Some(probed) = &seen.probed {
-                    let mut rates: Vec<_> = seen
-                        .copies
-                        .iter()
-                        .map(|(whole, copy, bytes)| (without_settle(whole), *copy, *bytes))
-                        .collect();
-                    if let Some((bytes, took)) = probed.rate {
-                        rates.push((probed.scan + took, took, bytes));
-                    }
+                    let rates: Vec<_> = match probed.rate {
+                        Some((bytes, took)) => vec![(probed.scan + took, took, bytes)],
+                        None => seen
+                            .copies
+                            .iter()
+                            .map(|(whole, copy, bytes)| {
+                                (without_settle(whole) + probed.scan, *copy, *bytes)
+                            })
+                            .collect(),
+                    };
                     if let Some(sampler) = DurationSampler::transfer(probed.bytes, &rates) {
                         return Some(sampler);
                     }

@@ -258,6 +258,93 @@ fn fermiums_mailman_refusing_to_start_rolls_back_and_sodium_delivers_what_it_hel
     assert_nothing_lost(&lab);
 }
 
+/// `cutover probe` of the seed's plan on the mail lab, as an operator
+/// runs it: the preparation phase on the fresh lab, then the window the
+/// day before it (after the preparation and day-before phases ran). Both
+/// list servers reached as root, the programs of every step and revert
+/// found, the copies of the lists measured; and nothing changed: fermium's
+/// files (logs aside; sodium's live mailman writes its own), the lists and
+/// held mail on both servers, the record, and which services run.
+#[test]
+fn probing_the_seeds_plan_on_the_mail_lab_changes_nothing() {
+    let lab = MailLab::start();
+    let state = || {
+        let mut said = Vec::new();
+        for host in ["host1", "host2"] {
+            for command in ["exim-ctl status", "mailman-ctl status", "exim-ctl held"] {
+                said.push(format!(
+                    "{host} {command}: {:?}",
+                    exit_code(&lab.lab.ssh(host, command))
+                ));
+            }
+        }
+        said.push(lab.lists_on("host1"));
+        said.push(format!("{:?}", lab.lab.lookup("lists.lab.test.")));
+        said
+    };
+    let fermium = lab.lab.host("host2").dir.clone();
+    let record = lab.lab.dir().join("mailman.probe");
+    let probe = |phase: &str| {
+        let (files, before) = (crate::probe::tree(&fermium), state());
+        let run = lab
+            .lab
+            .cutover()
+            .arg("probe")
+            .arg(&lab.plan)
+            .args(["--phase", phase, "--json", "--record"])
+            .arg(&record)
+            .timeout(Duration::from_secs(300))
+            .run();
+        run.assert_code(0);
+        let changed = crate::probe::tree_changes(&files, &crate::probe::tree(&fermium));
+        assert!(
+            changed.is_empty(),
+            "the probe of {phase} changed fermium:\n  {}",
+            changed.join("\n  ")
+        );
+        assert_eq!(state(), before, "the probe of {phase} changed the mail lab");
+        run
+    };
+    let preparation = probe("preparation");
+    let reached = crate::probe::of_kind(&preparation, "fact", "host-reached");
+    for host in ["sodium", "fermium"] {
+        assert!(
+            reached
+                .iter()
+                .any(|f| f.contains(&format!("[{host}]")) && f.contains("`root`")),
+            "{host}: {reached:#?}"
+        );
+    }
+    lab.prepare();
+    let window = probe("window");
+    let programs = crate::probe::of_kind(&window, "fact", "program-found");
+    for (step, program) in [
+        ("hold-mail [sodium]", "exim-ctl"),
+        ("stop-mailman [sodium]", "mailman-ctl"),
+        ("test-mails [fermium]", "exim4"),
+    ] {
+        assert!(
+            programs
+                .iter()
+                .any(|f| f.starts_with(step) && f.contains(program)),
+            "{step}: {program} not reported: {programs:#?}"
+        );
+    }
+    let copies = window.json()["copies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let measured: Vec<&str> = copies.iter().filter_map(|c| c["step"].as_str()).collect();
+    assert_eq!(measured, ["final-rsync"], "{}", window.describe());
+    // The preparation's copy already moved the lists: the final one
+    // measures what changed since (nothing, without mail flowing).
+    assert!(
+        copies[0]["total_bytes"].as_u64().is_some_and(|b| b > 0)
+            && copies[0]["bytes"].as_u64().is_some(),
+        "{copies:#?}"
+    );
+}
+
 /// Whether the journal says `step`'s forward effect has started.
 fn started(journal: &std::path::Path, step: &str) -> bool {
     tests::journal_entries(journal)

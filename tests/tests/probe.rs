@@ -29,19 +29,14 @@ fn probe_lab(data_mb: u32) -> Lab {
         .expect("the lab starts")
 }
 
-/// What a probe must leave as it found it: every file of the lab (its
-/// contents and mode; logs aside, which sshd and named write on every
-/// connection) and every directory, what the record serves, and whether
-/// the service runs on each host.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    files: BTreeMap<PathBuf, (u32, Vec<u8>)>,
-    record: Vec<(u32, std::net::Ipv4Addr)>,
-    services: Vec<bool>,
-}
+/// Every file under a directory (its contents and mode; logs aside, which
+/// sshd, named and exim write on every connection: `*.log`, and what is in
+/// a `log` or `logs` directory) and every directory in it.
+pub(crate) type Tree = BTreeMap<PathBuf, (u32, Vec<u8>)>;
 
-fn snapshot(lab: &Lab) -> Snapshot {
-    fn walk(dir: &Path, files: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+/// The [`Tree`] under `dir`.
+pub(crate) fn tree(dir: &Path) -> Tree {
+    fn walk(dir: &Path, files: &mut Tree) {
         let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for entry in entries.flatten() {
             let path = entry.path();
@@ -50,7 +45,10 @@ fn snapshot(lab: &Lab) -> Snapshot {
             if meta.is_dir() {
                 files.insert(path.clone(), (mode, Vec::new()));
                 walk(&path, files);
-            } else if path.extension().is_none_or(|e| e != "log") {
+            } else if path.extension().is_none_or(|e| e != "log")
+                && !dir.ends_with("log")
+                && !dir.ends_with("logs")
+            {
                 let bytes = if meta.is_file() {
                     fs::read(&path).unwrap_or_default()
                 } else {
@@ -60,8 +58,37 @@ fn snapshot(lab: &Lab) -> Snapshot {
             }
         }
     }
-    let mut files = BTreeMap::new();
-    walk(lab.dir(), &mut files);
+    let mut files = Tree::new();
+    walk(dir, &mut files);
+    files
+}
+
+/// What changed between two trees, a line each.
+pub(crate) fn tree_changes(before: &Tree, after: &Tree) -> Vec<String> {
+    let mut changed: Vec<String> = Vec::new();
+    for (path, seen) in before {
+        match after.get(path) {
+            None => changed.push(format!("{} removed", path.display())),
+            Some(now) if now != seen => changed.push(format!("{} changed", path.display())),
+            _ => {}
+        }
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        changed.push(format!("{} created", path.display()));
+    }
+    changed
+}
+
+/// What a probe must leave as it found it: the lab's [`Tree`], what the
+/// record serves, and whether the service runs on each host.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    files: Tree,
+    record: Vec<(u32, std::net::Ipv4Addr)>,
+    services: Vec<bool>,
+}
+
+fn snapshot(lab: &Lab) -> Snapshot {
     let record = lab
         .lookup(RECORD)
         .into_iter()
@@ -72,7 +99,7 @@ fn snapshot(lab: &Lab) -> Snapshot {
         .map(|h| lab.service(h, "status").status.success())
         .collect();
     Snapshot {
-        files,
+        files: tree(lab.dir()),
         record,
         services,
     }
@@ -85,19 +112,12 @@ fn assert_unchanged(before: &Snapshot, lab: &Lab, what: &str) {
     if *before == after {
         return;
     }
-    let mut changed: Vec<String> = Vec::new();
-    for (path, seen) in &before.files {
-        match after.files.get(path) {
-            None => changed.push(format!("{} removed", path.display())),
-            Some(now) if now != seen => changed.push(format!("{} changed", path.display())),
-            _ => {}
-        }
-    }
-    for path in after.files.keys().filter(|p| !before.files.contains_key(*p)) {
-        changed.push(format!("{} created", path.display()));
-    }
+    let mut changed = tree_changes(&before.files, &after.files);
     if before.record != after.record {
-        changed.push(format!("{RECORD}: {:?} -> {:?}", before.record, after.record));
+        changed.push(format!(
+            "{RECORD}: {:?} -> {:?}",
+            before.record, after.record
+        ));
     }
     if before.services != after.services {
         changed.push(format!(
@@ -131,7 +151,7 @@ fn findings(run: &Run) -> Vec<Value> {
 }
 
 /// The findings of `kind` (and `severity`), as `step [host]: message`.
-fn of_kind(run: &Run, severity: &str, kind: &str) -> Vec<String> {
+pub(crate) fn of_kind(run: &Run, severity: &str, kind: &str) -> Vec<String> {
     findings(run)
         .iter()
         .filter(|f| f["kind"] == kind && f["severity"] == severity)
@@ -290,10 +310,7 @@ fn each_thing_broken_in_the_lab_is_its_blocker_and_the_probe_changes_nothing() {
 
     // A changed host key: host2's key on record for host1, and host1's for host2.
     let keys = fs::read_to_string(lab.known_hosts()).expect("known_hosts");
-    let keys: Vec<(&str, &str)> = keys
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .collect();
+    let keys: Vec<(&str, &str)> = keys.lines().filter_map(|l| l.split_once(' ')).collect();
     assert_eq!(keys.len(), 2);
     let swapped = scratch.path().join("swapped_known_hosts");
     fs::write(
@@ -312,7 +329,10 @@ fn each_thing_broken_in_the_lab_is_its_blocker_and_the_probe_changes_nothing() {
     run.assert_code(1);
     let changed = of_kind(&run, "blocker", "host-key-changed");
     assert_eq!(changed.len(), 2, "{changed:#?}\n{}", run.describe());
-    assert!(changed.iter().all(|f| f.contains("CHANGED")), "{changed:#?}");
+    assert!(
+        changed.iter().all(|f| f.contains("CHANGED")),
+        "{changed:#?}"
+    );
     assert_eq!(
         fs::read(&swapped).expect("readable"),
         known,
@@ -387,7 +407,12 @@ fn each_thing_broken_in_the_lab_is_its_blocker_and_the_probe_changes_nothing() {
     assert_one_blocker(&run, "missing-program", &["final-rsync [host2]", "rsync"]);
     assert_unchanged(&before, &lab, "a probe without rsync on host2");
     fs::write(&sshd_config, &config).expect("writable");
-    reload_sshd(&lab, "host2", "command -v rsync || echo none", "/usr/bin/rsync");
+    reload_sshd(
+        &lab,
+        "host2",
+        "command -v rsync || echo none",
+        "/usr/bin/rsync",
+    );
 
     // A full destination: host2's data directory on a 64 KiB file system.
     let srv = lab.dir().join("host2/srv");
@@ -417,7 +442,9 @@ fn reload_sshd(lab: &Lab, host: &str, command: &str, expect: &str) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("{host}'s sshd did not take its new config: `{command}` printed {seen:?}, not {expect:?}");
+    panic!(
+        "{host}'s sshd did not take its new config: `{command}` printed {seen:?}, not {expect:?}"
+    );
 }
 
 /// A tmpfs of `size` mounted over a directory, unmounted when dropped.
@@ -428,7 +455,13 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Tmpfs {
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=1777"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=1777"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output()
             .expect("mount runs");
@@ -506,5 +539,9 @@ fn a_steps_own_probe_and_missing_programs_are_reported_locally() {
         .args(["--phase", "later", "--no-record"])
         .run();
     phase.assert_code(1);
-    assert!(phase.stderr.contains("no phase `later`"), "{}", phase.describe());
+    assert!(
+        phase.stderr.contains("no phase `later`"),
+        "{}",
+        phase.describe()
+    );
 }

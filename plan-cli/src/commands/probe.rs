@@ -107,16 +107,19 @@ pub fn cmd_probe(
         accept_new: false,
         connect_parallel: args.connect_parallel,
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::io("cannot start the async runtime"))?;
-    let probed = runtime.block_on(executor.probe(&schedule));
     let record = match (&args.record, args.no_record) {
         (_, true) => None,
         (Some(path), false) => Some(path.clone()),
         (None, false) => Some(default_record(&args.plan.plan)),
     };
+    if let Some(path) = &record {
+        check_record_path(path)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::io("cannot start the async runtime"))?;
+    let probed = runtime.block_on(executor.probe(&schedule));
     if let Some(path) = &record {
         write_record(path, &plan, &schedule, args.phase.as_deref(), &probed)?;
     }
@@ -163,6 +166,30 @@ fn default_record(plan: &Path) -> PathBuf {
     let mut name = plan.as_os_str().to_owned();
     name.push(".probe");
     PathBuf::from(name)
+}
+
+/// Refuses a record path that holds something else than a probe's record
+/// (a journal, say): only an earlier probe's record is replaced.
+fn check_record_path(path: &Path) -> Result<(), CliError> {
+    if let Ok(bytes) = std::fs::read(path) {
+        let text = String::from_utf8_lossy(&bytes);
+        let probe = plan_core::journal::decode::<RunRecord>(&text).is_ok_and(|journal| {
+            matches!(
+                journal.records.first().map(|r| &r.entry),
+                Some(RunRecord::ProbeStarted { .. })
+            )
+        });
+        if !text.is_empty() && !probe {
+            return Err(CliError::Refused {
+                message: format!(
+                    "`{}` exists and is not a probe's record (a journal?): not replaced",
+                    path.display()
+                ),
+                hint: "name another file with --record, or write none with --no-record".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The record `simulate --measured` reads: a journal-format file with a

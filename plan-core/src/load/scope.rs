@@ -369,7 +369,20 @@ impl Validator<'_> {
                  ~/.ssh/config alias",
             );
         }
-        host.user = user.map(|u| self.expand(&u, Some(&scope), false));
+        host.user = user.map(|u| {
+            let name = self.expand(&u, Some(&scope), false);
+            // It goes on command lines (`ssh -l`, rsync's `user@host:`): a
+            // leading `-` would be read as an option there.
+            let portable = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if name.is_empty() || name.starts_with('-') || !name.chars().all(portable) {
+                self.invalid(
+                    u.span,
+                    format!("`{name}` is not a login name"),
+                    "a user name is letters, digits, `.`, `_` and `-`, not starting with `-`",
+                );
+            }
+            name
+        });
         host.port = port.and_then(|p| self.port(p, &scope));
         host.identity = identity.map(|i| PathBuf::from(self.expand(&i, Some(&scope), false)));
         host

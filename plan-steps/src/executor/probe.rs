@@ -25,6 +25,13 @@ use crate::ssh::{connect_all_bounded, SshEnv, SshErrorKind};
 /// How long one look on a host may take.
 const LOOK_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How long a copy's dry run may take when its step has no deadline.
+const DRY_RUN_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// How long the timed transfer may take (32 MiB in 2 minutes: 280 kB/s);
+/// slower links get no rate, and the estimate keeps the plan's model.
+const RATE_DEADLINE: Duration = Duration::from_secs(120);
+
 /// How many bytes of zeros the timed transfer between two hosts sends.
 pub const RATE_SAMPLE_BYTES: u64 = 32 * 1024 * 1024;
 
@@ -43,6 +50,19 @@ impl Executor {
     /// the user it lands as), the DNS server (a signed query), and each
     /// step's programs, check, records, unit and pending copy.
     pub async fn probe(&self, schedule: &Schedule) -> Probed {
+        // Never trusting a new host key, however this executor was made
+        // (a reconnect included): the probe adds nothing to known_hosts.
+        let strict = Executor {
+            ssh: super::SshOptions {
+                accept_new: false,
+                ..self.ssh.clone()
+            },
+            ..self.clone()
+        };
+        strict.probe_strictly(schedule).await
+    }
+
+    async fn probe_strictly(&self, schedule: &Schedule) -> Probed {
         let mut probed = Probed::default();
         let steps: Vec<&Step> = schedule
             .steps
@@ -51,17 +71,32 @@ impl Executor {
             .collect();
         let reached = self.probe_hosts(&steps, &mut probed).await;
         let dns = self.probe_dns(&steps, &mut probed).await;
-        let mut expected = self.expected_records(schedule);
-        let mut looked: BTreeSet<String> = BTreeSet::new();
-        for step in steps {
-            let prober = StepProbe {
-                ex: self,
-                step,
-                reached: &reached,
-            };
-            prober
-                .probe(dns, &mut expected, &mut looked, &mut probed)
-                .await;
+        let mut expected = self.declared_records();
+        let mut seen = Seen::default();
+        // In the plan's order: a step the run does is probed; one it does
+        // not (done, or of an earlier phase) leaves its records as it
+        // changed them; those of later phases are not there yet.
+        let first_phase = schedule.steps.first().and_then(|s| {
+            self.plan
+                .phases
+                .iter()
+                .position(|p| steps_of(p).any(|step| step.id == s.id))
+        });
+        for (phase_ix, phase) in self.plan.phases.iter().enumerate() {
+            for step in steps_of(phase) {
+                if schedule.index_of(&step.id).is_some() {
+                    let prober = StepProbe {
+                        ex: self,
+                        step,
+                        reached: &reached,
+                    };
+                    prober
+                        .probe(dns, &mut expected, &mut seen, &mut probed)
+                        .await;
+                } else if !step.pending() || first_phase.is_some_and(|f| phase_ix < f) {
+                    apply(&mut expected, step);
+                }
+            }
         }
         probed.rank();
         probed
@@ -74,7 +109,7 @@ impl Executor {
             hosts.extend(step_hosts(step));
         }
         let env = SshEnv::from_process();
-        let known = self.known_hosts_strict(&env);
+        let known = self.known_hosts(&env);
         let mut reached = BTreeSet::new();
         let mut targets = Vec::new();
         for host in &hosts {
@@ -170,8 +205,27 @@ impl Executor {
                 return false;
             }
         };
-        match dns.query(&records[0]).await {
-            Ok(_) => {
+        let mut answered = Ok(());
+        for record in &records {
+            match dns.query(record).await {
+                Ok(_) => {}
+                Err(e) if e.is_authentication() => {
+                    answered = Err(e);
+                    break;
+                }
+                Err(e) => {
+                    probed.add(
+                        Blocker,
+                        Kind::DnsUnreachable,
+                        None,
+                        None,
+                        format!("{record}: {e}"),
+                    );
+                }
+            }
+        }
+        match answered {
+            Ok(()) => {
                 probed.add(
                     Fact,
                     Kind::DnsAnswered,
@@ -202,9 +256,8 @@ impl Executor {
         }
     }
 
-    /// Each record as the plan says it is before the run, with the changes
-    /// of steps already done or of earlier phases applied.
-    fn expected_records(&self, schedule: &Schedule) -> BTreeMap<String, Expected> {
+    /// Each record as the plan declares it before its first step.
+    fn declared_records(&self) -> BTreeMap<String, Expected> {
         let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
         let Some(dns) = &self.plan.dns else {
             return expected;
@@ -219,31 +272,7 @@ impl Executor {
                 },
             );
         }
-        // Steps before the first one probed that the run will not do: done,
-        // or in an earlier phase.
-        let first = schedule.steps.first().map(|s| s.id.as_str());
-        for step in self.plan.steps() {
-            if Some(step.id.as_str()) == first {
-                break;
-            }
-            if schedule.index_of(&step.id).is_none() {
-                apply(&mut expected, step);
-            }
-        }
         expected
-    }
-
-    /// known_hosts as the options name it, never trusting a new key: the
-    /// probe adds nothing to the file.
-    fn known_hosts_strict(&self, env: &SshEnv) -> crate::ssh::KnownHosts {
-        let strict = Executor {
-            ssh: super::SshOptions {
-                accept_new: false,
-                ..self.ssh.clone()
-            },
-            ..self.clone()
-        };
-        strict.known_hosts(env)
     }
 
     /// Runs a read-only `command` on `host` (with the host's `env`, and
@@ -254,8 +283,19 @@ impl Executor {
         host: &str,
         command: &str,
     ) -> Result<ShellOutcome, String> {
+        self.look_within(step, host, command, LOOK_DEADLINE).await
+    }
+
+    /// [`Executor::look`], stopped after `deadline`.
+    async fn look_within(
+        &self,
+        step: Option<&Step>,
+        host: &str,
+        command: &str,
+        deadline: Duration,
+    ) -> Result<ShellOutcome, String> {
         let shell = match step {
-            Some(step) => self.command(step, host, command, Some(LOOK_DEADLINE)),
+            Some(step) => self.command(step, host, command, Some(deadline)),
             None => crate::command::ShellCommand::new(command)
                 .with_env(
                     self.plan
@@ -263,14 +303,24 @@ impl Executor {
                         .map(|h| h.env.clone())
                         .unwrap_or_default(),
                 )
-                .with_deadline(LOOK_DEADLINE),
+                .with_deadline(deadline),
         };
         let cancel = std::pin::pin!(std::future::pending::<()>());
         let mut transcript = Transcript::default();
-        self.exec("probe", host, &shell, cancel, &mut transcript)
+        // An untracked command (""): no step's process group.
+        self.exec("", host, &shell, cancel, &mut transcript)
             .await
             .map_err(|e| e.message)
     }
+}
+
+/// What the probe learnt once for every step.
+#[derive(Default)]
+struct Seen {
+    /// Records whose served state was compared (by their first step).
+    records: BTreeSet<String>,
+    /// The timed transfer between each pair of hosts (from, to).
+    rates: BTreeMap<(String, String), Option<(u64, u64)>>,
 }
 
 /// The probe of one step.
@@ -285,7 +335,7 @@ impl StepProbe<'_> {
         &self,
         dns: bool,
         expected: &mut BTreeMap<String, Expected>,
-        looked: &mut BTreeSet<String>,
+        seen: &mut Seen,
         probed: &mut Probed,
     ) {
         let step = self.step;
@@ -299,6 +349,7 @@ impl StepProbe<'_> {
                 Some(&host),
                 format!("not looked at: `{host}` was not reached"),
             );
+            apply(expected, step);
             return;
         }
         if let Some(check) = &step.check {
@@ -306,7 +357,7 @@ impl StepProbe<'_> {
         }
         match &step.probe {
             Some(own) => self.own_probe(own, dns, probed).await,
-            None => self.action(dns, expected, looked, probed).await,
+            None => self.action(dns, expected, seen, probed).await,
         }
         if step.probe.is_some() {
             // The records' expectations still follow the plan.
@@ -338,11 +389,11 @@ impl StepProbe<'_> {
                 "its check does not pass yet",
             ),
             Err(e) => probed.add(
-                Fact,
-                Kind::NotDoneYet,
+                Warning,
+                Kind::CheckNotRun,
                 id,
                 check_host(check),
-                format!("its check does not pass yet: {e}"),
+                format!("its check could not be run: {e}"),
             ),
         }
     }
@@ -413,7 +464,7 @@ impl StepProbe<'_> {
         &self,
         dns: bool,
         expected: &mut BTreeMap<String, Expected>,
-        looked: &mut BTreeSet<String>,
+        seen: &mut Seen,
         probed: &mut Probed,
     ) {
         let step = self.step;
@@ -426,10 +477,11 @@ impl StepProbe<'_> {
                 state,
                 control,
             } => self.service(host, unit, *state, control, probed).await,
-            Action::Rsync { .. } => self.copy(probed).await,
+            Action::Rsync { .. } => self.copy(seen, probed).await,
             Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } => {
                 if dns {
-                    self.record(record, expected, looked, probed).await;
+                    self.record(record, expected, &mut seen.records, probed)
+                        .await;
                 }
                 apply(expected, step);
             }
@@ -503,31 +555,47 @@ impl StepProbe<'_> {
     }
 
     /// `command -v program` on `host`: found, or a blocker.
-    async fn has_program(&self, host: &str, program: &str, what: &str, probed: &mut Probed) {
+    /// `command -v program` on `host`: found (`true`), or a blocker.
+    async fn has_program(
+        &self,
+        host: &str,
+        program: &str,
+        what: &str,
+        probed: &mut Probed,
+    ) -> bool {
         let id = Some(self.step.id.as_str());
         let look = format!("command -v {}", quote(program));
         match self.ex.look(Some(self.step), host, &look).await {
-            Ok(out) if out.success() => probed.add(
-                Fact,
-                Kind::ProgramFound,
-                id,
-                Some(host),
-                format!("{what}: `{program}` is {}", out.output.trim()),
-            ),
-            Ok(_) => probed.add(
-                Blocker,
-                Kind::MissingProgram,
-                id,
-                Some(host),
-                format!("{what}: `{program}` is not found on {host} (not in its PATH)"),
-            ),
-            Err(e) => probed.add(
-                Blocker,
-                Kind::HostUnreachable,
-                id,
-                Some(host),
-                format!("{what}: `{program}` could not be looked for: {e}"),
-            ),
+            Ok(out) if out.success() => {
+                probed.add(
+                    Fact,
+                    Kind::ProgramFound,
+                    id,
+                    Some(host),
+                    format!("{what}: `{program}` is {}", out.output.trim()),
+                );
+                true
+            }
+            Ok(_) => {
+                probed.add(
+                    Blocker,
+                    Kind::MissingProgram,
+                    id,
+                    Some(host),
+                    format!("{what}: `{program}` is not found on {host} (not in its PATH)"),
+                );
+                false
+            }
+            Err(e) => {
+                probed.add(
+                    Blocker,
+                    Kind::HostUnreachable,
+                    id,
+                    Some(host),
+                    format!("{what}: `{program}` could not be looked for: {e}"),
+                );
+                false
+            }
         }
     }
 
@@ -543,8 +611,12 @@ impl StepProbe<'_> {
         let commands = crate::service::commands(unit, control);
         match control {
             ServiceControl::Systemd => {
-                self.has_program(host, "systemctl", "the service manager", probed)
-                    .await;
+                if !self
+                    .has_program(host, "systemctl", "the service manager", probed)
+                    .await
+                {
+                    return;
+                }
                 let show = format!("systemctl show -p LoadState --value {}", quote(unit));
                 if let Ok(out) = self.ex.look(Some(self.step), host, &show).await {
                     if out.success() && out.output.trim() == "not-found" {
@@ -572,6 +644,20 @@ impl StepProbe<'_> {
         let running = match self.ex.look(Some(self.step), host, &commands.status).await {
             Ok(out) => match out.status {
                 ExitKind::Exited(0) => true,
+                // The shell's own: not found, not executable.
+                ExitKind::Exited(code @ (126 | 127)) => {
+                    probed.add(
+                        Blocker,
+                        Kind::ServiceUnknown,
+                        id,
+                        Some(host),
+                        format!(
+                            "its status command could not run (exit {code}): {}",
+                            last_lines(&out.output, 2)
+                        ),
+                    );
+                    return;
+                }
                 ExitKind::Exited(_) => false,
                 status => {
                     probed.add(
@@ -614,7 +700,7 @@ impl StepProbe<'_> {
 
     /// rsync on both ends, the source, the room at the destination, what
     /// is pending, and how fast the two hosts talk.
-    async fn copy(&self, probed: &mut Probed) {
+    async fn copy(&self, seen: &mut Seen, probed: &mut Probed) {
         let step = self.step;
         let id = Some(step.id.as_str());
         let Action::Rsync {
@@ -659,8 +745,28 @@ impl StepProbe<'_> {
         if probed.count(Blocker) > before {
             return;
         }
+        if let Some(acting) = copy.acting_argument() {
+            probed.add(
+                Warning,
+                Kind::NotProbeable,
+                id,
+                Some(from),
+                format!(
+                    "its argument `{acting}` acts even in a dry run, so what the copy has \
+                     pending is not measured; give the step `probe: Run(\"...\")` to look \
+                     at it another way"
+                ),
+            );
+            return;
+        }
+        // The walk alone past the step's deadline: the copy would be too.
+        let bound = step.deadline.unwrap_or(DRY_RUN_DEADLINE);
         let started = std::time::Instant::now();
-        let dry = match self.ex.look(Some(step), from, &copy.command(true)).await {
+        let dry = match self
+            .ex
+            .look_within(Some(step), from, &copy.probe_command(), bound)
+            .await
+        {
             Ok(out) => out,
             Err(e) => {
                 probed.add(Blocker, Kind::HostUnreachable, id, Some(from), e);
@@ -668,9 +774,9 @@ impl StepProbe<'_> {
             }
         };
         let scan = started.elapsed();
-        let stats = match (dry.success(), rsync::parse_stats(&dry.output)) {
-            (true, Some(stats)) => stats,
-            _ => {
+        let stats = match (&dry.status, rsync::parse_stats(&dry.output)) {
+            (ExitKind::Exited(0), Some(stats)) => stats,
+            (ExitKind::Exited(_), _) => {
                 probed.add(
                     Blocker,
                     Kind::CopyRefused,
@@ -680,6 +786,28 @@ impl StepProbe<'_> {
                         "its dry run (`rsync --dry-run`) failed ({}): {}",
                         dry.status,
                         last_lines(&dry.output, 3)
+                    ),
+                );
+                return;
+            }
+            (status, _) => {
+                probed.add(
+                    if step.deadline.is_some() {
+                        Blocker
+                    } else {
+                        Warning
+                    },
+                    Kind::TransferTooLong,
+                    id,
+                    Some(from),
+                    format!(
+                        "its dry run alone did not finish within {} ({status}){}",
+                        format_duration(bound),
+                        if step.deadline.is_some() {
+                            ": the copy would run past its deadline"
+                        } else {
+                            ""
+                        }
                     ),
                 );
                 return;
@@ -701,7 +829,7 @@ impl StepProbe<'_> {
                     ),
                     Some(free) => probed.add(
                         Fact,
-                        Kind::Transfer,
+                        Kind::Room,
                         id,
                         Some(to),
                         format!("the destination has {} free", bytes_text(free)),
@@ -710,7 +838,16 @@ impl StepProbe<'_> {
                 }
             }
         }
-        let rate = self.rate(from, &copy).await;
+        // One timed transfer per pair of hosts.
+        let pair = (from.clone(), to.clone());
+        let rate = match seen.rates.get(&pair) {
+            Some(rate) => *rate,
+            None => {
+                let rate = self.rate(from, &copy).await;
+                seen.rates.insert(pair, rate);
+                rate
+            }
+        };
         let measure = CopyMeasure {
             step: step.id.clone(),
             files: stats.files_transferred,
@@ -760,7 +897,12 @@ impl StepProbe<'_> {
                 .flatten()
         };
         let base = nanos(self.ex.look(Some(self.step), from, &empty).await.ok()?)?;
-        let took = nanos(self.ex.look(Some(self.step), from, &full).await.ok()?)?;
+        let took = nanos(
+            self.ex
+                .look_within(Some(self.step), from, &full, RATE_DEADLINE)
+                .await
+                .ok()?,
+        )?;
         let millis = took.saturating_sub(base) / 1_000_000;
         (millis > 0).then_some((RATE_SAMPLE_BYTES, millis))
     }
@@ -772,7 +914,7 @@ impl StepProbe<'_> {
         if let Some(deadline) = step.deadline {
             if expected > deadline {
                 probed.add(
-                    Warning,
+                    Blocker,
                     Kind::TransferTooLong,
                     id,
                     None,
@@ -911,6 +1053,14 @@ impl StepProbe<'_> {
             }
         }
     }
+}
+
+/// The steps of a phase, in order.
+fn steps_of(phase: &plan_core::Phase) -> impl Iterator<Item = &Step> {
+    phase.entries.iter().filter_map(|e| match e {
+        plan_core::Entry::Step(step) => Some(step),
+        _ => None,
+    })
 }
 
 /// Every host a step's action, check or probe uses (the destination of a
