@@ -22,7 +22,7 @@
 //! | `check.rs` | a step's own `check` |
 //! | `shell.rs`, `service.rs`, `copy.rs`, `dns.rs`, `wait.rs` | the action kinds |
 //! | `poll.rs` | `WaitUntil` and `check: Until(..)`: a command polled until it holds |
-//! | `probe.rs` | `cutover probe`: hosts, DNS and each step looked at, nothing changed |
+//! | `probe.rs` | `cutover probe`: hosts and DNS looked at, nothing changed; `probe/step.rs` each step, `probe/copy.rs` a copy |
 
 mod check;
 mod copy;
