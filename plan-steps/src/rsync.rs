@@ -98,10 +98,10 @@ impl Copy<'_> {
 
     /// A command for the source host that streams `bytes` zeros to the
     /// destination host over the copy's remote shell (uncompressed, with
-    /// [`PROBE_SSH_OPTIONS`]), where `cat` throws them away, and prints
-    /// [`STREAM_MARK`] and the nanoseconds it took (GNU `date`). `None`
-    /// when the copy does not use cutover's SSH remote shell. It writes
-    /// nothing anywhere: `probe` times the link with it.
+    /// [`PROBE_SSH_OPTIONS`]), where `dd` throws them away and says how
+    /// long they took ([`parse_dd`]). `None` when the copy does not use
+    /// cutover's SSH remote shell. It writes nothing anywhere: `probe`
+    /// times the link with it.
     pub fn timed_stream(&self, bytes: u64) -> Option<String> {
         if !self.over_our_ssh() {
             return None;
@@ -112,9 +112,8 @@ impl Copy<'_> {
             None => String::new(),
         };
         Some(format!(
-            "s=$(date +%s%N) && head -c {bytes} /dev/zero | ssh -p {port} -o BatchMode=yes \
-             -o Compression=no{PROBE_SSH_OPTIONS}{user} -- {} 'cat >/dev/null' && \
-             e=$(date +%s%N) && echo \"{STREAM_MARK}$((e - s))\"",
+            "head -c {bytes} /dev/zero | ssh -p {port} -o BatchMode=yes -o Compression=no\
+             {PROBE_SSH_OPTIONS}{user} -- {} 'LC_ALL=C dd of=/dev/null bs=65536'",
             quote(&self.to.address)
         ))
     }
@@ -149,8 +148,16 @@ impl Copy<'_> {
 /// trusted, and none is written to its known_hosts.
 pub const PROBE_SSH_OPTIONS: &str = " -o StrictHostKeyChecking=yes -o UpdateHostKeys=no";
 
-/// What [`Copy::timed_stream`] prints before the nanoseconds it took.
-pub const STREAM_MARK: &str = "cutover-stream-ns ";
+/// The seconds GNU `dd` (`LC_ALL=C`) says it took to copy `bytes`, from
+/// its report `N bytes (...) copied, S s, R MB/s`; `None` unless the report
+/// is there and counts all of them.
+pub fn parse_dd(output: &str, bytes: u64) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains(" copied, "))?;
+    let counted: u64 = line.split_whitespace().next()?.parse().ok()?;
+    let (_, after) = line.split_once(" copied, ")?;
+    let seconds: f64 = after.split_whitespace().next()?.parse().ok()?;
+    (counted == bytes && seconds.is_finite() && seconds >= 0.0).then_some(seconds)
+}
 
 /// The figures of `rsync --stats` that estimates and checks need.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,14 +238,17 @@ mod tests {
             .probe_command()
             .contains("-o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=no'"));
         let stream = copy.timed_stream(1024).expect("over ssh");
-        assert!(
-            stream.contains(
-                "head -c 1024 /dev/zero | ssh -p 2222 -o BatchMode=yes -o Compression=no \
-                             -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -l root -- \
-                             fermium.wikimedia.org 'cat >/dev/null'"
-            ),
-            "{stream}"
+        assert_eq!(
+            stream,
+            "head -c 1024 /dev/zero | ssh -p 2222 -o BatchMode=yes -o Compression=no \
+             -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -l root -- \
+             fermium.wikimedia.org 'LC_ALL=C dd of=/dev/null bs=65536'"
         );
+        let report = "512+0 records in\n512+0 records out\n\
+                      33554432 bytes (34 MB, 32 MiB) copied, 0.138 s, 243 MB/s\n";
+        assert_eq!(parse_dd(report, 33_554_432), Some(0.138));
+        assert_eq!(parse_dd(report, 1024), None, "a stream cut short");
+        assert_eq!(parse_dd("dd: invalid option", 1024), None);
         assert_eq!(copy.acting_argument(), None);
         let acting = vec!["--rsync-path=mkdir -p /x && rsync".to_owned()];
         assert_eq!(

@@ -201,30 +201,22 @@ impl StepProbe<'_> {
     }
 
     /// A timed stream of zeros from `from` to the copy's destination host,
-    /// over the same remote shell, thrown away there; less the time of an
-    /// empty one (the connection's own). `None` for a daemon or a copy with
-    /// its own remote shell, or when the clock or the stream fails.
+    /// over the same remote shell, thrown away there by `dd`, whose own
+    /// time (from its start on the destination to the stream's end) leaves
+    /// the connection's setup out. `None` for a daemon or a copy with its
+    /// own remote shell, or when the stream or `dd`'s report fails.
     async fn rate(&self, from: &str, copy: &rsync::Copy<'_>) -> Option<(u64, u64)> {
-        let empty = copy.timed_stream(0)?;
-        let full = copy.timed_stream(RATE_SAMPLE_BYTES)?;
-        let nanos = |out: ShellOutcome| -> Option<u64> {
-            out.success()
-                .then(|| {
-                    out.output
-                        .lines()
-                        .find_map(|l| l.strip_prefix(rsync::STREAM_MARK))
-                        .and_then(|n| n.trim().parse().ok())
-                })
-                .flatten()
-        };
-        let base = nanos(self.ex.look(Some(self.step), from, &empty).await.ok()?)?;
-        let took = nanos(
-            self.ex
-                .look_within(Some(self.step), from, &full, RATE_DEADLINE)
-                .await
-                .ok()?,
-        )?;
-        let millis = took.saturating_sub(base) / 1_000_000;
+        let stream = copy.timed_stream(RATE_SAMPLE_BYTES)?;
+        let out: ShellOutcome = self
+            .ex
+            .look_within(Some(self.step), from, &stream, RATE_DEADLINE)
+            .await
+            .ok()?;
+        if !out.success() {
+            return None;
+        }
+        let seconds = rsync::parse_dd(&out.output, RATE_SAMPLE_BYTES)?;
+        let millis = (seconds * 1000.0).round() as u64;
         (millis > 0).then_some((RATE_SAMPLE_BYTES, millis))
     }
 
