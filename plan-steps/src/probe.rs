@@ -11,7 +11,7 @@
 //! service's own `status` command, the step's `check` (a check only looks,
 //! by the plan's contract) and the step's `probe` (the plan vouches for it),
 //! a signed DNS query, and a timed stream of zeros from one host to another
-//! that the receiving end throws away (`cat >/dev/null`).
+//! that the receiving end throws away (`dd of=/dev/null`, timing it).
 
 use std::time::Duration;
 

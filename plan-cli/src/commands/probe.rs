@@ -27,7 +27,7 @@ What it runs on the hosts, and nothing else:
     systemctl show -p LoadState / is-active, or the service's own status command;
     the step's check (checks only look) or the step's `probe` (the plan vouches for it);
     a timed stream of 32 MiB of zeros from a copy's source host to its destination host,
-    thrown away there (ssh ... 'cat >/dev/null').
+    thrown away there (ssh ... 'dd of=/dev/null', which reports its time).
 It never runs a step's action or revert, never updates DNS (one signed query per record),
 never adds a host key to known_hosts, and never opens or writes the run's journal.
 
