@@ -259,6 +259,20 @@ pub fn fingerprints(plan: &Plan) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Refuses a `--phase` the plan does not have, naming those it has.
+pub fn known_phase(plan: &Plan, phase: Option<&str>) -> Result<(), CliError> {
+    match phase {
+        Some(phase) if plan.phase(phase).is_none() => {
+            let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
+            Err(CliError::Usage(format!(
+                "the plan has no phase `{phase}`; its phases: {}",
+                names.join(", ")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Removes the run directory `dir` when it is empty: nothing in it is
 /// needed, and `resume` makes it again if a step of the run needs it.
 /// A directory a step left files in is kept (the operator may want them);

@@ -18,7 +18,7 @@ use plan_steps::executor::{Executor, SshOptions};
 use plan_steps::probe::{bytes_text, Finding, Probed, Severity};
 use serde::Serialize;
 
-use crate::{exit_codes, CliError, PlanArgs};
+use crate::{exit_codes, session, CliError, PlanArgs};
 
 /// What `cutover probe --help` says after the options.
 const AFTER: &str = "\
@@ -87,15 +87,7 @@ pub fn cmd_probe(
     stderr: &mut dyn Write,
 ) -> Result<u8, CliError> {
     let plan = args.plan.load_valid(stderr)?;
-    if let Some(phase) = &args.phase {
-        if plan.phase(phase).is_none() {
-            let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
-            return Err(CliError::Usage(format!(
-                "the plan has no phase `{phase}`; its phases: {}",
-                names.join(", ")
-            )));
-        }
-    }
+    session::known_phase(&plan, args.phase.as_deref())?;
     let selection = Selection {
         phase: args.phase.clone(),
         already_done: Default::default(),

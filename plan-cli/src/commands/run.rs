@@ -100,15 +100,7 @@ pub fn cmd_run(
 ) -> Result<u8, CliError> {
     // Verification first, exploration included: an invalid plan touches nothing.
     let plan = args.plan.load_valid(stderr)?;
-    if let Some(phase) = &args.phase {
-        if plan.phase(phase).is_none() {
-            let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
-            return Err(CliError::Usage(format!(
-                "the plan has no phase `{phase}`; its phases: {}",
-                names.join(", ")
-            )));
-        }
-    }
+    session::known_phase(&plan, args.phase.as_deref())?;
     // A hook that cannot be is refused before anything is opened.
     let hooks = args.notify.hooks(&plan)?;
     if args.dry_run {

@@ -73,7 +73,10 @@ async fn rsync_done(
 
 /// The copy a `Rsync` step makes, and the host it runs on (`from`): the
 /// one place both the copy and its dry run are built.
-fn copy_of<'a>(ex: &'a Executor, step: &'a Step) -> Result<(&'a str, rsync::Copy<'a>), Failure> {
+pub(super) fn copy_of<'a>(
+    ex: &'a Executor,
+    step: &'a Step,
+) -> Result<(&'a str, rsync::Copy<'a>), Failure> {
     let Action::Rsync {
         from,
         to,

@@ -73,8 +73,10 @@ impl Executor {
             .collect();
         let reached = self.probe_hosts(&steps, &mut probed).await;
         let dns = self.probe_dns(&steps, &mut probed).await;
-        let mut expected = self.declared_records();
-        let mut seen = Seen::default();
+        let mut seen = Seen {
+            expected: self.declared_records(),
+            ..Seen::default()
+        };
         // In the plan's order: a step the run does is probed; one it does
         // not (done, or of an earlier phase) leaves its records as it
         // changed them; those of later phases are not there yet.
@@ -92,11 +94,9 @@ impl Executor {
                         step,
                         reached: &reached,
                     };
-                    prober
-                        .probe(dns, &mut expected, &mut seen, &mut probed)
-                        .await;
+                    prober.probe(dns, &mut seen, &mut probed).await;
                 } else if !step.pending() || first_phase.is_some_and(|f| phase_ix < f) {
-                    apply(&mut expected, step);
+                    apply(&mut seen.expected, step);
                 }
             }
         }
@@ -319,6 +319,8 @@ impl Executor {
 /// What the probe learnt once for every step.
 #[derive(Default)]
 struct Seen {
+    /// Each record as the plan expects it before the step probed now.
+    expected: BTreeMap<String, Expected>,
     /// Records whose served state was compared (by their first step).
     records: BTreeSet<String>,
     /// The timed transfer between each pair of hosts (from, to).

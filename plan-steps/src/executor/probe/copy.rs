@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use plan_core::duration::format_duration;
 use plan_core::template::quote;
-use plan_core::{Action, DurationModel};
+use plan_core::DurationModel;
 
 use super::{
     last_lines, millis, seconds_text, Seen, StepProbe, DRY_RUN_DEADLINE, RATE_DEADLINE,
@@ -24,27 +24,10 @@ impl StepProbe<'_> {
     pub(super) async fn copy(&self, seen: &mut Seen, probed: &mut Probed) {
         let step = self.step;
         let id = Some(step.id.as_str());
-        let Action::Rsync {
-            from,
-            to,
-            path,
-            dest,
-            delete,
-            args,
-        } = &step.action
-        else {
+        let Ok((from, copy)) = crate::executor::copy::copy_of(self.ex, step) else {
             return;
         };
-        let Some(to_host) = self.ex.plan.host(to) else {
-            return;
-        };
-        let copy = rsync::Copy {
-            path,
-            dest,
-            to: to_host,
-            delete: *delete,
-            args,
-        };
+        let (to, path, dest) = (copy.to.name.as_str(), copy.path, copy.dest);
         let before = probed.count(Blocker);
         self.has_program(from, "rsync", "the copy", probed).await;
         if !rsync::is_daemon(dest) {
@@ -160,7 +143,7 @@ impl StepProbe<'_> {
             }
         }
         // One timed transfer per pair of hosts.
-        let pair = (from.clone(), to.clone());
+        let pair = (from.to_owned(), to.to_owned());
         let rate = match seen.rates.get(&pair) {
             Some(rate) => *rate,
             None => {

@@ -19,13 +19,7 @@ use crate::probe::{
 
 impl StepProbe<'_> {
     /// Looks at the step; `dns`: the DNS server answered with the key.
-    pub(super) async fn probe(
-        &self,
-        dns: bool,
-        expected: &mut BTreeMap<String, Expected>,
-        seen: &mut Seen,
-        probed: &mut Probed,
-    ) {
+    pub(super) async fn probe(&self, dns: bool, seen: &mut Seen, probed: &mut Probed) {
         let step = self.step;
         let id = Some(step.id.as_str());
         // Hosts not reached were reported once; nothing more to learn.
@@ -37,7 +31,7 @@ impl StepProbe<'_> {
                 Some(&host),
                 format!("not looked at: `{host}` was not reached"),
             );
-            apply(expected, step);
+            apply(&mut seen.expected, step);
             return;
         }
         if let Some(check) = &step.check {
@@ -45,11 +39,11 @@ impl StepProbe<'_> {
         }
         match &step.probe {
             Some(own) => self.own_probe(own, dns, probed).await,
-            None => self.action(dns, expected, seen, probed).await,
+            None => self.action(dns, seen, probed).await,
         }
         if step.probe.is_some() {
             // The records' expectations still follow the plan.
-            apply(expected, step);
+            apply(&mut seen.expected, step);
         }
         self.reverts(probed).await;
     }
@@ -148,13 +142,7 @@ impl StepProbe<'_> {
     }
 
     /// The action's own read-only probe.
-    async fn action(
-        &self,
-        dns: bool,
-        expected: &mut BTreeMap<String, Expected>,
-        seen: &mut Seen,
-        probed: &mut Probed,
-    ) {
+    async fn action(&self, dns: bool, seen: &mut Seen, probed: &mut Probed) {
         let step = self.step;
         let id = Some(step.id.as_str());
         match &step.action {
@@ -168,10 +156,10 @@ impl StepProbe<'_> {
             Action::Rsync { .. } => self.copy(seen, probed).await,
             Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } => {
                 if dns {
-                    self.record(record, expected, &mut seen.records, probed)
+                    self.record(record, &seen.expected, &mut seen.records, probed)
                         .await;
                 }
-                apply(expected, step);
+                apply(&mut seen.expected, step);
             }
             Action::WaitTtl { record } => probed.add(
                 Fact,
