@@ -299,6 +299,28 @@ fn a_probe_reports_hosts_programs_and_the_pending_copy_and_changes_nothing() {
         "with the probe's record the copy takes {measured} s in simulation, the probe \
          expects {expected} s (the model alone: {modelled} s)"
     );
+    // `check` takes the record for its announced-window rule, and a second
+    // probe replaces the record, never a journal.
+    lab.cutover()
+        .arg("check")
+        .arg(&plan)
+        .arg("--measured")
+        .arg(&record)
+        .run()
+        .assert_code(0);
+    let journal = scratch.path().join("lab.journal");
+    fs::write(&journal, "not a probe's record\n").expect("writable");
+    let refused = probe(&lab, &plan, &journal, &[]);
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains("is not a probe's record"),
+        "{}",
+        refused.describe()
+    );
+    assert_eq!(
+        fs::read_to_string(&journal).expect("readable"),
+        "not a probe's record\n"
+    );
 }
 
 #[test]

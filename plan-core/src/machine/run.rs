@@ -63,7 +63,7 @@ pub(super) fn slot(ix: StepIx) -> Slot {
 }
 
 /// The machine's shared storage: the step table and the effects to perform.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RunMachine {
     pub(super) schedule: Arc<Schedule>,
     /// Steps that depend on each step (from `deps`), shared by clones.
@@ -103,6 +103,55 @@ pub struct RunMachine {
     /// partial effect, with why they failed: the check decides whether the
     /// rollback undoes them. (Empty, it clones without allocating.)
     pub(super) failing: Vec<(Slot, String)>,
+}
+
+/// Rehearsal clones a machine per run: its tables are copied as the
+/// slices they are (`SmallVec::from_slice`), not element by element as a
+/// derived `Clone` does. Destructured whole, so that a field added cannot
+/// be left out.
+impl Clone for RunMachine {
+    fn clone(&self) -> RunMachine {
+        let RunMachine {
+            schedule,
+            dependents,
+            status,
+            in_flight,
+            attempts,
+            waiting,
+            open_in_segment,
+            segment,
+            ready,
+            parked,
+            completed,
+            reverts,
+            rollback,
+            on_failure,
+            gate,
+            crossed,
+            deciding,
+            failing,
+        } = self;
+        RunMachine {
+            schedule: Arc::clone(schedule),
+            dependents: Arc::clone(dependents),
+            status: Table::from_slice(status),
+            in_flight: *in_flight,
+            attempts: Table::from_slice(attempts),
+            waiting: Table::from_slice(waiting),
+            open_in_segment: Table::from_slice(open_in_segment),
+            segment: *segment,
+            ready: Table::from_slice(ready),
+            parked: Table::from_slice(parked),
+            completed: Table::from_slice(completed),
+            reverts: Table::from_slice(reverts),
+            rollback: rollback.clone(),
+            on_failure: *on_failure,
+            gate: *gate,
+            crossed: *crossed,
+            deciding: deciding.clone(),
+            failing: failing.clone(),
+        }
+    }
 }
 
 /// What one event made the machine do: statig's external context.
