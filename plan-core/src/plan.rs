@@ -874,15 +874,20 @@ impl DurationModel {
     }
 }
 
+impl Phase {
+    /// The phase's steps, in order (its markers left out).
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.entries.iter().filter_map(|e| match e {
+            Entry::Step(s) => Some(s),
+            _ => None,
+        })
+    }
+}
+
 impl Plan {
     /// Every step of every phase, in plan order.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
-        self.phases.iter().flat_map(|p| {
-            p.entries.iter().filter_map(|e| match e {
-                Entry::Step(s) => Some(s),
-                _ => None,
-            })
-        })
+        self.phases.iter().flat_map(Phase::steps)
     }
 
     /// The step with this id.

@@ -438,13 +438,7 @@ fn ttl_before_switch(plan: &Plan, diagnostics: &mut Diagnostics) {
         .collect();
     ttl_in_force = initial;
     for (phase_index, phase) in plan.phases.iter().enumerate() {
-        for step in phase.entries.iter().filter_map(|e| {
-            if let Entry::Step(s) = e {
-                Some(s)
-            } else {
-                None
-            }
-        }) {
+        for step in phase.steps() {
             match &step.action {
                 Action::DnsTtl { record, ttl } => {
                     ttl_in_force.insert(record.as_str(), *ttl);

@@ -463,10 +463,7 @@ impl Watcher<'_> {
                 running: 0,
                 failed: 0,
             };
-            for step in phase.entries.iter().filter_map(|e| match e {
-                plan_core::Entry::Step(s) => Some(s),
-                _ => None,
-            }) {
+            for step in phase.steps() {
                 let s = status.get(step.id.as_str()).copied();
                 count.total += 1;
                 match s {

@@ -84,10 +84,10 @@ impl Executor {
             self.plan
                 .phases
                 .iter()
-                .position(|p| steps_of(p).any(|step| step.id == s.id))
+                .position(|p| p.steps().any(|step| step.id == s.id))
         });
         for (phase_ix, phase) in self.plan.phases.iter().enumerate() {
-            for step in steps_of(phase) {
+            for step in phase.steps() {
                 if schedule.index_of(&step.id).is_some() {
                     let prober = StepProbe {
                         ex: self,
@@ -332,14 +332,6 @@ struct StepProbe<'a> {
     ex: &'a Executor,
     step: &'a Step,
     reached: &'a BTreeSet<String>,
-}
-
-/// The steps of a phase, in order.
-fn steps_of(phase: &plan_core::Phase) -> impl Iterator<Item = &Step> {
-    phase.entries.iter().filter_map(|e| match e {
-        plan_core::Entry::Step(step) => Some(step),
-        _ => None,
-    })
 }
 
 /// Every host a step's action, check or probe uses (the destination of a
