@@ -14,8 +14,8 @@ use crate::command::{ShellCommand, ShellOutcome};
 use crate::dns::DnsClient;
 use crate::local;
 use crate::ssh::{
-    connect_all_bounded, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshErrorKind,
-    SshTarget,
+    connect_all_bounded, HostKey, HostKeyPolicy, KnownHosts, Session, SshConfig, SshEnv, SshError,
+    SshErrorKind, SshTarget,
 };
 use plan_core::machine::ProcessGroup;
 
@@ -130,36 +130,21 @@ impl Executor {
             .map(|h| self.target(h, &env))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.message)?;
-        let sessions = connect_all_bounded(
-            &targets,
-            &self.known_hosts(&env),
-            CONNECT_TIMEOUT,
-            Arc::clone(&self.connecting),
-        )
-        .await;
         let mut problems = Vec::new();
-        let mut conns = self.conns.write().await;
-        for (host, session) in remote.into_iter().zip(sessions) {
-            match session {
-                Ok(session) => {
-                    let made = tokio::sync::OnceCell::new_with(Some(Conn::Ssh(session)));
-                    conns.insert(host, Arc::new(made));
-                }
-                Err(e) => {
-                    kinds.push(match e.kind() {
-                        SshErrorKind::HostKeyUnknown => PreflightProblem::HostKeyUnknown {
-                            host: e.host().to_owned(),
-                        },
-                        SshErrorKind::HostKeyChanged => PreflightProblem::HostKeyChanged {
-                            host: e.host().to_owned(),
-                        },
-                        _ => PreflightProblem::Other,
-                    });
-                    problems.push(e.to_string())
-                }
+        for opened in self.open_sessions(&targets, &env).await {
+            if let Err(e) = opened {
+                kinds.push(match e.kind() {
+                    SshErrorKind::HostKeyUnknown => PreflightProblem::HostKeyUnknown {
+                        host: e.host().to_owned(),
+                    },
+                    SshErrorKind::HostKeyChanged => PreflightProblem::HostKeyChanged {
+                        host: e.host().to_owned(),
+                    },
+                    _ => PreflightProblem::Other,
+                });
+                problems.push(e.to_string())
             }
         }
-        drop(conns);
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
@@ -186,6 +171,36 @@ impl Executor {
                 .map_err(|e| Failure::from(e).message())?;
         }
         Ok(())
+    }
+
+    /// Opens a session to each of `targets` at once (as many at a time as
+    /// `--connect-parallel` allows) and keeps those opened as their hosts'
+    /// connections; in the order of `targets`, each host's key or why it
+    /// could not be reached.
+    pub(super) async fn open_sessions(
+        &self,
+        targets: &[SshTarget],
+        env: &SshEnv,
+    ) -> Vec<Result<HostKey, SshError>> {
+        let sessions = connect_all_bounded(
+            targets,
+            &self.known_hosts(env),
+            CONNECT_TIMEOUT,
+            Arc::clone(&self.connecting),
+        )
+        .await;
+        let mut conns = self.conns.write().await;
+        targets
+            .iter()
+            .zip(sessions)
+            .map(|(target, session)| {
+                let session = session?;
+                let key = session.host_key().clone();
+                let made = tokio::sync::OnceCell::new_with(Some(Conn::Ssh(session)));
+                conns.insert(target.name.clone(), Arc::new(made));
+                Ok(key)
+            })
+            .collect()
     }
 
     /// The connection to `host`, made on first use: at preflight, or on

@@ -5,21 +5,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use plan_core::duration::format_duration;
 use plan_core::machine::Schedule;
 use plan_core::{Action, Check, Step};
 
-use super::hosts::{Conn, CONNECT_TIMEOUT};
 use super::{Executor, Transcript};
 use crate::command::ShellOutcome;
 use crate::probe::{
     FindingKind as Kind, Probed,
     Severity::{Blocker, Fact},
 };
-use crate::ssh::{connect_all_bounded, SshEnv, SshErrorKind};
+use crate::ssh::{SshEnv, SshErrorKind};
 
 mod copy;
 mod step;
@@ -111,7 +109,6 @@ impl Executor {
             hosts.extend(step_hosts(step));
         }
         let env = SshEnv::from_process();
-        let known = self.known_hosts(&env);
         let mut reached = BTreeSet::new();
         let mut targets = Vec::new();
         for host in &hosts {
@@ -124,24 +121,10 @@ impl Executor {
                 Err(e) => probed.add(Blocker, Kind::HostUnreachable, None, Some(host), e.message),
             }
         }
-        let sessions = connect_all_bounded(
-            &targets,
-            &known,
-            CONNECT_TIMEOUT,
-            Arc::clone(&self.connecting),
-        )
-        .await;
-        let mut conns = self.conns.write().await;
-        for (target, session) in targets.iter().zip(sessions) {
+        for (target, opened) in targets.iter().zip(self.open_sessions(&targets, &env).await) {
             let host = target.name.as_str();
-            match session {
-                Ok(session) => {
-                    let key = session.host_key();
-                    let key = format!("{} {}", key.key_type, key.fingerprint());
-                    conns.insert(
-                        host.to_owned(),
-                        Arc::new(tokio::sync::OnceCell::new_with(Some(Conn::Ssh(session)))),
-                    );
+            match opened {
+                Ok(key) => {
                     reached.insert(host.to_owned());
                     probed.add(
                         Fact,
@@ -149,8 +132,12 @@ impl Executor {
                         None,
                         Some(host),
                         format!(
-                            "reached {}@{}:{} (host key {key}, as on record)",
-                            target.user, target.address, target.port
+                            "reached {}@{}:{} (host key {} {}, as on record)",
+                            target.user,
+                            target.address,
+                            target.port,
+                            key.key_type,
+                            key.fingerprint()
                         ),
                     );
                 }
@@ -169,7 +156,6 @@ impl Executor {
                 }
             }
         }
-        drop(conns);
         // Who each login lands as: sudo rules and file modes depend on it.
         for host in &reached {
             if let Ok(out) = self.look(None, host, "id -un").await {
