@@ -13,6 +13,7 @@ use plan_core::{Action, Check, Step};
 
 use super::{Executor, Transcript};
 use crate::command::ShellOutcome;
+use crate::dns::RRset;
 use crate::probe::{
     FindingKind as Kind, Probed,
     Severity::{Blocker, Fact},
@@ -70,9 +71,10 @@ impl Executor {
             .filter_map(|s| self.plan.step(&s.id))
             .collect();
         let reached = self.probe_hosts(&steps, &mut probed).await;
-        let dns = self.probe_dns(&steps, &mut probed).await;
+        let (dns, served) = self.probe_dns(&steps, &mut probed).await;
         let mut seen = Seen {
             expected: self.declared_records(),
+            served,
             ..Seen::default()
         };
         // In the plan's order: a step the run does is probed; one it does
@@ -174,11 +176,18 @@ impl Executor {
     }
 
     /// A signed query for each record the steps touch: the server answers
-    /// and takes the key. `false` when there is no use going on with DNS.
-    async fn probe_dns(&self, steps: &[&Step], probed: &mut Probed) -> bool {
+    /// and takes the key. Whether DNS is of use for the steps' looks, and
+    /// what each record that answered serves (the steps compare it with
+    /// what the plan expects, without asking again).
+    async fn probe_dns(
+        &self,
+        steps: &[&Step],
+        probed: &mut Probed,
+    ) -> (bool, BTreeMap<String, RRset>) {
+        let mut served = BTreeMap::new();
         let records = dns_records(steps);
         if records.is_empty() {
-            return false;
+            return (false, served);
         }
         let dns = match self.dns().await {
             Ok(dns) => dns,
@@ -190,58 +199,48 @@ impl Executor {
                     None,
                     format!("the DNS client cannot be set up: {}", e.message()),
                 );
-                return false;
+                return (false, served);
             }
         };
-        let mut answered = Ok(());
         for record in &records {
             match dns.query(record).await {
-                Ok(_) => {}
-                Err(e) if e.is_authentication() => {
-                    answered = Err(e);
-                    break;
+                Ok(rrset) => {
+                    served.insert(record.clone(), rrset);
                 }
-                Err(e) => {
+                Err(e) if e.is_authentication() => {
                     probed.add(
                         Blocker,
-                        Kind::DnsUnreachable,
+                        Kind::TsigRefused,
                         None,
                         None,
-                        format!("{record}: {e}"),
+                        format!("the DNS server refuses the plan's TSIG key: {e}"),
                     );
+                    return (false, served);
                 }
-            }
-        }
-        match answered {
-            Ok(()) => {
-                probed.add(
-                    Fact,
-                    Kind::DnsAnswered,
-                    None,
-                    None,
-                    format!(
-                        "the DNS server {} answers for {} and takes the TSIG key",
-                        dns.server(),
-                        dns.zone()
-                    ),
-                );
-                true
-            }
-            Err(e) if e.is_authentication() => {
-                probed.add(
+                Err(e) => probed.add(
                     Blocker,
-                    Kind::TsigRefused,
+                    Kind::DnsUnreachable,
                     None,
                     None,
-                    format!("the DNS server refuses the plan's TSIG key: {e}"),
-                );
-                false
-            }
-            Err(e) => {
-                probed.add(Blocker, Kind::DnsUnreachable, None, None, e.to_string());
-                false
+                    format!("{record}: {e}"),
+                ),
             }
         }
+        if served.is_empty() {
+            return (false, served);
+        }
+        probed.add(
+            Fact,
+            Kind::DnsAnswered,
+            None,
+            None,
+            format!(
+                "the DNS server {} answers for {} and takes the TSIG key",
+                dns.server(),
+                dns.zone()
+            ),
+        );
+        (true, served)
     }
 
     /// Each record as the plan declares it before its first step.
@@ -307,6 +306,8 @@ impl Executor {
 struct Seen {
     /// Each record as the plan expects it before the step probed now.
     expected: BTreeMap<String, Expected>,
+    /// What each record served when the probe began (those that answered).
+    served: BTreeMap<String, RRset>,
     /// Records whose served state was compared (by their first step).
     records: BTreeSet<String>,
     /// The timed transfer between each pair of hosts (from, to).

@@ -1,15 +1,11 @@
 //! The probe of one step: its check, its own probe, its action's programs,
 //! its unit, its record, its revert.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use plan_core::duration::format_duration;
 use plan_core::template::quote;
 use plan_core::{Action, Check, Revert, ServiceControl, ServiceState};
 
-use super::{
-    apply, check_host, last_lines, seconds, step_hosts, Expected, Seen, StepProbe, LOOK_DEADLINE,
-};
+use super::{apply, check_host, last_lines, seconds, step_hosts, Seen, StepProbe, LOOK_DEADLINE};
 use crate::command::ExitKind;
 use crate::dns::RRset;
 use crate::probe::{
@@ -156,8 +152,7 @@ impl StepProbe<'_> {
             Action::Rsync { .. } => self.copy(seen, probed).await,
             Action::DnsTtl { record, .. } | Action::DnsRecord { record, .. } => {
                 if dns {
-                    self.record(record, &seen.expected, &mut seen.records, probed)
-                        .await;
+                    self.record(record, seen, probed);
                 }
                 apply(&mut seen.expected, step);
             }
@@ -375,18 +370,12 @@ impl StepProbe<'_> {
     }
 
     /// A record as the plan expects it before the first change of it.
-    async fn record(
-        &self,
-        record: &str,
-        expected: &BTreeMap<String, Expected>,
-        looked: &mut BTreeSet<String>,
-        probed: &mut Probed,
-    ) {
+    fn record(&self, record: &str, seen: &mut Seen, probed: &mut Probed) {
         let id = Some(self.step.id.as_str());
-        let Some(want) = expected.get(record) else {
+        let Some(want) = seen.expected.get(record) else {
             return;
         };
-        if !looked.insert(record.to_owned()) {
+        if !seen.records.insert(record.to_owned()) {
             // What it serves now is what the first step finds; this one
             // finds what the steps before it leave.
             let after = want.after.as_deref().unwrap_or("the steps before it");
@@ -402,16 +391,9 @@ impl StepProbe<'_> {
             );
             return;
         }
-        let served = match self.ex.dns().await {
-            Ok(dns) => dns.query(record).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.message()),
-        };
-        let served = match served {
-            Ok(served) => served,
-            Err(e) => {
-                probed.add(Blocker, Kind::DnsUnreachable, id, None, e);
-                return;
-            }
+        // A record that did not answer was reported by the DNS look.
+        let Some(served) = seen.served.get(record) else {
+            return;
         };
         let wanted = RRset::new(want.ttl, want.addresses.iter().copied());
         let addresses_differ = !want.addresses.is_empty() && served.addresses != wanted.addresses;
