@@ -42,7 +42,7 @@ mod suggest;
 pub mod template;
 pub mod verify;
 
-pub use diagnostic::{Diagnostic, Diagnostics, Label, Rule, Severity, Source};
+pub use diagnostic::{visible, Diagnostic, Diagnostics, Label, Rule, Severity, Source};
 pub use hash::fnv1a;
 pub use load::{
     check_hook_url, load_bytes, load_path, load_str, Loaded, ReadError, ReadErrorKind, Settings,

@@ -200,7 +200,6 @@ pub fn cmd_watch(
     };
     let mut last_records = usize::MAX;
     let mut said_waiting = false;
-    let mut said_finished = false;
     let mut last_state = String::new();
     loop {
         let now = args.as_of.unwrap_or_else(jiff::Timestamp::now);
@@ -240,13 +239,12 @@ pub fn cmd_watch(
             page.show(&view)?;
         }
         let finished = matches!(view.state.as_str(), "completed" | "rolled back" | "halted");
-        let newly_finished = finished && !said_finished;
-        said_finished |= finished;
-        // A run killed changes no record, only its state: that is news too.
+        // A run killed (or finished) changes its state, not always its
+        // records: that is news too.
         let changed = changed || view.state != last_state;
         last_state.clone_from(&view.state);
         if args.json {
-            if changed || newly_finished || args.once {
+            if changed || args.once {
                 serde_json::to_writer(&mut *stdout, &view)?;
                 writeln!(stdout)?;
             }
@@ -709,13 +707,9 @@ fn render(view: &View) -> String {
     if let Some(last) = &view.last_output {
         out.push_str(&format!("last output, of {}:\n", last.step));
         for line in &last.lines {
-            // What a step printed may hold escape sequences: not for the
-            // watcher's terminal.
-            let line: String = line
-                .chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect();
-            out.push_str(&format!("    | {line}\n"));
+            // What a step printed may hold escape sequences, bidi
+            // overrides: not for the watcher's terminal.
+            out.push_str(&format!("    | {}\n", plan_core::visible(line)));
         }
     }
     out
