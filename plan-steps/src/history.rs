@@ -124,13 +124,7 @@ impl History {
                 }
                 RunRecord::Event { event } => {
                     let Some(step) = event.step() else { continue };
-                    let took_effect = matches!(
-                        event,
-                        Event::StepSucceeded { .. }
-                            | Event::CheckFailed { .. }
-                            | Event::Checked { done: true, .. }
-                            | Event::OperatorAnswered { done: true, .. }
-                    );
+                    let took_effect = event.took_effect();
                     if took_effect {
                         history.waits_started.remove(step);
                     }

@@ -130,7 +130,8 @@ impl Position {
                     open.push((effect.clone(), at));
                 }
                 RunRecord::Event { event } => {
-                    if let Event::StepSucceeded { step } = event {
+                    // A TTL set by a step that succeeded, or was found done.
+                    if let (true, Some(step)) = (event.took_effect(), event.step()) {
                         if matches!(
                             plan.step(step).map(|s| &s.action),
                             Some(plan_core::Action::DnsTtl { .. })

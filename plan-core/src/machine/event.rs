@@ -214,6 +214,20 @@ pub type Input = Event<StepIx>;
 pub type Command = Effect<StepIx>;
 
 impl<S> Event<S> {
+    /// Whether the event says its step's action took effect: it succeeded,
+    /// its check failed after it ran, a check or the operator found it done.
+    /// (Journals read for what a step changed, its TTL for instance, ask
+    /// this, so that a step found done counts as one that succeeded.)
+    pub fn took_effect(&self) -> bool {
+        matches!(
+            self,
+            Event::StepSucceeded { .. }
+                | Event::CheckFailed { .. }
+                | Event::Checked { done: true, .. }
+                | Event::OperatorAnswered { done: true, .. }
+        )
+    }
+
     /// The step this event is about, if any.
     pub fn step(&self) -> Option<&S> {
         match self {
