@@ -202,8 +202,18 @@ impl<'a, O: Operator> Driver<'a, O> {
         self
     }
 
+    /// Journals `record`, and follows whether users are down as the
+    /// journal says it (`users_change`, as a resume reads it back).
     fn record(&mut self, record: &RunRecord) -> Result<(), DriveError> {
-        append(self.journal, self.progress, self.outside, record)
+        append(self.journal, self.progress, self.outside, record)?;
+        match plan_core::machine::users_change(&self.plan, record) {
+            Some(plan_core::machine::UsersChange::Down) if self.down_since.is_none() => {
+                self.down_since = Some(tokio::time::Instant::now());
+            }
+            Some(plan_core::machine::UsersChange::Back) => self.down_since = None,
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Holds `lock` for the run: once it can no longer be proven held, no
@@ -415,15 +425,6 @@ impl<'a, O: Operator> Driver<'a, O> {
                 tracing::info!(target: "cutover::run", ?event, "event");
                 let mut outbox = Outbox::recording();
                 let effects = feed(machine, &event, &mut outbox);
-                // Users are back once the step that gives them the service
-                // back is done.
-                if let Some(step) = event.step().and_then(|id| self.plan.step(id)) {
-                    if step.downtime == Some(plan_core::Downtime::Ends)
-                        && machine.status_of(&step.id) == Some(plan_core::machine::StepStatus::Done)
-                    {
-                        self.down_since = None;
-                    }
-                }
                 for (from, to) in outbox.transitions {
                     self.record(&RunRecord::Transition { from, to })?;
                 }
@@ -546,16 +547,6 @@ impl<'a, O: Operator> Driver<'a, O> {
         end: &mut Option<RunEnd>,
     ) -> Result<Option<Event>, DriveError> {
         tracing::info!(target: "cutover::run", ?effect, "effect");
-        // Users go down when the step marked `downtime: Begins` starts.
-        if let Effect::Forward { step, .. } | Effect::Confirm { step } = &effect {
-            let begins = self
-                .plan
-                .step(step)
-                .is_some_and(|s| s.downtime == Some(plan_core::Downtime::Begins));
-            if begins && self.down_since.is_none() {
-                self.down_since = Some(tokio::time::Instant::now());
-            }
-        }
         let step_of = |id: &str| self.plan.step(id).cloned();
         match effect {
             Effect::Finished { end: finished } => {
