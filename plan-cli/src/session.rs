@@ -89,7 +89,7 @@ pub fn open_journal(path: &Path, plan: &Plan, new_attempt: bool) -> Result<Opene
             use plan_core::machine::AttemptEnd;
             let changed = || CliError::PlanChanged {
                 journal: path.display().to_string(),
-                detail: changed_steps(path, plan),
+                detail: changed_steps(&journal.records, plan),
             };
             if !new_attempt {
                 return Err(changed());
@@ -103,7 +103,7 @@ pub fn open_journal(path: &Path, plan: &Plan, new_attempt: bool) -> Result<Opene
             note = Some(format!(
                 "the plan changed since the last run of this journal, which {ended} ({}): this \
                  run starts attempt {} of it; {}",
-                changed_steps(path, plan),
+                changed_steps(&journal.records, plan),
                 attempts.len() + 1,
                 if carried.is_empty() {
                     "no step is kept done".to_owned()
@@ -189,7 +189,6 @@ pub fn other_journals(plan_path: &Path, plan: &Plan, journal: &Path) -> Vec<Path
     found
 }
 
-/// What differs between the plan the journal was written for and this one.
 /// The attempts of a journal's `records` (at `path`), and which one is
 /// `plan`'s: the last whose plan hash is this plan's, as the read-only
 /// verbs (`status --journal`, `watch`) show it. A journal with attempts
@@ -208,19 +207,18 @@ pub fn plan_attempt(
             journal: path.display().to_string(),
             detail: format!(
                 "the journal's runs are of another version of this plan ({}); use the plan and --set values the run used",
-                changed_steps(path, plan)
+                changed_steps(records, plan)
             ),
         });
     }
     Ok((attempts, current))
 }
 
-fn changed_steps(path: &Path, plan: &Plan) -> String {
-    let Ok(journal) = JournalFile::read::<RunRecord>(path) else {
-        return "the plan file or its variables changed".into();
-    };
-    let recorded: Vec<(String, u64)> = journal
-        .records
+/// What differs between the plan the journal's `records` were written for
+/// and this one (read from the records in hand: `watch --as-of` has cut
+/// them at its moment).
+fn changed_steps(records: &[plan_core::journal::Record<RunRecord>], plan: &Plan) -> String {
+    let recorded: Vec<(String, u64)> = records
         .iter()
         .rev()
         .find_map(|r| match &r.entry {
