@@ -455,11 +455,15 @@ impl<'m> Worker<'m> {
         if m.downtime == Some(Downtime::Begins) {
             self.users_down_at(self.now + wait, Some(m.outage_kind), m.in_flight);
         }
-        // A `WaitTtl` under way has waited part of its TTL: what it has
-        // left is the whole less that (`schedule` takes the head start off).
+        // A `WaitTtl` waits until the TTL before the change has run out:
+        // `wait_ttl` is what is left of it now (for a run continued from a
+        // journal, less the time since the change), so the head start of
+        // one under way is added back for `schedule` to take off again.
         let length = match m.dns {
             DnsRole::WaitTtl { record } => {
-                m.forward.sample(rng) * m.scale * self.pace_of(m) + self.wait_ttl[record]
+                m.forward.sample(rng) * m.scale * self.pace_of(m)
+                    + self.wait_ttl[record]
+                    + self.head_start
             }
             _ => self.draw(&m.forward, m.scale * self.pace_of(m), rng),
         };
