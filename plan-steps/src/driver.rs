@@ -170,8 +170,7 @@ impl<'a, O: Operator> Driver<'a, O> {
         progress: Progress<'a>,
     ) -> Self {
         let executor = Executor::new(Arc::clone(&plan));
-        let (vars, values) = crate::notify::plan_secrets(&plan);
-        let secrets = plan_core::secret::secret_values(&vars, values);
+        let secrets = crate::notify::secrets(&plan);
         Driver {
             plan,
             executor,

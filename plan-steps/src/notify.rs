@@ -457,6 +457,14 @@ pub fn plan_secrets(plan: &Plan) -> (Vec<String>, Vec<String>) {
     (vars, values)
 }
 
+/// Every secret value of the plan and of this process's environment, to be
+/// replaced wherever a text that leaves the run (the journal's output,
+/// `watch`) might hold one.
+pub fn secrets(plan: &Plan) -> Vec<String> {
+    let (vars, values) = plan_secrets(plan);
+    plan_core::secret::secret_values(&vars, values)
+}
+
 /// A run's hooks, as a run uses them: told what each journal record says,
 /// and of the run's start and end where no record says it.
 pub struct RunHooks {

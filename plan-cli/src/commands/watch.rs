@@ -171,8 +171,7 @@ pub fn cmd_watch(
     if let Some(m) = &measured {
         m.check_plan(&plan)?;
     }
-    let (vars, values) = plan_steps::notify::plan_secrets(&plan);
-    let secrets = plan_core::secret::secret_values(&vars, values);
+    let secrets = plan_steps::notify::secrets(&plan);
     let page = match &args.serve {
         Some(addr) => {
             let page = Page::serve(addr)?;
