@@ -20,8 +20,10 @@ pub(crate) fn millis(secs: f64) -> u64 {
     if x >= EXACT {
         return x.round() as u64;
     }
-    let whole = x as u64;
-    whole + u64::from(x - whole as f64 >= 0.5)
+    // Below 2^53 the conversions through i64 are single instructions
+    // (through u64 they are not, on the baseline target).
+    let whole = x as i64;
+    whole as u64 + u64::from(x - whole as f64 >= 0.5)
 }
 
 /// Each step's time inside the outage, by downtime, for the tail report:

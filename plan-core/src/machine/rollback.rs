@@ -282,7 +282,7 @@ impl RunMachine {
                 StepStatus::Reverting | StepStatus::RevertInDoubt => return RevertNext::Waiting,
                 _ if self.schedule.steps[ix].undoable => {
                     self.set_status(ix, StepStatus::Reverting);
-                    context.effects.push(Effect::Revert { step: ix });
+                    context.push_with(|| Effect::Revert { step: ix });
                     return RevertNext::Waiting;
                 }
                 // Nothing to undo (e.g. a copy to the new host): counts as reverted.

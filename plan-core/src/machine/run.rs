@@ -175,6 +175,17 @@ impl Outbox {
             ..Outbox::default()
         }
     }
+
+    /// Adds the effect `make` builds, built where it is stored: the
+    /// machine's frequent effects (a step to run, check or revert) go
+    /// through here. `effects.push(effect)` builds the effect on the stack
+    /// and copies it in; reading back those few just-written fields with
+    /// wider loads stalls on store forwarding, which was a twentieth of a
+    /// rehearsal's time (`bench/simulate`).
+    #[inline]
+    pub(super) fn push_with(&mut self, make: impl FnOnce() -> Command) {
+        self.effects.extend(std::iter::once_with(make));
+    }
 }
 
 impl RunMachine {

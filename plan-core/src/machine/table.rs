@@ -55,10 +55,8 @@ impl RunMachine {
     pub(super) fn start(&mut self, ix: StepIx, context: &mut Outbox) {
         self.set_status(ix, StepStatus::Running);
         self.attempts[ix] += 1;
-        context.effects.push(Effect::Forward {
-            step: ix,
-            attempt: self.attempts[ix],
-        });
+        let attempt = self.attempts[ix];
+        context.push_with(|| Effect::Forward { step: ix, attempt });
     }
 
     pub(super) fn mark_done(&mut self, ix: StepIx) {
@@ -106,13 +104,14 @@ impl RunMachine {
     /// Whether a step (or its revert) took effect is unknown: its check
     /// decides, or, when it has none, the operator.
     pub(super) fn settle(&self, step: StepIx, context: &mut Outbox) {
-        context
-            .effects
-            .push(if self.schedule.steps[step].checkable {
+        let checkable = self.schedule.steps[step].checkable;
+        context.push_with(|| {
+            if checkable {
                 Effect::Check { step }
             } else {
                 Effect::AskOperator { step }
-            });
+            }
+        });
     }
 
     /// Starts what can start; says where the run goes next.
@@ -162,7 +161,7 @@ impl RunMachine {
                 self.ready.retain(|r| *r != slot(ix));
                 self.set_status(ix, StepStatus::Running);
                 self.attempts[ix] += 1;
-                context.effects.push(Effect::Confirm { step: ix });
+                context.push_with(|| Effect::Confirm { step: ix });
                 return Next::Operator(ix);
             }
         }
