@@ -272,6 +272,7 @@ impl RunMachine {
     }
 
     /// Each step's status, by schedule index.
+    #[inline]
     pub fn statuses(&self) -> &[StepStatus] {
         &self.status
     }

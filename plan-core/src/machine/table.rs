@@ -54,8 +54,9 @@ impl RunMachine {
 
     pub(super) fn start(&mut self, ix: StepIx, context: &mut Outbox) {
         self.set_status(ix, StepStatus::Running);
-        self.attempts[ix] += 1;
-        let attempt = self.attempts[ix];
+        let attempt = &mut self.attempts[ix];
+        *attempt += 1;
+        let attempt = *attempt;
         context.push_with(|| Effect::Forward { step: ix, attempt });
     }
 
@@ -66,10 +67,13 @@ impl RunMachine {
         self.open_in_segment[segment] -= 1;
         // A step whose dependencies are done is ready, or parked until its
         // segment opens (so that starting steps never scans later segments).
+        // (The tables as slices once, not an inline-or-spilled test per use.)
+        let (steps, waiting) = (&self.schedule.steps, &mut self.waiting[..]);
         for &dependent in self.dependents.get(ix).into_iter().flatten() {
-            self.waiting[dependent] -= 1;
-            if self.waiting[dependent] == 0 {
-                if self.schedule.steps[dependent].segment > self.segment {
+            let left = &mut waiting[dependent];
+            *left -= 1;
+            if *left == 0 {
+                if steps[dependent].segment > self.segment {
                     self.parked.push(slot(dependent));
                 } else {
                     self.ready.push(slot(dependent));
@@ -145,14 +149,15 @@ impl RunMachine {
             let ix = self.ready[i] as StepIx;
             let step = &self.schedule.steps[ix];
             let (here, is_manual) = (step.segment == segment, step.manual);
-            if here && self.status[ix] == StepStatus::Pending && !is_manual {
+            let pending = here && self.status[ix] == StepStatus::Pending;
+            if pending && !is_manual {
                 self.start(ix, context);
                 continue;
             }
-            if here && self.status[ix] == StepStatus::Pending {
+            if pending {
                 manual = manual.or(Some(ix));
             }
-            self.ready[keep] = self.ready[i];
+            self.ready[keep] = slot(ix);
             keep += 1;
         }
         self.ready.truncate(keep);
