@@ -175,22 +175,32 @@ impl Queue {
         let Some(&top) = heap.first() else {
             return Some(last);
         };
-        // `last` sinks from the root to where it belongs.
+        // The root's hole goes down the earlier child all the way, then
+        // `last` rises from the bottom to where it belongs (it came from
+        // the bottom, so it rarely rises far): one comparison a level on
+        // the way down, where sinking `last` from the root takes two.
         let len = heap.len();
         let mut hole = 0;
-        loop {
-            let mut child = 2 * hole + 1;
-            if child >= len {
-                break;
-            }
-            if child + 1 < len && heap[child + 1].before(&heap[child]) {
+        let mut child = 1;
+        while child + 1 < len {
+            if heap[child + 1].before(&heap[child]) {
                 child += 1;
-            }
-            if !heap[child].before(&last) {
-                break;
             }
             heap[hole] = heap[child];
             hole = child;
+            child = 2 * hole + 1;
+        }
+        if child < len {
+            heap[hole] = heap[child];
+            hole = child;
+        }
+        while hole > 0 {
+            let parent = (hole - 1) / 2;
+            if !last.before(&heap[parent]) {
+                break;
+            }
+            heap[hole] = heap[parent];
+            hole = parent;
         }
         heap[hole] = last;
         Some(top)
