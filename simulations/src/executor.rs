@@ -68,7 +68,7 @@
 //! schedule of its own, so threads never share a reference count. The
 //! machine names steps by schedule index, so no event is looked up by name
 //! and no effect clones one. What remains is the machine's own work, about
-//! two thirds of the time, and the draws.
+//! half the time (`bench/simulate` prints the share), and the draws.
 
 use std::cmp::Ordering;
 
