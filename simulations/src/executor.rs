@@ -73,7 +73,7 @@
 use std::cmp::Ordering;
 
 use plan_core::machine::{
-    Command, Effect, HaltCause, Input, Outbox, RunEnd, RunMachine, StepStatus,
+    Command, Effect, Event, FailureChoice, HaltCause, Input, Outbox, RunEnd, RunMachine, StepStatus,
 };
 use plan_core::Downtime;
 use statig::blocking::StateMachine;
@@ -387,23 +387,54 @@ impl<'m> Worker<'m> {
             if next.ix != u32::MAX {
                 self.work.push((next.ix, next.since, next.at));
             }
+            // Events that name only the step are built here, on the
+            // stack; those with a reason come from the model.
+            let built: Input;
             let event = match next.what {
                 What::PreflightPassed => &model.preflight_passed,
                 What::Crossed => &model.crossed,
-                What::ChoseRollback => &model.events[ix].chose_rollback,
                 What::Abort => &model.abort,
                 What::WindowAbort => &model.window_abort,
                 What::BudgetAbort => &model.budget_abort,
-                What::Succeeded => &model.events[ix].succeeded,
                 What::Failed => &model.events[ix].failed,
-                What::Deadline => &model.events[ix].deadline,
                 What::InDoubt => &model.events[ix].in_doubt,
-                What::Checked(done) => &model.events[ix].checked[usize::from(done)],
-                What::Confirmed => &model.events[ix].confirmed,
-                What::Declined => &model.events[ix].declined,
-                What::Answered(done) => &model.events[ix].answered[usize::from(done)],
-                What::Reverted => &model.events[ix].reverted,
                 What::RevertFailed => &model.events[ix].revert_failed,
+                What::Succeeded => {
+                    built = Event::StepSucceeded { step: ix };
+                    &built
+                }
+                What::Deadline => {
+                    built = Event::DeadlineExceeded { step: ix };
+                    &built
+                }
+                What::Checked(done) => {
+                    built = Event::Checked { step: ix, done };
+                    &built
+                }
+                What::Confirmed => {
+                    built = Event::OperatorConfirmed { step: ix };
+                    &built
+                }
+                What::Declined => {
+                    built = Event::OperatorDeclined { step: ix };
+                    &built
+                }
+                What::Answered(done) => {
+                    built = Event::OperatorAnswered { step: ix, done };
+                    &built
+                }
+                What::Reverted => {
+                    built = Event::RevertSucceeded { step: ix };
+                    &built
+                }
+                // A rehearsal rolls back, as a run with the default policy does.
+                What::ChoseRollback => {
+                    built = Event::OperatorChose {
+                        step: ix,
+                        choice: FailureChoice::Rollback,
+                    };
+                    &built
+                }
             };
             machine.handle_with_context(event, &mut self.outbox);
             self.outbox.transitions.clear();
