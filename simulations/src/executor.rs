@@ -70,6 +70,7 @@
 //! and no effect clones one. What remains is the machine's own work, about
 //! half the time (`bench/simulate` prints the share), and the draws.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use plan_core::machine::{
@@ -107,6 +108,37 @@ enum What {
     /// The downtime budget may be spent: aborts the run if users are still
     /// down since then and the point of no return is not crossed.
     BudgetAbort,
+}
+
+impl What {
+    /// What this completion feeds the machine about step `step`. Events
+    /// that name only the step are built here, on the stack; those with a
+    /// reason (or of no step) are the model's, built once.
+    #[inline]
+    fn event(self, step: usize, model: &Model) -> Cow<'_, Input> {
+        match self {
+            What::PreflightPassed => Cow::Borrowed(&model.preflight_passed),
+            What::Crossed => Cow::Borrowed(&model.crossed),
+            What::Abort => Cow::Borrowed(&model.abort),
+            What::WindowAbort => Cow::Borrowed(&model.window_abort),
+            What::BudgetAbort => Cow::Borrowed(&model.budget_abort),
+            What::Failed => Cow::Borrowed(&model.events[step].failed),
+            What::InDoubt => Cow::Borrowed(&model.events[step].in_doubt),
+            What::RevertFailed => Cow::Borrowed(&model.events[step].revert_failed),
+            What::Succeeded => Cow::Owned(Event::StepSucceeded { step }),
+            What::Deadline => Cow::Owned(Event::DeadlineExceeded { step }),
+            What::Checked(done) => Cow::Owned(Event::Checked { step, done }),
+            What::Confirmed => Cow::Owned(Event::OperatorConfirmed { step }),
+            What::Declined => Cow::Owned(Event::OperatorDeclined { step }),
+            What::Answered(done) => Cow::Owned(Event::OperatorAnswered { step, done }),
+            What::Reverted => Cow::Owned(Event::RevertSucceeded { step }),
+            // A rehearsal rolls back, as a run with the default policy does.
+            What::ChoseRollback => Cow::Owned(Event::OperatorChose {
+                step,
+                choice: FailureChoice::Rollback,
+            }),
+        }
+    }
 }
 
 /// A completion waiting in the virtual clock's queue.
@@ -153,18 +185,10 @@ impl Queue {
     #[inline]
     fn push(&mut self, pending: Pending) {
         let heap = &mut self.0;
-        let mut hole = heap.len();
-        // The slot is overwritten below; pushing makes the room.
+        let hole = heap.len();
+        // The slot is overwritten by `rise`; pushing makes the room.
         heap.push(pending);
-        while hole > 0 {
-            let parent = (hole - 1) / 2;
-            if !pending.before(&heap[parent]) {
-                break;
-            }
-            heap[hole] = heap[parent];
-            hole = parent;
-        }
-        heap[hole] = pending;
+        rise(heap, hole, pending);
     }
 
     /// Removes and returns the earliest completion.
@@ -194,17 +218,24 @@ impl Queue {
             heap[hole] = heap[child];
             hole = child;
         }
-        while hole > 0 {
-            let parent = (hole - 1) / 2;
-            if !last.before(&heap[parent]) {
-                break;
-            }
-            heap[hole] = heap[parent];
-            hole = parent;
-        }
-        heap[hole] = last;
+        rise(heap, hole, last);
         Some(top)
     }
+}
+
+/// Puts `pending` in the heap at `hole` or above it: parents later than it
+/// move down into the hole, then it is written once, where it lands.
+#[inline]
+fn rise(heap: &mut [Pending], mut hole: usize, pending: Pending) {
+    while hole > 0 {
+        let parent = (hole - 1) / 2;
+        if !pending.before(&heap[parent]) {
+            break;
+        }
+        heap[hole] = heap[parent];
+        hole = parent;
+    }
+    heap[hole] = pending;
 }
 
 /// One thread's simulator: buffers reused from run to run.
@@ -387,56 +418,8 @@ impl<'m> Worker<'m> {
             if next.ix != u32::MAX {
                 self.work.push((next.ix, next.since, next.at));
             }
-            // Events that name only the step are built here, on the
-            // stack; those with a reason come from the model.
-            let built: Input;
-            let event = match next.what {
-                What::PreflightPassed => &model.preflight_passed,
-                What::Crossed => &model.crossed,
-                What::Abort => &model.abort,
-                What::WindowAbort => &model.window_abort,
-                What::BudgetAbort => &model.budget_abort,
-                What::Failed => &model.events[ix].failed,
-                What::InDoubt => &model.events[ix].in_doubt,
-                What::RevertFailed => &model.events[ix].revert_failed,
-                What::Succeeded => {
-                    built = Event::StepSucceeded { step: ix };
-                    &built
-                }
-                What::Deadline => {
-                    built = Event::DeadlineExceeded { step: ix };
-                    &built
-                }
-                What::Checked(done) => {
-                    built = Event::Checked { step: ix, done };
-                    &built
-                }
-                What::Confirmed => {
-                    built = Event::OperatorConfirmed { step: ix };
-                    &built
-                }
-                What::Declined => {
-                    built = Event::OperatorDeclined { step: ix };
-                    &built
-                }
-                What::Answered(done) => {
-                    built = Event::OperatorAnswered { step: ix, done };
-                    &built
-                }
-                What::Reverted => {
-                    built = Event::RevertSucceeded { step: ix };
-                    &built
-                }
-                // A rehearsal rolls back, as a run with the default policy does.
-                What::ChoseRollback => {
-                    built = Event::OperatorChose {
-                        step: ix,
-                        choice: FailureChoice::Rollback,
-                    };
-                    &built
-                }
-            };
-            machine.handle_with_context(event, &mut self.outbox);
+            let event = next.what.event(ix, model);
+            machine.handle_with_context(&event, &mut self.outbox);
             self.outbox.transitions.clear();
             // What the event did comes first (users back when an `Ends`
             // step is done), then what it starts: a `Begins` step started
