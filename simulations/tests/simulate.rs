@@ -563,6 +563,57 @@ fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
     assert_eq!(e.downtime.max, Duration::from_secs(100));
 }
 
+/// Continued from a journal 100 s into the `WaitTtl` of a 5-minute TTL
+/// changed at 60 s, the wait has 200 s left, not 100: what is left of the
+/// TTL is counted from now, and the wait's head start is not taken off it
+/// again (b44828f).
+#[test]
+fn a_wait_ttl_under_way_waits_out_what_is_left_of_the_ttl_once() {
+    let plan = dns_window(
+        "5m",
+        "1m",
+        r#"Step(id: "hold", action: Wait("1m"), downtime: Begins),
+           Step(id: "switch", action: DnsRecord(record: "www.example.org.", addresses: ["192.0.2.7"]),
+                duration: Fixed("30s"), downtime: Ends),"#,
+    );
+    let t = |s: u32| format!("2026-01-01T10:{:02}:{:02}Z", s / 60, s % 60);
+    let lines = [
+        (t(0), run_started()),
+        (t(0), event(Event::Start)),
+        (t(0), event(Event::PreflightPassed)),
+        (t(0), forward("ttl")),
+        (t(60), event(Event::StepSucceeded { step: "ttl".into() })),
+        (t(60), forward("wait")),
+    ];
+    let text = journal_text(
+        &lines
+            .iter()
+            .map(|(t, r)| (t.as_str(), r.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let journal = plan_core::journal::decode::<RunRecord>(&text).expect("decodes");
+    let now: jiff::Timestamp = t(160).parse().expect("a time");
+    let position = Position::read(&plan, &journal.records, now).expect("replays");
+    let options = Options {
+        runs: 50,
+        ..Options::default()
+    };
+    let e = estimate_from(&plan, &position, &options).expect("estimates");
+    // 200 s of the old TTL left, then `hold`'s minute and `switch`'s 30 s.
+    assert_eq!(
+        e.duration.p50,
+        Duration::from_secs(200 + 90),
+        "{:?}",
+        e.duration
+    );
+    assert_eq!(
+        e.duration.max,
+        Duration::from_secs(200 + 90),
+        "{:?}",
+        e.duration
+    );
+}
+
 /// A journal of plan `t`: (time, record) in order, fingerprints left out.
 fn journal_text(records: &[(&str, RunRecord)]) -> String {
     records
