@@ -566,9 +566,58 @@ fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
 /// Continued from a journal 100 s into the `WaitTtl` of a 5-minute TTL
 /// changed at 60 s, the wait has 200 s left, not 100: what is left of the
 /// TTL is counted from now, and the wait's head start is not taken off it
-/// again (b44828f).
+/// again (b44828f). The same when the TTL step was left in doubt and its
+/// check found it done (382185f: only a success counted as a change).
 #[test]
 fn a_wait_ttl_under_way_waits_out_what_is_left_of_the_ttl_once() {
+    let succeeded = [(60, event(Event::StepSucceeded { step: "ttl".into() }))];
+    let found_done = [
+        (
+            50,
+            event(Event::StepInDoubt {
+                step: "ttl".into(),
+                reason: "connection lost".into(),
+            }),
+        ),
+        (
+            50,
+            RunRecord::EffectStarted {
+                effect: Effect::Check { step: "ttl".into() },
+            },
+        ),
+        (
+            60,
+            event(Event::Checked {
+                step: "ttl".into(),
+                done: true,
+            }),
+        ),
+    ];
+    for (how, ttl_end) in [
+        ("succeeded", &succeeded[..]),
+        ("found done", &found_done[..]),
+    ] {
+        let e = waited_from_journal(ttl_end);
+        // 200 s of the old TTL left, then `hold`'s minute and `switch`'s 30 s.
+        assert_eq!(
+            e.duration.p50,
+            Duration::from_secs(200 + 90),
+            "{how}: {:?}",
+            e.duration
+        );
+        assert_eq!(
+            e.duration.max,
+            Duration::from_secs(200 + 90),
+            "{how}: {:?}",
+            e.duration
+        );
+    }
+}
+
+/// The estimate 160 s into a run of `dns_window("5m", "1m", ..)` whose TTL
+/// step started at 0 and ended as `ttl_end` says (seconds, record), and
+/// whose `WaitTtl` started at 60 s.
+fn waited_from_journal(ttl_end: &[(u32, RunRecord)]) -> Estimate {
     let plan = dns_window(
         "5m",
         "1m",
@@ -577,14 +626,14 @@ fn a_wait_ttl_under_way_waits_out_what_is_left_of_the_ttl_once() {
                 duration: Fixed("30s"), downtime: Ends),"#,
     );
     let t = |s: u32| format!("2026-01-01T10:{:02}:{:02}Z", s / 60, s % 60);
-    let lines = [
+    let mut lines = vec![
         (t(0), run_started()),
         (t(0), event(Event::Start)),
         (t(0), event(Event::PreflightPassed)),
         (t(0), forward("ttl")),
-        (t(60), event(Event::StepSucceeded { step: "ttl".into() })),
-        (t(60), forward("wait")),
     ];
+    lines.extend(ttl_end.iter().map(|(s, r)| (t(*s), r.clone())));
+    lines.push((t(60), forward("wait")));
     let text = journal_text(
         &lines
             .iter()
@@ -598,20 +647,7 @@ fn a_wait_ttl_under_way_waits_out_what_is_left_of_the_ttl_once() {
         runs: 50,
         ..Options::default()
     };
-    let e = estimate_from(&plan, &position, &options).expect("estimates");
-    // 200 s of the old TTL left, then `hold`'s minute and `switch`'s 30 s.
-    assert_eq!(
-        e.duration.p50,
-        Duration::from_secs(200 + 90),
-        "{:?}",
-        e.duration
-    );
-    assert_eq!(
-        e.duration.max,
-        Duration::from_secs(200 + 90),
-        "{:?}",
-        e.duration
-    );
+    estimate_from(&plan, &position, &options).expect("estimates")
 }
 
 /// A journal of plan `t`: (time, record) in order, fingerprints left out.
