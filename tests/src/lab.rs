@@ -48,8 +48,11 @@ pub const ZONE: &str = "lab.test.";
 /// The service's record: an A record pointing at `host1` when the lab starts.
 pub const RECORD: &str = "www.lab.test.";
 
-/// `scripts/lab up` takes a second or two; this only catches a hang.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
+/// `scripts/lab up` takes a second or two and `scripts/mail-lab up` about
+/// half a minute; this only catches a hang. Two mail labs starting side by
+/// side on a 2-core machine whose process creation was slow (1 ms a
+/// fork and exec) once took over 90 s.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// What went wrong starting or talking to a lab.
 #[derive(Debug)]
@@ -1001,8 +1004,24 @@ fn run_with_input(command: &mut Command, input: &[u8], timeout: Duration) -> Res
             Ok(None) if started.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
+                // What it said before it was stopped: the readers end when
+                // the pipes close, unless something it started still holds
+                // them (then, after a bounded wait, without that).
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let said = |h: thread::JoinHandle<Vec<u8>>| {
+                    while !h.is_finished() && Instant::now() < deadline {
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    if h.is_finished() {
+                        String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
+                    } else {
+                        "(its output is still held open by a process it started)\n".to_owned()
+                    }
+                };
                 return Err(LabError::new(format!(
-                    "{shown} did not finish in {timeout:?}"
+                    "{shown} did not finish in {timeout:?}; it said:\n{}{}",
+                    said(stdout),
+                    said(stderr)
                 )));
             }
             Ok(None) => thread::sleep(Duration::from_millis(5)),
@@ -1020,6 +1039,33 @@ fn run_with_input(command: &mut Command, input: &[u8], timeout: Duration) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A script past its time is stopped, and the error says what it had
+    /// printed: a lab that did not start in time shows how far it got.
+    #[test]
+    fn a_script_past_its_time_is_stopped_and_its_output_shown() {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "echo got this far; echo and said this >&2; exec sleep 30",
+        ]);
+        let started = Instant::now();
+        let e = run_with_timeout(&mut command, Duration::from_millis(500))
+            .expect_err("stopped at its time");
+        let e = e.to_string();
+        assert!(e.contains("did not finish in 500ms"), "{e}");
+        assert!(e.contains("got this far"), "{e}");
+        assert!(e.contains("and said this"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{e}");
+        // Something it started holds the pipes (a `sleep 4` in the
+        // background, which ends by itself): the error comes anyway.
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 4 & echo started; exec sleep 30"]);
+        let e = run_with_timeout(&mut command, Duration::from_millis(500))
+            .expect_err("stopped at its time")
+            .to_string();
+        assert!(e.contains("still held open"), "{e}");
+    }
 
     #[test]
     fn reads_what_the_script_writes() {
