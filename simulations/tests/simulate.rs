@@ -548,15 +548,21 @@ fn dns_window(record_ttl: &str, ttl_step: &str, steps: &str) -> Plan {
     ))
 }
 
-#[test]
-fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
-    let plan = dns_window(
+/// `dns_window("5m", "1m", ..)` then a minute's outage ended by switching
+/// the record (30 s).
+fn ttl_then_outage() -> Plan {
+    dns_window(
         "5m",
         "1m",
         r#"Step(id: "hold", action: Wait("1m"), downtime: Begins),
            Step(id: "switch", action: DnsRecord(record: "www.example.org.", addresses: ["192.0.2.7"]),
                 duration: Fixed("30s"), downtime: Ends),"#,
-    );
+    )
+}
+
+#[test]
+fn a_wait_ttl_waits_for_the_ttl_before_the_change() {
+    let plan = ttl_then_outage();
     let e = run(&plan, 100, &[]);
     // 1m TTL change, 5m wait for the old TTL, then 1m + 30s + the new 10s TTL down.
     assert_eq!(e.duration.max, Duration::from_secs(60 + 300 + 90));
@@ -614,17 +620,11 @@ fn a_wait_ttl_under_way_waits_out_what_is_left_of_the_ttl_once() {
     }
 }
 
-/// The estimate 160 s into a run of `dns_window("5m", "1m", ..)` whose TTL
+/// The estimate 160 s into a run of `ttl_then_outage()` whose TTL
 /// step started at 0 and ended as `ttl_end` says (seconds, record), and
 /// whose `WaitTtl` started at 60 s.
 fn waited_from_journal(ttl_end: &[(u32, RunRecord)]) -> Estimate {
-    let plan = dns_window(
-        "5m",
-        "1m",
-        r#"Step(id: "hold", action: Wait("1m"), downtime: Begins),
-           Step(id: "switch", action: DnsRecord(record: "www.example.org.", addresses: ["192.0.2.7"]),
-                duration: Fixed("30s"), downtime: Ends),"#,
-    );
+    let plan = ttl_then_outage();
     let t = |s: u32| format!("2026-01-01T10:{:02}:{:02}Z", s / 60, s % 60);
     let mut lines = vec![
         (t(0), run_started()),
@@ -634,6 +634,17 @@ fn waited_from_journal(ttl_end: &[(u32, RunRecord)]) -> Estimate {
     ];
     lines.extend(ttl_end.iter().map(|(s, r)| (t(*s), r.clone())));
     lines.push((t(60), forward("wait")));
+    let position = position_at(&plan, &lines, &t(160));
+    let options = Options {
+        runs: 50,
+        ..Options::default()
+    };
+    estimate_from(&plan, &position, &options).expect("estimates")
+}
+
+/// Where a run of `plan` stands at `now`, from its journal `lines` (time,
+/// record).
+fn position_at(plan: &Plan, lines: &[(String, RunRecord)], now: &str) -> Position {
     let text = journal_text(
         &lines
             .iter()
@@ -641,13 +652,8 @@ fn waited_from_journal(ttl_end: &[(u32, RunRecord)]) -> Estimate {
             .collect::<Vec<_>>(),
     );
     let journal = plan_core::journal::decode::<RunRecord>(&text).expect("decodes");
-    let now: jiff::Timestamp = t(160).parse().expect("a time");
-    let position = Position::read(&plan, &journal.records, now).expect("replays");
-    let options = Options {
-        runs: 50,
-        ..Options::default()
-    };
-    estimate_from(&plan, &position, &options).expect("estimates")
+    let now: jiff::Timestamp = now.parse().expect("a time");
+    Position::read(plan, &journal.records, now).expect("replays")
 }
 
 /// A journal of plan `t`: (time, record) in order, fingerprints left out.
@@ -1186,15 +1192,7 @@ fn an_estimate_continues_a_real_run_from_its_journal() {
         (t(0), forward("stop")),
     ];
     let at = |lines: &[(String, RunRecord)], now: u32| {
-        let text = journal_text(
-            &lines
-                .iter()
-                .map(|(t, r)| (t.as_str(), r.clone()))
-                .collect::<Vec<_>>(),
-        );
-        let journal = plan_core::journal::decode::<RunRecord>(&text).expect("decodes");
-        let now: jiff::Timestamp = t(now).parse().expect("a time");
-        let position = Position::read(&plan, &journal.records, now).expect("replays");
+        let position = position_at(&plan, lines, &t(now));
         let options = Options {
             runs: 50,
             ..Options::default()
